@@ -1,0 +1,90 @@
+# noisetun: one Makefile for the core library, the daemon, the CLI and the tests.
+#   make              build everything
+#   make check        install missing deps, build, run every test
+#   make check SANITIZE=1   the same under AddressSanitizer + UBSan (also: make asan)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS    := libsodium libb2 libmnl
+
+SANITIZE ?=
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD   ?= build/release
+SANFLAGS :=
+endif
+
+OPTFLAGS ?= -O2 -g
+CFLAGS  := -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wvla -D_GNU_SOURCE -Iinclude $(SANFLAGS) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+LIB_SRCS    := $(sort $(wildcard lib/*.c))
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB         := $(BUILD)/libnoisetun.a
+
+DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+CLI_SRCS    := $(sort $(wildcard cli/*.c))
+CLI_OBJS    := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS   := $(UNIT_SRCS:%.c=$(BUILD)/%)
+UNIT_COMMON := $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c))
+UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
+
+BINS := $(if $(DAEMON_SRCS),$(BUILD)/noisetund) $(if $(CLI_SRCS),$(BUILD)/noisetun)
+
+.PHONY: all check unit net asan deps clean install
+.SECONDARY:
+all: $(LIB) $(BINS) $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/noisetund: $(DAEMON_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/noisetun: $(CLI_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+deps:
+	@scripts/install-deps
+
+# Deps first (a fresh machine has no pkg-config flags yet), then a clean recursive build
+# so the flags above are computed with the libraries present.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit net
+
+unit: $(UNIT_BINS)
+	@BUILD=$(BUILD) scripts/run-unit $(UNIT_BINS)
+
+net: $(BINS)
+	@BUILD=$(BUILD) scripts/run-net
+
+asan:
+	@$(MAKE) --no-print-directory check SANITIZE=1
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d) $(UNIT_COMMON_OBJS:.o=.d)
