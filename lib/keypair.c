@@ -121,7 +121,7 @@ enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outl
 		return NT_DROP_EXPIRED;
 	kp->send_counter++;
 
-	if (pkt != body)
+	if (len && pkt != body)
 		memmove(body, pkt, len);
 	memset(body + len, 0, padded - len);
 	out[0] = NT_MSG_DATA;
