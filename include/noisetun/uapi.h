@@ -1,0 +1,82 @@
+/* The body of a control-socket set=1 request (control-protocol.md "Requests"), parsed whole
+ * before anything is applied, so that a bad request changes nothing and gets errno=-22.
+ * Pure: no I/O, no locale; the daemon owns the socket and applies the result in order. */
+#ifndef NOISETUN_UAPI_H
+#define NOISETUN_UAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Longest accepted line, without its '\n'. The longest valid one (an IPv6 endpoint with a
+ * scope) is under 80 bytes; anything longer is refused after reading this many bytes. */
+#define NT_UAPI_MAX_LINE 200
+
+/* Room for any nt_uapi_format_endpoint() output and its NUL ("[" 39 "%" 10 "]:" 5). */
+#define NT_UAPI_ENDPOINT_STRLEN 64
+
+struct nt_uapi_allowed_ip {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t cidr;
+	uint8_t addr[16]; /* network byte order; host bits are kept as given */
+};
+
+/* Numeric only: a scope is an interface index, never a name. */
+struct nt_uapi_endpoint {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint16_t port;
+	uint8_t addr[16];
+	uint32_t scope_id; /* IPv6 only; 0: none */
+};
+
+struct nt_uapi_peer {
+	uint8_t public_key[32];
+	bool remove, update_only;
+	bool has_preshared_key;
+	uint8_t preshared_key[32]; /* all zeros: remove the PSK */
+	bool has_endpoint;
+	struct nt_uapi_endpoint endpoint;
+	bool has_persistent_keepalive;
+	uint16_t persistent_keepalive;
+	bool replace_allowed_ips;
+	/* Those listed after the last replace_allowed_ips=true, in request order. */
+	struct nt_uapi_allowed_ip *allowed_ips;
+	size_t allowed_ips_count;
+};
+
+struct nt_uapi_set {
+	bool has_private_key;
+	uint8_t private_key[32]; /* all zeros: remove the key; not clamped here */
+	bool has_listen_port;
+	uint16_t listen_port;
+	bool has_fwmark;
+	uint32_t fwmark; /* 0: none */
+	bool replace_peers;
+	struct nt_uapi_peer *peers; /* in request order; public keys pairwise distinct */
+	size_t peers_count;
+};
+
+/* Parse a set=1 body: the lines after "set=1\n", without the final empty line (len bytes, no
+ * NUL, each line ending in '\n'; allowed_ip needs its "/n", as in wireguard-go). *out need
+ * not be initialised. 0, -EINVAL (any bad line) or -ENOMEM; on error *out is left zeroed. */
+int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len);
+
+/* Wipe (keys!) and free everything nt_uapi_parse_set() allocated, leaving *set zeroed.
+ * Safe on a zeroed struct and twice in a row. */
+void nt_uapi_set_free(struct nt_uapi_set *set);
+
+/* The get=1 form of an endpoint, NUL-terminated: "192.0.2.1:51820", "[2001:db8::1]:51820",
+ * "[fe80::1%3]:51820" with a scope. The length written without the NUL, or 0 (buf emptied
+ * when size > 0) for an unknown family or a buf too small; NT_UAPI_ENDPOINT_STRLEN fits all. */
+size_t nt_uapi_format_endpoint(char *buf, size_t size, const struct nt_uapi_endpoint *ep);
+
+/* Parse an IP prefix "a.b.c.d/n" or "v6addr/n" (len bytes, no NUL needed); without "/n" the
+ * full length. Host bits are kept (the allowed-IPs trie masks them). 0 or -EINVAL. */
+int nt_uapi_parse_allowed_ip(struct nt_uapi_allowed_ip *out, const char *s, size_t len);
+
+/* Parse a numeric endpoint "a.b.c.d:port" or "[v6addr]:port" / "[v6addr%scope]:port" with a
+ * decimal scope (len bytes, no NUL needed). 0 or -EINVAL. */
+int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,442 @@
+/* set=1 request bodies (control-protocol.md "Requests"). The whole body is parsed into a
+ * struct first; the daemon applies it only when every line was good.
+ *
+ * Grammar, line by line: key '=' value '\n', bytes 0x21..0x7e only (no spaces, NUL or CR),
+ * at most NT_UAPI_MAX_LINE bytes. Device keys come before the first public_key. Numbers are
+ * decimal digits with no sign (leading zeros allowed), booleans only "true",
+ * protocol_version only "1". Where wireguard-go 0.0.20220316 is laxer (CRLF lines, a '+' or
+ * '-' before a prefix length, interface names as scopes, a repeated public key merged into
+ * one peer) we follow control-protocol.md and refuse. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "noisetun/crypto.h"
+#include "noisetun/encoding.h"
+#include "noisetun/uapi.h"
+
+_Static_assert(NT_KEY_LEN == 32, "uapi keys are 32 bytes");
+_Static_assert(sizeof(struct in6_addr) == 16 && sizeof(struct in_addr) == 4, "address sizes");
+
+/* Long enough for any address inet_pton accepts (INET6_ADDRSTRLEN counts the NUL). */
+#define ADDR_TEXT_MAX (INET6_ADDRSTRLEN - 1)
+
+enum uapi_key {
+	KEY_PRIVATE_KEY,
+	KEY_LISTEN_PORT,
+	KEY_FWMARK,
+	KEY_REPLACE_PEERS,
+	KEY_PUBLIC_KEY,
+	KEY_REMOVE,
+	KEY_UPDATE_ONLY,
+	KEY_PRESHARED_KEY,
+	KEY_ENDPOINT,
+	KEY_PERSISTENT_KEEPALIVE_INTERVAL,
+	KEY_REPLACE_ALLOWED_IPS,
+	KEY_ALLOWED_IP,
+	KEY_PROTOCOL_VERSION,
+	KEY_UNKNOWN,
+};
+
+static const struct {
+	const char *name;
+	size_t len;
+} key_names[KEY_UNKNOWN] = {
+#define K(id, str) [id] = { str, sizeof(str) - 1 }
+	K(KEY_PRIVATE_KEY, "private_key"),
+	K(KEY_LISTEN_PORT, "listen_port"),
+	K(KEY_FWMARK, "fwmark"),
+	K(KEY_REPLACE_PEERS, "replace_peers"),
+	K(KEY_PUBLIC_KEY, "public_key"),
+	K(KEY_REMOVE, "remove"),
+	K(KEY_UPDATE_ONLY, "update_only"),
+	K(KEY_PRESHARED_KEY, "preshared_key"),
+	K(KEY_ENDPOINT, "endpoint"),
+	K(KEY_PERSISTENT_KEEPALIVE_INTERVAL, "persistent_keepalive_interval"),
+	K(KEY_REPLACE_ALLOWED_IPS, "replace_allowed_ips"),
+	K(KEY_ALLOWED_IP, "allowed_ip"),
+	K(KEY_PROTOCOL_VERSION, "protocol_version"),
+#undef K
+};
+
+static enum uapi_key lookup_key(const char *s, size_t len)
+{
+	for (size_t i = 0; i < KEY_UNKNOWN; i++)
+		if (key_names[i].len == len && !memcmp(key_names[i].name, s, len))
+			return (enum uapi_key)i;
+	return KEY_UNKNOWN;
+}
+
+static bool value_is(const char *s, size_t len, const char *want)
+{
+	return strlen(want) == len && !memcmp(s, want, len);
+}
+
+/* Decimal digits only, at least one, value <= max (max < 2^60 so v * 10 + 9 cannot wrap). */
+static int parse_decimal(uint64_t *out, const char *s, size_t len, uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (!len)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* inet_pton wants a NUL-terminated string: copy, refusing text no address could be. */
+static int parse_address(uint8_t addr[static 16], int family, const char *s, size_t len)
+{
+	char text[ADDR_TEXT_MAX + 1];
+	uint8_t raw[16];
+
+	if (!len || len > ADDR_TEXT_MAX || memchr(s, '\0', len))
+		return -EINVAL;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	if (inet_pton(family, text, raw) != 1)
+		return -EINVAL;
+	memset(addr, 0, 16);
+	memcpy(addr, raw, family == AF_INET ? 4 : 16);
+	return 0;
+}
+
+static int parse_hex_key(uint8_t key[static NT_KEY_LEN], const char *s, size_t len)
+{
+	char text[NT_KEY_HEX_LEN + 1];
+	int ret;
+
+	if (len != NT_KEY_HEX_LEN)
+		return -EINVAL;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	ret = nt_key_from_hex(key, text);
+	nt_wipe(text, sizeof(text));
+	return ret;
+}
+
+static int parse_prefix(struct nt_uapi_allowed_ip *out, const char *s, size_t len, bool need_cidr)
+{
+	const char *slash = memchr(s, '/', len);
+	size_t addr_len = slash ? (size_t)(slash - s) : len;
+	uint8_t family, max_cidr;
+	uint64_t cidr;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	family = memchr(s, ':', addr_len) ? AF_INET6 : AF_INET;
+	max_cidr = family == AF_INET ? 32 : 128;
+	ret = parse_address(out->addr, family, s, addr_len);
+	if (ret)
+		goto out;
+	if (slash) {
+		ret = parse_decimal(&cidr, slash + 1, len - addr_len - 1, max_cidr);
+	} else {
+		cidr = max_cidr;
+		ret = need_cidr ? -EINVAL : 0;
+	}
+	if (ret)
+		goto out;
+	out->family = family;
+	out->cidr = (uint8_t)cidr;
+out:
+	if (ret)
+		memset(out, 0, sizeof(*out));
+	return ret;
+}
+
+int nt_uapi_parse_allowed_ip(struct nt_uapi_allowed_ip *out, const char *s, size_t len)
+{
+	return parse_prefix(out, s, len, false);
+}
+
+int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t len)
+{
+	const char *host = s, *port_text, *close, *percent;
+	size_t host_len;
+	uint64_t port, scope = 0;
+	int ret = -EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if (len && s[0] == '[') {
+		/* "[v6addr%scope]:port"; the brackets are what keep the port apart. */
+		close = memchr(s, ']', len);
+		if (!close || (size_t)(close - s) + 1 >= len || close[1] != ':')
+			goto out;
+		host = s + 1;
+		host_len = (size_t)(close - host);
+		port_text = close + 2;
+		percent = memchr(host, '%', host_len);
+		if (percent) {
+			if (parse_decimal(&scope, percent + 1, host_len - (size_t)(percent - host) - 1,
+					  UINT32_MAX))
+				goto out;
+			host_len = (size_t)(percent - host);
+		}
+		if (parse_address(out->addr, AF_INET6, host, host_len))
+			goto out;
+		out->family = AF_INET6;
+	} else {
+		/* "a.b.c.d:port"; a bare IPv6 address, whose port would be ambiguous, fails here. */
+		port_text = memrchr(s, ':', len);
+		if (!port_text)
+			goto out;
+		host_len = (size_t)(port_text - s);
+		port_text++;
+		if (parse_address(out->addr, AF_INET, host, host_len))
+			goto out;
+		out->family = AF_INET;
+	}
+	if (parse_decimal(&port, port_text, len - (size_t)(port_text - s), UINT16_MAX))
+		goto out;
+	out->port = (uint16_t)port;
+	out->scope_id = (uint32_t)scope;
+	ret = 0;
+out:
+	if (ret)
+		memset(out, 0, sizeof(*out));
+	return ret;
+}
+
+size_t nt_uapi_format_endpoint(char *buf, size_t size, const struct nt_uapi_endpoint *ep)
+{
+	char text[NT_UAPI_ENDPOINT_STRLEN + 16], addr[INET6_ADDRSTRLEN];
+	int n = -1;
+
+	if (ep->family == AF_INET && inet_ntop(AF_INET, ep->addr, addr, sizeof(addr)))
+		n = snprintf(text, sizeof(text), "%s:%u", addr, (unsigned)ep->port);
+	else if (ep->family == AF_INET6 && inet_ntop(AF_INET6, ep->addr, addr, sizeof(addr)))
+		n = ep->scope_id ? snprintf(text, sizeof(text), "[%s%%%u]:%u", addr,
+					    (unsigned)ep->scope_id, (unsigned)ep->port)
+				 : snprintf(text, sizeof(text), "[%s]:%u", addr, (unsigned)ep->port);
+	if (n < 0 || (size_t)n >= sizeof(text) || (size_t)n >= size) {
+		if (size)
+			buf[0] = '\0';
+		return 0;
+	}
+	memcpy(buf, text, (size_t)n + 1);
+	return (size_t)n;
+}
+
+/* ---- the request ---- */
+
+struct parse_state {
+	struct nt_uapi_set *set;
+	size_t peers_cap;
+	size_t ips_cap; /* of the last peer, the only one still growing */
+};
+
+/* Peers hold preshared keys, so the array moves by hand and the old copy is wiped. */
+static int append_peer(struct parse_state *st)
+{
+	struct nt_uapi_set *set = st->set;
+	struct nt_uapi_peer *grown;
+	size_t cap;
+
+	if (set->peers_count == st->peers_cap) {
+		cap = st->peers_cap ? 2 * st->peers_cap : 8;
+		if (cap > SIZE_MAX / 2 / sizeof(*grown))
+			return -ENOMEM;
+		grown = malloc(cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		if (set->peers_count) {
+			memcpy(grown, set->peers, set->peers_count * sizeof(*grown));
+			nt_wipe(set->peers, set->peers_count * sizeof(*grown));
+		}
+		free(set->peers);
+		set->peers = grown;
+		st->peers_cap = cap;
+	}
+	memset(&set->peers[set->peers_count++], 0, sizeof(*set->peers));
+	st->ips_cap = 0;
+	return 0;
+}
+
+static int append_allowed_ip(struct parse_state *st, struct nt_uapi_peer *peer,
+			     const struct nt_uapi_allowed_ip *ip)
+{
+	struct nt_uapi_allowed_ip *grown;
+	size_t cap;
+
+	if (peer->allowed_ips_count == st->ips_cap) {
+		cap = st->ips_cap ? 2 * st->ips_cap : 4;
+		if (cap > SIZE_MAX / 2 / sizeof(*grown))
+			return -ENOMEM;
+		grown = realloc(peer->allowed_ips, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		peer->allowed_ips = grown;
+		st->ips_cap = cap;
+	}
+	peer->allowed_ips[peer->allowed_ips_count++] = *ip;
+	return 0;
+}
+
+static int parse_line(struct parse_state *st, const char *line, size_t len)
+{
+	struct nt_uapi_set *set = st->set;
+	struct nt_uapi_peer *peer = set->peers_count ? &set->peers[set->peers_count - 1] : NULL;
+	struct nt_uapi_allowed_ip ip;
+	const char *eq = memchr(line, '=', len), *value;
+	size_t value_len;
+	enum uapi_key key;
+	uint64_t n;
+	int ret;
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x21 || (unsigned char)line[i] > 0x7e)
+			return -EINVAL;
+	if (!eq)
+		return -EINVAL;
+	key = lookup_key(line, (size_t)(eq - line));
+	value = eq + 1;
+	value_len = len - (size_t)(value - line);
+	if (!value_len)
+		return -EINVAL;
+
+	/* Device keys only before the first peer, peer keys only after it. */
+	if (key <= KEY_REPLACE_PEERS && peer)
+		return -EINVAL;
+	if (key > KEY_PUBLIC_KEY && !peer)
+		return -EINVAL;
+
+	switch (key) {
+	case KEY_PRIVATE_KEY:
+		ret = parse_hex_key(set->private_key, value, value_len);
+		set->has_private_key = !ret;
+		return ret;
+	case KEY_LISTEN_PORT:
+		ret = parse_decimal(&n, value, value_len, UINT16_MAX);
+		if (!ret) {
+			set->has_listen_port = true;
+			set->listen_port = (uint16_t)n;
+		}
+		return ret;
+	case KEY_FWMARK:
+		ret = parse_decimal(&n, value, value_len, UINT32_MAX);
+		if (!ret) {
+			set->has_fwmark = true;
+			set->fwmark = (uint32_t)n;
+		}
+		return ret;
+	case KEY_REPLACE_PEERS:
+		set->replace_peers = true;
+		return value_is(value, value_len, "true") ? 0 : -EINVAL;
+	case KEY_PUBLIC_KEY:
+		ret = append_peer(st);
+		if (ret)
+			return ret;
+		return parse_hex_key(set->peers[set->peers_count - 1].public_key, value, value_len);
+	case KEY_REMOVE:
+		peer->remove = true;
+		return value_is(value, value_len, "true") ? 0 : -EINVAL;
+	case KEY_UPDATE_ONLY:
+		peer->update_only = true;
+		return value_is(value, value_len, "true") ? 0 : -EINVAL;
+	case KEY_PRESHARED_KEY:
+		ret = parse_hex_key(peer->preshared_key, value, value_len);
+		peer->has_preshared_key = !ret;
+		return ret;
+	case KEY_ENDPOINT:
+		ret = nt_uapi_parse_endpoint(&peer->endpoint, value, value_len);
+		peer->has_endpoint = !ret;
+		return ret;
+	case KEY_PERSISTENT_KEEPALIVE_INTERVAL:
+		ret = parse_decimal(&n, value, value_len, UINT16_MAX);
+		if (!ret) {
+			peer->has_persistent_keepalive = true;
+			peer->persistent_keepalive = (uint16_t)n;
+		}
+		return ret;
+	case KEY_REPLACE_ALLOWED_IPS:
+		/* Applied in order, the replace would drop every address listed before it. */
+		peer->replace_allowed_ips = true;
+		peer->allowed_ips_count = 0;
+		return value_is(value, value_len, "true") ? 0 : -EINVAL;
+	case KEY_ALLOWED_IP:
+		ret = parse_prefix(&ip, value, value_len, true);
+		if (ret)
+			return ret;
+		return append_allowed_ip(st, peer, &ip);
+	case KEY_PROTOCOL_VERSION:
+		return value_is(value, value_len, "1") ? 0 : -EINVAL;
+	case KEY_UNKNOWN:
+		break;
+	}
+	return -EINVAL;
+}
+
+static int compare_peer_keys(const void *a, const void *b)
+{
+	const struct nt_uapi_peer *const *pa = a, *const *pb = b;
+
+	return memcmp((*pa)->public_key, (*pb)->public_key, sizeof((*pa)->public_key));
+}
+
+/* Sorting beats pairwise comparison: setconf of thousands of peers is one request. */
+static int check_distinct_peers(const struct nt_uapi_set *set)
+{
+	const struct nt_uapi_peer **sorted;
+	int ret = 0;
+
+	if (set->peers_count < 2)
+		return 0;
+	sorted = malloc(set->peers_count * sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->peers_count; i++)
+		sorted[i] = &set->peers[i];
+	qsort(sorted, set->peers_count, sizeof(*sorted), compare_peer_keys);
+	for (size_t i = 1; i < set->peers_count && !ret; i++)
+		if (!compare_peer_keys(&sorted[i - 1], &sorted[i]))
+			ret = -EINVAL;
+	free(sorted);
+	return ret;
+}
+
+int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len)
+{
+	struct parse_state st = { .set = out };
+	size_t pos = 0, line_len;
+	const char *nl;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (pos < len && !ret) {
+		/* Look no further than the longest line allowed: a huge line costs O(1). */
+		line_len = len - pos < NT_UAPI_MAX_LINE + 1 ? len - pos : NT_UAPI_MAX_LINE + 1;
+		nl = memchr(body + pos, '\n', line_len);
+		if (!nl) {
+			ret = -EINVAL; /* too long, or the last line lacks its '\n' */
+			break;
+		}
+		line_len = (size_t)(nl - (body + pos));
+		ret = parse_line(&st, body + pos, line_len);
+		pos += line_len + 1;
+	}
+	if (!ret)
+		ret = check_distinct_peers(out);
+	if (ret)
+		nt_uapi_set_free(out);
+	return ret;
+}
+
+void nt_uapi_set_free(struct nt_uapi_set *set)
+{
+	for (size_t i = 0; i < set->peers_count; i++)
+		free(set->peers[i].allowed_ips);
+	if (set->peers) {
+		nt_wipe(set->peers, set->peers_count * sizeof(*set->peers));
+		free(set->peers);
+	}
+	nt_wipe(set, sizeof(*set));
+}

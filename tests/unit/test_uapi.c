@@ -1,0 +1,618 @@
+/* set=1 request parser (lib/uapi.c): every key with good values, a numbered table of bad
+ * bodies (each must give -EINVAL and leave the result zeroed), ordering rules, the 1 MiB
+ * line, every truncation and single-byte mutation of a valid body (run under ASan, each on an
+ * exactly sized heap copy), a 1,000 x 100 setconf-sized request, endpoint round trips. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "noisetun/crypto.h"
+#include "noisetun/encoding.h"
+#include "noisetun/uapi.h"
+
+#include "util.h"
+
+#define HEX_A  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX_B  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define HEX_BU "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+#define HEX_C  "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
+#define HEX_0  "0000000000000000000000000000000000000000000000000000000000000000"
+#define PEER_A "public_key=" HEX_A "\n"
+#define PEER_C "public_key=" HEX_C "\n"
+
+static bool set_is_empty(const struct nt_uapi_set *set)
+{
+	static const struct nt_uapi_set zero;
+
+	return !memcmp(set, &zero, sizeof(zero));
+}
+
+/* Parse from an exactly sized heap copy, so ASan sees any read past len. */
+static int parse(struct nt_uapi_set *out, const char *body, size_t len)
+{
+	char *copy = malloc(len ? len : 1);
+	int ret;
+
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, body, len);
+	memset(out, 0xa5, sizeof(*out)); /* out need not be initialised */
+	ret = nt_uapi_parse_set(out, copy, len);
+	free(copy);
+	return ret;
+}
+
+static int parse_str(struct nt_uapi_set *out, const char *body)
+{
+	return parse(out, body, strlen(body));
+}
+
+static void assert_ip(const struct nt_uapi_allowed_ip *ip, int family, const char *addr, int cidr)
+{
+	uint8_t want[16] = { 0 };
+
+	ck_assert_int_eq(ip->family, family);
+	ck_assert_int_eq(ip->cidr, cidr);
+	ck_assert_int_eq(inet_pton(family, addr, want), 1);
+	ck_assert_mem_eq(ip->addr, want, 16);
+}
+
+/* ---- good requests ---- */
+
+START_TEST(test_empty_body)
+{
+	struct nt_uapi_set set;
+
+	ck_assert_int_eq(parse(&set, "", 0), 0);
+	ck_assert(set_is_empty(&set));
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+START_TEST(test_device_keys)
+{
+	struct nt_uapi_set set;
+
+	ck_assert_int_eq(parse_str(&set, "private_key=" HEX_B "\nlisten_port=51820\n"
+					 "fwmark=4294967295\nreplace_peers=true\n"), 0);
+	ck_assert(set.has_private_key && set.has_listen_port && set.has_fwmark && set.replace_peers);
+	ck_assert_hex(set.private_key, HEX_B);
+	ck_assert_uint_eq(set.listen_port, 51820);
+	ck_assert_uint_eq(set.fwmark, 4294967295u);
+	ck_assert_uint_eq(set.peers_count, 0);
+	nt_uapi_set_free(&set);
+	ck_assert(set_is_empty(&set));
+
+	/* Uppercase hex, zero values, leading zeros; the last of a repeated key wins. */
+	ck_assert_int_eq(parse_str(&set, "private_key=" HEX_BU "\nprivate_key=" HEX_0 "\n"
+					 "listen_port=065535\nlisten_port=0\nfwmark=0\nfwmark=000\n"), 0);
+	ck_assert(set.has_private_key && set.has_listen_port && set.has_fwmark && !set.replace_peers);
+	ck_assert_hex(set.private_key, HEX_0);
+	ck_assert_uint_eq(set.listen_port, 0);
+	ck_assert_uint_eq(set.fwmark, 0);
+	nt_uapi_set_free(&set);
+
+	ck_assert_int_eq(parse_str(&set, "private_key=" HEX_BU "\nlisten_port=0065535\n"), 0);
+	ck_assert_hex(set.private_key, HEX_B);
+	ck_assert_uint_eq(set.listen_port, 65535);
+	ck_assert(!set.has_fwmark);
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+START_TEST(test_peer_keys)
+{
+	struct nt_uapi_set set;
+	const struct nt_uapi_peer *p;
+
+	ck_assert_int_eq(parse_str(&set, "listen_port=1\n" PEER_A "update_only=true\n"
+					 "preshared_key=" HEX_BU "\nendpoint=192.0.2.1:51820\n"
+					 "persistent_keepalive_interval=25\nreplace_allowed_ips=true\n"
+					 "allowed_ip=10.0.0.2/32\nallowed_ip=2001:db8::/32\n"
+					 "protocol_version=1\nallowed_ip=0.0.0.0/0\n"
+					 "public_key=" HEX_BU "\nremove=true\npreshared_key=" HEX_0 "\n"
+					 "endpoint=[fe80::1%3]:0\npersistent_keepalive_interval=0\n"
+					 PEER_C), 0);
+	ck_assert_uint_eq(set.peers_count, 3);
+
+	p = &set.peers[0];
+	ck_assert_hex(p->public_key, HEX_A);
+	ck_assert(!p->remove && p->update_only && p->has_preshared_key && p->has_endpoint);
+	ck_assert(p->has_persistent_keepalive && p->replace_allowed_ips);
+	ck_assert_hex(p->preshared_key, HEX_B);
+	ck_assert_int_eq(p->endpoint.family, AF_INET);
+	ck_assert_uint_eq(p->endpoint.port, 51820);
+	ck_assert_hex(p->endpoint.addr, "c0000201000000000000000000000000");
+	ck_assert_uint_eq(p->persistent_keepalive, 25);
+	ck_assert_uint_eq(p->allowed_ips_count, 3);
+	assert_ip(&p->allowed_ips[0], AF_INET, "10.0.0.2", 32);
+	assert_ip(&p->allowed_ips[1], AF_INET6, "2001:db8::", 32);
+	assert_ip(&p->allowed_ips[2], AF_INET, "0.0.0.0", 0);
+
+	p = &set.peers[1];
+	ck_assert_hex(p->public_key, HEX_B);
+	ck_assert(p->remove && !p->update_only && p->has_preshared_key && p->has_endpoint);
+	ck_assert(p->has_persistent_keepalive && !p->replace_allowed_ips);
+	ck_assert(nt_is_zero(p->preshared_key, 32));
+	ck_assert_int_eq(p->endpoint.family, AF_INET6);
+	ck_assert_uint_eq(p->endpoint.port, 0);
+	ck_assert_uint_eq(p->endpoint.scope_id, 3);
+	ck_assert_hex(p->endpoint.addr, "fe800000000000000000000000000001");
+	ck_assert_uint_eq(p->persistent_keepalive, 0);
+	ck_assert_uint_eq(p->allowed_ips_count, 0);
+	ck_assert_ptr_null(p->allowed_ips);
+
+	p = &set.peers[2];
+	ck_assert_hex(p->public_key, HEX_C);
+	ck_assert(!p->remove && !p->update_only && !p->has_preshared_key && !p->has_endpoint);
+	ck_assert(!p->has_persistent_keepalive && !p->replace_allowed_ips);
+	nt_uapi_set_free(&set);
+	ck_assert(set_is_empty(&set));
+	nt_uapi_set_free(&set); /* twice is harmless */
+}
+END_TEST
+
+START_TEST(test_replace_allowed_ips_midway)
+{
+	struct nt_uapi_set set;
+	const struct nt_uapi_peer *p;
+
+	/* Applied in order, the replace drops what came before it in the same section. */
+	ck_assert_int_eq(parse_str(&set, PEER_A "allowed_ip=10.0.0.1/32\nallowed_ip=10.0.0.2/32\n"
+					 "allowed_ip=10.0.0.3/32\nallowed_ip=10.0.0.4/32\n"
+					 "allowed_ip=10.0.0.5/32\nreplace_allowed_ips=true\n"
+					 "allowed_ip=10.9.0.0/16\nallowed_ip=fd00::1/128\n"
+					 PEER_C "allowed_ip=10.1.0.0/16\nreplace_allowed_ips=true\n"), 0);
+	ck_assert_uint_eq(set.peers_count, 2);
+	p = &set.peers[0];
+	ck_assert(p->replace_allowed_ips);
+	ck_assert_uint_eq(p->allowed_ips_count, 2);
+	assert_ip(&p->allowed_ips[0], AF_INET, "10.9.0.0", 16);
+	assert_ip(&p->allowed_ips[1], AF_INET6, "fd00::1", 128);
+	p = &set.peers[1];
+	ck_assert(p->replace_allowed_ips);
+	ck_assert_uint_eq(p->allowed_ips_count, 0);
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+/* The line limit itself: NT_UAPI_MAX_LINE bytes of valid text pass, one more fails. */
+START_TEST(test_longest_line)
+{
+	char body[NT_UAPI_MAX_LINE + 2];
+	struct nt_uapi_set set;
+	size_t key = strlen("listen_port=");
+
+	for (size_t len = NT_UAPI_MAX_LINE; len <= NT_UAPI_MAX_LINE + 1; len++) {
+		memcpy(body, "listen_port=", key);
+		memset(body + key, '0', len - key);
+		body[len - 1] = '7';
+		body[len] = '\n';
+		if (len == NT_UAPI_MAX_LINE) {
+			ck_assert_int_eq(parse(&set, body, len + 1), 0);
+			ck_assert_uint_eq(set.listen_port, 7);
+			nt_uapi_set_free(&set);
+		} else {
+			ck_assert_int_eq(parse(&set, body, len + 1), -EINVAL);
+			ck_assert(set_is_empty(&set));
+		}
+	}
+}
+END_TEST
+
+/* ---- bad requests: each -EINVAL, nothing left behind ---- */
+
+struct bad_body {
+	const char *body;
+	size_t len;
+};
+
+#define BAD(s) { (s), sizeof(s) - 1 }
+
+static const struct bad_body bad_bodies[] = {
+	/* 0: malformed lines */
+	BAD("noequals\n"), BAD("\n"), BAD("=x\n"), BAD("=\n"), BAD("bogus=1\n"),
+	BAD("Listen_port=1\n"), BAD("listen_port =1\n"), BAD(" listen_port=1\n"),
+	BAD("listen_port=1"), BAD("listen_port=1\n\n"), BAD("listen_port=1\r\n"),
+	BAD("listen_port=1\0\n"), BAD("listen_\0port=1\n"), BAD("listen_port=\x7f" "1\n"),
+	BAD("fwmark=1\xff\n"), BAD("listen_port=1\tx\n"),
+	/* 16: private_key */
+	BAD("private_key=\n"), BAD("private_key=" HEX_A "a\n"), BAD("private_key=" HEX_A "\0\n"),
+	BAD("private_key=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"),
+	BAD("private_key=gaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"),
+	BAD("private_key= aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"),
+	BAD("private_key=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\0\n"),
+	BAD("private_key=ghHkw8d5w2D1jOW0wVi8WS6B0KnVwTWw0ZJLLrixJV8=\n"),
+	/* 24: numbers */
+	BAD("listen_port=\n"), BAD("listen_port=65536\n"), BAD("listen_port=-1\n"),
+	BAD("listen_port=+1\n"), BAD("listen_port= 1\n"), BAD("listen_port=1 \n"),
+	BAD("listen_port=0x10\n"), BAD("listen_port=1e3\n"), BAD("listen_port=-0\n"),
+	BAD("listen_port=18446744073709551617\n"), BAD("listen_port=99999999999999999999999\n"),
+	BAD("fwmark=\n"), BAD("fwmark=4294967296\n"), BAD("fwmark=18446744073709551616\n"),
+	BAD("fwmark=+5\n"), BAD("fwmark=0x1\n"), BAD("fwmark=none\n"),
+	/* 41: booleans */
+	BAD("replace_peers=false\n"), BAD("replace_peers=True\n"), BAD("replace_peers=TRUE\n"),
+	BAD("replace_peers=1\n"), BAD("replace_peers=\n"), BAD("replace_peers\n"),
+	BAD("replace_peers=true \n"), BAD("replace_peers=truee\n"), BAD("replace_peers=tru\n"),
+	BAD(PEER_A "remove=false\n"), BAD(PEER_A "remove=yes\n"), BAD(PEER_A "update_only=false\n"),
+	BAD(PEER_A "update_only=\n"), BAD(PEER_A "replace_allowed_ips=false\n"),
+	BAD(PEER_A "replace_allowed_ips=1\n"),
+	/* 56: keys out of place, repeated peers */
+	BAD(PEER_A "private_key=" HEX_B "\n"), BAD(PEER_A "listen_port=1\n"),
+	BAD(PEER_A "fwmark=1\n"), BAD(PEER_A "replace_peers=true\n"),
+	BAD("remove=true\n"), BAD("update_only=true\n"), BAD("protocol_version=1\n"),
+	BAD("allowed_ip=10.0.0.1/32\n"), BAD("endpoint=1.2.3.4:1\n"),
+	BAD(PEER_A PEER_A), BAD(PEER_A PEER_C PEER_A), BAD("public_key=" HEX_B "\npublic_key=" HEX_BU "\n"),
+	BAD(PEER_A "bogus=1\n"), BAD(PEER_A "public_key=\n"), BAD("public_key=" HEX_A "0\n"),
+	/* 71: protocol_version, preshared_key, keepalive */
+	BAD(PEER_A "protocol_version=2\n"), BAD(PEER_A "protocol_version=0\n"),
+	BAD(PEER_A "protocol_version=01\n"), BAD(PEER_A "protocol_version=\n"),
+	BAD(PEER_A "preshared_key=\n"), BAD(PEER_A "preshared_key=" HEX_A "a\n"),
+	BAD(PEER_A "persistent_keepalive_interval=\n"),
+	BAD(PEER_A "persistent_keepalive_interval=65536\n"),
+	BAD(PEER_A "persistent_keepalive_interval=+1\n"),
+	BAD(PEER_A "persistent_keepalive_interval=-1\n"),
+	/* 81: endpoints */
+	BAD(PEER_A "endpoint=\n"), BAD(PEER_A "endpoint=1.2.3.4\n"), BAD(PEER_A "endpoint=1.2.3.4:\n"),
+	BAD(PEER_A "endpoint=1.2.3.4:65536\n"), BAD(PEER_A "endpoint=1.2.3.4:+1\n"),
+	BAD(PEER_A "endpoint=1.2.3.4:-1\n"), BAD(PEER_A "endpoint=1.2.3.4:1x\n"),
+	BAD(PEER_A "endpoint=::1:51820\n"), BAD(PEER_A "endpoint=[::1]\n"),
+	BAD(PEER_A "endpoint=[::1]:\n"), BAD(PEER_A "endpoint=[::1]51820\n"),
+	BAD(PEER_A "endpoint=[::1:51820\n"), BAD(PEER_A "endpoint=::1]:51820\n"),
+	BAD(PEER_A "endpoint=[1.2.3.4]:1\n"), BAD(PEER_A "endpoint=[fe80::1%]:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%eth0]:1\n"), BAD(PEER_A "endpoint=[fe80::1%4294967296]:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%-1]:1\n"), BAD(PEER_A "endpoint=localhost:1\n"),
+	BAD(PEER_A "endpoint=1.2.3.300:1\n"), BAD(PEER_A "endpoint=01.2.3.4:1\n"),
+	BAD(PEER_A "endpoint=1.2.3:1\n"), BAD(PEER_A "endpoint=1.2.3.4%1:1\n"),
+	BAD(PEER_A "endpoint=:51820\n"), BAD(PEER_A "endpoint=[]:1\n"),
+	BAD(PEER_A "endpoint=[::1]:1:2\n"), BAD(PEER_A "endpoint=[[::1]]:1\n"),
+	BAD(PEER_A "endpoint=[::1\0]:1\n"), BAD(PEER_A "endpoint=1.2.3.4\0:1\n"),
+	/* 110: allowed IPs */
+	BAD(PEER_A "allowed_ip=\n"), BAD(PEER_A "allowed_ip=10.0.0.300/32\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1/33\n"), BAD(PEER_A "allowed_ip=::1/129\n"),
+	BAD(PEER_A "allowed_ip=1.2.3.4/\n"), BAD(PEER_A "allowed_ip=/24\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1/32x\n"), BAD(PEER_A "allowed_ip=10.0.0.1x/32\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1/+8\n"), BAD(PEER_A "allowed_ip=10.0.0.1/-0\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1/32/1\n"), BAD(PEER_A "allowed_ip=10.0.0.1/3 2\n"),
+	BAD(PEER_A "allowed_ip=1.2.3/24\n"), BAD(PEER_A "allowed_ip=fe80::1%3/64\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1\n"), BAD(PEER_A "allowed_ip=10.0.0.1/0x8\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1/256\n"), BAD(PEER_A "allowed_ip=10.0.0.1/\0\n"),
+	BAD(PEER_A "allowed_ip=10.0.0.1\0/32\n"), BAD(PEER_A "allowed_ip=1:2:3:4:5:6:7:8:9/64\n"),
+	/* 130: one bad line at the end of a good request */
+	BAD("private_key=" HEX_B "\nlisten_port=1\n" PEER_A "allowed_ip=10.0.0.1/32\n"
+	    "allowed_ip=10.0.0.2/32\n" PEER_C "allowed_ip=10.0.1.0/24\nendpoint=1.2.3.4:1\n"
+	    "allowed_ip=10.0.0.1/33\n"),
+};
+
+START_TEST(test_bad_bodies)
+{
+	const struct bad_body *b = &bad_bodies[_i];
+	struct nt_uapi_set set;
+	int ret = parse(&set, b->body, b->len);
+
+	ck_assert_msg(ret == -EINVAL, "bad body %d gave %d: \"%s\"", _i, ret, b->body);
+	ck_assert_msg(set_is_empty(&set), "bad body %d left a result behind", _i);
+
+	/* The last line is the culprit: without it the body is good. */
+	size_t good = b->len - 1;
+	while (good && b->body[good - 1] != '\n')
+		good--;
+	ret = parse(&set, b->body, good);
+	ck_assert_msg(ret == 0, "bad body %d gave %d without its last line", _i, ret);
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+/* A 1 MiB line is refused after reading NT_UAPI_MAX_LINE bytes, whatever follows. */
+START_TEST(test_huge_line)
+{
+	size_t len = (size_t)1 << 20, prefix = strlen(PEER_A);
+	char *body = malloc(len + 1);
+	struct nt_uapi_set set;
+	struct timespec t0, t1;
+
+	ck_assert_ptr_nonnull(body);
+	memcpy(body, PEER_A "allowed_ip=", prefix + 11);
+	memset(body + prefix + 11, '1', len - prefix - 11);
+	body[len] = '\n';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 1000; i++) {
+		memset(&set, 0xa5, sizeof(set));
+		ck_assert_int_eq(nt_uapi_parse_set(&set, body, len + 1), -EINVAL);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert(set_is_empty(&set));
+	/* 1000 scans of 1 MiB would take far longer than this even unoptimised. */
+	ck_assert_int_lt((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 1000);
+
+	/* A huge line of junk, with and without a final newline. */
+	memset(body, 'x', len);
+	ck_assert_int_eq(parse(&set, body, len), -EINVAL);
+	ck_assert(set_is_empty(&set));
+	ck_assert_int_eq(parse(&set, body, len + 1), -EINVAL);
+	free(body);
+}
+END_TEST
+
+/* ---- robustness: every prefix and single-byte mutation of a valid request ---- */
+
+static const char full_body[] =
+	"private_key=" HEX_BU "\nlisten_port=51820\nfwmark=4660\nreplace_peers=true\n"
+	PEER_A "update_only=true\npreshared_key=" HEX_B "\nprotocol_version=1\n"
+	"endpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\n"
+	"allowed_ip=10.0.0.2/32\nallowed_ip=2001:db8::1/128\n"
+	PEER_C "remove=true\nendpoint=[fe80::1%3]:51821\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n";
+
+START_TEST(test_every_truncation)
+{
+	size_t len = sizeof(full_body) - 1;
+	struct nt_uapi_set set;
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		/* A prefix of good lines is a good request; a torn line is not. */
+		int want = cut == 0 || full_body[cut - 1] == '\n' ? 0 : -EINVAL;
+		int ret = parse(&set, full_body, cut);
+
+		ck_assert_msg(ret == want, "cut at %zu gave %d", cut, ret);
+		if (ret)
+			ck_assert(set_is_empty(&set));
+		nt_uapi_set_free(&set);
+	}
+	ck_assert_int_eq(parse(&set, full_body, len), 0);
+	ck_assert_uint_eq(set.peers_count, 2);
+	ck_assert_uint_eq(set.peers[0].allowed_ips_count, 2);
+	ck_assert_uint_eq(set.peers[1].allowed_ips_count, 2);
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+START_TEST(test_every_byte_mutation)
+{
+	static const char subst[] = { '\0', '\n', '=', ':', '/', '[', ']', '%', ' ', 'x', 'F', '9', '0' };
+	size_t len = sizeof(full_body) - 1;
+	char *body = malloc(len);
+	struct nt_uapi_set set;
+	unsigned ok = 0, bad = 0;
+
+	ck_assert_ptr_nonnull(body);
+	for (size_t pos = 0; pos < len; pos++) {
+		for (size_t k = 0; k < sizeof(subst); k++) {
+			memcpy(body, full_body, len);
+			body[pos] = subst[k];
+			memset(&set, 0xa5, sizeof(set));
+			int ret = nt_uapi_parse_set(&set, body, len);
+
+			ck_assert_msg(ret == 0 || ret == -EINVAL, "pos %zu byte %d gave %d", pos, subst[k], ret);
+			if (ret) {
+				ck_assert(set_is_empty(&set));
+				bad++;
+			} else {
+				ok++;
+			}
+			nt_uapi_set_free(&set);
+		}
+	}
+	free(body);
+	ck_assert_uint_gt(ok, 0);
+	ck_assert_uint_gt(bad, 0);
+}
+END_TEST
+
+/* ---- scale: 1,000 peers x 100 allowed IPs, as the daemon's test sends ---- */
+
+#define BIG_PEERS 1000
+#define BIG_IPS   100
+
+static void big_peer_key(uint8_t key[static 32], unsigned i)
+{
+	for (unsigned j = 0; j < 32; j++)
+		key[j] = (uint8_t)(i * 131 + j * 7 + (i >> 8) * 17);
+	key[0] = (uint8_t)(i >> 8);
+	key[1] = (uint8_t)i;
+}
+
+static char *big_request(size_t *len)
+{
+	size_t cap = (size_t)BIG_PEERS * BIG_IPS * 40 + 4096, n = 0;
+	char *body = malloc(cap), hex[NT_KEY_HEX_LEN + 1];
+	uint8_t key[32];
+
+	ck_assert_ptr_nonnull(body);
+	n += (size_t)sprintf(body + n, "private_key=%s\nlisten_port=51820\nfwmark=0\nreplace_peers=true\n", HEX_B);
+	for (unsigned i = 0; i < BIG_PEERS; i++) {
+		big_peer_key(key, i);
+		nt_key_to_hex(hex, key);
+		n += (size_t)sprintf(body + n, "public_key=%s\npreshared_key=%s\nendpoint=198.51.%u.%u:%u\n"
+				     "persistent_keepalive_interval=%u\nreplace_allowed_ips=true\n",
+				     hex, HEX_C, i >> 8, i & 255, 10000 + i, i % 60);
+		for (unsigned j = 0; j < BIG_IPS; j++) {
+			if (j % 2)
+				n += (size_t)sprintf(body + n, "allowed_ip=fd00:%x::%x/128\n", i, j);
+			else
+				n += (size_t)sprintf(body + n, "allowed_ip=10.%u.%u.%u/32\n", i >> 8, i & 255, j);
+		}
+	}
+	ck_assert_uint_lt(n, cap);
+	*len = n;
+	return body;
+}
+
+START_TEST(test_big_request)
+{
+	struct nt_uapi_set set;
+	struct timespec t0, t1;
+	uint8_t key[32];
+	char want[64], hex[NT_KEY_HEX_LEN + 1];
+	size_t len;
+	char *body = big_request(&len);
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(nt_uapi_parse_set(&set, body, len), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	printf("test_uapi: parsed %d peers x %d allowed IPs (%zu bytes) in %.1f ms\n",
+	       BIG_PEERS, BIG_IPS, len, ms);
+	/* Generous for sanitizers and valgrind; a quadratic parser misses it by far. */
+	ck_assert(ms < 10000);
+
+	ck_assert(set.has_private_key && set.replace_peers && set.has_fwmark && set.fwmark == 0);
+	ck_assert_uint_eq(set.peers_count, BIG_PEERS);
+	for (unsigned i = 0; i < BIG_PEERS; i++) {
+		const struct nt_uapi_peer *p = &set.peers[i];
+
+		big_peer_key(key, i);
+		ck_assert_mem_eq(p->public_key, key, 32);
+		ck_assert_uint_eq(p->allowed_ips_count, BIG_IPS);
+		ck_assert_uint_eq(p->endpoint.port, 10000 + i);
+		ck_assert_uint_eq(p->persistent_keepalive, i % 60);
+	}
+	for (unsigned i = 0; i < BIG_PEERS; i += 333) {
+		const struct nt_uapi_peer *p = &set.peers[i];
+
+		ck_assert_hex(p->preshared_key, HEX_C);
+		ck_assert(p->has_endpoint && p->replace_allowed_ips);
+		for (unsigned j = 0; j < BIG_IPS; j += 33) {
+			if (j % 2) {
+				snprintf(want, sizeof(want), "fd00:%x::%x", i, j);
+				assert_ip(&p->allowed_ips[j], AF_INET6, want, 128);
+			} else {
+				snprintf(want, sizeof(want), "10.%u.%u.%u", i >> 8, i & 255, j);
+				assert_ip(&p->allowed_ips[j], AF_INET, want, 32);
+			}
+		}
+	}
+	nt_uapi_set_free(&set);
+
+	/* The same request with the first peer's key again at the very end. */
+	big_peer_key(key, 0);
+	nt_key_to_hex(hex, key);
+	body = realloc(body, len + 100);
+	ck_assert_ptr_nonnull(body);
+	len += (size_t)sprintf(body + len, "public_key=%s\n", hex);
+	ck_assert_int_eq(nt_uapi_parse_set(&set, body, len), -EINVAL);
+	ck_assert(set_is_empty(&set));
+	free(body);
+}
+END_TEST
+
+/* ---- the address parsers and the get form ---- */
+
+START_TEST(test_parse_allowed_ip)
+{
+	struct nt_uapi_allowed_ip ip;
+#define PA(text) nt_uapi_parse_allowed_ip(&ip, (text), strlen(text))
+
+	/* Alone, the prefix length is optional; host bits stay as given. */
+	ck_assert_int_eq(PA("10.1.2.3"), 0);
+	assert_ip(&ip, AF_INET, "10.1.2.3", 32);
+	ck_assert_int_eq(PA("2001:db8::1"), 0);
+	assert_ip(&ip, AF_INET6, "2001:db8::1", 128);
+	ck_assert_int_eq(PA("10.1.2.3/08"), 0);
+	assert_ip(&ip, AF_INET, "10.1.2.3", 8);
+	ck_assert_int_eq(PA("::ffff:1.2.3.4/96"), 0);
+	assert_ip(&ip, AF_INET6, "::ffff:1.2.3.4", 96);
+	/* len bounds the text: what follows is not read. */
+	ck_assert_int_eq(nt_uapi_parse_allowed_ip(&ip, "10.0.0.1/24junk", 11), 0);
+	assert_ip(&ip, AF_INET, "10.0.0.1", 24);
+	ck_assert_int_eq(nt_uapi_parse_allowed_ip(&ip, "10.0.0.1/24junk", 12), -EINVAL);
+	ck_assert_int_eq(ip.family, 0);
+	ck_assert_int_eq(PA(""), -EINVAL);
+	/* The longest address text there is, and one character more. */
+	ck_assert_int_eq(PA("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255/1"), 0);
+	assert_ip(&ip, AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 1);
+	ck_assert_int_eq(PA("0ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"), -EINVAL);
+	ck_assert_int_eq(PA("10.0.0.1/33"), -EINVAL);
+	ck_assert_int_eq(PA("10.0.0.1/"), -EINVAL);
+	ck_assert_int_eq(PA("::/0"), 0);
+	assert_ip(&ip, AF_INET6, "::", 0);
+#undef PA
+}
+END_TEST
+
+START_TEST(test_endpoint_round_trip)
+{
+	static const char *const canonical[] = {
+		"192.0.2.1:51820", "0.0.0.0:0", "255.255.255.255:65535", "[::1]:51820", "[::]:0",
+		"[2001:db8::1]:1", "[fe80::1%3]:51820", "[fe80::1%4294967295]:65535",
+		"[::ffff:192.0.2.1]:7", "[1:2:3:4:5:6:7:8]:9",
+		"[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+	};
+	static const char *const rewritten[][2] = {
+		{ "192.0.2.1:051820", "192.0.2.1:51820" }, { "[FE80::0:1%03]:00", "[fe80::1%3]:0" },
+		{ "[fe80::1%0]:1", "[fe80::1]:1" }, { "[2001:DB8:0:0:0:0:0:1]:1", "[2001:db8::1]:1" },
+	};
+	struct nt_uapi_endpoint ep, again;
+	char buf[NT_UAPI_ENDPOINT_STRLEN];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(canonical) / sizeof(canonical[0]); i++) {
+		ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, canonical[i], strlen(canonical[i])), 0);
+		n = nt_uapi_format_endpoint(buf, sizeof(buf), &ep);
+		ck_assert_str_eq(buf, canonical[i]);
+		ck_assert_uint_eq(n, strlen(canonical[i]));
+		ck_assert_int_eq(nt_uapi_parse_endpoint(&again, buf, n), 0);
+		ck_assert_mem_eq(&again, &ep, sizeof(ep));
+	}
+	for (size_t i = 0; i < sizeof(rewritten) / sizeof(rewritten[0]); i++) {
+		ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, rewritten[i][0], strlen(rewritten[i][0])), 0);
+		nt_uapi_format_endpoint(buf, sizeof(buf), &ep);
+		ck_assert_str_eq(buf, rewritten[i][1]);
+	}
+
+	/* Too small a buffer or an unknown family: an empty string and 0. */
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, "[fe80::1%3]:51820", 17), 0);
+	ck_assert_uint_eq(nt_uapi_format_endpoint(buf, 18, &ep), 17);
+	ck_assert_uint_eq(nt_uapi_format_endpoint(buf, 17, &ep), 0);
+	ck_assert_str_eq(buf, "");
+	ck_assert_uint_eq(nt_uapi_format_endpoint(buf, 0, &ep), 0);
+	ep.family = 0;
+	strcpy(buf, "x");
+	ck_assert_uint_eq(nt_uapi_format_endpoint(buf, sizeof(buf), &ep), 0);
+	ck_assert_str_eq(buf, "");
+
+	/* A failed parse leaves the endpoint zeroed. */
+	memset(&ep, 0xa5, sizeof(ep));
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, "[::1]:65536", 11), -EINVAL);
+	ck_assert(nt_is_zero(&ep, sizeof(ep)));
+}
+END_TEST
+
+static Suite *uapi_suite(void)
+{
+	Suite *s = suite_create("uapi");
+	TCase *good = tcase_create("good requests");
+	TCase *bad = tcase_create("bad requests");
+	TCase *robust = tcase_create("robustness");
+	TCase *addr = tcase_create("addresses");
+
+	tcase_add_test(good, test_empty_body);
+	tcase_add_test(good, test_device_keys);
+	tcase_add_test(good, test_peer_keys);
+	tcase_add_test(good, test_replace_allowed_ips_midway);
+	tcase_add_test(good, test_longest_line);
+	suite_add_tcase(s, good);
+
+	tcase_add_loop_test(bad, test_bad_bodies, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));
+	tcase_add_test(bad, test_huge_line);
+	suite_add_tcase(s, bad);
+
+	tcase_set_timeout(robust, 300); /* valgrind runs these about 50 times slower */
+	tcase_add_test(robust, test_every_truncation);
+	tcase_add_test(robust, test_every_byte_mutation);
+	tcase_add_test(robust, test_big_request);
+	suite_add_tcase(s, robust);
+
+	tcase_add_test(addr, test_parse_allowed_ip);
+	tcase_add_test(addr, test_endpoint_round_trip);
+	suite_add_tcase(s, addr);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(uapi_suite());
+}
