@@ -1,0 +1,184 @@
+/* noisetund internals: the device, its peers, and the I/O around the pure core.
+ * One thread, one epoll loop; every fd is non-blocking; time comes from now_ns(). */
+#ifndef NOISETUND_H
+#define NOISETUND_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "noisetun/allowedips.h"
+#include "noisetun/cookie.h"
+#include "noisetun/crypto.h"
+#include "noisetun/keypair.h"
+#include "noisetun/messages.h"
+#include "noisetun/noise.h"
+#include "noisetun/ratelimiter.h"
+#include "noisetun/timers.h"
+
+#define BATCH            64      /* datagrams or TUN packets handled per wakeup */
+#define MAX_PACKET       65536   /* TUN packets up to the largest MTU */
+#define BUF_SIZE         (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
+#define HANDSHAKE_QUEUE  BATCH   /* "queue" for the under-load rule: handshakes in one batch */
+
+/* ---- log.c ---- */
+enum log_level { LOG_SILENT, LOG_ERROR, LOG_VERBOSE };
+extern enum log_level log_level;
+extern const char *log_ifname;
+void log_init(void);
+void log_msg(enum log_level level, const char *peer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_error(...)       log_msg(LOG_ERROR, NULL, __VA_ARGS__)
+#define log_verbose(...)     log_msg(LOG_VERBOSE, NULL, __VA_ARGS__)
+#define peer_error(p, ...)   log_msg(LOG_ERROR, (p)->short_key, __VA_ARGS__)
+#define peer_verbose(p, ...) log_msg(LOG_VERBOSE, (p)->short_key, __VA_ARGS__)
+
+/* ---- time and randomness ---- */
+uint64_t now_ns(void);       /* CLOCK_BOOTTIME: keeps counting across suspend */
+uint64_t wall_ns(void);      /* CLOCK_REALTIME */
+extern const struct nt_rng sys_rng;
+uint32_t random_u32(void);
+uint64_t random_jitter(void);
+
+/* ---- endpoints ---- */
+union endpoint {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+socklen_t endpoint_len(const union endpoint *ep);
+bool endpoint_equal(const union endpoint *a, const union endpoint *b);
+/* The address ‖ port bytes that identify a source for cookies; returns the length. */
+size_t endpoint_cookie_src(const union endpoint *ep, uint8_t out[18]);
+/* Unmap ::ffff:a.b.c.d to AF_INET so one peer has one form of an IPv4 address. */
+void endpoint_normalize(union endpoint *ep);
+size_t endpoint_format(char *buf, size_t size, const union endpoint *ep);
+
+/* ---- peers ---- */
+struct staged {
+	uint16_t len;
+	uint8_t data[];
+};
+
+struct peer {
+	struct device *dev;
+	struct peer *prev, *next;       /* device list, in creation order */
+	struct peer *hash_next;         /* public key hash chain */
+	uint8_t public_key[NT_KEY_LEN];
+	char short_key[12];             /* base64 prefix, for logs */
+
+	struct nt_handshake hs;
+	struct nt_cookie_maker cookie;
+	struct nt_keypairs kps;
+	struct nt_timers timers;
+	struct nt_allowedips_owner aips;
+
+	union endpoint endpoint;        /* family AF_UNSPEC: unknown */
+	uint64_t rx_bytes, tx_bytes;
+	uint64_t last_handshake_wall;   /* ns since the epoch; 0: never */
+	uint16_t persistent_keepalive;
+
+	struct staged *staged[NT_MAX_STAGED_PACKETS];
+	unsigned staged_head, staged_count;
+
+	size_t heap_pos;                /* position in the device's timer heap, or SIZE_MAX */
+};
+
+/* ---- the device ---- */
+struct index_slot {
+	uint32_t index;
+	struct peer *peer;              /* NULL: empty; TOMBSTONE: deleted */
+};
+
+struct device {
+	char ifname[IFNAMSIZ];
+	int ifindex;
+	bool up;
+	unsigned mtu;
+
+	struct nt_noise_static *static_identity;  /* sodium_malloc'd: holds the private key */
+	struct nt_cookie_checker cookie_checker;
+	struct nt_ratelimiter ratelimiter;
+	uint64_t last_under_load;
+	uint64_t next_ratelimiter_gc;
+
+	struct nt_allowedips *aips;
+	struct peer *peers_first, *peers_last;
+	size_t peer_count;
+	struct peer **peer_hash;        /* by public key */
+	size_t peer_hash_size;
+	struct index_slot *indices;     /* open addressing, by local index */
+	size_t indices_size, indices_used;
+
+	struct peer **heap;             /* min-heap of peers by next timer deadline */
+	size_t heap_len, heap_cap;
+
+	uint16_t listen_port;
+	uint32_t fwmark;
+	int udp4, udp6;
+	int tun;
+	int epoll;
+	int timerfd;
+	int uapi_listen;
+	char uapi_path[108];
+	int netlink;
+	int inotify;
+	int signalfd;
+	bool stopping;
+
+	uint64_t drops[NT_STATUS_MAX];
+	uint64_t drops_no_peer, drops_source, drops_no_endpoint, drops_staged;
+};
+
+/* device.c */
+int device_init(struct device *dev, const char *ifname);
+void device_destroy(struct device *dev);
+int device_set_private_key(struct device *dev, const uint8_t key[NT_KEY_LEN]);
+struct peer *peer_lookup(struct device *dev, const uint8_t key[NT_KEY_LEN]);
+struct peer *peer_create(struct device *dev, const uint8_t key[NT_KEY_LEN]);
+void peer_remove(struct peer *peer);
+void device_remove_all_peers(struct device *dev);
+uint32_t index_assign(struct device *dev, struct peer *peer);
+struct peer *index_lookup(struct device *dev, uint32_t index);
+void index_release(struct device *dev, struct peer *peer, uint32_t index);
+void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops);
+void peer_clear_sessions(struct peer *peer);
+void peer_timers_changed(struct peer *peer);
+uint64_t device_next_deadline(const struct device *dev);
+void device_run_timers(struct device *dev, uint64_t now);
+void device_set_up(struct device *dev, bool up);
+
+/* tun.c */
+int tun_open(const char *ifname, char out_name[IFNAMSIZ]);
+int tun_set_mtu(const char *ifname, unsigned mtu);
+
+/* udp.c */
+int udp_bind(struct device *dev, uint16_t port);
+void udp_close(struct device *dev);
+int udp_set_fwmark(struct device *dev, uint32_t mark);
+int udp_send(struct device *dev, const union endpoint *to, const void *buf, size_t len);
+
+/* send.c */
+void send_tun_batch(struct device *dev);
+int send_initiation(struct peer *peer, bool is_retry);
+void send_keepalive(struct peer *peer);
+void send_staged(struct peer *peer);
+void peer_drop_staged(struct peer *peer);
+
+/* receive.c */
+void receive_udp(struct device *dev, int fd);
+
+/* uapi.c */
+int uapi_listen(struct device *dev, const char *dir);
+void uapi_close(struct device *dev);
+void uapi_accept(struct device *dev);
+void uapi_event(struct device *dev, void *conn, uint32_t events);
+bool uapi_is_conn(struct device *dev, void *ptr);
+
+/* netlink.c */
+int link_monitor_open(struct device *dev);
+void link_monitor_event(struct device *dev);
+
+#endif

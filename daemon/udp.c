@@ -1,0 +1,129 @@
+/* The UDP sockets: one IPv4 and one IPv6 (V6ONLY) on the same port, so both families
+ * work whatever net.ipv6.bindv6only says. A rebind builds the new pair first and swaps
+ * only on success, so a port in use changes nothing. */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "noisetund.h"
+
+#define SOCKET_BUFFER (7 << 20)
+
+static int udp_socket(int family, uint16_t port, uint32_t fwmark)
+{
+	union endpoint ep = { 0 };
+	int fd, one = 1, size = SOCKET_BUFFER, err;
+
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	/* Big buffers keep bursts from being dropped; the FORCE variants pass rmem_max when
+	 * we hold CAP_NET_ADMIN, the plain ones are the fallback. Neither is fatal. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		(void)!setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		(void)!setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (fwmark && setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0)
+		goto fail;
+	ep.sa.sa_family = (sa_family_t)family;
+	if (family == AF_INET)
+		ep.in4.sin_port = htons(port);
+	else
+		ep.in6.sin6_port = htons(port);
+	if (bind(fd, &ep.sa, endpoint_len(&ep)) < 0)
+		goto fail;
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+static uint16_t bound_port(int fd)
+{
+	union endpoint ep;
+	socklen_t len = sizeof(ep);
+
+	if (getsockname(fd, &ep.sa, &len) < 0)
+		return 0;
+	return ntohs(ep.sa.sa_family == AF_INET ? ep.in4.sin_port : ep.in6.sin6_port);
+}
+
+static int epoll_swap(struct device *dev, int old_fd, int new_fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	if (old_fd >= 0) {
+		epoll_ctl(dev->epoll, EPOLL_CTL_DEL, old_fd, NULL);
+		close(old_fd);
+	}
+	if (new_fd >= 0 && epoll_ctl(dev->epoll, EPOLL_CTL_ADD, new_fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+int udp_bind(struct device *dev, uint16_t port)
+{
+	int v4 = -1, v6 = -1;
+
+	/* With port 0 the kernel picks for IPv4; IPv6 must then get the same port, which
+	 * another program may hold: try a few times. */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		v4 = udp_socket(AF_INET, port, dev->fwmark);
+		if (v4 < 0)
+			return v4;
+		v6 = udp_socket(AF_INET6, bound_port(v4), dev->fwmark);
+		if (v6 >= 0 || v6 == -EAFNOSUPPORT)
+			break;
+		close(v4);
+		v4 = -1;
+		if (port || v6 != -EADDRINUSE)
+			return v6;
+	}
+	if (v4 < 0)
+		return -EADDRINUSE;
+	dev->listen_port = bound_port(v4);
+	if (epoll_swap(dev, dev->udp4, v4, 2) < 0 || epoll_swap(dev, dev->udp6, v6 >= 0 ? v6 : -1, 3) < 0) {
+		dev->udp4 = v4;
+		dev->udp6 = v6 >= 0 ? v6 : -1;
+		return -errno;
+	}
+	dev->udp4 = v4;
+	dev->udp6 = v6 >= 0 ? v6 : -1;
+	log_verbose("listening on UDP port %u", dev->listen_port);
+	return 0;
+}
+
+void udp_close(struct device *dev)
+{
+	if (dev->udp4 >= 0)
+		close(dev->udp4);
+	if (dev->udp6 >= 0)
+		close(dev->udp6);
+	dev->udp4 = dev->udp6 = -1;
+}
+
+int udp_set_fwmark(struct device *dev, uint32_t mark)
+{
+	int fds[2] = { dev->udp4, dev->udp6 };
+
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0 && setsockopt(fds[i], SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+			return -errno;
+	dev->fwmark = mark;
+	return 0;
+}
+
+int udp_send(struct device *dev, const union endpoint *to, const void *buf, size_t len)
+{
+	int fd = to->sa.sa_family == AF_INET6 ? dev->udp6 : to->sa.sa_family == AF_INET ? dev->udp4 : -1;
+
+	if (fd < 0)
+		return -EAFNOSUPPORT;
+	if (sendto(fd, buf, len, 0, &to->sa, endpoint_len(to)) < 0)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,108 @@
+/* Time, randomness and endpoint helpers: the daemon's side of what the core takes as
+ * parameters. */
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "noisetund.h"
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	/* Cannot fail for these clocks on Linux; a zero would only delay timers. */
+	if (clock_gettime(id, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * NT_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_BOOTTIME);
+}
+
+uint64_t wall_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+static void sys_fill(void *ctx, void *buf, size_t len)
+{
+	(void)ctx;
+	randombytes_buf(buf, len);
+}
+
+const struct nt_rng sys_rng = { .fill = sys_fill, .ctx = NULL };
+
+uint32_t random_u32(void)
+{
+	return randombytes_random();
+}
+
+uint64_t random_jitter(void)
+{
+	return randombytes_uniform((uint32_t)NT_REKEY_TIMEOUT_JITTER_MAX);
+}
+
+socklen_t endpoint_len(const union endpoint *ep)
+{
+	return ep->sa.sa_family == AF_INET6 ? sizeof(ep->in6) : sizeof(ep->in4);
+}
+
+bool endpoint_equal(const union endpoint *a, const union endpoint *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_port == b->in4.sin_port && a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return a->in6.sin6_port == b->in6.sin6_port &&
+		       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) &&
+		       a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+	return true;
+}
+
+size_t endpoint_cookie_src(const union endpoint *ep, uint8_t out[18])
+{
+	if (ep->sa.sa_family == AF_INET) {
+		memcpy(out, &ep->in4.sin_addr, 4);
+		memcpy(out + 4, &ep->in4.sin_port, 2);
+		return 6;
+	}
+	memcpy(out, &ep->in6.sin6_addr, 16);
+	memcpy(out + 16, &ep->in6.sin6_port, 2);
+	return 18;
+}
+
+void endpoint_normalize(union endpoint *ep)
+{
+	if (ep->sa.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&ep->in6.sin6_addr)) {
+		struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = ep->in6.sin6_port };
+
+		memcpy(&in4.sin_addr, &ep->in6.sin6_addr.s6_addr[12], 4);
+		memset(ep, 0, sizeof(*ep));
+		ep->in4 = in4;
+	}
+}
+
+size_t endpoint_format(char *buf, size_t size, const union endpoint *ep)
+{
+	char addr[INET6_ADDRSTRLEN];
+	int n = 0;
+
+	if (ep->sa.sa_family == AF_INET) {
+		inet_ntop(AF_INET, &ep->in4.sin_addr, addr, sizeof(addr));
+		n = snprintf(buf, size, "%s:%u", addr, ntohs(ep->in4.sin_port));
+	} else if (ep->sa.sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &ep->in6.sin6_addr, addr, sizeof(addr));
+		if (ep->in6.sin6_scope_id)
+			n = snprintf(buf, size, "[%s%%%u]:%u", addr, ep->in6.sin6_scope_id, ntohs(ep->in6.sin6_port));
+		else
+			n = snprintf(buf, size, "[%s]:%u", addr, ntohs(ep->in6.sin6_port));
+	} else if (size) {
+		buf[0] = 0;
+	}
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
