@@ -176,6 +176,9 @@ void uapi_close(struct device *dev);
 void uapi_accept(struct device *dev);
 void uapi_event(struct device *dev, void *conn, uint32_t events);
 bool uapi_is_conn(struct device *dev, void *ptr);
+/* Apply a parsed, validated set request (the control socket's path, also used for -c). */
+struct nt_uapi_set;
+int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set);
 
 /* netlink.c */
 int link_monitor_open(struct device *dev);

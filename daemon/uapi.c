@@ -285,7 +285,7 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 	return 0;
 }
 
-static int apply_set(struct device *dev, const struct nt_uapi_set *set)
+int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set)
 {
 	int err;
 
@@ -314,7 +314,7 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 	int err = nt_uapi_parse_set(&set, body, len);
 
 	if (!err) {
-		err = apply_set(dev, &set);
+		err = uapi_apply_set(dev, &set);
 		nt_uapi_set_free(&set);
 	}
 	if (err)

@@ -1,0 +1,73 @@
+/* Config files in the wg-quick format ([Interface] and [Peer] sections), parsed into a
+ * plain struct. Pure: no I/O; host names in Endpoint stay unresolved (the caller
+ * resolves them). Errors name the line and what was expected. */
+#ifndef NOISETUN_CONFIG_H
+#define NOISETUN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "noisetun/uapi.h"
+
+struct nt_config_address {          /* Address = 10.0.0.1/24 (cidr: full length if absent) */
+	uint8_t family;
+	uint8_t cidr;
+	uint8_t addr[16];
+};
+
+struct nt_config_peer {
+	unsigned line;                  /* where [Peer] began, for messages */
+	uint8_t public_key[32];
+	bool has_preshared_key;
+	uint8_t preshared_key[32];
+	struct nt_uapi_allowed_ip *allowed_ips;
+	size_t allowed_ips_count;
+	bool has_endpoint;
+	char *endpoint_host;            /* "192.0.2.1", "2001:db8::1" (no brackets) or a name */
+	uint16_t endpoint_port;
+	bool has_persistent_keepalive;
+	uint16_t persistent_keepalive;  /* "off" parses as 0 */
+};
+
+enum nt_config_table { NT_TABLE_AUTO = 0, NT_TABLE_OFF, NT_TABLE_ID };
+
+struct nt_config {
+	bool has_private_key;
+	uint8_t private_key[32];
+	bool has_listen_port;
+	uint16_t listen_port;
+	bool has_fwmark;
+	uint32_t fwmark;                /* "off" parses as 0 */
+	/* wg-quick keys (rejected when parsing with NT_CONFIG_WG_ONLY): */
+	struct nt_config_address *addresses;
+	size_t addresses_count;
+	char **dns;                     /* addresses and search domains, as written */
+	size_t dns_count;
+	bool has_mtu;
+	uint32_t mtu;
+	enum nt_config_table table;
+	uint32_t table_id;              /* with NT_TABLE_ID */
+	char **pre_up, **post_up, **pre_down, **post_down; /* in file order */
+	size_t pre_up_count, post_up_count, pre_down_count, post_down_count;
+	bool save_config;
+	struct nt_config_peer *peers;
+	size_t peers_count;
+};
+
+struct nt_config_error {
+	unsigned line;                  /* 0: not tied to a line */
+	char message[256];              /* e.g. `AllowedIPs: "10.0.0.300/32" is not an IP prefix` */
+};
+
+enum {
+	NT_CONFIG_WG_QUICK = 0,         /* all keys above */
+	NT_CONFIG_WG_ONLY = 1,          /* what `wg setconf` accepts: wg-quick keys are errors */
+};
+
+/* Parse text (len bytes). 0, or -EINVAL with *err filled and *out empty, or -ENOMEM. */
+int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err);
+/* Free and wipe (keys!) everything nt_config_parse allocated. Safe on a zeroed struct. */
+void nt_config_free(struct nt_config *cfg);
+
+#endif
