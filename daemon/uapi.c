@@ -371,6 +371,8 @@ static bool flush_out(struct device *dev, struct conn *c)
 		}
 		c->out_off += (size_t)n;
 	}
+	if (!c->out_len)
+		return true;
 	explicit_bzero(c->out, c->out_len);
 	c->out_len = c->out_off = 0;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
