@@ -1,0 +1,67 @@
+/* Packet surgery for the offloaded data path (shared/docs/speed.md steps 3 and 6), pure so
+ * it can be unit-tested and fuzzed: checksums, splitting a TUN TSO super-packet into
+ * segments, and coalescing received TCP segments into one super-packet for the TUN. */
+#ifndef NOISETUN_OFFLOAD_H
+#define NOISETUN_OFFLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The virtio_net_hdr a TUN opened with IFF_VNET_HDR puts before every packet (host order). */
+#define NT_VNET_HDR_LEN 10
+#define NT_VNET_F_NEEDS_CSUM 1
+#define NT_VNET_GSO_NONE  0
+#define NT_VNET_GSO_TCPV4 1
+#define NT_VNET_GSO_TCPV6 4
+#define NT_VNET_GSO_ECN   0x80
+
+struct nt_vnet_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+};
+
+void nt_vnet_hdr_load(struct nt_vnet_hdr *h, const uint8_t p[static NT_VNET_HDR_LEN]);
+void nt_vnet_hdr_store(uint8_t p[static NT_VNET_HDR_LEN], const struct nt_vnet_hdr *h);
+
+/* Ones'-complement sum of len bytes added to sum (unfolded, 64-bit accumulator). */
+uint64_t nt_csum_add(uint64_t sum, const void *buf, size_t len);
+/* Fold to 16 bits (not complemented). */
+uint16_t nt_csum_fold(uint64_t sum);
+/* The unfolded pseudo-header sum for TCP/UDP over IPv4 or IPv6 (pkt is the IP packet). */
+uint64_t nt_csum_pseudo(const uint8_t *pkt, uint8_t proto, uint32_t l4_len);
+
+/* Complete a packet handed over with NEEDS_CSUM and no GSO: fold the sum from csum_start to
+ * the end into csum_start + csum_offset. 0, or -1 when the offsets do not fit len. */
+int nt_offload_finish_csum(uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h);
+
+/* Split a TCP TSO super-packet (gso_type TCPV4/TCPV6) into segments of at most gso_size
+ * payload bytes, each a complete IP packet with fixed lengths, IPv4 ids and header
+ * checksum, advanced sequence numbers, FIN/PSH on the last segment only, CWR on the first
+ * only, and a full TCP checksum. Segment i goes to out[i] (room for hdr + gso_size bytes),
+ * its length to seg_len[i]. Returns the count, or -1 when malformed or more than max. */
+int nt_offload_split(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h, uint8_t *const out[],
+		     size_t seg_len[], size_t max);
+
+/* One IP packet to be written to the TUN: data has `headroom` bytes before it (at least
+ * NT_VNET_HDR_LEN) and cap bytes from data on. After nt_offload_coalesce, len 0 means
+ * "merged into an earlier packet: skip", and hdr is what to write before data. */
+struct nt_gro_packet {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	struct nt_vnet_hdr hdr;
+};
+
+/* Merge TCP segments of one flow within pkts (in order) when they are ACK or ACK|PSH data,
+ * headers and options match, sequence numbers are adjacent, sizes equal (the last may be
+ * shorter), nothing follows a PSH, and every segment's checksum verifies. A merged head is
+ * marked for GSO (NEEDS_CSUM, pseudo-header sum in the TCP checksum). Returns how many
+ * packets remain to write. */
+size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n);
+
+#endif

@@ -1,0 +1,305 @@
+/* TSO splitting and TCP coalescing for the TUN offloads (speed.md steps 3 and 6).
+ * Lengths and offsets come from the packet's own headers, never from hdr_len. */
+#include "noisetun/offload.h"
+
+#include <endian.h>
+#include <string.h>
+
+#define IPPROTO_TCP_ 6
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_CWR 0x80
+#define MAX_IP_LEN 65535
+
+static uint16_t load16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t load32(const uint8_t *p) { return (uint32_t)load16(p) << 16 | load16(p + 2); }
+static void store16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void store32(uint8_t *p, uint32_t v) { store16(p, (uint16_t)(v >> 16)); store16(p + 2, (uint16_t)v); }
+
+void nt_vnet_hdr_load(struct nt_vnet_hdr *h, const uint8_t p[static NT_VNET_HDR_LEN])
+{
+	h->flags = p[0];
+	h->gso_type = p[1];
+	h->hdr_len = (uint16_t)(p[2] | p[3] << 8);
+	h->gso_size = (uint16_t)(p[4] | p[5] << 8);
+	h->csum_start = (uint16_t)(p[6] | p[7] << 8);
+	h->csum_offset = (uint16_t)(p[8] | p[9] << 8);
+}
+
+void nt_vnet_hdr_store(uint8_t p[static NT_VNET_HDR_LEN], const struct nt_vnet_hdr *h)
+{
+	const uint16_t v[4] = { h->hdr_len, h->gso_size, h->csum_start, h->csum_offset };
+
+	p[0] = h->flags;
+	p[1] = h->gso_type;
+	for (int i = 0; i < 4; i++) {
+		p[2 + 2 * i] = (uint8_t)v[i];
+		p[3 + 2 * i] = (uint8_t)(v[i] >> 8);
+	}
+}
+
+/* Big-endian 32-bit words summed into 64 bits: 2^16 = 1 mod 0xffff, so folding at the end
+ * gives the ones'-complement sum of 16-bit words. Only the last chunk may be odd. */
+uint64_t nt_csum_add(uint64_t sum, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		v = be64toh(v);
+		sum += (v >> 32) + (v & 0xffffffffu);
+		p += 8;
+		len -= 8;
+	}
+	if (len >= 4) {
+		sum += load32(p);
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		sum += load16(p);
+		p += 2;
+		len -= 2;
+	}
+	if (len)
+		sum += (uint64_t)p[0] << 8;
+	return sum;
+}
+
+uint16_t nt_csum_fold(uint64_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+uint64_t nt_csum_pseudo(const uint8_t *pkt, uint8_t proto, uint32_t l4_len)
+{
+	if ((pkt[0] >> 4) == 4)
+		return nt_csum_add(0, pkt + 12, 8) + proto + l4_len;
+	return nt_csum_add(0, pkt + 8, 32) + proto + (l4_len >> 16) + (l4_len & 0xffff);
+}
+
+int nt_offload_finish_csum(uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h)
+{
+	size_t start = h->csum_start, field = (size_t)h->csum_start + h->csum_offset;
+
+	if (start >= len || field + 2 > len)
+		return -1;
+	store16(pkt + field, (uint16_t)~nt_csum_fold(nt_csum_add(0, pkt + start, len - start)));
+	return 0;
+}
+
+/* The IP and TCP header lengths of a TCP packet without IPv4 options' surprises or IPv6
+ * extension headers; false when it is not such a packet within len. */
+static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *l3, size_t *l4)
+{
+	if (len < 1)
+		return false;
+	if ((pkt[0] >> 4) == 4) {
+		*l3 = (size_t)(pkt[0] & 0x0f) * 4;
+		if (*l3 < 20 || len < *l3 + 20 || pkt[9] != IPPROTO_TCP_)
+			return false;
+	} else if ((pkt[0] >> 4) == 6) {
+		*l3 = 40;
+		if (len < 60 || pkt[6] != IPPROTO_TCP_)
+			return false;
+	} else {
+		return false;
+	}
+	*l4 = (size_t)(pkt[*l3 + 12] >> 4) * 4;
+	return *l4 >= 20 && *l3 + *l4 <= len;
+}
+
+static void set_ip_len(uint8_t *pkt, size_t l3, size_t total)
+{
+	if ((pkt[0] >> 4) == 4) {
+		store16(pkt + 2, (uint16_t)total);
+		store16(pkt + 10, 0);
+		store16(pkt + 10, (uint16_t)~nt_csum_fold(nt_csum_add(0, pkt, l3)));
+	} else {
+		store16(pkt + 4, (uint16_t)(total - 40));
+	}
+}
+
+static uint16_t tcp_csum(const uint8_t *pkt, size_t l3, size_t tcp_len)
+{
+	return (uint16_t)~nt_csum_fold(nt_csum_pseudo(pkt, IPPROTO_TCP_, (uint32_t)tcp_len) +
+				       nt_csum_add(0, pkt + l3, tcp_len));
+}
+
+int nt_offload_split(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h, uint8_t *const out[],
+		     size_t seg_len[], size_t max)
+{
+	size_t l3, l4, hdr, payload, mss = h->gso_size, count;
+	uint32_t seq;
+	uint16_t id;
+
+	if (!tcp_headers(pkt, len, &l3, &l4) || !mss)
+		return -1;
+	if ((h->gso_type & ~NT_VNET_GSO_ECN) != ((pkt[0] >> 4) == 4 ? NT_VNET_GSO_TCPV4 : NT_VNET_GSO_TCPV6))
+		return -1;
+	hdr = l3 + l4;
+	payload = len - hdr;
+	count = payload ? (payload + mss - 1) / mss : 1;
+	if (count > max)
+		return -1;
+	seq = load32(pkt + l3 + 4);
+	id = load16(pkt + 4);
+
+	for (size_t i = 0, off = 0; i < count; i++, off += mss) {
+		size_t n = payload - off < mss ? payload - off : mss;
+		uint8_t *s = out[i];
+
+		memcpy(s, pkt, hdr);
+		memcpy(s + hdr, pkt + hdr + off, n);
+		if ((pkt[0] >> 4) == 4)
+			store16(s + 4, (uint16_t)(id + i));
+		set_ip_len(s, l3, hdr + n);
+		store32(s + l3 + 4, seq + (uint32_t)off);
+		if (i + 1 < count)
+			s[l3 + 13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
+		if (i > 0)
+			s[l3 + 13] &= (uint8_t)~TCP_CWR;
+		store16(s + l3 + 16, 0);
+		store16(s + l3 + 16, tcp_csum(s, l3, l4 + n));
+		seg_len[i] = hdr + n;
+	}
+	return (int)count;
+}
+
+/* ---- coalescing ---- */
+
+struct flow {
+	size_t head;        /* index of the head packet */
+	size_t l3, l4;
+	size_t mss;         /* payload size of the head: every merged segment but the last */
+	uint32_t next_seq;
+	unsigned count;
+	bool open;
+};
+
+static bool same_flow(const uint8_t *a, const uint8_t *b, size_t l3)
+{
+	size_t alen = (a[0] >> 4) == 4 ? 8 : 32, aoff = (a[0] >> 4) == 4 ? 12 : 8;
+
+	return (a[0] >> 4) == (b[0] >> 4) && !memcmp(a + aoff, b + aoff, alen) && !memcmp(a + l3, b + l3, 4);
+}
+
+/* The parts of the headers that must be equal for two segments to merge: IP version/
+ * TOS/TTL/flags (v4) or traffic class/flow label/hop limit (v6); TCP ack, flags but PSH,
+ * window and every option byte. */
+static bool headers_match(const uint8_t *h, const uint8_t *p, size_t l3, size_t l4)
+{
+	if ((h[0] >> 4) == 4) {
+		if (h[0] != p[0] || h[1] != p[1] || h[8] != p[8] || (h[6] & 0xe0) != (p[6] & 0xe0))
+			return false;
+	} else if (memcmp(h, p, 4) || h[7] != p[7]) {
+		return false;
+	}
+	return !memcmp(h + l3 + 8, p + l3 + 8, 5) && (h[l3 + 13] | TCP_PSH) == (p[l3 + 13] | TCP_PSH) &&
+	       !memcmp(h + l3 + 14, p + l3 + 14, 2) && !memcmp(h + l3 + 20, p + l3 + 20, l4 - 20);
+}
+
+/* A TCP data segment that may take part: only ACK or ACK|PSH, no IPv4 fragment bits or
+ * options, payload present, and a checksum that verifies (a merged packet goes up as
+ * checksummed, so nothing unverified may enter one). */
+static bool mergeable(const uint8_t *pkt, size_t len, size_t *l3, size_t *l4)
+{
+	uint8_t flags;
+
+	if (!tcp_headers(pkt, len, l3, l4) || len <= *l3 + *l4)
+		return false;
+	if ((pkt[0] >> 4) == 4 && (*l3 != 20 || (load16(pkt + 6) & 0x3fff) || load16(pkt + 2) != len))
+		return false;
+	if ((pkt[0] >> 4) == 6 && (size_t)load16(pkt + 4) + 40 != len)
+		return false;
+	flags = pkt[*l3 + 13];
+	if ((flags & ~TCP_PSH) != TCP_ACK)
+		return false;
+	return nt_csum_fold(nt_csum_pseudo(pkt, IPPROTO_TCP_, (uint32_t)(len - *l3)) +
+			    nt_csum_add(0, pkt + *l3, len - *l3)) == 0xffff;
+}
+
+static void finish_head(struct nt_gro_packet *p, const struct flow *f)
+{
+	uint8_t *pkt = p->data;
+
+	if (f->count < 2)
+		return;
+	set_ip_len(pkt, f->l3, p->len);
+	/* CHECKSUM_PARTIAL: the field holds the pseudo-header sum over the whole length. */
+	store16(pkt + f->l3 + 16, nt_csum_fold(nt_csum_pseudo(pkt, IPPROTO_TCP_, (uint32_t)(p->len - f->l3))));
+	p->hdr = (struct nt_vnet_hdr){
+		.flags = NT_VNET_F_NEEDS_CSUM,
+		.gso_type = (pkt[0] >> 4) == 4 ? NT_VNET_GSO_TCPV4 : NT_VNET_GSO_TCPV6,
+		.hdr_len = (uint16_t)(f->l3 + f->l4),
+		.gso_size = (uint16_t)f->mss,
+		.csum_start = (uint16_t)f->l3,
+		.csum_offset = 16,
+	};
+}
+
+size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n)
+{
+	struct flow flows[64];
+	size_t nflows = 0, remaining = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct nt_gro_packet *p = &pkts[i];
+		struct flow *f = NULL;
+		size_t l3, l4;
+		bool ok;
+
+		memset(&p->hdr, 0, sizeof(p->hdr));
+		if (!p->len)
+			continue;
+		remaining++;
+		ok = mergeable(p->data, p->len, &l3, &l4);
+		if (!ok && !tcp_headers(p->data, p->len, &l3, &l4))
+			continue;
+		for (size_t k = 0; k < nflows; k++)
+			if (flows[k].open && same_flow(pkts[flows[k].head].data, p->data, flows[k].l3)) {
+				f = &flows[k];
+				break;
+			}
+		if (f && ok) {
+			struct nt_gro_packet *h = &pkts[f->head];
+			size_t payload = p->len - l3 - l4;
+			uint8_t flags = p->data[l3 + 13];
+
+			if (l3 == f->l3 && l4 == f->l4 && load32(p->data + l3 + 4) == f->next_seq && payload <= f->mss &&
+			    h->len + payload <= MAX_IP_LEN && h->len + payload <= h->cap &&
+			    headers_match(h->data, p->data, l3, l4)) {
+				memcpy(h->data + h->len, p->data + l3 + l4, payload);
+				h->len += payload;
+				f->next_seq += (uint32_t)payload;
+				f->count++;
+				p->len = 0;
+				remaining--;
+				if (flags & TCP_PSH) {
+					h->data[l3 + 13] |= TCP_PSH;
+					f->open = false;
+				}
+				if (payload < f->mss)
+					f->open = false;
+				continue;
+			}
+		}
+		/* Not merged: whatever this flow had open ends here, so order is kept. */
+		if (f)
+			f->open = false;
+		if (!ok || nflows == sizeof(flows) / sizeof(flows[0]))
+			continue;
+		f = &flows[nflows++];
+		*f = (struct flow){ .head = i, .l3 = l3, .l4 = l4, .mss = p->len - l3 - l4, .count = 1, .open = true,
+				    .next_seq = load32(p->data + l3 + 4) + (uint32_t)(p->len - l3 - l4) };
+		if (p->data[l3 + 13] & TCP_PSH)
+			f->open = false;
+	}
+	for (size_t k = 0; k < nflows; k++)
+		finish_head(&pkts[flows[k].head], &flows[k]);
+	return remaining;
+}
