@@ -1,10 +1,11 @@
-/* noisetund [-f|--foreground] IFACE
+/* noisetund [-f|--foreground] [-c FILE] IFACE
  *
  * The contract of wireguard-go, so stock wg and wg-quick drive it: create the TUN device,
  * bind UDP, serve /var/run/wireguard/IFACE.sock, and (unless in the foreground) fork; the
  * launching process exits 0 only once all of that is ready, else non-zero with a reason.
  * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted, and when the socket
- * file is deleted. */
+ * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
+ * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

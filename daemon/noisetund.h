@@ -22,7 +22,8 @@
 #define BATCH            64      /* datagrams or TUN packets handled per wakeup */
 #define MAX_PACKET       65536   /* TUN packets up to the largest MTU */
 #define BUF_SIZE         (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
-#define HANDSHAKE_QUEUE  BATCH   /* "queue" for the under-load rule: handshakes in one batch */
+#define HANDSHAKE_QUEUE  BATCH
+#define MAX_SEGMENTS     64      /* UDP GSO and GRO: datagrams per super-datagram */   /* "queue" for the under-load rule: handshakes in one batch */
 
 /* ---- log.c ---- */
 enum log_level { LOG_SILENT, LOG_ERROR, LOG_VERBOSE };
@@ -119,6 +120,8 @@ struct device {
 	uint32_t fwmark;
 	int udp4, udp6;
 	int tun;
+	bool vnet;                      /* TUN packets carry a virtio_net_hdr (offloads) */
+	bool udp_gso;                   /* UDP_SEGMENT works on our sockets */
 	int epoll;
 	int timerfd;
 	int uapi_listen;
@@ -151,7 +154,7 @@ void device_run_timers(struct device *dev, uint64_t now);
 void device_set_up(struct device *dev, bool up);
 
 /* tun.c */
-int tun_open(const char *ifname, char out_name[IFNAMSIZ]);
+int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet);
 int tun_set_mtu(const char *ifname, unsigned mtu);
 
 /* udp.c */
@@ -183,5 +186,42 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set);
 /* netlink.c */
 int link_monitor_open(struct device *dev);
 void link_monitor_event(struct device *dev);
+
+/* ==== config mode (noisetund -c FILE): setup.c, rtnl.c, notify.c ==== */
+
+/* setup.c: wg-quick's up/down/syncconf done by the daemon itself (see the top of setup.c).
+ * config_prepare runs before anything is created: parse FILE and resolve its endpoints
+ * (errors print `FILE:LINE: message`), then PreUp; 0 or -1, having printed why. */
+int config_prepare(const char *path, const char *ifname);
+bool config_active(void);
+/* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy
+ * rules, PostUp. On failure *what says which step; config_down(dev, false) undoes it. */
+int config_up(struct device *dev, const char **what);
+void config_reload(struct device *dev);                 /* SIGHUP */
+void config_down(struct device *dev, bool orderly);     /* before teardown() */
+void config_post_down(void);                            /* after it: PostDown */
+
+/* rtnl.c: rtnetlink requests (libmnl), each 0 or -errno. */
+int rtnl_addr(bool add, int ifindex, int family, const uint8_t *addr, uint8_t prefixlen);
+int rtnl_addr_list(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen), void *ctx);
+int rtnl_link_set(int ifindex, unsigned mtu, bool up);  /* mtu 0: leave it */
+int rtnl_link_mtu(int ifindex, unsigned *mtu);
+int rtnl_route(bool add, int family, const uint8_t *dst, uint8_t dst_len, int ifindex, uint32_t table);
+int rtnl_route_exists(int family, const uint8_t *addr, uint8_t len, int ifindex, uint32_t table, bool *found);
+int rtnl_route_get_mtu(int family, const uint8_t *addr, unsigned *mtu);
+int rtnl_default_route_mtu(unsigned *mtu);
+int rtnl_rule(bool add, int family, uint32_t table, bool not_fwmark, uint32_t fwmark, bool suppress_default);
+
+/* notify.c: sd_notify over $NOTIFY_SOCKET; every call is a no-op without it. notify_init
+ * adds the watchdog timerfd (when $WATCHDOG_USEC is set) to epoll with watchdog_tag. */
+int notify_init(int epoll, uint64_t watchdog_tag);
+void notify_close(void);
+void notify_ready(const struct device *dev);
+void notify_reloading(void);
+void notify_stopping(void);
+void notify_status(const struct device *dev);           /* STATUS= when the peer count moved */
+void notify_status_text(const char *text);
+void notify_watchdog(void);                             /* the watchdog timerfd fired */
+/* ==== end of config mode ==== */
 
 #endif

@@ -8,9 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <netinet/udp.h>
+
+#include "noisetun/offload.h"
 #include "noisetund.h"
 
 static uint8_t rx_bufs[BATCH][BUF_SIZE];
+
+/* Decrypted packets for the TUN, written together at the end of the batch. */
+static struct nt_gro_packet tunq[BATCH * MAX_SEGMENTS];
+static size_t tunq_len;
 
 #define PEER_OF(field_ptr, field) ((struct peer *)((char *)(field_ptr) - offsetof(struct peer, field)))
 
@@ -190,7 +197,8 @@ static bool source_allowed(struct device *dev, struct peer *peer, const uint8_t 
 	return owner == &peer->aips;
 }
 
-static void handle_data(struct device *dev, uint8_t *msg, size_t len, const union endpoint *src, uint64_t now)
+static void handle_data(struct device *dev, uint8_t *msg, size_t len, const union endpoint *src, uint64_t now,
+			const uint8_t *buf_end)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	uint8_t *plain = msg + NT_DATA_HEADER_LEN;
@@ -241,8 +249,34 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 	}
 	nt_timers_data_received(&peer->timers, now);
 	peer_timers_changed(peer);
-	if (write(dev->tun, plain, iplen) < 0 && errno != EAGAIN && errno != EIO)
+	tunq[tunq_len++] = (struct nt_gro_packet){ .data = plain, .len = iplen, .cap = (size_t)(buf_end - plain) };
+}
+
+static void write_tun(struct device *dev, uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h)
+{
+	ssize_t n;
+
+	if (dev->vnet) {
+		/* every packet has room before it: it sat behind a 16-byte transport header */
+		pkt -= NT_VNET_HDR_LEN;
+		nt_vnet_hdr_store(pkt, h);
+		len += NT_VNET_HDR_LEN;
+	}
+	n = write(dev->tun, pkt, len);
+	if (n < 0 && errno != EAGAIN && errno != EIO)
 		log_verbose("TUN write: %s", strerror(errno));
+}
+
+static void flush_tun(struct device *dev)
+{
+	static const struct nt_vnet_hdr none;
+
+	if (dev->vnet)
+		nt_offload_coalesce(tunq, tunq_len, true);
+	for (size_t i = 0; i < tunq_len; i++)
+		if (tunq[i].len)
+			write_tun(dev, tunq[i].data, tunq[i].len, dev->vnet ? &tunq[i].hdr : &none);
+	tunq_len = 0;
 }
 
 void receive_udp(struct device *dev, int fd)
@@ -250,6 +284,10 @@ void receive_udp(struct device *dev, int fd)
 	static struct mmsghdr msgs[BATCH];
 	static struct iovec iov[BATCH];
 	static union endpoint src[BATCH];
+	static union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctrl[BATCH];
 	unsigned handshakes = 0;
 	uint64_t now = now_ns();
 	bool under_load;
@@ -258,7 +296,8 @@ void receive_udp(struct device *dev, int fd)
 	for (unsigned i = 0; i < BATCH; i++) {
 		iov[i] = (struct iovec){ .iov_base = rx_bufs[i], .iov_len = BUF_SIZE };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = {
-			.msg_name = &src[i], .msg_namelen = sizeof(src[i]), .msg_iov = &iov[i], .msg_iovlen = 1 } };
+			.msg_name = &src[i], .msg_namelen = sizeof(src[i]), .msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = ctrl[i].buf, .msg_controllen = sizeof(ctrl[i].buf) } };
 	}
 	n = recvmmsg(fd, msgs, BATCH, 0, NULL);
 	if (n <= 0) {
@@ -266,6 +305,8 @@ void receive_udp(struct device *dev, int fd)
 			log_error("recvmmsg: %s", strerror(errno));
 		return;
 	}
+	if (!dev->up)
+		return; /* the link's state gates the peers: nothing is processed while down */
 	for (int i = 0; i < n; i++) {
 		enum nt_message_type t = nt_message_type(rx_bufs[i], msgs[i].msg_len);
 		handshakes += t == NT_MSG_INITIATION || t == NT_MSG_RESPONSE;
@@ -273,30 +314,45 @@ void receive_udp(struct device *dev, int fd)
 	under_load = nt_cookie_under_load(handshakes, HANDSHAKE_QUEUE, now, &dev->last_under_load);
 
 	for (int i = 0; i < n; i++) {
-		uint8_t *msg = rx_bufs[i];
-		size_t len = msgs[i].msg_len;
+		size_t len = msgs[i].msg_len, seg = len;
+		struct cmsghdr *c;
 
 		endpoint_normalize(&src[i]);
 		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			dev->drops[NT_DROP_SIZE]++;
 			continue;
 		}
-		switch (nt_message_type(msg, len)) {
-		case NT_MSG_INITIATION:
-			handle_initiation(dev, msg, len, &src[i], now, under_load);
-			break;
-		case NT_MSG_RESPONSE:
-			handle_response(dev, msg, len, &src[i], now, under_load);
-			break;
-		case NT_MSG_COOKIE:
-			handle_cookie(dev, msg, len, now);
-			break;
-		case NT_MSG_DATA:
-			handle_data(dev, msg, len, &src[i], now);
-			break;
-		default:
-			dev->drops[NT_DROP_SIZE]++;
-			break;
+		/* A GRO super-datagram: same-sized datagrams back to back, the last maybe shorter. */
+		for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
+			if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+				int size;
+				memcpy(&size, CMSG_DATA(c), sizeof(size));
+				if (size > 0)
+					seg = (size_t)size;
+			}
+		}
+		for (size_t off = 0; off < len; off += seg) {
+			uint8_t *msg = rx_bufs[i] + off;
+			size_t mlen = len - off < seg ? len - off : seg;
+
+			switch (nt_message_type(msg, mlen)) {
+			case NT_MSG_INITIATION:
+				handle_initiation(dev, msg, mlen, &src[i], now, under_load);
+				break;
+			case NT_MSG_RESPONSE:
+				handle_response(dev, msg, mlen, &src[i], now, under_load);
+				break;
+			case NT_MSG_COOKIE:
+				handle_cookie(dev, msg, mlen, now);
+				break;
+			case NT_MSG_DATA:
+				handle_data(dev, msg, mlen, &src[i], now, rx_bufs[i] + BUF_SIZE);
+				break;
+			default:
+				dev->drops[NT_DROP_SIZE]++;
+				break;
+			}
 		}
 	}
+	flush_tun(dev);
 }

@@ -6,34 +6,91 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <netinet/udp.h>
+
+#include "noisetun/offload.h"
 #include "noisetund.h"
 
+/* Sealed messages waiting for the end of the batch, in order. */
+#define OUT_MAX 1024
 struct out_batch {
-	struct mmsghdr msgs[BATCH];
-	struct iovec iov[BATCH];
-	union endpoint to[BATCH];
+	struct {
+		union endpoint to;
+		uint8_t *buf;
+		size_t len;
+	} msg[OUT_MAX];
 	unsigned n;
 };
 
-static uint8_t tx_bufs[BATCH][BUF_SIZE];
+/* TUN reads and TSO segments are laid out one after another here, each with room for the
+ * transport header before it and padding + tag after it, so sealing happens in place. */
+#define ARENA_SIZE (2u << 20)
+#define SLOT_OVERHEAD (NT_DATA_HEADER_LEN + NT_DATA_PAD + NT_AEAD_TAG_LEN + 16)
+static uint8_t arena[ARENA_SIZE] __attribute__((aligned(64)));
 
-static void flush_family(struct device *dev, struct out_batch *b, int family)
+/* Send msgs[0..n) of one family; with GSO, runs of equal-sized datagrams to one endpoint
+ * (the last may be shorter) go as one super-datagram with a UDP_SEGMENT message. */
+static void send_family(struct device *dev, struct out_batch *b, int family)
 {
-	struct mmsghdr msgs[BATCH];
+	static struct mmsghdr mm[OUT_MAX];
+	static struct iovec iov[OUT_MAX];
+	static union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctrl[OUT_MAX];
 	int fd = family == AF_INET ? dev->udp4 : dev->udp6;
-	unsigned n = 0, sent = 0;
+	unsigned n = 0, v = 0, sent = 0;
 
-	for (unsigned i = 0; i < b->n; i++)
-		if (b->to[i].sa.sa_family == family)
-			msgs[n++] = b->msgs[i];
-	if (!n || fd < 0)
+	if (fd < 0)
 		return;
+	for (unsigned i = 0; i < b->n; i++) {
+		struct msghdr *h;
+		unsigned segs = 1;
+		size_t total;
+
+		if (b->msg[i].to.sa.sa_family != family)
+			continue;
+		h = &mm[n].msg_hdr;
+		*h = (struct msghdr){ .msg_name = &b->msg[i].to, .msg_namelen = endpoint_len(&b->msg[i].to),
+				      .msg_iov = &iov[v], .msg_iovlen = 1 };
+		iov[v++] = (struct iovec){ .iov_base = b->msg[i].buf, .iov_len = b->msg[i].len };
+		total = b->msg[i].len;
+		while (dev->udp_gso && i + 1 < b->n && segs < MAX_SEGMENTS &&
+		       b->msg[i + 1].to.sa.sa_family == family && endpoint_equal(&b->msg[i + 1].to, &b->msg[i].to) &&
+		       b->msg[i + 1].len <= b->msg[i].len && iov[v - 1].iov_len == b->msg[i].len &&
+		       total + b->msg[i + 1].len <= 65000) {
+			iov[v++] = (struct iovec){ .iov_base = b->msg[i + 1].buf, .iov_len = b->msg[i + 1].len };
+			total += b->msg[++i].len;
+			segs++;
+		}
+		if (segs > 1) {
+			struct cmsghdr *c;
+			uint16_t size = (uint16_t)iov[v - segs].iov_len;
+
+			h->msg_iovlen = segs;
+			h->msg_control = ctrl[n].buf;
+			h->msg_controllen = sizeof(ctrl[n].buf);
+			c = CMSG_FIRSTHDR(h);
+			c->cmsg_level = IPPROTO_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(size));
+			memcpy(CMSG_DATA(c), &size, sizeof(size));
+		}
+		n++;
+	}
 	while (sent < n) {
-		int r = sendmmsg(fd, msgs + sent, n - sent, 0);
+		int r = sendmmsg(fd, mm + sent, n - sent, 0);
 		if (r < 0) {
-			/* A full socket buffer or an unreachable network costs these packets, like
-			 * a lossy link would; skip the one that failed and go on. */
-			if (errno != EAGAIN && errno != ENOBUFS)
+			if (errno == EIO && dev->udp_gso) {
+				/* GSO not possible on this path (e.g. no checksum offload): off for good */
+				log_verbose("UDP GSO failed, turning it off");
+				dev->udp_gso = false;
+				send_family(dev, b, family); /* a repeat of any already sent is a replay: dropped */
+				return;
+			}
+			/* A full socket buffer or an unreachable network costs these packets, as a
+			 * lossy link would; skip the one that failed and go on. */
+			if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
 				log_verbose("sendmmsg: %s", strerror(errno));
 			sent++;
 			continue;
@@ -44,19 +101,17 @@ static void flush_family(struct device *dev, struct out_batch *b, int family)
 
 static void flush(struct device *dev, struct out_batch *b)
 {
-	flush_family(dev, b, AF_INET);
-	flush_family(dev, b, AF_INET6);
+	send_family(dev, b, AF_INET);
+	send_family(dev, b, AF_INET6);
 	b->n = 0;
 }
 
-static void batch_add(struct out_batch *b, const union endpoint *to, void *buf, size_t len)
+static void batch_add(struct out_batch *b, const union endpoint *to, uint8_t *buf, size_t len)
 {
-	unsigned i = b->n++;
-
-	b->to[i] = *to;
-	b->iov[i] = (struct iovec){ .iov_base = buf, .iov_len = len };
-	b->msgs[i] = (struct mmsghdr){ .msg_hdr = {
-		.msg_name = &b->to[i], .msg_namelen = endpoint_len(to), .msg_iov = &b->iov[i], .msg_iovlen = 1 } };
+	b->msg[b->n].to = *to;
+	b->msg[b->n].buf = buf;
+	b->msg[b->n].len = len;
+	b->n++;
 }
 
 /* The peer's current keypair if it may still send at now, else NULL. */
@@ -149,17 +204,59 @@ static size_t route(struct device *dev, const uint8_t *pkt, size_t len, struct p
 	return iplen;
 }
 
+/* One IP packet at pkt, with NT_DATA_HEADER_LEN bytes of room before it and the tail room
+ * of an arena slot after it: route it, then seal it in place or stage it. */
+static void send_packet(struct device *dev, struct out_batch *out, uint8_t *pkt, size_t len, uint64_t now)
+{
+	uint8_t *buf = pkt - NT_DATA_HEADER_LEN;
+	struct nt_keypair *kp;
+	struct peer *peer;
+	size_t iplen, wire_len;
+
+	iplen = route(dev, pkt, len, &peer);
+	if (!iplen || !peer) {
+		dev->drops_no_peer++;
+		return;
+	}
+	if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
+		dev->drops_no_endpoint++;
+		return;
+	}
+	kp = sending_keypair(peer, now);
+	if (!kp) {
+		stage(peer, pkt, iplen);
+		send_initiation(peer, false);
+		return;
+	}
+	if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, dev->mtu, now) != NT_OK)
+		return;
+	batch_add(out, &peer->endpoint, buf, wire_len);
+	after_data_sent(peer, kp, wire_len, iplen, now);
+}
+
+static size_t slot_size(size_t len)
+{
+	return (len + SLOT_OVERHEAD + 63) & ~(size_t)63;
+}
+
 void send_tun_batch(struct device *dev)
 {
 	static struct out_batch out;
 	uint64_t now = now_ns();
+	size_t used = 0;
+	size_t hdr = dev->vnet ? NT_VNET_HDR_LEN : 0;
 
-	for (unsigned i = 0; i < BATCH; i++) {
-		uint8_t *buf = tx_bufs[i], *pkt = buf + NT_DATA_HEADER_LEN;
-		struct nt_keypair *kp;
-		struct peer *peer;
-		size_t iplen, wire_len;
-		ssize_t n = read(dev->tun, pkt, MAX_PACKET);
+	for (unsigned reads = 0; reads < BATCH; reads++) {
+		/* room for one more read and all its segments, else flush first */
+		if (ARENA_SIZE - used < slot_size(MAX_PACKET) + MAX_SEGMENTS * slot_size(dev->mtu + 120) ||
+		    out.n + MAX_SEGMENTS > OUT_MAX) {
+			flush(dev, &out);
+			used = 0;
+		}
+		uint8_t *pkt = arena + used + NT_DATA_HEADER_LEN;
+		ssize_t n = read(dev->tun, pkt - hdr, MAX_PACKET + hdr);
+		struct nt_vnet_hdr vh = { 0 };
+		size_t len;
 
 		if (n < 0) {
 			if (errno == EBADFD || errno == EIO) {
@@ -170,25 +267,43 @@ void send_tun_batch(struct device *dev)
 			}
 			break;
 		}
-		iplen = route(dev, pkt, (size_t)n, &peer);
-		if (!iplen || !peer) {
-			dev->drops_no_peer++;
+		if ((size_t)n < hdr)
+			continue;
+		len = (size_t)n - hdr;
+		if (hdr)
+			nt_vnet_hdr_load(&vh, pkt - hdr);
+		used += slot_size(len);
+
+		if ((vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV4 || (vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV6) {
+			uint8_t *segs[MAX_SEGMENTS];
+			size_t seg_len[MAX_SEGMENTS], seg_slot = slot_size((size_t)vh.gso_size + 120);
+			int count;
+
+			if (ARENA_SIZE - used < MAX_SEGMENTS * seg_slot) {
+				/* send what is sealed; the super-packet itself stays where it is */
+				flush(dev, &out);
+				if (ARENA_SIZE - used < MAX_SEGMENTS * seg_slot) {
+					dev->drops[NT_DROP_SIZE]++;
+					continue;
+				}
+			}
+			for (unsigned i = 0; i < MAX_SEGMENTS; i++)
+				segs[i] = arena + used + i * seg_slot + NT_DATA_HEADER_LEN;
+			count = nt_offload_split(pkt, len, &vh, segs, seg_len, MAX_SEGMENTS);
+			if (count < 0) {
+				dev->drops[NT_DROP_MALFORMED]++;
+				continue;
+			}
+			used += (size_t)count * seg_slot;
+			for (int i = 0; i < count; i++)
+				send_packet(dev, &out, segs[i], seg_len[i], now);
 			continue;
 		}
-		if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
-			dev->drops_no_endpoint++;
+		if ((vh.flags & NT_VNET_F_NEEDS_CSUM) && nt_offload_finish_csum(pkt, len, &vh)) {
+			dev->drops[NT_DROP_MALFORMED]++;
 			continue;
 		}
-		kp = sending_keypair(peer, now);
-		if (!kp) {
-			stage(peer, pkt, iplen);
-			send_initiation(peer, false);
-			continue;
-		}
-		if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, dev->mtu, now) != NT_OK)
-			continue;
-		batch_add(&out, &peer->endpoint, buf, wire_len);
-		after_data_sent(peer, kp, wire_len, iplen, now);
+		send_packet(dev, &out, pkt, len, now);
 	}
 	flush(dev, &out);
 }

@@ -174,6 +174,7 @@ int nt_offload_split(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h
 
 struct flow {
 	size_t head;        /* index of the head packet */
+	size_t last;        /* index of the last packet merged (or the head) */
 	size_t l3, l4;
 	size_t mss;         /* payload size of the head: every merged segment but the last */
 	uint32_t next_seq;
@@ -242,7 +243,7 @@ static void finish_head(struct nt_gro_packet *p, const struct flow *f)
 	};
 }
 
-size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n)
+size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n, bool adjacent_only)
 {
 	struct flow flows[64];
 	size_t nflows = 0, remaining = 0;
@@ -261,6 +262,9 @@ size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n)
 		if (!ok && !tcp_headers(p->data, p->len, &l3, &l4))
 			continue;
 		for (size_t k = 0; k < nflows; k++)
+			if (adjacent_only && flows[k].open && flows[k].last + 1 != i)
+				flows[k].open = false;
+		for (size_t k = 0; k < nflows; k++)
 			if (flows[k].open && same_flow(pkts[flows[k].head].data, p->data, flows[k].l3)) {
 				f = &flows[k];
 				break;
@@ -273,10 +277,12 @@ size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n)
 			if (l3 == f->l3 && l4 == f->l4 && load32(p->data + l3 + 4) == f->next_seq && payload <= f->mss &&
 			    h->len + payload <= MAX_IP_LEN && h->len + payload <= h->cap &&
 			    headers_match(h->data, p->data, l3, l4)) {
-				memcpy(h->data + h->len, p->data + l3 + l4, payload);
+				/* may overlap: a head grows in place over the packets it absorbs */
+				memmove(h->data + h->len, p->data + l3 + l4, payload);
 				h->len += payload;
 				f->next_seq += (uint32_t)payload;
 				f->count++;
+				f->last = i;
 				p->len = 0;
 				remaining--;
 				if (flags & TCP_PSH) {
@@ -294,7 +300,7 @@ size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n)
 		if (!ok || nflows == sizeof(flows) / sizeof(flows[0]))
 			continue;
 		f = &flows[nflows++];
-		*f = (struct flow){ .head = i, .l3 = l3, .l4 = l4, .mss = p->len - l3 - l4, .count = 1, .open = true,
+		*f = (struct flow){ .head = i, .last = i, .l3 = l3, .l4 = l4, .mss = p->len - l3 - l4, .count = 1, .open = true,
 				    .next_seq = load32(p->data + l3 + 4) + (uint32_t)(p->len - l3 - l4) };
 		if (p->data[l3 + 13] & TCP_PSH)
 			f->open = false;

@@ -61,7 +61,8 @@ struct nt_gro_packet {
  * headers and options match, sequence numbers are adjacent, sizes equal (the last may be
  * shorter), nothing follows a PSH, and every segment's checksum verifies. A merged head is
  * marked for GSO (NEEDS_CSUM, pseudo-header sum in the TCP checksum). Returns how many
- * packets remain to write. */
-size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n);
+ * packets remain to write. adjacent_only: merge only runs of consecutive packets, for
+ * callers whose heads grow in place over the buffers of the packets they absorb. */
+size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n, bool adjacent_only);
 
 #endif

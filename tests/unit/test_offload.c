@@ -139,7 +139,7 @@ static void round_trip(int v)
 	/* The head needs room for the whole stream: give it the big buffer. */
 	memcpy(big, pk[0].data, pk[0].len);
 	pk[0].data = big;
-	ck_assert_uint_eq(nt_offload_coalesce(pk, (size_t)n), 2); /* the last (FIN) stays apart */
+	ck_assert_uint_eq(nt_offload_coalesce(pk, (size_t)n, true), 2); /* the last (FIN) stays apart */
 	ck_assert_uint_eq(pk[0].hdr.gso_type, v == 4 ? NT_VNET_GSO_TCPV4 : NT_VNET_GSO_TCPV6);
 	ck_assert_uint_eq(pk[0].hdr.gso_size, MSS);
 	ck_assert_uint_eq(pk[0].hdr.hdr_len, l3 + 32);
@@ -193,7 +193,7 @@ static size_t batch(struct nt_gro_packet *pk, uint8_t bufs[][2048], const size_t
 {
 	for (size_t i = 0; i < n; i++)
 		pk[i] = (struct nt_gro_packet){ .data = bufs[i], .len = lens[i], .cap = 2048 };
-	return nt_offload_coalesce(pk, n);
+	return nt_offload_coalesce(pk, n, false);
 }
 
 START_TEST(coalesce_rules)
@@ -210,6 +210,15 @@ START_TEST(coalesce_rules)
 	ck_assert_uint_eq(pk[0].len, 20 + 32 + 200);
 	ck_assert_uint_eq(pk[1].len, 20 + 32 + 200);
 	ck_assert_uint_eq(pk[1].data[33] & 0x08, 0x08); /* PSH carried to the head */
+	/* adjacent-only: the interleaving stops every merge */
+	lens[0] = tcp_packet(segs[0], 4, 0, 100, 0x10, 1);
+	lens[1] = tcp_packet(segs[1], 4, 0, 100, 0x10, 2);
+	lens[2] = tcp_packet(segs[2], 4, 100, 100, 0x10, 1);
+	lens[3] = tcp_packet(segs[3], 4, 200, 100, 0x10, 1);
+	for (int i = 0; i < 4; i++)
+		pk[i] = (struct nt_gro_packet){ .data = segs[i], .len = lens[i], .cap = 2048 };
+	ck_assert_uint_eq(nt_offload_coalesce(pk, 4, true), 3);
+	ck_assert_uint_eq(pk[2].len, 20 + 32 + 200);
 
 	/* a gap in sequence numbers */
 	lens[0] = tcp_packet(segs[0], 4, 0, 100, 0x10, 1);
