@@ -22,8 +22,8 @@
 #define BATCH            64      /* datagrams or TUN packets handled per wakeup */
 #define MAX_PACKET       65536   /* TUN packets up to the largest MTU */
 #define BUF_SIZE         (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
-#define HANDSHAKE_QUEUE  BATCH
-#define MAX_SEGMENTS     64      /* UDP GSO and GRO: datagrams per super-datagram */   /* "queue" for the under-load rule: handshakes in one batch */
+#define HANDSHAKE_QUEUE  BATCH   /* "queue" for the under-load rule: handshakes in one batch */
+#define MAX_SEGMENTS     64      /* UDP GSO and GRO: datagrams per super-datagram */
 
 /* ---- log.c ---- */
 enum log_level { LOG_SILENT, LOG_ERROR, LOG_VERBOSE };
