@@ -41,9 +41,19 @@ uint32_t random_u32(void)
 	return randombytes_random();
 }
 
+/* Timer jitter needs spread, not secrecy, and is drawn for every data packet sent: a
+ * getrandom(2) each time showed at the top of the sender's profile. xorshift64*, seeded
+ * once from the system. Session indices and keys still come from randombytes. */
 uint64_t random_jitter(void)
 {
-	return randombytes_uniform((uint32_t)NT_REKEY_TIMEOUT_JITTER_MAX);
+	static uint64_t state;
+
+	while (!state)
+		randombytes_buf(&state, sizeof(state));
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	return (state * 0x2545F4914F6CDD1DULL) % NT_REKEY_TIMEOUT_JITTER_MAX;
 }
 
 socklen_t endpoint_len(const union endpoint *ep)
