@@ -307,9 +307,12 @@ void receive_udp(struct device *dev, int fd)
 	}
 	if (!dev->up)
 		return; /* the link's state gates the peers: nothing is processed while down */
+	/* Only well-formed sizes count as handshake load, or a burst of junk headers would
+	 * force real peers through a cookie round trip. */
 	for (int i = 0; i < n; i++) {
 		enum nt_message_type t = nt_message_type(rx_bufs[i], msgs[i].msg_len);
-		handshakes += t == NT_MSG_INITIATION || t == NT_MSG_RESPONSE;
+		handshakes += (t == NT_MSG_INITIATION && msgs[i].msg_len == NT_INIT_LEN) ||
+			      (t == NT_MSG_RESPONSE && msgs[i].msg_len == NT_RESP_LEN);
 	}
 	under_load = nt_cookie_under_load(handshakes, HANDSHAKE_QUEUE, now, &dev->last_under_load);
 
