@@ -371,7 +371,20 @@ void device_remove_all_peers(struct device *dev)
 int device_set_private_key(struct device *dev, const uint8_t key[NT_KEY_LEN])
 {
 	struct peer *self;
+	uint8_t clamped[NT_KEY_LEN];
+	bool same;
 
+	/* The same key again (stock `wg syncconf` always sends it) must not drop sessions. */
+	if (key && !nt_is_zero(key, NT_KEY_LEN)) {
+		memcpy(clamped, key, NT_KEY_LEN);
+		nt_key_clamp(clamped);
+		same = dev->static_identity->has_key && nt_equal(clamped, dev->static_identity->private_key, NT_KEY_LEN);
+		sodium_memzero(clamped, sizeof(clamped));
+	} else {
+		same = !dev->static_identity->has_key;
+	}
+	if (same)
+		return 0;
 	nt_noise_static_init(dev->static_identity, key);
 	nt_cookie_checker_set_public_key(&dev->cookie_checker,
 					 dev->static_identity->has_key ? dev->static_identity->public_key : NULL);
