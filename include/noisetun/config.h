@@ -26,6 +26,7 @@ struct nt_config_peer {
 	bool has_endpoint;
 	char *endpoint_host;            /* "192.0.2.1", "2001:db8::1" (no brackets) or a name */
 	uint16_t endpoint_port;
+	unsigned endpoint_line;         /* of the Endpoint that counted, for resolver errors */
 	bool has_persistent_keepalive;
 	uint16_t persistent_keepalive;  /* "off" parses as 0 */
 };
@@ -69,5 +70,12 @@ enum {
 int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err);
 /* Free and wipe (keys!) everything nt_config_parse allocated. Safe on a zeroed struct. */
 void nt_config_free(struct nt_config *cfg);
+
+/* `wg-quick strip`: copy text (len bytes) into out without the lines of the wg-quick keys
+ * (Address, DNS, MTU, Table, the hooks, SaveConfig) in [Interface] sections, sections and
+ * keys recognised as nt_config_parse() does. Kept lines are trimmed of blanks and end in
+ * '\n', as wg-quick's `read -r` loop leaves them. out needs len + 1 bytes; returns the
+ * length written. */
+size_t nt_config_strip(char *out, const char *text, size_t len);
 
 #endif

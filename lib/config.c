@@ -1,0 +1,773 @@
+/* Config files in the wg-quick format, read the way wg(8) and wg-quick(8) read them.
+ *
+ * Line rules (wireguard-tools 1.0.20210914, checked against the binaries):
+ *   - a line is cut at its first '#'; every whitespace character is then removed from what
+ *     is left, so "Listen Port = 5 1" is ListenPort=51 and "[ Peer ]" is [Peer] (wg);
+ *   - section names and keys match without regard to case (wg: strcasecmp; wg-quick:
+ *     nocasematch), so are "off", "true" and "false";
+ *   - exceptions for the wg-quick keys: Address and DNS split on commas and whitespace
+ *     (wg-quick's ${value//,/ } word splitting); the hooks take the rest of the line after
+ *     the first '=' verbatim, '#' included, trimmed at both ends (wg-quick would cut at '#');
+ *   - a single-value key given twice: the last wins (wg); Address, DNS, AllowedIPs and the
+ *     hooks accumulate.
+ * Stricter than wg on purpose: ports and numbers are decimal (no service names), a port
+ * above 65535 is an error (getaddrinfo wraps it), two [Peer]s with one PublicKey are an
+ * error (the control protocol refuses a repeated key). Pure: no I/O, no locale. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "noisetun/config.h"
+#include "noisetun/crypto.h"
+#include "noisetun/encoding.h"
+
+enum section { SECTION_NONE, SECTION_INTERFACE, SECTION_PEER };
+
+/* How a key's value is taken from its line. */
+enum value_form {
+	VALUE_STRIPPED, /* the comment-free line with all whitespace removed, after the '=' */
+	VALUE_WORDS,    /* the comment-free line after the '=', split on ',' and whitespace */
+	VALUE_RAW,      /* the whole line after the '=', trimmed */
+};
+
+struct parser {
+	struct nt_config *cfg;
+	struct nt_config_error *err;
+	enum section section;
+	unsigned line;
+	const struct key_def *key;
+	char *scratch; /* the whitespace-free line; as long as the whole text */
+};
+
+struct key_def {
+	const char *name;
+	enum section section;
+	bool wg_quick;
+	bool empty_ok; /* an empty value means "unset" (wg-quick), else "missing value" */
+	enum value_form form;
+	int (*parse)(struct parser *p, const char *value, size_t len);
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+/* isspace() in the C locale, without the locale. */
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool equal_ci(const char *s, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (n != len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ascii_lower(s[i]) != ascii_lower(word[i]))
+			return false;
+	return true;
+}
+
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->err->line = p->line;
+	va_start(ap, fmt);
+	vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* A value for a message: at most 100 characters, control characters as '?'. */
+#define QUOTE_MAX 100
+static const char *quote(char buf[static QUOTE_MAX + 4], const char *s, size_t len)
+{
+	size_t n = len > QUOTE_MAX ? QUOTE_MAX : len;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	if (len > n) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Digits of one base only, at least one, value <= max; max < 2^60 so nothing wraps. */
+static int parse_number(uint64_t *out, const char *s, size_t len, unsigned base, uint64_t max)
+{
+	uint64_t v = 0;
+
+	if (!len)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		char c = ascii_lower(s[i]);
+		unsigned d;
+
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (base == 16 && c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return -EINVAL;
+		v = v * base + d;
+		if (v > max)
+			return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Room for one more element when count is 0 or a power of two (capacity = next power of
+ * two), so appends cost amortised O(1) without a capacity field in the public structs. */
+static int grow(void **array, size_t count, size_t size)
+{
+	void *bigger;
+	size_t cap;
+
+	if (count & (count - 1))
+		return 0;
+	cap = count ? count * 2 : 1;
+	if (cap > SIZE_MAX / size)
+		return -ENOMEM;
+	bigger = realloc(*array, cap * size);
+	if (!bigger)
+		return -ENOMEM;
+	*array = bigger;
+	return 0;
+}
+
+static int append_string(char ***array, size_t *count, const char *s, size_t len)
+{
+	char *copy;
+
+	if (grow((void **)array, *count, sizeof(**array)))
+		return -ENOMEM;
+	copy = strndup(s, len);
+	if (!copy)
+		return -ENOMEM;
+	(*array)[(*count)++] = copy;
+	return 0;
+}
+
+static struct nt_config_peer *current_peer(struct parser *p)
+{
+	return &p->cfg->peers[p->cfg->peers_count - 1];
+}
+
+/* A 44-character base64 key. Secret keys are never echoed into messages. */
+static int parse_key(struct parser *p, uint8_t key[static NT_KEY_LEN], const char *value, size_t len,
+		     bool secret)
+{
+	char text[NT_KEY_B64_LEN + 1], q[QUOTE_MAX + 4];
+	int ret = -EINVAL;
+
+	if (len == NT_KEY_B64_LEN) {
+		memcpy(text, value, len);
+		text[len] = '\0';
+		ret = nt_key_from_base64(key, text);
+		nt_wipe(text, sizeof(text));
+	}
+	if (!ret)
+		return 0;
+	if (secret)
+		return fail(p, "%s: the value is not a key (44 characters of base64)", p->key->name);
+	return fail(p, "%s: \"%s\" is not a key (44 characters of base64)", p->key->name, quote(q, value, len));
+}
+
+/* ------------------------------------------------------------------ [Interface] */
+
+static int parse_private_key(struct parser *p, const char *value, size_t len)
+{
+	int ret = parse_key(p, p->cfg->private_key, value, len, true);
+
+	p->cfg->has_private_key = !ret;
+	return ret;
+}
+
+static int parse_listen_port(struct parser *p, const char *value, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+	uint64_t v;
+
+	if (parse_number(&v, value, len, 10, UINT16_MAX))
+		return fail(p, "ListenPort: \"%s\" is not a port number (0-65535)", quote(q, value, len));
+	p->cfg->has_listen_port = true;
+	p->cfg->listen_port = (uint16_t)v;
+	return 0;
+}
+
+/* As wg: "off", decimal, or "0x" and hex (lowercase x: wg reads "0X10" as decimal and fails). */
+static int parse_fwmark(struct parser *p, const char *value, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+	uint64_t v = 0;
+	int ret;
+
+	if (equal_ci(value, len, "off"))
+		ret = 0;
+	else if (len > 2 && value[0] == '0' && value[1] == 'x')
+		ret = parse_number(&v, value + 2, len - 2, 16, UINT32_MAX);
+	else
+		ret = parse_number(&v, value, len, 10, UINT32_MAX);
+	if (ret)
+		return fail(p, "FwMark: \"%s\" is not \"off\" or a number (0-0xffffffff)", quote(q, value, len));
+	p->cfg->has_fwmark = true;
+	p->cfg->fwmark = (uint32_t)v;
+	return 0;
+}
+
+static int parse_address(struct parser *p, const char *value, size_t len)
+{
+	struct nt_uapi_allowed_ip ip;
+	struct nt_config_address *a;
+	char q[QUOTE_MAX + 4];
+
+	if (nt_uapi_parse_allowed_ip(&ip, value, len))
+		return fail(p, "Address: \"%s\" is not an IP address with an optional /prefix", quote(q, value, len));
+	if (grow((void **)&p->cfg->addresses, p->cfg->addresses_count, sizeof(*a)))
+		return -ENOMEM;
+	a = &p->cfg->addresses[p->cfg->addresses_count++];
+	a->family = ip.family;
+	a->cidr = ip.cidr;
+	memcpy(a->addr, ip.addr, sizeof(a->addr));
+	return 0;
+}
+
+/* wg-quick tells servers from search domains by shape: digits and dots, or any ':'. Those
+ * must then be addresses (an IPv6 one may carry a %scope, as resolv.conf allows). */
+static int parse_dns(struct parser *p, const char *value, size_t len)
+{
+	char text[INET6_ADDRSTRLEN + 1], q[QUOTE_MAX + 4];
+	uint8_t raw[16];
+	bool digits_dots = true;
+	const char *colon = memchr(value, ':', len);
+
+	for (size_t i = 0; i < len; i++)
+		if (!((value[i] >= '0' && value[i] <= '9') || value[i] == '.'))
+			digits_dots = false;
+	if (digits_dots || colon) {
+		const char *percent = memchr(value, '%', len);
+		size_t addr_len = percent && colon ? (size_t)(percent - value) : len;
+		int family = colon ? AF_INET6 : AF_INET;
+
+		if (addr_len >= sizeof(text) || (percent && addr_len + 1 == len))
+			goto bad;
+		memcpy(text, value, addr_len);
+		text[addr_len] = '\0';
+		if (inet_pton(family, text, raw) != 1)
+			goto bad;
+	}
+	return append_string(&p->cfg->dns, &p->cfg->dns_count, value, len);
+bad:
+	return fail(p, "DNS: \"%s\" is not an IP address", quote(q, value, len));
+}
+
+/* Empty, as in wg-quick, leaves the MTU to be computed. */
+static int parse_mtu(struct parser *p, const char *value, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+	uint64_t v;
+
+	if (!len) {
+		p->cfg->has_mtu = false;
+		return 0;
+	}
+	if (parse_number(&v, value, len, 10, 65535) || v < 68)
+		return fail(p, "MTU: \"%s\" is not an MTU (68-65535)", quote(q, value, len));
+	p->cfg->has_mtu = true;
+	p->cfg->mtu = (uint32_t)v;
+	return 0;
+}
+
+static int parse_table(struct parser *p, const char *value, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+	uint64_t v;
+
+	p->cfg->table_id = 0;
+	if (!len || equal_ci(value, len, "auto")) {
+		p->cfg->table = NT_TABLE_AUTO;
+	} else if (equal_ci(value, len, "off")) {
+		p->cfg->table = NT_TABLE_OFF;
+	} else if (!parse_number(&v, value, len, 10, UINT32_MAX) && v) {
+		p->cfg->table = NT_TABLE_ID;
+		p->cfg->table_id = (uint32_t)v;
+	} else {
+		return fail(p, "Table: \"%s\" is not \"auto\", \"off\" or a table number (1-4294967295)",
+			    quote(q, value, len));
+	}
+	return 0;
+}
+
+static int parse_pre_up(struct parser *p, const char *value, size_t len)
+{
+	return append_string(&p->cfg->pre_up, &p->cfg->pre_up_count, value, len);
+}
+
+static int parse_post_up(struct parser *p, const char *value, size_t len)
+{
+	return append_string(&p->cfg->post_up, &p->cfg->post_up_count, value, len);
+}
+
+static int parse_pre_down(struct parser *p, const char *value, size_t len)
+{
+	return append_string(&p->cfg->pre_down, &p->cfg->pre_down_count, value, len);
+}
+
+static int parse_post_down(struct parser *p, const char *value, size_t len)
+{
+	return append_string(&p->cfg->post_down, &p->cfg->post_down_count, value, len);
+}
+
+static int parse_save_config(struct parser *p, const char *value, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+
+	if (equal_ci(value, len, "true"))
+		p->cfg->save_config = true;
+	else if (equal_ci(value, len, "false"))
+		p->cfg->save_config = false;
+	else
+		return fail(p, "SaveConfig: \"%s\" is neither true nor false", quote(q, value, len));
+	return 0;
+}
+
+/* ------------------------------------------------------------------ [Peer] */
+
+static int parse_public_key(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	int ret = parse_key(p, peer->public_key, value, len, false);
+
+	/* All zeros also marks "no PublicKey yet"; no peer can have it anyway. */
+	if (!ret && nt_is_zero(peer->public_key, NT_KEY_LEN))
+		ret = fail(p, "PublicKey: the all-zero key is not a public key");
+	return ret;
+}
+
+static int parse_preshared_key(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	int ret = parse_key(p, peer->preshared_key, value, len, true);
+
+	peer->has_preshared_key = !ret;
+	return ret;
+}
+
+/* Comma-separated; an empty entry is an error, as in wg. */
+static int parse_allowed_ips(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	char q[QUOTE_MAX + 4];
+	size_t start = 0;
+
+	while (start <= len) {
+		const char *comma = memchr(value + start, ',', len - start);
+		size_t end = comma ? (size_t)(comma - value) : len;
+		struct nt_uapi_allowed_ip ip;
+
+		if (end == start)
+			return fail(p, "AllowedIPs: \"%s\" has an empty entry", quote(q, value, len));
+		if (nt_uapi_parse_allowed_ip(&ip, value + start, end - start))
+			return fail(p, "AllowedIPs: \"%s\" is not an IP prefix", quote(q, value + start, end - start));
+		if (grow((void **)&peer->allowed_ips, peer->allowed_ips_count, sizeof(ip)))
+			return -ENOMEM;
+		peer->allowed_ips[peer->allowed_ips_count++] = ip;
+		start = end + 1;
+	}
+	return 0;
+}
+
+/* host:port or [host]:port. The host stays unresolved and unchecked: a name, an IPv4
+ * address, or an IPv6 one (bracketed, or bare: the port is after the last ':', as wg). */
+static int parse_endpoint(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	const char *host = value, *port;
+	size_t host_len;
+	char q[QUOTE_MAX + 4], *copy;
+	uint64_t v;
+
+	if (len && value[0] == '[') {
+		const char *close = memchr(value, ']', len);
+
+		if (!close || close + 1 == value + len || close[1] != ':')
+			goto bad;
+		host = value + 1;
+		host_len = (size_t)(close - host);
+		port = close + 2;
+	} else {
+		const char *colon = memrchr(value, ':', len);
+
+		if (!colon)
+			goto bad;
+		host_len = (size_t)(colon - value);
+		port = colon + 1;
+	}
+	if (!host_len || memchr(host, '[', host_len) || memchr(host, ']', host_len) ||
+	    parse_number(&v, port, len - (size_t)(port - value), 10, UINT16_MAX) || !v)
+		goto bad;
+	copy = strndup(host, host_len);
+	if (!copy)
+		return -ENOMEM;
+	free(peer->endpoint_host);
+	peer->endpoint_host = copy;
+	peer->endpoint_port = (uint16_t)v;
+	peer->endpoint_line = p->line;
+	peer->has_endpoint = true;
+	return 0;
+bad:
+	return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+		    quote(q, value, len));
+}
+
+static int parse_persistent_keepalive(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	char q[QUOTE_MAX + 4];
+	uint64_t v = 0;
+
+	if (!equal_ci(value, len, "off") && parse_number(&v, value, len, 10, UINT16_MAX))
+		return fail(p, "PersistentKeepalive: \"%s\" is not \"off\" or a number of seconds (0-65535)",
+			    quote(q, value, len));
+	peer->has_persistent_keepalive = true;
+	peer->persistent_keepalive = (uint16_t)v;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ lines */
+
+static const struct key_def keys[] = {
+	{ "PrivateKey", SECTION_INTERFACE, false, false, VALUE_STRIPPED, parse_private_key },
+	{ "ListenPort", SECTION_INTERFACE, false, false, VALUE_STRIPPED, parse_listen_port },
+	{ "FwMark", SECTION_INTERFACE, false, false, VALUE_STRIPPED, parse_fwmark },
+	{ "Address", SECTION_INTERFACE, true, true, VALUE_WORDS, parse_address },
+	{ "DNS", SECTION_INTERFACE, true, true, VALUE_WORDS, parse_dns },
+	{ "MTU", SECTION_INTERFACE, true, true, VALUE_STRIPPED, parse_mtu },
+	{ "Table", SECTION_INTERFACE, true, true, VALUE_STRIPPED, parse_table },
+	{ "PreUp", SECTION_INTERFACE, true, true, VALUE_RAW, parse_pre_up },
+	{ "PostUp", SECTION_INTERFACE, true, true, VALUE_RAW, parse_post_up },
+	{ "PreDown", SECTION_INTERFACE, true, true, VALUE_RAW, parse_pre_down },
+	{ "PostDown", SECTION_INTERFACE, true, true, VALUE_RAW, parse_post_down },
+	{ "SaveConfig", SECTION_INTERFACE, true, false, VALUE_STRIPPED, parse_save_config },
+	{ "PublicKey", SECTION_PEER, false, false, VALUE_STRIPPED, parse_public_key },
+	{ "PresharedKey", SECTION_PEER, false, false, VALUE_STRIPPED, parse_preshared_key },
+	{ "AllowedIPs", SECTION_PEER, false, false, VALUE_STRIPPED, parse_allowed_ips },
+	{ "Endpoint", SECTION_PEER, false, false, VALUE_STRIPPED, parse_endpoint },
+	{ "PersistentKeepalive", SECTION_PEER, false, false, VALUE_STRIPPED, parse_persistent_keepalive },
+};
+
+static const struct key_def *lookup_key(const char *s, size_t len)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (equal_ci(s, len, keys[i].name))
+			return &keys[i];
+	return NULL;
+}
+
+static const char *section_name(enum section s)
+{
+	return s == SECTION_INTERFACE ? "[Interface]" : "[Peer]";
+}
+
+/* Comment cut, whitespace removed: into out (room for len bytes); returns the length. */
+static size_t squeeze(char *out, const char *line, size_t len)
+{
+	const char *hash = memchr(line, '#', len);
+	size_t n = 0;
+
+	if (hash)
+		len = (size_t)(hash - line);
+	for (size_t i = 0; i < len; i++)
+		if (!is_space(line[i]))
+			out[n++] = line[i];
+	return n;
+}
+
+static bool may_hold_secret(const char *s, size_t len)
+{
+	return (len >= 10 && equal_ci(s, 10, "PrivateKey")) || (len >= 12 && equal_ci(s, 12, "PresharedKey"));
+}
+
+static int start_peer(struct parser *p)
+{
+	struct nt_config *cfg = p->cfg;
+
+	if (grow((void **)&cfg->peers, cfg->peers_count, sizeof(*cfg->peers)))
+		return -ENOMEM;
+	memset(&cfg->peers[cfg->peers_count], 0, sizeof(*cfg->peers));
+	cfg->peers[cfg->peers_count++].line = p->line;
+	return 0;
+}
+
+/* Each word of a VALUE_WORDS value (split on ',' and whitespace; empty words skipped). */
+static int parse_words(struct parser *p, const char *value, size_t len)
+{
+	size_t i = 0;
+	int ret;
+
+	while (i < len) {
+		size_t start;
+
+		while (i < len && (value[i] == ',' || is_space(value[i])))
+			i++;
+		start = i;
+		while (i < len && value[i] != ',' && !is_space(value[i]))
+			i++;
+		if (i > start && (ret = p->key->parse(p, value + start, i - start)))
+			return ret;
+	}
+	return 0;
+}
+
+/* The part of text before its first c (all of it without one), trimmed: for messages. */
+static size_t trimmed_before(const char **text, size_t len, char c)
+{
+	const char *s = *text, *stop = memchr(s, c, len);
+
+	if (stop)
+		len = (size_t)(stop - s);
+	while (len && is_space(s[0]))
+		s++, len--;
+	while (len && is_space(s[len - 1]))
+		len--;
+	*text = s;
+	return len;
+}
+
+static int parse_line(struct parser *p, const char *line, size_t len, int flags)
+{
+	char *s = p->scratch, q[QUOTE_MAX + 4];
+	size_t n = squeeze(s, line, len), key_len, raw_len;
+	const char *eq, *raw = line, *raw_value;
+
+	if (!n)
+		return 0;
+	if (memchr(line, '\0', len))
+		return fail(p, "the line contains a NUL byte");
+	if (s[0] == '[') {
+		if (equal_ci(s, n, "[Interface]"))
+			p->section = SECTION_INTERFACE;
+		else if (equal_ci(s, n, "[Peer]"))
+			p->section = SECTION_PEER;
+		else
+			return fail(p, "\"%s\" is not a section ([Interface] or [Peer])",
+				    quote(q, raw, trimmed_before(&raw, len, '#')));
+		return p->section == SECTION_PEER ? start_peer(p) : 0;
+	}
+
+	eq = memchr(s, '=', n);
+	key_len = eq ? (size_t)(eq - s) : n;
+	p->key = lookup_key(s, key_len);
+	/* "PrivateKeyABC...=" with its '=' forgotten: never quote what may be a secret. */
+	if (!p->key && may_hold_secret(s, key_len))
+		return fail(p, "expected \"Key = value\", [Interface] or [Peer]");
+	if (!eq)
+		return fail(p, "\"%s\" is not \"Key = value\", [Interface] or [Peer]",
+			    quote(q, raw, trimmed_before(&raw, len, '#')));
+	if (p->section == SECTION_NONE && p->key)
+		return fail(p, "%s: key before any [Interface] or [Peer] section", p->key->name);
+	if (p->section == SECTION_NONE)
+		return fail(p, "\"%s\": key before any [Interface] or [Peer] section",
+			    quote(q, raw, trimmed_before(&raw, len, '=')));
+	if (!p->key)
+		return fail(p, "unknown key \"%s\" in %s", quote(q, raw, trimmed_before(&raw, len, '=')),
+			    section_name(p->section));
+	if (p->key->section != p->section)
+		return fail(p, "%s: not a key of %s (it belongs in %s)", p->key->name,
+			    section_name(p->section), section_name(p->key->section));
+	if (p->key->wg_quick && (flags & NT_CONFIG_WG_ONLY))
+		return fail(p, "%s: a wg-quick key, not accepted here (remove it, or use \"noisetun strip\")",
+			    p->key->name);
+
+	/* The raw value starts after the line's first '=', which is the same '=': no '#' can
+	 * precede it, or the squeezed line would have had no '='. */
+	raw_value = memchr(line, '=', len) + 1;
+	raw_len = len - (size_t)(raw_value - line);
+	switch (p->key->form) {
+	case VALUE_RAW:
+		while (raw_len && is_space(raw_value[0]))
+			raw_value++, raw_len--;
+		while (raw_len && is_space(raw_value[raw_len - 1]))
+			raw_len--;
+		return p->key->parse(p, raw_value, raw_len);
+	case VALUE_WORDS: {
+		const char *hash = memchr(raw_value, '#', raw_len);
+
+		return parse_words(p, raw_value, hash ? (size_t)(hash - raw_value) : raw_len);
+	}
+	case VALUE_STRIPPED:
+	default:
+		if (key_len + 1 == n && !p->key->empty_ok)
+			return fail(p, "%s: missing value", p->key->name);
+		return p->key->parse(p, s + key_len + 1, n - key_len - 1);
+	}
+}
+
+static int compare_peer_keys(const void *a, const void *b)
+{
+	const struct nt_config_peer *x = *(const struct nt_config_peer *const *)a;
+	const struct nt_config_peer *y = *(const struct nt_config_peer *const *)b;
+	int c = memcmp(x->public_key, y->public_key, NT_KEY_LEN);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* Every [Peer] names a PublicKey, and no two name the same one. */
+static int check_peers(struct parser *p)
+{
+	static const uint8_t zero[NT_KEY_LEN];
+	struct nt_config *cfg = p->cfg;
+	const struct nt_config_peer **sorted;
+	int ret = 0;
+
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		if (!memcmp(cfg->peers[i].public_key, zero, NT_KEY_LEN)) {
+			p->line = cfg->peers[i].line;
+			return fail(p, "[Peer] without a PublicKey");
+		}
+	}
+	if (cfg->peers_count < 2)
+		return 0;
+	sorted = calloc(cfg->peers_count, sizeof(*sorted));
+	if (!sorted)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		sorted[i] = &cfg->peers[i];
+	qsort(sorted, cfg->peers_count, sizeof(*sorted), compare_peer_keys);
+	for (size_t i = 1; i < cfg->peers_count && !ret; i++) {
+		if (!memcmp(sorted[i - 1]->public_key, sorted[i]->public_key, NT_KEY_LEN)) {
+			p->line = sorted[i]->line;
+			ret = fail(p, "[Peer]: the same PublicKey as the [Peer] at line %u", sorted[i - 1]->line);
+		}
+	}
+	free(sorted);
+	return ret;
+}
+
+int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err)
+{
+	struct parser p = { .cfg = out, .err = err, .section = SECTION_NONE };
+	size_t start = 0;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	err->line = 0;
+	err->message[0] = '\0';
+	p.scratch = malloc(len ? len : 1);
+	if (!p.scratch) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (start < len && !ret) {
+		const char *nl = memchr(text + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - text) : len;
+
+		p.line++;
+		ret = parse_line(&p, text + start, end - start, flags);
+		start = end + 1;
+	}
+	if (!ret)
+		ret = check_peers(&p);
+out:
+	if (p.scratch) {
+		nt_wipe(p.scratch, len ? len : 1);
+		free(p.scratch);
+	}
+	if (ret == -ENOMEM) {
+		err->line = 0;
+		snprintf(err->message, sizeof(err->message), "out of memory");
+	}
+	if (ret)
+		nt_config_free(out);
+	return ret;
+}
+
+static void free_strings(char **array, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(array[i]);
+	free(array);
+}
+
+void nt_config_free(struct nt_config *cfg)
+{
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		free(cfg->peers[i].allowed_ips);
+		free(cfg->peers[i].endpoint_host);
+	}
+	if (cfg->peers)
+		nt_wipe(cfg->peers, cfg->peers_count * sizeof(*cfg->peers));
+	free(cfg->peers);
+	free(cfg->addresses);
+	free_strings(cfg->dns, cfg->dns_count);
+	free_strings(cfg->pre_up, cfg->pre_up_count);
+	free_strings(cfg->post_up, cfg->post_up_count);
+	free_strings(cfg->pre_down, cfg->pre_down_count);
+	free_strings(cfg->post_down, cfg->post_down_count);
+	nt_wipe(cfg, sizeof(*cfg));
+}
+
+/* ------------------------------------------------------------------ strip */
+
+static bool is_wg_quick_key(const char *s, size_t len)
+{
+	const struct key_def *def = lookup_key(s, len);
+
+	return def && def->wg_quick;
+}
+
+size_t nt_config_strip(char *out, const char *text, size_t len)
+{
+	bool interface_section = false;
+	size_t start = 0, n = 0;
+
+	while (start < len) {
+		const char *nl = memchr(text + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - text) : len, squeezed, from, to;
+		const char *eq;
+		/* out + n is free room at least as long as this line: what is written so far is
+		 * no longer than what was read, and the line is rewritten from text below. */
+		char *scratch = out + n;
+
+		squeezed = squeeze(scratch, text + start, end - start);
+		if (squeezed && scratch[0] == '[') {
+			interface_section = equal_ci(scratch, squeezed, "[Interface]");
+		} else if (squeezed && interface_section) {
+			eq = memchr(scratch, '=', squeezed);
+			if (is_wg_quick_key(scratch, eq ? (size_t)(eq - scratch) : squeezed)) {
+				start = end + 1;
+				continue;
+			}
+		}
+		/* As bash's `read -r line`: ends trimmed of blanks, NUL bytes dropped, and a last
+		 * line without '\n' kept only when something is left of it. */
+		from = start;
+		to = end;
+		while (from < to && (text[from] == ' ' || text[from] == '\t' || !text[from]))
+			from++;
+		while (to > from && (text[to - 1] == ' ' || text[to - 1] == '\t' || !text[to - 1]))
+			to--;
+		if (nl || to > from) {
+			for (size_t i = from; i < to; i++)
+				if (text[i])
+					out[n++] = text[i];
+			out[n++] = '\n';
+		}
+		start = end + 1;
+	}
+	return n;
+}
