@@ -1,0 +1,247 @@
+/* set IFACE [listen-port P] [fwmark M] [private-key FILE] [peer KEY [remove]
+ * [preshared-key FILE] [endpoint HOST:PORT] [persistent-keepalive N|off]
+ * [allowed-ips CIDR[,CIDR]...]]...: wg's grammar. Secret keys come from files ("/dev/stdin"
+ * works), never from argv; an empty file (or /dev/null) removes the key, as with wg. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "noisetun/crypto.h"
+#include "noisetun/encoding.h"
+
+static void set_usage(void)
+{
+	fprintf(stderr, "Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] "
+			"[peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] "
+			"[persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...\n",
+		prog_name);
+}
+
+static bool is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* wg's key file: 44 characters then only whitespace; an empty file is the zero key. */
+static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
+{
+	char b64[NT_KEY_B64_LEN + 1];
+	bool ok = false;
+	size_t n;
+	FILE *f;
+	int c;
+
+	f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return false;
+	}
+	n = fread(b64, 1, NT_KEY_B64_LEN, f);
+	if (n != NT_KEY_B64_LEN) {
+		if (!ferror(f) && n == 0) {
+			memset(key, 0, NT_KEY_LEN);
+			ok = true;
+		} else {
+			fprintf(stderr, "Invalid length key in key file\n");
+		}
+		goto out;
+	}
+	b64[NT_KEY_B64_LEN] = '\0';
+	while ((c = getc(f)) != EOF) {
+		if (!is_space(c)) {
+			fprintf(stderr, "Found trailing character in key file: `%c'\n", c);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (nt_key_from_base64(key, b64)) {
+		fprintf(stderr, "Key is not the correct length or format in key file `%s'\n", path);
+		goto out;
+	}
+	ok = true;
+out:
+	nt_wipe(b64, sizeof(b64));
+	fclose(f);
+	return ok;
+}
+
+static bool parse_number_arg(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_fwmark_arg(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!strcasecmp(s, "off")) {
+		*out = 0;
+		return true;
+	}
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, strlen(s) > 2 && s[0] == '0' && s[1] == 'x' ? 16 : 10);
+	if (errno || *end || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Whitespace anywhere is ignored, entries are comma-separated, "" means none. */
+static bool parse_allowed_ips_arg(struct nt_uapi_peer *peer, const char *arg)
+{
+	size_t len = strlen(arg), n = 0, start = 0;
+	char *s = malloc(len + 1);
+	bool ok = true;
+
+	if (!s)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_space(arg[i]))
+			s[n++] = arg[i];
+	free(peer->allowed_ips);
+	peer->allowed_ips = NULL;
+	peer->allowed_ips_count = 0;
+	while (n && start <= n && ok) {
+		char *comma = memchr(s + start, ',', n - start);
+		size_t end = comma ? (size_t)(comma - s) : n;
+		struct nt_uapi_allowed_ip ip, *bigger;
+
+		if (nt_uapi_parse_allowed_ip(&ip, s + start, end - start)) {
+			fprintf(stderr, "AllowedIP is not in the correct format: `%.*s'\n", (int)(end - start), s + start);
+			ok = false;
+			break;
+		}
+		bigger = realloc(peer->allowed_ips, (peer->allowed_ips_count + 1) * sizeof(*bigger));
+		if (!bigger) {
+			ok = false;
+			break;
+		}
+		peer->allowed_ips = bigger;
+		peer->allowed_ips[peer->allowed_ips_count++] = ip;
+		start = end + 1;
+	}
+	free(s);
+	return ok;
+}
+
+static void free_set(struct nt_uapi_set *set)
+{
+	for (size_t i = 0; i < set->peers_count; i++)
+		free(set->peers[i].allowed_ips);
+	if (set->peers)
+		nt_wipe(set->peers, set->peers_count * sizeof(*set->peers));
+	free(set->peers);
+	nt_wipe(set, sizeof(*set));
+}
+
+int cmd_set(int argc, char *argv[])
+{
+	struct nt_uapi_set set = { 0 };
+	struct nt_uapi_peer *peer = NULL;
+	const char *iface;
+	uint64_t v;
+	int ret = 1, err;
+
+	if (argc < 3) {
+		set_usage();
+		return 1;
+	}
+	iface = argv[1];
+	argv += 2;
+	argc -= 2;
+	while (argc > 0) {
+		const char *arg = argv[0], *value = argc >= 2 ? argv[1] : NULL;
+		int used = 2;
+
+		if (!strcmp(arg, "listen-port") && value && !peer) {
+			if (!parse_number_arg(value, UINT16_MAX, &v)) {
+				fprintf(stderr, "Unable to parse port: `%s'\n", value);
+				goto out;
+			}
+			set.has_listen_port = true;
+			set.listen_port = (uint16_t)v;
+		} else if (!strcmp(arg, "fwmark") && value && !peer) {
+			if (!parse_fwmark_arg(value, &set.fwmark)) {
+				fprintf(stderr, "Fwmark is neither 0/off nor 0-0xffffffff: `%s'\n", value);
+				goto out;
+			}
+			set.has_fwmark = true;
+		} else if (!strcmp(arg, "private-key") && value && !peer) {
+			if (!read_key_file(set.private_key, value))
+				goto out;
+			set.has_private_key = true;
+		} else if (!strcmp(arg, "peer") && value) {
+			struct nt_uapi_peer *bigger = realloc(set.peers, (set.peers_count + 1) * sizeof(*bigger));
+
+			if (!bigger) {
+				fprintf(stderr, "%s: out of memory\n", prog_name);
+				goto out;
+			}
+			set.peers = bigger;
+			peer = &set.peers[set.peers_count++];
+			memset(peer, 0, sizeof(*peer));
+			if (strlen(value) != NT_KEY_B64_LEN || nt_key_from_base64(peer->public_key, value)) {
+				fprintf(stderr, "Key is not the correct length or format: `%s'\n", value);
+				goto out;
+			}
+		} else if (!strcmp(arg, "remove") && peer) {
+			peer->remove = true;
+			used = 1;
+		} else if (!strcmp(arg, "endpoint") && value && peer) {
+			char why[256];
+
+			if (endpoint_parse_resolve(&peer->endpoint, value, why, sizeof(why))) {
+				fprintf(stderr, "%s: `%s'\n", why, value);
+				goto out;
+			}
+			peer->has_endpoint = true;
+		} else if (!strcmp(arg, "allowed-ips") && value && peer) {
+			if (!parse_allowed_ips_arg(peer, value))
+				goto out;
+			peer->replace_allowed_ips = true;
+		} else if (!strcmp(arg, "persistent-keepalive") && value && peer) {
+			if (strcasecmp(value, "off") && !parse_number_arg(value, UINT16_MAX, &v)) {
+				fprintf(stderr, "Persistent keepalive interval is neither 0/off nor 1-65535: `%s'\n", value);
+				goto out;
+			}
+			peer->has_persistent_keepalive = true;
+			peer->persistent_keepalive = strcasecmp(value, "off") ? (uint16_t)v : 0;
+		} else if (!strcmp(arg, "preshared-key") && value && peer) {
+			if (!read_key_file(peer->preshared_key, value))
+				goto out;
+			peer->has_preshared_key = true;
+		} else {
+			fprintf(stderr, "Invalid argument: %s\n", arg);
+			goto out;
+		}
+		argv += used;
+		argc -= used;
+	}
+	err = ipc_set(iface, &set);
+	if (err) {
+		fprintf(stderr, "Unable to modify interface: %s\n", strerror(-err));
+		goto out;
+	}
+	ret = 0;
+out:
+	free_set(&set);
+	return ret;
+}
