@@ -21,18 +21,21 @@
 
 #include "noisetund.h"
 
-enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8 };
+enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
+       EV_WATCHDOG = 9 /* config mode: notify.c */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: noisetund [-f|--foreground] INTERFACE\n"
+	fprintf(f, "Usage: noisetund [-f|--foreground] [-c|--config FILE] INTERFACE\n"
 		   "\n"
 		   "Creates the TUN device INTERFACE and serves its control socket in\n"
 		   DEFAULT_RUN_DIR "/INTERFACE.sock, for wg(8), wg-quick(8) and noisetun(8).\n"
 		   "\n"
 		   "  -f, --foreground   stay in the foreground (also: WG_PROCESS_FOREGROUND=1)\n"
+		   "  -c, --config FILE  config mode: apply the wg-quick config FILE (addresses,\n"
+		   "                     routes, DNS, hooks) and undo it on exit; SIGHUP reloads it\n"
 		   "  -h, --help         this text\n"
 		   "\n"
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_RUN_DIR moves the socket\n"
@@ -99,6 +102,8 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	if (config_active())
+		sigaddset(&mask, SIGHUP); /* config mode: reload */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (dev->signalfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		return -errno;
 	if ((err = add_fd(dev, dev->signalfd, EV_SIGNAL)))
@@ -151,6 +156,7 @@ static void run(struct device *dev)
 
 	while (!dev->stopping) {
 		arm_timer(dev, &armed);
+		notify_status(dev); /* config mode: STATUS= when the peer count changed */
 		int n = epoll_wait(dev->epoll, events, 32, -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -188,9 +194,17 @@ static void run(struct device *dev)
 				socket_deleted(dev);
 				break;
 			case EV_SIGNAL:
-				if (read(dev->signalfd, &si, sizeof(si)) == sizeof(si))
+				if (read(dev->signalfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) { /* config mode */
+						config_reload(dev);
+						break;
+					}
 					log_verbose("received signal %u, exiting", si.ssi_signo);
+				}
 				dev->stopping = true;
+				break;
+			case EV_WATCHDOG: /* config mode */
+				notify_watchdog();
 				break;
 			default:
 				if (uapi_is_conn(dev, events[i].data.ptr))
@@ -216,6 +230,7 @@ int main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -223,14 +238,17 @@ int main(int argc, char *argv[])
 	const char *run_dir = getenv("NOISETUN_RUN_DIR");
 	bool foreground = fg_env && !strcmp(fg_env, "1");
 	static struct device dev;
-	const char *what = "";
+	const char *what = "", *config_path = NULL;
 	int c, err, ready[2] = { -1, -1 };
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fc:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
+			break;
+		case 'c':
+			config_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -252,6 +270,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "noisetund: cannot initialise libsodium\n");
 		return 1;
 	}
+	/* config mode: a bad FILE or a failing PreUp stops us before anything exists */
+	if (config_path && config_prepare(config_path, argv[optind]))
+		return 1;
 
 	if (!foreground) {
 		if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
@@ -277,6 +298,8 @@ int main(int argc, char *argv[])
 	}
 
 	err = setup(&dev, argv[optind], run_dir, &what);
+	if (!err && config_path)
+		err = config_up(&dev, &what);
 	if (err) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", argv[optind], what, strerror(-err));
@@ -285,9 +308,13 @@ int main(int argc, char *argv[])
 		} else if (write(ready[1], msg, strlen(msg)) < 0) {
 			/* the launcher is gone; nobody is left to tell */
 		}
+		config_down(&dev, false);
 		teardown(&dev);
 		return 1;
 	}
+	if ((err = notify_init(dev.epoll, EV_WATCHDOG)))
+		log_error("sd_notify: cannot use $NOTIFY_SOCKET: %s", strerror(-err));
+	notify_ready(&dev);
 	log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	if (!foreground) {
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -301,6 +328,10 @@ int main(int argc, char *argv[])
 		close(ready[1]);
 	}
 	run(&dev);
+	notify_stopping();
+	config_down(&dev, true);
 	teardown(&dev);
+	config_post_down();
+	notify_close();
 	return 0;
 }

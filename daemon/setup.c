@@ -1,0 +1,1123 @@
+/* Config mode, `noisetund -c FILE IFACE`: the daemon does itself what wg-quick does around
+ * a userspace WireGuard (control-protocol.md, "wg-quick with a userspace daemon"), over
+ * rtnetlink instead of `ip`:
+ *
+ *   up      parse FILE (nothing exists yet, so an error changes nothing), PreUp, [the
+ *           device is created by main.c], the wg settings through uapi_apply_set, each
+ *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS through
+ *           resolvconf, a route per allowed IP (longest prefix first, skipped when a route
+ *           on the interface in table main already covers it), PostUp.
+ *   /0      with Table=auto: fwmark (FwMark, else the first free table from 51820), the
+ *           default route in that table, `not fwmark M table M`, `table main
+ *           suppress_prefixlength 0` (per family), net.ipv4.conf.all.src_valid_mark=1.
+ *   down    PreDown, SaveConfig, the rules and routes we added, DNS, [the link goes with
+ *           the TUN fd], PostDown.
+ *   reload  (SIGHUP) syncconf semantics: peers missing from FILE are removed, the others
+ *           updated in place (psk, endpoint, keepalive, allowed IPs; never the private
+ *           key unless it changed, since that would drop every session), addresses and
+ *           routes brought in line with FILE.
+ *
+ * Everything up adds is recorded here, and down removes exactly that. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/rtnetlink.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "noisetun/config.h"
+#include "noisetun/encoding.h"
+#include "noisetun/uapi.h"
+#include "noisetund.h"
+
+#define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
+#define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
+#define MAX_CONFIG_SIZE    (64u << 20)
+
+enum { POLICY_ROUTE = 1, POLICY_RULE_MARK = 2, POLICY_RULE_SUPPRESS = 4 };
+
+struct route {
+	uint8_t family, len;
+	uint8_t addr[16];               /* masked to len */
+	uint32_t table;
+};
+
+static struct {
+	bool active;
+	bool orderly;                   /* down ran PreDown: run PostDown too */
+	char *path;                     /* as given, for messages */
+	char *real_path;                /* where SaveConfig writes */
+	char ifname[IFNAMSIZ];
+	struct nt_config cfg;
+	struct nt_uapi_endpoint *endpoints; /* resolved, one per cfg peer; family 0: none */
+
+	/* what up added */
+	struct nt_config_address *addrs;
+	size_t addrs_count;
+	struct route *routes;
+	size_t routes_count;
+	uint32_t policy_table;          /* 0: no policy routing */
+	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
+	bool dns_set;
+} q;
+
+static char what_buf[512];
+
+static int family_slot(int family)
+{
+	return family == AF_INET6;
+}
+
+static size_t family_len(int family)
+{
+	return family == AF_INET6 ? 16 : 4;
+}
+
+static const char *fmt_prefix(char *buf, size_t size, int family, const uint8_t *addr, unsigned len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(family, addr, a, sizeof(a));
+	snprintf(buf, size, "%s/%u", a, len);
+	return buf;
+}
+
+bool config_active(void)
+{
+	return q.active;
+}
+
+/* ---- running programs: hooks and resolvconf ---- */
+
+/* Run argv (execvp) with data on its stdin (NULL: inherit ours); its exit status, or -1.
+ * The child gets a clean signal state: we block TERM/INT/HUP for the signalfd and ignore
+ * PIPE, and a hook must not inherit either. */
+static int run_program(char *const argv[], const char *data)
+{
+	int pipefd[2] = { -1, -1 }, status;
+	pid_t pid;
+
+	if (data && pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		if (data) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
+		return -1;
+	}
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (data && dup2(pipefd[0], STDIN_FILENO) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (data) {
+		size_t off = 0, len = strlen(data);
+
+		close(pipefd[0]);
+		while (off < len) {
+			ssize_t n = write(pipefd[1], data + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		close(pipefd[1]);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* Run each hook with /bin/sh -c, %i replaced by the interface name. Stops at the first
+ * failure when stop_on_error (PreUp, PostUp: wg-quick's `set -e`); 0 or -1 with what_buf. */
+static int run_hooks(const char *phase, char **hooks, size_t count, bool stop_on_error)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		size_t len = strlen(hooks[i]), ifl = strlen(q.ifname), n = 0;
+		char *cmd = malloc(len * (ifl + 1) + 1); /* room for every "%i" expanded */
+		int status;
+
+		if (!cmd)
+			return -1;
+		for (const char *p = hooks[i]; *p;) {
+			if (p[0] == '%' && p[1] == 'i') {
+				memcpy(cmd + n, q.ifname, ifl);
+				n += ifl;
+				p += 2;
+			} else {
+				cmd[n++] = *p++;
+			}
+		}
+		cmd[n] = 0;
+		log_verbose("%s: %s", phase, cmd);
+		status = run_program((char *const[]){ "/bin/sh", "-c", cmd, NULL }, NULL);
+		if (status) {
+			snprintf(what_buf, sizeof(what_buf), "%s `%s' %s %d", phase, cmd,
+				 status < 0 ? "could not run:" : "exited with status", status < 0 ? errno : status);
+			if (stop_on_error) { /* the caller reports it and stops */
+				free(cmd);
+				return -1;
+			}
+			log_error("%s", what_buf);
+			ret = -1;
+		}
+		free(cmd);
+	}
+	return ret;
+}
+
+static bool in_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (const char *p = path; *p;) {
+		size_t len = strcspn(p, ":");
+		if (len && (size_t)snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, prog) < sizeof(buf) &&
+		    access(buf, X_OK) == 0)
+			return true;
+		p += len + (p[len] == ':');
+	}
+	return false;
+}
+
+/* ---- DNS through resolvconf, as wg-quick: the record is IFACE with the prefix that
+ * /etc/resolvconf/interface-order gives tunnels (Debian's resolvconf: "tun.") ---- */
+
+static void resolvconf_name(char *buf, size_t size)
+{
+	FILE *f = fopen("/etc/resolvconf/interface-order", "re");
+	char line[256], prefix[64] = "";
+
+	while (f && fgets(line, sizeof(line), f)) {
+		size_t n = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-");
+		if (n && n < sizeof(prefix) && line[n] == '*' && (line[n + 1] == '\n' || !line[n + 1])) {
+			snprintf(prefix, sizeof(prefix), "%.*s.", (int)n, line);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	snprintf(buf, size, "%s%s", prefix, q.ifname);
+}
+
+static bool dns_is_address(const char *s)
+{
+	return strchr(s, ':') || (*s && strspn(s, "0123456789.") == strlen(s));
+}
+
+static int dns_up(const struct nt_config *cfg)
+{
+	char name[96], *data;
+	size_t size = 64;
+	int status;
+
+	if (!cfg->dns_count)
+		return 0;
+	if (!in_path("resolvconf")) {
+		log_error("DNS: resolvconf is not installed: the DNS servers of the config are not set");
+		return 0;
+	}
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		size += strlen(cfg->dns[i]) + 16;
+	if (!(data = malloc(size)))
+		return -ENOMEM;
+	data[0] = 0;
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		if (dns_is_address(cfg->dns[i]))
+			strcat(strcat(strcat(data, "nameserver "), cfg->dns[i]), "\n");
+	for (size_t i = 0, first = 1; i < cfg->dns_count; i++) {
+		if (dns_is_address(cfg->dns[i]))
+			continue;
+		strcat(strcat(data, first ? "search " : " "), cfg->dns[i]);
+		first = 0;
+	}
+	if (data[strlen(data) - 1] != '\n')
+		strcat(data, "\n");
+	resolvconf_name(name, sizeof(name));
+	log_verbose("resolvconf -a %s -m 0 -x", name);
+	status = run_program((char *const[]){ "resolvconf", "-a", name, "-m", "0", "-x", NULL }, data);
+	free(data);
+	if (status) {
+		snprintf(what_buf, sizeof(what_buf), "resolvconf -a %s failed (status %d)", name, status);
+		return -EIO;
+	}
+	q.dns_set = true;
+	return 0;
+}
+
+static void dns_down(void)
+{
+	char name[96];
+
+	if (!q.dns_set)
+		return;
+	resolvconf_name(name, sizeof(name));
+	log_verbose("resolvconf -d %s -f", name);
+	if (run_program((char *const[]){ "resolvconf", "-d", name, "-f", NULL }, NULL))
+		log_error("resolvconf -d %s failed", name);
+	q.dns_set = false;
+}
+
+/* ---- loading FILE ---- */
+
+/* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
+ * retrying transient failures with growing pauses (WG_ENDPOINT_RESOLUTION_RETRIES, 15). */
+static int resolve(const char *host, uint16_t port, int retries, struct nt_uapi_endpoint *out, const char **why)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_protocol = IPPROTO_UDP };
+	struct addrinfo *res, *ai;
+	char service[8];
+	useconds_t pause = 1000000;
+	int ret;
+
+	snprintf(service, sizeof(service), "%u", port);
+	for (;;) {
+		ret = getaddrinfo(host, service, &hints, &res);
+		if (!ret)
+			break;
+		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries-- <= 0) {
+			*why = gai_strerror(ret);
+			return -EINVAL;
+		}
+		usleep(pause);
+		pause = pause * 6 / 5 > 20000000 ? 20000000 : pause * 6 / 5;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+			break;
+	if (!ai) {
+		freeaddrinfo(res);
+		*why = "no IPv4 or IPv6 address";
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	out->family = (uint8_t)ai->ai_family;
+	out->port = port;
+	if (ai->ai_family == AF_INET) {
+		memcpy(out->addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+	} else {
+		memcpy(out->addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		out->scope_id = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_scope_id;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int read_file(const char *path, char **text, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+	size_t cap = 4096, n = 0;
+	char *buf = NULL;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (n == cap || !buf) {
+			char *p;
+			if (buf)
+				cap *= 2;
+			if (cap > MAX_CONFIG_SIZE || !(p = malloc(cap))) {
+				err = cap > MAX_CONFIG_SIZE ? -EFBIG : -ENOMEM;
+				break;
+			}
+			if (buf) {
+				memcpy(p, buf, n);
+				explicit_bzero(buf, n);
+				free(buf);
+			}
+			buf = p;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (err) {
+		if (buf)
+			explicit_bzero(buf, n);
+		free(buf);
+		return err;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* Parse and resolve q.path into *cfg and *eps; on error a `FILE:LINE: message` in msg. */
+static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retries, char *msg, size_t size)
+{
+	struct nt_config_error perr = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*eps = NULL;
+	if ((err = read_file(q.path, &text, &len))) {
+		snprintf(msg, size, "%s: %s", q.path, strerror(-err));
+		return err;
+	}
+	err = nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &perr);
+	explicit_bzero(text, len);
+	free(text);
+	if (err) {
+		if (err == -EINVAL && perr.line)
+			snprintf(msg, size, "%s:%u: %s", q.path, perr.line, perr.message);
+		else if (err == -EINVAL)
+			snprintf(msg, size, "%s: %s", q.path, perr.message);
+		else
+			snprintf(msg, size, "%s: %s", q.path, strerror(-err));
+		return err;
+	}
+	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
+	if (!*eps) {
+		nt_config_free(cfg);
+		snprintf(msg, size, "%s: %s", q.path, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *p = &cfg->peers[i];
+		const char *why = "";
+
+		if (!p->has_endpoint)
+			continue;
+		if ((err = resolve(p->endpoint_host, p->endpoint_port, retries, &(*eps)[i], &why))) {
+			snprintf(msg, size, "%s:%u: Endpoint: cannot resolve \"%s\": %s", q.path,
+				 p->endpoint_line ? p->endpoint_line : p->line, p->endpoint_host, why);
+			nt_config_free(cfg);
+			free(*eps);
+			*eps = NULL;
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int resolution_retries(void)
+{
+	const char *s = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
+
+	if (!s || !*s)
+		return 15;
+	if (!strcmp(s, "infinity"))
+		return INT_MAX;
+	return atoi(s);
+}
+
+int config_prepare(const char *path, const char *ifname)
+{
+	struct nt_uapi_endpoint *eps;
+	char msg[600], *dir;
+	struct stat st, dst;
+
+	q.path = strdup(path);
+	q.real_path = realpath(path, NULL);
+	if (!q.path || !q.real_path) {
+		fprintf(stderr, "noisetund: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
+	if (load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg))) {
+		fprintf(stderr, "%s\n", msg);
+		return -1;
+	}
+	q.endpoints = eps;
+	/* The file holds a private key: say so when others may read it, as wg-quick does. */
+	if ((dir = strdup(q.real_path))) {
+		*strrchr(dir, '/') = 0;
+		if (!stat(q.real_path, &st) && !stat(*dir ? dir : "/", &dst) && (st.st_mode & dst.st_mode & 0007))
+			fprintf(stderr, "Warning: `%s' is world accessible\n", q.real_path);
+		free(dir);
+	}
+	q.active = true;
+	if (run_hooks("PreUp", q.cfg.pre_up, q.cfg.pre_up_count, true)) {
+		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, what_buf);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the wg settings ---- */
+
+static bool wants_default(const struct nt_config *cfg, int family)
+{
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++)
+			if (cfg->peers[i].allowed_ips[j].family == family && cfg->peers[i].allowed_ips[j].cidr == 0)
+				return true;
+	return false;
+}
+
+static bool table_in_use(uint32_t table)
+{
+	bool v4 = false, v6 = false;
+
+	rtnl_route_exists(AF_INET, NULL, 0, 0, table, &v4);
+	rtnl_route_exists(AF_INET6, NULL, 0, 0, table, &v6);
+	return v4 || v6;
+}
+
+/* wg-quick's add_default: the table (and fwmark) for the /0 trick is the fwmark already
+ * set, else the first of 51820, 51821, ... with no routes. Kept across reloads. */
+static uint32_t policy_table_for(const struct nt_config *cfg)
+{
+	if (cfg->table != NT_TABLE_AUTO || (!wants_default(cfg, AF_INET) && !wants_default(cfg, AF_INET6)))
+		return 0;
+	if (cfg->has_fwmark && cfg->fwmark)
+		return cfg->fwmark;
+	if (q.policy_table)
+		return q.policy_table;
+	for (uint32_t t = POLICY_TABLE_FIRST;; t++)
+		if (!table_in_use(t))
+			return t;
+}
+
+/* The set request FILE stands for. dev NULL: a fresh device (setconf); else syncconf
+ * against dev: live peers FILE lacks are removed, and only what differs from the device
+ * is set at device level (a private key set again would drop every session). */
+static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
+		     struct device *dev, uint32_t fwmark)
+{
+	size_t n = 0, extra = 0;
+
+	memset(set, 0, sizeof(*set));
+	if (dev) {
+		for (struct peer *p = dev->peers_first; p; p = p->next)
+			extra++;
+	}
+	set->peers = calloc(cfg->peers_count + extra + 1, sizeof(*set->peers));
+	if (!set->peers)
+		return -ENOMEM;
+
+	if (!dev) {
+		set->has_private_key = cfg->has_private_key;
+		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
+		set->has_listen_port = cfg->has_listen_port;
+		set->listen_port = cfg->listen_port;
+		set->has_fwmark = fwmark != 0;
+	} else {
+		uint8_t want[NT_KEY_LEN] = { 0 }, have[NT_KEY_LEN] = { 0 };
+
+		if (cfg->has_private_key) {
+			memcpy(want, cfg->private_key, NT_KEY_LEN);
+			nt_key_clamp(want);
+		}
+		if (dev->static_identity->has_key)
+			memcpy(have, dev->static_identity->private_key, NT_KEY_LEN);
+		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
+		memcpy(set->private_key, cfg->has_private_key ? cfg->private_key : want, NT_KEY_LEN);
+		explicit_bzero(want, sizeof(want));
+		explicit_bzero(have, sizeof(have));
+		set->has_listen_port = true; /* 0 keeps the bound port */
+		set->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
+		set->has_fwmark = fwmark != dev->fwmark;
+
+		for (struct peer *p = dev->peers_first; p; p = p->next) {
+			bool kept = false;
+			for (size_t i = 0; i < cfg->peers_count && !kept; i++)
+				kept = nt_equal(p->public_key, cfg->peers[i].public_key, NT_KEY_LEN);
+			if (!kept) {
+				memcpy(set->peers[n].public_key, p->public_key, NT_KEY_LEN);
+				set->peers[n++].remove = true;
+			}
+		}
+	}
+	set->fwmark = fwmark;
+
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *cp = &cfg->peers[i];
+		struct nt_uapi_peer *up = &set->peers[n++];
+
+		memcpy(up->public_key, cp->public_key, NT_KEY_LEN);
+		/* On reload, a key or keepalive the file no longer has is removed (zero). */
+		up->has_preshared_key = cp->has_preshared_key || dev;
+		if (cp->has_preshared_key)
+			memcpy(up->preshared_key, cp->preshared_key, NT_KEY_LEN);
+		up->has_endpoint = eps[i].family != 0;
+		up->endpoint = eps[i];
+		up->has_persistent_keepalive = cp->has_persistent_keepalive || dev;
+		up->persistent_keepalive = cp->has_persistent_keepalive ? cp->persistent_keepalive : 0;
+		up->replace_allowed_ips = true;
+		up->allowed_ips = cp->allowed_ips; /* borrowed: freed with cfg */
+		up->allowed_ips_count = cp->allowed_ips_count;
+	}
+	set->peers_count = n;
+	return 0;
+}
+
+static void free_set(struct nt_uapi_set *set)
+{
+	if (set->peers) {
+		for (size_t i = 0; i < set->peers_count; i++)
+			explicit_bzero(set->peers[i].preshared_key, NT_KEY_LEN);
+		free(set->peers);
+	}
+	explicit_bzero(set, sizeof(*set));
+}
+
+static uint32_t fwmark_for(const struct nt_config *cfg, uint32_t policy_table)
+{
+	return cfg->has_fwmark && cfg->fwmark ? cfg->fwmark : policy_table;
+}
+
+/* ---- addresses ---- */
+
+static bool address_equal(const struct nt_config_address *a, const struct nt_config_address *b)
+{
+	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, family_len(a->family));
+}
+
+static bool address_listed(const struct nt_config_address *a, const struct nt_config_address *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (address_equal(a, &list[i]))
+			return true;
+	return false;
+}
+
+/* Remove the addresses we added that cfg no longer has; add those it has and we did not. */
+static int addresses_sync(struct device *dev, const struct nt_config *cfg, bool stop_on_error)
+{
+	char buf[64];
+	int err, ret = 0;
+
+	for (size_t i = 0; i < q.addrs_count;) {
+		struct nt_config_address *a = &q.addrs[i];
+		if (address_listed(a, cfg->addresses, cfg->addresses_count)) {
+			i++;
+			continue;
+		}
+		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
+		if ((err = rtnl_addr(false, dev->ifindex, a->family, a->addr, a->cidr)) && err != -EADDRNOTAVAIL)
+			log_error("cannot remove address %s: %s", buf, strerror(-err));
+		else
+			log_verbose("removed address %s", buf);
+		q.addrs[i] = q.addrs[--q.addrs_count];
+	}
+	for (size_t i = 0; i < cfg->addresses_count; i++) {
+		const struct nt_config_address *a = &cfg->addresses[i];
+		struct nt_config_address *grown;
+
+		if (address_listed(a, q.addrs, q.addrs_count))
+			continue;
+		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
+		if ((err = rtnl_addr(true, dev->ifindex, a->family, a->addr, a->cidr))) {
+			snprintf(what_buf, sizeof(what_buf), "cannot add address %s", buf);
+			if (stop_on_error)
+				return err;
+			log_error("%s: %s", what_buf, strerror(-err));
+			ret = err;
+			continue;
+		}
+		log_verbose("added address %s", buf);
+		if (!(grown = realloc(q.addrs, (q.addrs_count + 1) * sizeof(*grown))))
+			return -ENOMEM;
+		q.addrs = grown;
+		q.addrs[q.addrs_count++] = *a;
+	}
+	return ret;
+}
+
+/* ---- MTU: configured, or wg-quick's guess ---- */
+
+static unsigned auto_mtu(const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
+{
+	unsigned best = 0, mtu;
+
+	/* The largest MTU of the routes to the endpoints, else of the default route. */
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		if (eps[i].family && !rtnl_route_get_mtu(eps[i].family, eps[i].addr, &mtu) && mtu > best)
+			best = mtu;
+	if (!best && !rtnl_default_route_mtu(&mtu))
+		best = mtu;
+	if (!best)
+		best = 1500;
+	return best - MTU_OVERHEAD;
+}
+
+/* ---- routes ---- */
+
+static bool route_equal(const struct route *a, const struct route *b)
+{
+	return a->family == b->family && a->len == b->len && a->table == b->table &&
+	       !memcmp(a->addr, b->addr, family_len(a->family));
+}
+
+static int route_order(const void *pa, const void *pb)
+{
+	const struct route *a = pa, *b = pb;
+
+	if (a->len != b->len)
+		return a->len > b->len ? -1 : 1;
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr, b->addr, 16);
+}
+
+/* The plain routes cfg asks for, longest prefix first; /0 with Table=auto is the policy
+ * trick instead, and Table=off asks for none. */
+static int wanted_routes(const struct nt_config *cfg, struct route **out, size_t *count)
+{
+	size_t cap = 0, n = 0;
+	struct route *list = NULL;
+
+	*out = NULL;
+	*count = 0;
+	if (cfg->table == NT_TABLE_OFF)
+		return 0;
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		cap += cfg->peers[i].allowed_ips_count;
+	if (cap && !(list = calloc(cap, sizeof(*list))))
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++) {
+			const struct nt_uapi_allowed_ip *a = &cfg->peers[i].allowed_ips[j];
+			struct route r = { .family = a->family, .len = a->cidr };
+			bool dup = false;
+
+			if (a->family != AF_INET && a->family != AF_INET6)
+				continue;
+			if (a->cidr == 0 && cfg->table == NT_TABLE_AUTO)
+				continue;
+			r.table = cfg->table == NT_TABLE_ID ? cfg->table_id : RT_TABLE_MAIN;
+			for (unsigned b = 0; b < a->cidr && b < family_len(a->family) * 8; b++)
+				if (a->addr[b / 8] & (0x80 >> (b % 8)))
+					r.addr[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = route_equal(&list[k], &r);
+			if (!dup)
+				list[n++] = r;
+		}
+	}
+	if (n)
+		qsort(list, n, sizeof(*list), route_order);
+	*out = list;
+	*count = n;
+	return 0;
+}
+
+static void policy_del(struct device *dev, int family)
+{
+	static const uint8_t any[16];
+	unsigned *done = &q.policy[family_slot(family)];
+	const char *v = family == AF_INET ? "-4" : "-6";
+
+	if (*done & POLICY_RULE_SUPPRESS) {
+		rtnl_rule(false, family, RT_TABLE_MAIN, false, 0, true);
+		log_verbose("ip %s rule delete table main suppress_prefixlength 0", v);
+	}
+	if (*done & POLICY_RULE_MARK) {
+		rtnl_rule(false, family, q.policy_table, true, q.policy_table, false);
+		log_verbose("ip %s rule delete not fwmark %u table %u", v, q.policy_table, q.policy_table);
+	}
+	if (*done & POLICY_ROUTE)
+		rtnl_route(false, family, any, 0, dev->ifindex, q.policy_table);
+	*done = 0;
+}
+
+static int policy_add(struct device *dev, int family, uint32_t table)
+{
+	static const uint8_t any[16];
+	unsigned *done = &q.policy[family_slot(family)];
+	const char *v = family == AF_INET ? "-4" : "-6";
+	int err;
+
+	q.policy_table = table;
+	if ((err = rtnl_route(true, family, any, 0, dev->ifindex, table))) {
+		snprintf(what_buf, sizeof(what_buf), "cannot add the default route (%s) to table %u", v, table);
+		return err;
+	}
+	*done |= POLICY_ROUTE;
+	if ((err = rtnl_rule(true, family, table, true, table, false))) {
+		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) not fwmark %u table %u", v, table, table);
+		return err;
+	}
+	*done |= POLICY_RULE_MARK;
+	if ((err = rtnl_rule(true, family, RT_TABLE_MAIN, false, 0, true))) {
+		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) table main suppress_prefixlength 0", v);
+		return err;
+	}
+	*done |= POLICY_RULE_SUPPRESS;
+	log_verbose("full tunnel (%s): default route in table %u, rules `not fwmark %u table %u' and "
+		    "`table main suppress_prefixlength 0'", v, table, table, table);
+	if (family == AF_INET) {
+		/* Replies to our marked UDP must pass rp_filter: wg-quick sets this too and leaves it. */
+		int fd = open("/proc/sys/net/ipv4/conf/all/src_valid_mark", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "1\n", 2) != 2)
+			log_error("cannot set net.ipv4.conf.all.src_valid_mark=1: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return 0;
+}
+
+/* Bring routes and policy rules in line with cfg: drop ours that cfg no longer wants, then
+ * add what is missing, longest prefix first, skipping a prefix that a route on our
+ * interface in table main already covers (wg-quick's `ip route show dev X match P`). */
+static int routes_sync(struct device *dev, const struct nt_config *cfg, uint32_t policy_table, bool stop_on_error)
+{
+	struct route *want;
+	size_t want_count;
+	char buf[64];
+	int err, ret = 0;
+
+	if ((err = wanted_routes(cfg, &want, &want_count)))
+		return err;
+	for (size_t i = 0; i < q.routes_count;) {
+		struct route *r = &q.routes[i];
+		bool keep = false;
+		for (size_t j = 0; j < want_count && !keep; j++)
+			keep = route_equal(r, &want[j]);
+		if (keep) {
+			i++;
+			continue;
+		}
+		rtnl_route(false, r->family, r->addr, r->len, dev->ifindex, r->table);
+		log_verbose("removed route %s table %u", fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len), r->table);
+		q.routes[i] = q.routes[--q.routes_count];
+	}
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		bool wanted = policy_table && wants_default(cfg, family);
+		if (q.policy[family_slot(family)] && (!wanted || policy_table != q.policy_table))
+			policy_del(dev, family);
+	}
+	if (!q.policy[0] && !q.policy[1])
+		q.policy_table = 0;
+
+	for (size_t i = 0; i < want_count; i++) {
+		struct route *r = &want[i], *grown;
+		bool have = false;
+
+		for (size_t j = 0; j < q.routes_count && !have; j++)
+			have = route_equal(r, &q.routes[j]);
+		if (have)
+			continue;
+		fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len);
+		if (r->table == RT_TABLE_MAIN && cfg->table == NT_TABLE_AUTO &&
+		    !rtnl_route_exists(r->family, r->addr, r->len, dev->ifindex, RT_TABLE_MAIN, &have) && have) {
+			log_verbose("route %s: already routed through %s", buf, dev->ifname);
+			continue;
+		}
+		if ((err = rtnl_route(true, r->family, r->addr, r->len, dev->ifindex, r->table))) {
+			snprintf(what_buf, sizeof(what_buf), "cannot add route %s table %u", buf, r->table);
+			if (stop_on_error) {
+				ret = err;
+				goto out;
+			}
+			log_error("%s: %s", what_buf, strerror(-err));
+			ret = err;
+			continue;
+		}
+		log_verbose("added route %s table %u", buf, r->table);
+		if (!(grown = realloc(q.routes, (q.routes_count + 1) * sizeof(*grown)))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		q.routes = grown;
+		q.routes[q.routes_count++] = *r;
+	}
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		if (!policy_table || !wants_default(cfg, family) || q.policy[family_slot(family)])
+			continue;
+		if ((err = policy_add(dev, family, policy_table))) {
+			if (stop_on_error) {
+				ret = err;
+				goto out;
+			}
+			log_error("%s: %s", what_buf, strerror(-err));
+			ret = err;
+		}
+	}
+out:
+	free(want);
+	return ret;
+}
+
+/* ---- up ---- */
+
+int config_up(struct device *dev, const char **what)
+{
+	struct nt_uapi_set set;
+	uint32_t table;
+	unsigned mtu;
+	int err;
+
+	*what = what_buf;
+	snprintf(q.ifname, sizeof(q.ifname), "%s", dev->ifname);
+	table = policy_table_for(&q.cfg);
+
+	snprintf(what_buf, sizeof(what_buf), "cannot apply the configuration of %s", q.path);
+	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, fwmark_for(&q.cfg, table))))
+		return err;
+	err = uapi_apply_set(dev, &set);
+	free_set(&set);
+	if (err)
+		return err;
+
+	if ((err = addresses_sync(dev, &q.cfg, true)))
+		return err;
+
+	mtu = q.cfg.has_mtu ? q.cfg.mtu : auto_mtu(&q.cfg, q.endpoints);
+	snprintf(what_buf, sizeof(what_buf), "cannot set MTU %u and bring the link up", mtu);
+	if ((err = rtnl_link_set(dev->ifindex, mtu, true)))
+		return err;
+	log_verbose("MTU %u, link up", mtu);
+
+	if ((err = dns_up(&q.cfg)))
+		return err;
+	if ((err = routes_sync(dev, &q.cfg, table, true)))
+		return err;
+
+	if (run_hooks("PostUp", q.cfg.post_up, q.cfg.post_up_count, true))
+		return -ECANCELED;
+	return 0;
+}
+
+/* ---- reload ---- */
+
+static bool dns_equal(const struct nt_config *a, const struct nt_config *b)
+{
+	if (a->dns_count != b->dns_count)
+		return false;
+	for (size_t i = 0; i < a->dns_count; i++)
+		if (strcmp(a->dns[i], b->dns[i]))
+			return false;
+	return true;
+}
+
+void config_reload(struct device *dev)
+{
+	struct nt_config cfg, old;
+	struct nt_uapi_endpoint *eps;
+	struct nt_uapi_set set;
+	char msg[600];
+	uint32_t table;
+	unsigned mtu;
+	int err;
+
+	if (!q.active)
+		return;
+	notify_reloading();
+	log_verbose("reloading %s", q.path);
+	if (load(&cfg, &eps, 0, msg, sizeof(msg))) {
+		log_error("reload: %s; the running configuration stays", msg);
+		goto out_status;
+	}
+	table = policy_table_for(&cfg);
+	if (!(err = build_set(&set, &cfg, eps, dev, fwmark_for(&cfg, table)))) {
+		err = uapi_apply_set(dev, &set);
+		free_set(&set);
+	}
+	if (err) {
+		snprintf(msg, sizeof(msg), "reload: cannot apply %s: %s; the running configuration stays", q.path,
+			 strerror(-err));
+		log_error("%s", msg);
+		nt_config_free(&cfg);
+		free(eps);
+		goto out_status;
+	}
+
+	old = q.cfg;
+	q.cfg = cfg;
+	free(q.endpoints);
+	q.endpoints = eps;
+
+	addresses_sync(dev, &q.cfg, false);
+	if (q.cfg.has_mtu && !rtnl_link_mtu(dev->ifindex, &mtu) && mtu != q.cfg.mtu &&
+	    (err = rtnl_link_set(dev->ifindex, q.cfg.mtu, true)))
+		log_error("reload: cannot set MTU %u: %s", q.cfg.mtu, strerror(-err));
+	routes_sync(dev, &q.cfg, table, false);
+	if (!dns_equal(&old, &q.cfg)) {
+		dns_down();
+		if (dns_up(&q.cfg))
+			log_error("reload: %s", what_buf);
+	}
+	nt_config_free(&old);
+	log_verbose("reloaded %s: %zu peers", q.path, dev->peer_count);
+	notify_ready(dev);
+	return;
+out_status:
+	notify_ready(dev);
+	notify_status_text(msg);
+}
+
+/* ---- down ---- */
+
+struct save_ctx {
+	FILE *f;
+	size_t count;
+};
+
+static int save_address(void *ctx, int family, const uint8_t *addr, uint8_t len)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "Address = %s\n", fmt_prefix(buf, sizeof(buf), family, addr, len));
+	s->count++;
+	return 0;
+}
+
+static int save_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "%s%s", s->count++ ? ", " : "AllowedIPs = ", fmt_prefix(buf, sizeof(buf), family, addr, cidr));
+	return 0;
+}
+
+static void save_list(FILE *f, const char *key, char **list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s = %s\n", key, list[i]);
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints, written to FILE.tmp and renamed over FILE. */
+static int save_config(struct device *dev)
+{
+	char tmp[PATH_MAX], key[NT_KEY_B64_LEN + 1];
+	struct save_ctx s = { 0 };
+	unsigned mtu = dev->mtu;
+	mode_t old_umask;
+	int fd, err = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", q.real_path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	old_umask = umask(077);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	umask(old_umask);
+	if (fd < 0 || !(s.f = fdopen(fd, "w"))) {
+		err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	fprintf(s.f, "[Interface]\n");
+	/* The link may be gone already (`ip link delete`): then the addresses we know. */
+	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count)
+		for (size_t i = 0; i < q.addrs_count; i++)
+			save_address(&s, q.addrs[i].family, q.addrs[i].addr, q.addrs[i].cidr);
+	save_list(s.f, "DNS", q.cfg.dns, q.cfg.dns_count);
+	if (q.cfg.has_mtu)
+		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
+	if (q.cfg.table == NT_TABLE_OFF)
+		fprintf(s.f, "Table = off\n");
+	else if (q.cfg.table == NT_TABLE_ID)
+		fprintf(s.f, "Table = %u\n", q.cfg.table_id);
+	fprintf(s.f, "SaveConfig = true\n");
+	save_list(s.f, "PreUp", q.cfg.pre_up, q.cfg.pre_up_count);
+	save_list(s.f, "PostUp", q.cfg.post_up, q.cfg.post_up_count);
+	save_list(s.f, "PreDown", q.cfg.pre_down, q.cfg.pre_down_count);
+	save_list(s.f, "PostDown", q.cfg.post_down, q.cfg.post_down_count);
+	if (dev->listen_port)
+		fprintf(s.f, "ListenPort = %u\n", dev->listen_port);
+	if (dev->fwmark)
+		fprintf(s.f, "FwMark = 0x%x\n", dev->fwmark);
+	if (dev->static_identity->has_key) {
+		nt_key_to_base64(key, dev->static_identity->private_key);
+		fprintf(s.f, "PrivateKey = %s\n", key);
+	}
+	for (struct peer *p = dev->peers_first; p; p = p->next) {
+		char ep[80];
+
+		nt_key_to_base64(key, p->public_key);
+		fprintf(s.f, "\n[Peer]\nPublicKey = %s\n", key);
+		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
+			nt_key_to_base64(key, p->hs.preshared_key);
+			fprintf(s.f, "PresharedKey = %s\n", key);
+		}
+		s.count = 0;
+		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
+		if (s.count)
+			fprintf(s.f, "\n");
+		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
+			fprintf(s.f, "Endpoint = %s\n", ep);
+		if (p->persistent_keepalive)
+			fprintf(s.f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+	}
+	explicit_bzero(key, sizeof(key));
+	if (fflush(s.f) || fsync(fd))
+		err = -errno;
+	if (fclose(s.f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, q.real_path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+/* Undo what up added. orderly (a stop, not a failed start): PreDown and SaveConfig first,
+ * and config_post_down() will run PostDown once the link is gone. */
+void config_down(struct device *dev, bool orderly)
+{
+	int err;
+
+	if (!q.active)
+		return;
+	q.orderly = orderly;
+	if (orderly) {
+		run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
+		if (q.cfg.save_config) {
+			if ((err = save_config(dev)))
+				log_error("SaveConfig: cannot write %s: %s", q.real_path, strerror(-err));
+			else
+				log_verbose("saved the configuration to %s", q.real_path);
+		}
+	}
+	policy_del(dev, AF_INET);
+	policy_del(dev, AF_INET6);
+	q.policy_table = 0;
+	/* Our routes and addresses also vanish with the link; removing the routes here keeps
+	 * a Table=N route from outliving us should the link stay (it never should). */
+	for (size_t i = 0; i < q.routes_count; i++)
+		rtnl_route(false, q.routes[i].family, q.routes[i].addr, q.routes[i].len, dev->ifindex, q.routes[i].table);
+	q.routes_count = 0;
+	dns_down();
+}
+
+void config_post_down(void)
+{
+	if (!q.active)
+		return;
+	if (q.orderly)
+		run_hooks("PostDown", q.cfg.post_down, q.cfg.post_down_count, false);
+	nt_config_free(&q.cfg);
+	free(q.endpoints);
+	free(q.routes);
+	free(q.addrs);
+	free(q.path);
+	free(q.real_path);
+	memset(&q, 0, sizeof(q));
+}
