@@ -41,7 +41,7 @@ UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
 
 BINS := $(if $(DAEMON_SRCS),$(BUILD)/noisetund) $(if $(CLI_SRCS),$(BUILD)/noisetun)
 
-.PHONY: all check unit net asan deps clean install
+.PHONY: all check unit net asan deps clean install bench demo
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BINS)
 
@@ -80,9 +80,31 @@ net: $(BINS)
 asan:
 	@$(MAKE) --no-print-directory check SANITIZE=1
 
+# make fuzz [FUZZ_SECONDS=n]: clang libFuzzer targets, each run n s after its regressions
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# make bench [QUICK=1]: noisetund against wireguard-go, release build (bench/README.md)
+bench:
+	@$(MAKE) --no-print-directory SANITIZE= build/release/noisetund
+	@bench/run $(if $(filter 1,$(QUICK)),--quick)
+
+# Binaries, the unit (its /usr/local/bin rewritten to $(PREFIX)/bin), example configs.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/noisetun/examples
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/noisetun@.service >$(BUILD)/noisetun@.service
+	install -m 0644 $(BUILD)/noisetun@.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 configs/*.conf $(DESTDIR)$(PREFIX)/share/noisetun/examples/
+	install -d -m 0700 $(DESTDIR)/etc/noisetun
+
+# Two sites in network namespaces, up from configs/site-*.conf, a ping across (root).
+demo: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@BUILD=$(BUILD) scripts/demo
 
 clean:
 	rm -rf build
