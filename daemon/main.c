@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -265,6 +266,11 @@ int main(int argc, char *argv[])
 	if (!run_dir || !*run_dir)
 		run_dir = DEFAULT_RUN_DIR;
 	log_init();
+	/* Keys live in this process: no core dumps, no ptrace by other users. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "noisetund: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
+		return 1;
+	}
 	log_ifname = argv[optind];
 	if (nt_crypto_init()) {
 		fprintf(stderr, "noisetund: cannot initialise libsodium\n");
