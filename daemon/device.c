@@ -49,6 +49,8 @@ int device_init(struct device *dev, const char *ifname)
 	if (!dev->static_identity || !dev->aips || peer_hash_grow(dev))
 		return -ENOMEM;
 	nt_noise_static_init(dev->static_identity, NULL);
+	pool_init(&dev->peer_pool, sizeof(struct peer), 64);
+	pool_init(&dev->keypairs_pool, sizeof(struct nt_keypairs), 32);
 	nt_cookie_checker_init(&dev->cookie_checker);
 	if (nt_ratelimiter_init(&dev->ratelimiter, NT_RATELIMITER_DEFAULT_CAPACITY, &sys_rng))
 		return -ENOMEM;
@@ -63,6 +65,8 @@ void device_destroy(struct device *dev)
 	nt_cookie_checker_wipe(&dev->cookie_checker);
 	if (dev->static_identity)
 		sodium_free(dev->static_identity); /* wipes */
+	pool_destroy(&dev->peer_pool);
+	pool_destroy(&dev->keypairs_pool);
 	free(dev->peer_hash);
 	free(dev->indices);
 	free(dev->heap);
@@ -153,7 +157,7 @@ void index_release(struct device *dev, struct peer *peer, uint32_t index)
 		return;
 	if (peer->hs.state != NT_HS_ZEROED && peer->hs.local_index == index)
 		return;
-	if (nt_keypairs_find(&peer->kps, index))
+	if (peer->kps && nt_keypairs_find(peer->kps, index))
 		return;
 	slot->peer = TOMBSTONE;
 }
@@ -291,11 +295,11 @@ struct peer *peer_create(struct device *dev, const uint8_t key[NT_KEY_LEN])
 
 	if (dev->peer_count + 1 > dev->peer_hash_size && peer_hash_grow(dev))
 		return NULL;
-	/* The handshake holds the PSK and the session secrets; the keypairs the session keys. */
-	peer = sodium_malloc(sizeof(*peer));
+	/* The handshake holds the PSK and the session secrets; the keypairs the session keys:
+	 * both come from pools of guarded, locked memory. */
+	peer = pool_alloc(&dev->peer_pool);
 	if (!peer)
 		return NULL;
-	memset(peer, 0, sizeof(*peer));
 	peer->dev = dev;
 	memcpy(peer->public_key, key, NT_KEY_LEN);
 	nt_key_to_base64(b64, key);
@@ -303,7 +307,6 @@ struct peer *peer_create(struct device *dev, const uint8_t key[NT_KEY_LEN])
 	memcpy(peer->short_key + 8, "...", 4);
 	nt_handshake_init(&peer->hs, dev->static_identity, key, NULL);
 	nt_cookie_maker_init(&peer->cookie, key);
-	nt_keypairs_init(&peer->kps);
 	nt_timers_init(&peer->timers);
 	peer->heap_pos = SIZE_MAX;
 
@@ -327,11 +330,22 @@ void peer_clear_sessions(struct peer *peer)
 	uint32_t hs_index = peer->hs.local_index;
 	bool had_hs = peer->hs.state != NT_HS_ZEROED;
 
-	nt_keypairs_clear(&peer->kps, &drops);
+	if (peer->kps) {
+		nt_keypairs_clear(peer->kps, &drops);
+		pool_free(&peer->dev->keypairs_pool, peer->kps);
+		peer->kps = NULL;
+	}
 	nt_handshake_clear(&peer->hs);
 	index_release_drops(peer->dev, peer, &drops);
 	if (had_hs)
 		index_release(peer->dev, peer, hs_index);
+}
+
+struct nt_keypairs *peer_keypairs(struct peer *peer)
+{
+	if (!peer->kps && (peer->kps = pool_alloc(&peer->dev->keypairs_pool)))
+		nt_keypairs_init(peer->kps);
+	return peer->kps;
 }
 
 void peer_remove(struct peer *peer)
@@ -359,7 +373,7 @@ void peer_remove(struct peer *peer)
 	dev->peer_count--;
 	nt_handshake_destroy(&peer->hs);
 	nt_cookie_maker_wipe(&peer->cookie);
-	sodium_free(peer); /* wipes */
+	pool_free(&dev->peer_pool, peer); /* wipes */
 }
 
 void device_remove_all_peers(struct device *dev)

@@ -57,6 +57,18 @@ size_t endpoint_cookie_src(const union endpoint *ep, uint8_t out[18]);
 void endpoint_normalize(union endpoint *ep);
 size_t endpoint_format(char *buf, size_t size, const union endpoint *ep);
 
+/* ---- pool.c: fixed-size objects in sodium_malloc'd slabs (secrets, few mappings) ---- */
+struct pool {
+	size_t obj_size, per_slab;
+	void *free_list;
+	void **slabs;
+	size_t slab_count, slab_cap, live;
+};
+void pool_init(struct pool *p, size_t obj_size, size_t per_slab);
+void *pool_alloc(struct pool *p);          /* zeroed; NULL when out of memory */
+void pool_free(struct pool *p, void *obj); /* wiped */
+void pool_destroy(struct pool *p);
+
 /* ---- peers ---- */
 struct staged {
 	uint16_t len;
@@ -72,7 +84,7 @@ struct peer {
 
 	struct nt_handshake hs;
 	struct nt_cookie_maker cookie;
-	struct nt_keypairs kps;
+	struct nt_keypairs *kps;        /* from the keypair pool while a session exists, else NULL */
 	struct nt_timers timers;
 	struct nt_allowedips_owner aips;
 
@@ -81,7 +93,7 @@ struct peer {
 	uint64_t last_handshake_wall;   /* ns since the epoch; 0: never */
 	uint16_t persistent_keepalive;
 
-	struct staged *staged[NT_MAX_STAGED_PACKETS];
+	struct staged **staged;         /* NT_MAX_STAGED_PACKETS slots, allocated on first use */
 	unsigned staged_head, staged_count;
 
 	size_t heap_pos;                /* position in the device's timer heap, or SIZE_MAX */
@@ -106,6 +118,7 @@ struct device {
 	uint64_t next_ratelimiter_gc;
 
 	struct nt_allowedips *aips;
+	struct pool peer_pool, keypairs_pool;
 	struct peer *peers_first, *peers_last;
 	size_t peer_count;
 	struct peer **peer_hash;        /* by public key */
@@ -148,6 +161,8 @@ struct peer *index_lookup(struct device *dev, uint32_t index);
 void index_release(struct device *dev, struct peer *peer, uint32_t index);
 void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops);
 void peer_clear_sessions(struct peer *peer);
+/* The peer's keypairs, allocated from the pool if it has none yet; NULL if out of memory. */
+struct nt_keypairs *peer_keypairs(struct peer *peer);
 void peer_timers_changed(struct peer *peer);
 uint64_t device_next_deadline(const struct device *dev);
 void device_run_timers(struct device *dev, uint64_t now);

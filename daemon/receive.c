@@ -111,7 +111,7 @@ static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len
 		return;
 	}
 	index_release(dev, peer, old_index);
-	if (nt_noise_begin_session(hs, &peer->kps, now, &drops) != NT_OK) {
+	if (!peer_keypairs(peer) || nt_noise_begin_session(hs, peer->kps, now, &drops) != NT_OK) {
 		index_release(dev, peer, index);
 		return;
 	}
@@ -145,7 +145,7 @@ static void handle_response(struct device *dev, const uint8_t *msg, size_t len, 
 	}
 	st = nt_noise_consume_response(&peer->hs, msg, len, dev->static_identity);
 	if (st == NT_OK)
-		st = nt_noise_begin_session(&peer->hs, &peer->kps, now, &drops);
+		st = peer_keypairs(peer) ? nt_noise_begin_session(&peer->hs, peer->kps, now, &drops) : NT_DROP_STATE;
 	if (st != NT_OK) {
 		dev->drops[st]++;
 		peer_verbose(peer, "dropping handshake response: %s", nt_status_name(st));
@@ -212,7 +212,7 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 		return;
 	}
 	peer = index_lookup(dev, nt_load_le32(msg + NT_DATA_OFF_RECEIVER));
-	kp = peer ? nt_keypairs_find(&peer->kps, nt_load_le32(msg + NT_DATA_OFF_RECEIVER)) : NULL;
+	kp = peer && peer->kps ? nt_keypairs_find(peer->kps, nt_load_le32(msg + NT_DATA_OFF_RECEIVER)) : NULL;
 	if (!kp) {
 		dev->drops[NT_DROP_INDEX]++;
 		return;
@@ -223,7 +223,7 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 		return;
 	}
 	authenticated_received(peer, src, len, now);
-	if (nt_keypairs_confirm(&peer->kps, kp, &drops)) {
+	if (nt_keypairs_confirm(peer->kps, kp, &drops)) {
 		index_release_drops(dev, peer, &drops);
 		nt_timers_handshake_complete(&peer->timers);
 		peer->last_handshake_wall = wall_ns();

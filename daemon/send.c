@@ -117,7 +117,7 @@ static void batch_add(struct out_batch *b, const union endpoint *to, uint8_t *bu
 /* The peer's current keypair if it may still send at now, else NULL. */
 static struct nt_keypair *sending_keypair(struct peer *peer, uint64_t now)
 {
-	struct nt_keypair *kp = nt_keypairs_current(&peer->kps);
+	struct nt_keypair *kp = peer->kps ? nt_keypairs_current(peer->kps) : NULL;
 
 	return kp && nt_keypair_usable(kp, now, kp->send_counter) ? kp : NULL;
 }
@@ -137,8 +137,13 @@ static void after_data_sent(struct peer *peer, struct nt_keypair *kp, size_t wir
 
 static void stage(struct peer *peer, const uint8_t *pkt, size_t len)
 {
-	struct staged *s = malloc(sizeof(*s) + len);
+	struct staged *s;
 
+	if (!peer->staged && !(peer->staged = calloc(NT_MAX_STAGED_PACKETS, sizeof(*peer->staged)))) {
+		peer->dev->drops_staged++;
+		return;
+	}
+	s = malloc(sizeof(*s) + len);
 	if (!s) {
 		peer->dev->drops_staged++;
 		return;
@@ -164,6 +169,8 @@ void peer_drop_staged(struct peer *peer)
 		peer->staged_count--;
 	}
 	peer->staged_head = 0;
+	free(peer->staged);
+	peer->staged = NULL;
 }
 
 /* Seal and send what waited for a session, now that one exists. */
@@ -187,6 +194,7 @@ void send_staged(struct peer *peer)
 			after_data_sent(peer, kp, len, s->len, now);
 		free(s);
 	}
+	peer_drop_staged(peer); /* empty now: give the ring back */
 }
 
 static size_t route(struct device *dev, const uint8_t *pkt, size_t len, struct peer **out)
