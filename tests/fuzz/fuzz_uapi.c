@@ -1,0 +1,146 @@
+/* libFuzzer target: the control socket's set=1 body parser, nt_uapi_parse_set.
+ *
+ * The input is the body (the lines after "set=1\n"), in an exact-size heap copy. Beyond
+ * "no crash, no leak", a result must agree with a plain second reading of the same lines:
+ *   - success: one peer per public_key line, in order, each with the allowed_ip lines after
+ *     its last replace_allowed_ips=true; every prefix of a known family, cidr within it,
+ *     IPv4 addresses zero-padded; public keys pairwise distinct; each device key present
+ *     exactly when its line was;
+ *   - failure: *out all zeros (nothing half-parsed left behind);
+ *   - nt_uapi_set_free leaves the struct zeroed, and a second free is harmless. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "noisetun/uapi.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FAIL(...)                                                            \
+	do {                                                                 \
+		fprintf(stderr, "fuzz_uapi: " __VA_ARGS__);                  \
+		fputc('\n', stderr);                                         \
+		abort();                                                     \
+	} while (0)
+
+static bool starts_with(const char *line, size_t len, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return len >= n && !memcmp(line, prefix, n);
+}
+
+static bool is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* The second reading: line kinds only, trusting that the parser accepted every line. */
+static void check_against_lines(const struct nt_uapi_set *set, const char *body, size_t len)
+{
+	size_t peers = 0, ips = 0, pos = 0;
+	bool private_key = false, listen_port = false, fwmark = false;
+
+	while (pos < len) {
+		const char *line = body + pos, *nl = memchr(line, '\n', len - pos);
+		size_t n;
+
+		if (!nl)
+			FAIL("accepted a body whose last line has no newline");
+		n = (size_t)(nl - line);
+		if (starts_with(line, n, "public_key=")) {
+			if (peers && set->peers[peers - 1].allowed_ips_count != ips)
+				FAIL("peer %zu has %zu allowed IPs, its lines say %zu", peers - 1,
+				     set->peers[peers - 1].allowed_ips_count, ips);
+			peers++;
+			ips = 0;
+			if (peers > set->peers_count)
+				FAIL("more public_key lines than peers (%zu)", set->peers_count);
+		} else if (starts_with(line, n, "replace_allowed_ips=")) {
+			ips = 0;
+		} else if (starts_with(line, n, "allowed_ip=")) {
+			ips++;
+		} else if (starts_with(line, n, "private_key=")) {
+			private_key = true;
+		} else if (starts_with(line, n, "listen_port=")) {
+			listen_port = true;
+		} else if (starts_with(line, n, "fwmark=")) {
+			fwmark = true;
+		}
+		pos += n + 1;
+	}
+	if (peers != set->peers_count)
+		FAIL("%zu public_key lines but %zu peers", peers, set->peers_count);
+	if (peers && set->peers[peers - 1].allowed_ips_count != ips)
+		FAIL("the last peer has %zu allowed IPs, its lines say %zu", set->peers[peers - 1].allowed_ips_count, ips);
+	if (private_key != set->has_private_key || listen_port != set->has_listen_port || fwmark != set->has_fwmark)
+		FAIL("a device key's presence disagrees with the lines");
+}
+
+static void check_set(const struct nt_uapi_set *set)
+{
+	if ((set->peers_count == 0) != (set->peers == NULL))
+		FAIL("peers_count %zu with peers %p", set->peers_count, (void *)set->peers);
+	for (size_t i = 0; i < set->peers_count; i++) {
+		const struct nt_uapi_peer *p = &set->peers[i];
+
+		if (p->allowed_ips_count && !p->allowed_ips)
+			FAIL("peer %zu: %zu allowed IPs and no array", i, p->allowed_ips_count);
+		for (size_t k = 0; k < p->allowed_ips_count; k++) {
+			const struct nt_uapi_allowed_ip *ip = &p->allowed_ips[k];
+
+			if (ip->family == AF_INET) {
+				if (ip->cidr > 32 || !is_zero(ip->addr + 4, 12))
+					FAIL("peer %zu: IPv4 prefix %zu with cidr %u or stray bytes", i, k, ip->cidr);
+			} else if (ip->family == AF_INET6) {
+				if (ip->cidr > 128)
+					FAIL("peer %zu: IPv6 prefix %zu with cidr %u", i, k, ip->cidr);
+			} else {
+				FAIL("peer %zu: prefix %zu of family %u", i, k, ip->family);
+			}
+		}
+		if (p->has_endpoint) {
+			if (p->endpoint.family != AF_INET && p->endpoint.family != AF_INET6)
+				FAIL("peer %zu: endpoint of family %u", i, p->endpoint.family);
+			if (p->endpoint.family == AF_INET && (p->endpoint.scope_id || !is_zero(p->endpoint.addr + 4, 12)))
+				FAIL("peer %zu: IPv4 endpoint with a scope or stray bytes", i);
+		}
+		for (size_t k = 0; k < i; k++)
+			if (!memcmp(set->peers[k].public_key, p->public_key, sizeof(p->public_key)))
+				FAIL("peers %zu and %zu share a public key", k, i);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *body = malloc(size ? size : 1);
+	struct nt_uapi_set set;
+	int ret;
+
+	if (!body)
+		return 0;
+	if (size)
+		memcpy(body, data, size);
+	memset(&set, 0xa5, sizeof(set)); /* "need not be initialised" */
+	ret = nt_uapi_parse_set(&set, body, size);
+	if (ret == 0) {
+		check_set(&set);
+		check_against_lines(&set, body, size);
+	} else if (ret != -EINVAL && ret != -ENOMEM) {
+		FAIL("returned %d", ret);
+	} else if (!is_zero(&set, sizeof(set))) {
+		FAIL("a refused body left the set non-zero");
+	}
+	nt_uapi_set_free(&set);
+	if (!is_zero(&set, sizeof(set)))
+		FAIL("nt_uapi_set_free left the set non-zero");
+	nt_uapi_set_free(&set);
+	free(body);
+	return 0;
+}
