@@ -39,33 +39,39 @@ void nt_vnet_hdr_store(uint8_t p[static NT_VNET_HDR_LEN], const struct nt_vnet_h
 	}
 }
 
-/* Big-endian 32-bit words summed into 64 bits: 2^16 = 1 mod 0xffff, so folding at the end
- * gives the ones'-complement sum of 16-bit words. Only the last chunk may be odd. */
+/* The ones'-complement sum is independent of byte order (RFC 1071): add native 64-bit
+ * words with carry, fold to 16 bits, and swap once at the end into the big-endian-word
+ * space the callers add pseudo-header fields in. Only the last chunk may be odd. */
 uint64_t nt_csum_add(uint64_t sum, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
+	unsigned __int128 acc = 0;
+	uint64_t folded, v;
 
+	while (len >= 32) {
+		uint64_t w[4];
+		memcpy(w, p, 32);
+		acc += (unsigned __int128)w[0] + w[1] + w[2] + w[3];
+		p += 32;
+		len -= 32;
+	}
 	while (len >= 8) {
-		uint64_t v;
 		memcpy(&v, p, 8);
-		v = be64toh(v);
-		sum += (v >> 32) + (v & 0xffffffffu);
+		acc += v;
 		p += 8;
 		len -= 8;
 	}
-	if (len >= 4) {
-		sum += load32(p);
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		sum += load16(p);
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		sum += (uint64_t)p[0] << 8;
-	return sum;
+	v = 0;
+	memcpy(&v, p, len); /* the tail, zero-padded: an odd byte is the high byte of a BE word */
+	acc += v;
+	folded = (uint64_t)acc + (uint64_t)(acc >> 64);
+	if (folded < (uint64_t)acc)
+		folded++;
+	folded = nt_csum_fold(folded);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	folded = (uint16_t)((folded >> 8) | (folded << 8));
+#endif
+	return sum + folded;
 }
 
 uint16_t nt_csum_fold(uint64_t sum)

@@ -76,6 +76,28 @@ START_TEST(checksum_rfc_example)
 }
 END_TEST
 
+/* The fast sum against the textbook one: 16-bit big-endian words, odd byte as high. */
+START_TEST(checksum_matches_naive)
+{
+	struct test_rng r = { 99 };
+	static uint8_t buf[2100];
+	test_rng_fill(&r, buf, sizeof(buf));
+	for (int i = 0; i < 20000; i++) {
+		size_t off = (size_t)(test_rand64(&r) % 64), len = (size_t)(test_rand64(&r) % 2000);
+		uint64_t init = test_rand64(&r) % 100000, naive = init;
+		if (i % 7 == 0)
+			memset(buf + off, 0xff, len); /* carries everywhere */
+		for (size_t k = 0; k + 1 < len; k += 2)
+			naive += (uint64_t)buf[off + k] << 8 | buf[off + k + 1];
+		if (len & 1)
+			naive += (uint64_t)buf[off + len - 1] << 8;
+		ck_assert_uint_eq(nt_csum_fold(nt_csum_add(init, buf + off, len)), nt_csum_fold(naive));
+		if (i % 7 == 0)
+			test_rng_fill(&r, buf, sizeof(buf));
+	}
+}
+END_TEST
+
 START_TEST(finish_partial_checksum)
 {
 	uint8_t p[200];
@@ -298,6 +320,7 @@ int main(void)
 	TCase *tc = tcase_create("offload");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, checksum_rfc_example);
+	tcase_add_test(tc, checksum_matches_naive);
 	tcase_add_test(tc, finish_partial_checksum);
 	tcase_add_test(tc, super_packet_v4);
 	tcase_add_test(tc, super_packet_v6);
