@@ -49,6 +49,16 @@ union endpoint {
 	struct sockaddr_in in4;
 	struct sockaddr_in6 in6;
 };
+/* The local address a peer reached us at, so replies leave from it (sticky source, as
+ * the kernel does when a host has several addresses). */
+struct endpoint_src {
+	bool set;
+	int ifindex;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	};
+};
 socklen_t endpoint_len(const union endpoint *ep);
 bool endpoint_equal(const union endpoint *a, const union endpoint *b);
 /* The address ‖ port bytes that identify a source for cookies; returns the length. */
@@ -89,6 +99,7 @@ struct peer {
 	struct nt_allowedips_owner aips;
 
 	union endpoint endpoint;        /* family AF_UNSPEC: unknown */
+	struct endpoint_src src;        /* where the peer last reached us */
 	uint64_t rx_bytes, tx_bytes;
 	uint64_t last_handshake_wall;   /* ns since the epoch; 0: never */
 	uint16_t persistent_keepalive;
@@ -176,7 +187,13 @@ int tun_set_mtu(const char *ifname, unsigned mtu);
 int udp_bind(struct device *dev, uint16_t port);
 void udp_close(struct device *dev);
 int udp_set_fwmark(struct device *dev, uint32_t mark);
-int udp_send(struct device *dev, const union endpoint *to, const void *buf, size_t len);
+int udp_send(struct device *dev, const union endpoint *to, struct endpoint_src *src, const void *buf, size_t len);
+/* Control messages for a send: the source address (if set) and a GSO size (if nonzero).
+ * buf must hold UDP_CMSG_SPACE bytes; returns the length used. */
+#define UDP_CMSG_SPACE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
+size_t udp_cmsg(void *buf, int family, const struct endpoint_src *src, uint16_t gso_size);
+/* The local address a received datagram was sent to, from its IP_PKTINFO/IPV6_PKTINFO. */
+void udp_cmsg_src(struct msghdr *msg, struct endpoint_src *src);
 
 /* send.c */
 void send_tun_batch(struct device *dev);

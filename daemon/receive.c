@@ -28,8 +28,9 @@ static struct nt_handshake *lookup_handshake(void *ctx, const uint8_t key[NT_KEY
 	return peer ? &peer->hs : NULL;
 }
 
-static void set_endpoint(struct peer *peer, const union endpoint *src)
+static void set_endpoint(struct peer *peer, const union endpoint *src, const struct endpoint_src *local)
 {
+	peer->src = *local;
 	if (!endpoint_equal(&peer->endpoint, src)) {
 		char buf[64];
 
@@ -39,9 +40,10 @@ static void set_endpoint(struct peer *peer, const union endpoint *src)
 	}
 }
 
-static void authenticated_received(struct peer *peer, const union endpoint *src, size_t len, uint64_t now)
+static void authenticated_received(struct peer *peer, const union endpoint *src, const struct endpoint_src *local,
+				   size_t len, uint64_t now)
 {
-	set_endpoint(peer, src);
+	set_endpoint(peer, src, local);
 	peer->rx_bytes += len;
 	nt_timers_any_authenticated_packet_received(&peer->timers);
 	nt_timers_any_authenticated_packet_traversal(&peer->timers, now);
@@ -50,7 +52,7 @@ static void authenticated_received(struct peer *peer, const union endpoint *src,
 /* mac1, and under load mac2 or a cookie reply, and the per-source rate limit.
  * true: go on and process the handshake message. */
 static bool handshake_admitted(struct device *dev, const uint8_t *msg, size_t len, const union endpoint *src,
-			       uint64_t now, bool under_load)
+			       const struct endpoint_src *local, uint64_t now, bool under_load)
 {
 	uint8_t src_bytes[18], reply[NT_COOKIE_MSG_LEN];
 	size_t src_len = endpoint_cookie_src(src, src_bytes);
@@ -65,7 +67,10 @@ static bool handshake_admitted(struct device *dev, const uint8_t *msg, size_t le
 		return true;
 	if (mac != NT_COOKIE_MAC2_VALID) {
 		if (nt_cookie_create_reply(&dev->cookie_checker, reply, msg, len, src_bytes, src_len, now, &sys_rng) == 0)
-			udp_send(dev, src, reply, sizeof(reply));
+		{
+			struct endpoint_src from = *local;
+			udp_send(dev, src, &from, reply, sizeof(reply));
+		}
 		return false;
 	}
 	if (src->sa.sa_family == AF_INET)
@@ -74,7 +79,7 @@ static bool handshake_admitted(struct device *dev, const uint8_t *msg, size_t le
 }
 
 static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len, const union endpoint *src,
-			      uint64_t now, bool under_load)
+			      const struct endpoint_src *local, uint64_t now, bool under_load)
 {
 	uint8_t resp[NT_RESP_LEN];
 	struct nt_keypair_drops drops = { .count = 0 };
@@ -87,7 +92,7 @@ static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len
 		dev->drops[NT_DROP_SIZE]++;
 		return;
 	}
-	if (!handshake_admitted(dev, msg, len, src, now, under_load))
+	if (!handshake_admitted(dev, msg, len, src, local, now, under_load))
 		return;
 	st = nt_noise_consume_initiation(&hs, msg, len, dev->static_identity, lookup_handshake, dev, now);
 	if (st != NT_OK) {
@@ -98,7 +103,7 @@ static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len
 	peer = PEER_OF(hs, hs);
 	old_index = hs->local_index; /* of a handshake this one replaced, if any */
 	peer_verbose(peer, "received handshake initiation");
-	authenticated_received(peer, src, len, now);
+	authenticated_received(peer, src, local, len, now);
 	peer_timers_changed(peer);
 
 	index = index_assign(dev, peer);
@@ -117,7 +122,7 @@ static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len
 	}
 	index_release_drops(dev, peer, &drops);
 	peer_verbose(peer, "sending handshake response");
-	if (udp_send(dev, src, resp, sizeof(resp)) == 0)
+	if (udp_send(dev, src, &peer->src, resp, sizeof(resp)) == 0)
 		peer->tx_bytes += sizeof(resp);
 	nt_timers_any_authenticated_packet_sent(&peer->timers);
 	nt_timers_any_authenticated_packet_traversal(&peer->timers, now);
@@ -126,7 +131,7 @@ static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len
 }
 
 static void handle_response(struct device *dev, const uint8_t *msg, size_t len, const union endpoint *src,
-			    uint64_t now, bool under_load)
+			    const struct endpoint_src *local, uint64_t now, bool under_load)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	struct peer *peer;
@@ -136,7 +141,7 @@ static void handle_response(struct device *dev, const uint8_t *msg, size_t len, 
 		dev->drops[NT_DROP_SIZE]++;
 		return;
 	}
-	if (!handshake_admitted(dev, msg, len, src, now, under_load))
+	if (!handshake_admitted(dev, msg, len, src, local, now, under_load))
 		return;
 	peer = index_lookup(dev, nt_noise_response_receiver(msg));
 	if (!peer) {
@@ -153,7 +158,7 @@ static void handle_response(struct device *dev, const uint8_t *msg, size_t len, 
 	}
 	index_release_drops(dev, peer, &drops);
 	peer_verbose(peer, "received handshake response, session established");
-	authenticated_received(peer, src, len, now);
+	authenticated_received(peer, src, local, len, now);
 	nt_timers_handshake_complete(&peer->timers);
 	nt_timers_session_derived(&peer->timers, now);
 	peer->last_handshake_wall = wall_ns();
@@ -197,8 +202,8 @@ static bool source_allowed(struct device *dev, struct peer *peer, const uint8_t 
 	return owner == &peer->aips;
 }
 
-static void handle_data(struct device *dev, uint8_t *msg, size_t len, const union endpoint *src, uint64_t now,
-			const uint8_t *buf_end)
+static void handle_data(struct device *dev, uint8_t *msg, size_t len, const union endpoint *src,
+			const struct endpoint_src *local, uint64_t now, const uint8_t *buf_end)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	uint8_t *plain = msg + NT_DATA_HEADER_LEN;
@@ -222,7 +227,7 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 		dev->drops[st]++;
 		return;
 	}
-	authenticated_received(peer, src, len, now);
+	authenticated_received(peer, src, local, len, now);
 	if (nt_keypairs_confirm(peer->kps, kp, &drops)) {
 		index_release_drops(dev, peer, &drops);
 		nt_timers_handshake_complete(&peer->timers);
@@ -285,7 +290,7 @@ void receive_udp(struct device *dev, int fd)
 	static struct iovec iov[BATCH];
 	static union endpoint src[BATCH];
 	static union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} ctrl[BATCH];
 	unsigned handshakes = 0;
@@ -318,6 +323,7 @@ void receive_udp(struct device *dev, int fd)
 
 	for (int i = 0; i < n; i++) {
 		size_t len = msgs[i].msg_len, seg = len;
+		struct endpoint_src local;
 		struct cmsghdr *c;
 
 		endpoint_normalize(&src[i]);
@@ -325,6 +331,7 @@ void receive_udp(struct device *dev, int fd)
 			dev->drops[NT_DROP_SIZE]++;
 			continue;
 		}
+		udp_cmsg_src(&msgs[i].msg_hdr, &local);
 		/* A GRO super-datagram: same-sized datagrams back to back, the last maybe shorter. */
 		for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
 			if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
@@ -340,16 +347,16 @@ void receive_udp(struct device *dev, int fd)
 
 			switch (nt_message_type(msg, mlen)) {
 			case NT_MSG_INITIATION:
-				handle_initiation(dev, msg, mlen, &src[i], now, under_load);
+				handle_initiation(dev, msg, mlen, &src[i], &local, now, under_load);
 				break;
 			case NT_MSG_RESPONSE:
-				handle_response(dev, msg, mlen, &src[i], now, under_load);
+				handle_response(dev, msg, mlen, &src[i], &local, now, under_load);
 				break;
 			case NT_MSG_COOKIE:
 				handle_cookie(dev, msg, mlen, now);
 				break;
 			case NT_MSG_DATA:
-				handle_data(dev, msg, mlen, &src[i], now, rx_bufs[i] + BUF_SIZE);
+				handle_data(dev, msg, mlen, &src[i], &local, now, rx_bufs[i] + BUF_SIZE);
 				break;
 			default:
 				dev->drops[NT_DROP_SIZE]++;

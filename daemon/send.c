@@ -16,6 +16,7 @@
 struct out_batch {
 	struct {
 		union endpoint to;
+		struct peer *peer;  /* for its source address */
 		uint8_t *buf;
 		size_t len;
 	} msg[OUT_MAX];
@@ -30,12 +31,35 @@ static uint8_t arena[ARENA_SIZE] __attribute__((aligned(64)));
 
 /* Send msgs[0..n) of one family; with GSO, runs of equal-sized datagrams to one endpoint
  * (the last may be shorter) go as one super-datagram with a UDP_SEGMENT message. */
+/* Send one super-datagram's segments one by one, without GSO: for when the kernel refuses
+ * the whole (EMSGSIZE: a segment exceeds the path MTU and GSO does not fragment). */
+static void send_segments(int fd, struct msghdr *h, const struct endpoint_src *src, int family)
+{
+	union {
+		char buf[UDP_CMSG_SPACE];
+		struct cmsghdr align;
+	} ctrl;
+
+	for (size_t k = 0; k < h->msg_iovlen; k++) {
+		struct msghdr one = { .msg_name = h->msg_name, .msg_namelen = h->msg_namelen, .msg_iov = &h->msg_iov[k],
+				      .msg_iovlen = 1, .msg_control = ctrl.buf };
+		one.msg_controllen = udp_cmsg(ctrl.buf, family, src, 0);
+		if (!one.msg_controllen)
+			one.msg_control = NULL;
+		(void)!sendmsg(fd, &one, 0);
+	}
+}
+
+/* Send msgs[0..n) of one family; with GSO, runs of datagrams to one endpoint from one
+ * source, all of the first one's size but the last (which may be shorter), go as one
+ * super-datagram with a UDP_SEGMENT message. */
 static void send_family(struct device *dev, struct out_batch *b, int family)
 {
 	static struct mmsghdr mm[OUT_MAX];
 	static struct iovec iov[OUT_MAX];
+	static struct peer *owner[OUT_MAX];
 	static union {
-		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		char buf[UDP_CMSG_SPACE];
 		struct cmsghdr align;
 	} ctrl[OUT_MAX];
 	int fd = family == AF_INET ? dev->udp4 : dev->udp6;
@@ -46,56 +70,59 @@ static void send_family(struct device *dev, struct out_batch *b, int family)
 	for (unsigned i = 0; i < b->n; i++) {
 		struct msghdr *h;
 		unsigned segs = 1;
-		size_t total;
+		size_t total, first;
 
 		if (b->msg[i].to.sa.sa_family != family)
 			continue;
 		h = &mm[n].msg_hdr;
+		owner[n] = b->msg[i].peer;
 		*h = (struct msghdr){ .msg_name = &b->msg[i].to, .msg_namelen = endpoint_len(&b->msg[i].to),
 				      .msg_iov = &iov[v], .msg_iovlen = 1 };
 		iov[v++] = (struct iovec){ .iov_base = b->msg[i].buf, .iov_len = b->msg[i].len };
-		total = b->msg[i].len;
-		while (dev->udp_gso && i + 1 < b->n && segs < MAX_SEGMENTS &&
-		       b->msg[i + 1].to.sa.sa_family == family && endpoint_equal(&b->msg[i + 1].to, &b->msg[i].to) &&
-		       b->msg[i + 1].len <= b->msg[i].len && iov[v - 1].iov_len == b->msg[i].len &&
-		       total + b->msg[i + 1].len <= 65000) {
+		total = first = b->msg[i].len;
+		while (dev->udp_gso && i + 1 < b->n && segs < MAX_SEGMENTS && b->msg[i + 1].peer == b->msg[i].peer &&
+		       endpoint_equal(&b->msg[i + 1].to, &b->msg[i].to) && b->msg[i].len == first &&
+		       b->msg[i + 1].len <= first && total + b->msg[i + 1].len <= 65000) {
 			iov[v++] = (struct iovec){ .iov_base = b->msg[i + 1].buf, .iov_len = b->msg[i + 1].len };
 			total += b->msg[++i].len;
 			segs++;
 		}
-		if (segs > 1) {
-			struct cmsghdr *c;
-			uint16_t size = (uint16_t)iov[v - segs].iov_len;
-
-			h->msg_iovlen = segs;
-			h->msg_control = ctrl[n].buf;
-			h->msg_controllen = sizeof(ctrl[n].buf);
-			c = CMSG_FIRSTHDR(h);
-			c->cmsg_level = IPPROTO_UDP;
-			c->cmsg_type = UDP_SEGMENT;
-			c->cmsg_len = CMSG_LEN(sizeof(size));
-			memcpy(CMSG_DATA(c), &size, sizeof(size));
-		}
+		h->msg_iovlen = segs;
+		h->msg_control = ctrl[n].buf;
+		h->msg_controllen = udp_cmsg(ctrl[n].buf, family, &owner[n]->src, segs > 1 ? (uint16_t)first : 0);
+		if (!h->msg_controllen)
+			h->msg_control = NULL;
 		n++;
 	}
 	while (sent < n) {
 		int r = sendmmsg(fd, mm + sent, n - sent, 0);
-		if (r < 0) {
-			if (errno == EIO && dev->udp_gso) {
-				/* GSO not possible on this path (e.g. no checksum offload): off for good */
-				log_verbose("UDP GSO failed, turning it off");
-				dev->udp_gso = false;
-				send_family(dev, b, family); /* a repeat of any already sent is a replay: dropped */
-				return;
-			}
-			/* A full socket buffer or an unreachable network costs these packets, as a
-			 * lossy link would; skip the one that failed and go on. */
-			if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR)
-				log_verbose("sendmmsg: %s", strerror(errno));
-			sent++;
+		if (r >= 0) {
+			sent += (unsigned)r;
 			continue;
 		}
-		sent += (unsigned)r;
+		struct msghdr *h = &mm[sent].msg_hdr;
+		if (errno == EIO && dev->udp_gso) {
+			/* GSO not possible on this path (e.g. no checksum offload): off for good */
+			log_verbose("UDP GSO failed, turning it off");
+			dev->udp_gso = false;
+			send_family(dev, b, family); /* a repeat of any already sent is a replay: dropped */
+			return;
+		}
+		if (errno == EMSGSIZE && h->msg_iovlen > 1) {
+			send_segments(fd, h, &owner[sent]->src, family);
+		} else if ((errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH) && owner[sent]->src.set) {
+			/* our source address went away: forget it, let routing choose */
+			owner[sent]->src.set = false;
+			h->msg_controllen = udp_cmsg(h->msg_control, family, NULL,
+						     h->msg_iovlen > 1 ? (uint16_t)h->msg_iov[0].iov_len : 0);
+			if (!h->msg_controllen)
+				h->msg_control = NULL;
+			continue; /* retry this one */
+		} else if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) {
+			/* an unreachable network costs these packets, as a lossy link would */
+			log_verbose("sendmmsg: %s", strerror(errno));
+		}
+		sent++;
 	}
 }
 
@@ -106,9 +133,10 @@ static void flush(struct device *dev, struct out_batch *b)
 	b->n = 0;
 }
 
-static void batch_add(struct out_batch *b, const union endpoint *to, uint8_t *buf, size_t len)
+static void batch_add(struct out_batch *b, struct peer *peer, uint8_t *buf, size_t len)
 {
-	b->msg[b->n].to = *to;
+	b->msg[b->n].to = peer->endpoint;
+	b->msg[b->n].peer = peer;
 	b->msg[b->n].buf = buf;
 	b->msg[b->n].len = len;
 	b->n++;
@@ -190,7 +218,7 @@ void send_staged(struct peer *peer)
 		peer->staged_head = (peer->staged_head + 1) % NT_MAX_STAGED_PACKETS;
 		peer->staged_count--;
 		if (nt_keypair_seal(kp, buf, &len, s->data, s->len, peer->dev->mtu, now) == NT_OK &&
-		    udp_send(peer->dev, &peer->endpoint, buf, len) == 0)
+		    udp_send(peer->dev, &peer->endpoint, &peer->src, buf, len) == 0)
 			after_data_sent(peer, kp, len, s->len, now);
 		free(s);
 	}
@@ -238,7 +266,7 @@ static void send_packet(struct device *dev, struct out_batch *out, uint8_t *pkt,
 	}
 	if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, dev->mtu, now) != NT_OK)
 		return;
-	batch_add(out, &peer->endpoint, buf, wire_len);
+	batch_add(out, peer, buf, wire_len);
 	after_data_sent(peer, kp, wire_len, iplen, now);
 }
 
@@ -344,7 +372,7 @@ int send_initiation(struct peer *peer, bool is_retry)
 	if (nt_cookie_add_macs(&peer->cookie, msg, sizeof(msg), now))
 		return -EINVAL;
 	peer_verbose(peer, "sending handshake initiation%s", is_retry ? " (retry)" : "");
-	err = udp_send(dev, &peer->endpoint, msg, sizeof(msg));
+	err = udp_send(dev, &peer->endpoint, &peer->src, msg, sizeof(msg));
 	if (err)
 		peer_verbose(peer, "send initiation: %s", strerror(-err));
 	else
@@ -371,6 +399,6 @@ void send_keepalive(struct peer *peer)
 	}
 	if (nt_keypair_seal(kp, buf, &len, NULL, 0, peer->dev->mtu, now) != NT_OK)
 		return;
-	if (udp_send(peer->dev, &peer->endpoint, buf, len) == 0)
+	if (udp_send(peer->dev, &peer->endpoint, &peer->src, buf, len) == 0)
 		after_data_sent(peer, kp, len, 0, now);
 }

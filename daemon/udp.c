@@ -33,6 +33,10 @@ static int udp_socket(int family, uint16_t port, uint32_t fwmark)
 	/* GRO: the kernel may hand us runs of same-sized datagrams as one (speed.md 5). The
 	 * receive path splits at the size it reports; without GRO it never reports one. */
 	(void)!setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one));
+	/* Learn which local address each datagram reached, to reply from it. */
+	if (family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0
+			      : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0)
+		goto fail;
 	ep.sa.sa_family = (sa_family_t)family;
 	if (family == AF_INET)
 		ep.in4.sin_port = htons(port);
@@ -129,13 +133,87 @@ int udp_set_fwmark(struct device *dev, uint32_t mark)
 	return 0;
 }
 
-int udp_send(struct device *dev, const union endpoint *to, const void *buf, size_t len)
+size_t udp_cmsg(void *buf, int family, const struct endpoint_src *src, uint16_t gso_size)
+{
+	struct msghdr m = { .msg_control = buf, .msg_controllen = UDP_CMSG_SPACE };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	size_t used = 0;
+
+	memset(buf, 0, UDP_CMSG_SPACE);
+	if (src && src->set) {
+		if (family == AF_INET) {
+			struct in_pktinfo pi = { .ipi_spec_dst = src->v4 };
+			c->cmsg_level = IPPROTO_IP;
+			c->cmsg_type = IP_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		} else {
+			struct in6_pktinfo pi = { .ipi6_addr = src->v6, .ipi6_ifindex = (unsigned)src->ifindex };
+			c->cmsg_level = IPPROTO_IPV6;
+			c->cmsg_type = IPV6_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			used += CMSG_SPACE(sizeof(pi));
+		}
+		c = (struct cmsghdr *)((char *)buf + used);
+	}
+	if (gso_size) {
+		c->cmsg_level = IPPROTO_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(gso_size));
+		memcpy(CMSG_DATA(c), &gso_size, sizeof(gso_size));
+		used += CMSG_SPACE(sizeof(gso_size));
+	}
+	return used;
+}
+
+void udp_cmsg_src(struct msghdr *msg, struct endpoint_src *src)
+{
+	memset(src, 0, sizeof(*src));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			src->v4 = pi.ipi_addr;
+			src->ifindex = pi.ipi_ifindex;
+			src->set = true;
+		} else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			src->v6 = pi.ipi6_addr;
+			/* the interface matters only where the address is link-scoped */
+			src->ifindex = IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr) ? (int)pi.ipi6_ifindex : 0;
+			src->set = true;
+		}
+	}
+}
+
+int udp_send(struct device *dev, const union endpoint *to, struct endpoint_src *src, const void *buf, size_t len)
 {
 	int fd = to->sa.sa_family == AF_INET6 ? dev->udp6 : to->sa.sa_family == AF_INET ? dev->udp4 : -1;
+	union {
+		char buf[UDP_CMSG_SPACE];
+		struct cmsghdr align;
+	} ctrl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr m = { .msg_name = (void *)to, .msg_namelen = endpoint_len(to), .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctrl.buf };
 
 	if (fd < 0)
 		return -EAFNOSUPPORT;
-	if (sendto(fd, buf, len, 0, &to->sa, endpoint_len(to)) < 0)
-		return -errno;
-	return 0;
+	m.msg_controllen = udp_cmsg(ctrl.buf, to->sa.sa_family, src, 0);
+	if (!m.msg_controllen)
+		m.msg_control = NULL;
+	if (sendmsg(fd, &m, 0) >= 0)
+		return 0;
+	/* Our address went away (EINVAL) or is not usable: forget it and let routing choose. */
+	if (src && src->set && (errno == EINVAL || errno == EADDRNOTAVAIL || errno == ENETUNREACH)) {
+		src->set = false;
+		m.msg_control = NULL;
+		m.msg_controllen = 0;
+		if (sendmsg(fd, &m, 0) >= 0)
+			return 0;
+	}
+	return -errno;
 }
