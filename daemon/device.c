@@ -252,6 +252,8 @@ static void peer_run_timers(struct peer *peer, unsigned actions)
 			     (unsigned long long)(3 * NT_REJECT_AFTER_TIME / NT_NSEC_PER_SEC));
 		peer_clear_sessions(peer);
 	}
+	if (actions & NT_TIMER_CLEAR_ENDPOINT_SOURCE)
+		peer->src.set = false; /* a retry may need another route: let routing pick the source */
 	if (actions & NT_TIMER_RETRY_INITIATION)
 		send_initiation(peer, true);
 	else if (actions & NT_TIMER_SEND_INITIATION)
@@ -409,6 +411,9 @@ int device_set_private_key(struct device *dev, const uint8_t key[NT_KEY_LEN])
 		uint8_t psk[NT_KEY_LEN];
 
 		peer_clear_sessions(p);
+		/* A new identity may handshake at once: the REKEY_TIMEOUT rate limit was for the
+		 * old one (the kernel's selftest changes a key and expects traffic right away). */
+		p->timers.initiation_sent = false;
 		memcpy(psk, p->hs.preshared_key, NT_KEY_LEN);
 		nt_handshake_init(&p->hs, dev->static_identity, p->public_key, psk);
 		sodium_memzero(psk, sizeof(psk));

@@ -1,5 +1,5 @@
 /* Watch our own link over rtnetlink (libmnl): up/down gates the peers, the MTU bounds
- * padding, and RTM_DELLINK (`ip link delete`, how wg-quick down stops us) ends the daemon. */
+ * padding, route changes reset sticky sources, and RTM_DELLINK (`ip link delete`, how wg-quick down stops us) ends the daemon. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -32,6 +32,14 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
 
+	if (nlh->nlmsg_type == RTM_NEWROUTE || nlh->nlmsg_type == RTM_DELROUTE) {
+		/* A route changed: a cached source may no longer be the one routing would pick
+		 * (the kernel re-checks the output device per send). Forget them; routing picks
+		 * now, and the peer's next packet teaches us its address again. */
+		for (struct peer *p = dev->peers_first; p; p = p->next)
+			p->src.set = false;
+		return MNL_CB_OK;
+	}
 	if (ifi->ifi_index != dev->ifindex)
 		return MNL_CB_OK;
 	if (nlh->nlmsg_type == RTM_DELLINK) {
@@ -66,7 +74,7 @@ int link_monitor_open(struct device *dev)
 	nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
 	if (!nl)
 		return -errno;
-	if (mnl_socket_bind(nl, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0)
+	if (mnl_socket_bind(nl, RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE, MNL_SOCKET_AUTOPID) < 0)
 		goto fail;
 
 	/* The current state first, synchronously: the link may already be up. */

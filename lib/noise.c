@@ -89,11 +89,11 @@ void nt_handshake_init(struct nt_handshake *hs, const struct nt_noise_static *de
 {
 	uint8_t psk_copy[NT_KEY_LEN] = { 0 };
 	uint8_t timestamp[NT_TAI64N_LEN];
-	uint64_t last = hs->last_initiation_consumed;
-	bool had = hs->has_consumed_initiation;
 	bool same_peer = nt_equal(hs->remote_static, remote_static, NT_KEY_LEN);
 
-	/* Re-initialising the same peer (device key change) keeps its replay state. */
+	/* Re-initialising the same peer (device key change) keeps its replay timestamp. The
+	 * flood guard starts fresh: nothing made for the old key can be consumed any more, and
+	 * the peer's first initiation to the new key must not wait out the old one's 1/50 s. */
 	memcpy(timestamp, hs->latest_timestamp, NT_TAI64N_LEN);
 	if (psk)
 		memcpy(psk_copy, psk, NT_KEY_LEN);
@@ -101,11 +101,8 @@ void nt_handshake_init(struct nt_handshake *hs, const struct nt_noise_static *de
 	memcpy(hs->remote_static, remote_static, NT_KEY_LEN);
 	memcpy(hs->preshared_key, psk_copy, NT_KEY_LEN);
 	nt_wipe(psk_copy, sizeof(psk_copy));
-	if (same_peer) {
+	if (same_peer)
 		memcpy(hs->latest_timestamp, timestamp, NT_TAI64N_LEN);
-		hs->last_initiation_consumed = last;
-		hs->has_consumed_initiation = had;
-	}
 	nt_hash2(hs->initiator_hash, dev->hash0, NT_HASH_LEN, remote_static, NT_KEY_LEN);
 	hs->state = NT_HS_ZEROED;
 	hs->static_static_valid = dev->has_key && nt_dh(hs->static_static, dev->private_key, remote_static) == 0;
