@@ -87,7 +87,7 @@ fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 # make bench [QUICK=1]: noisetund against wireguard-go, release build (bench/README.md)
-bench:
+bench: deps
 	@$(MAKE) --no-print-directory SANITIZE= build/release/noisetund
 	@bench/run $(if $(filter 1,$(QUICK)),--quick)
 
