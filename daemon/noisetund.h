@@ -65,7 +65,10 @@ bool endpoint_equal(const union endpoint *a, const union endpoint *b);
 size_t endpoint_cookie_src(const union endpoint *ep, uint8_t out[18]);
 /* Unmap ::ffff:a.b.c.d to AF_INET so one peer has one form of an IPv4 address. */
 void endpoint_normalize(union endpoint *ep);
+/* The control protocol's form: "a.b.c.d:port", "[v6%scope]:port"; 0 and "" if unknown. */
 size_t endpoint_format(char *buf, size_t size, const union endpoint *ep);
+struct nt_uapi_endpoint;
+void endpoint_from_uapi(union endpoint *ep, const struct nt_uapi_endpoint *u);
 
 /* ---- pool.c: fixed-size objects in sodium_malloc'd slabs (secrets, few mappings) ---- */
 struct pool {

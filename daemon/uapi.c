@@ -228,22 +228,6 @@ static void reply_get(struct device *dev, struct conn *c)
 
 /* ---- set ---- */
 
-static void endpoint_from_uapi(union endpoint *ep, const struct nt_uapi_endpoint *u)
-{
-	memset(ep, 0, sizeof(*ep));
-	if (u->family == AF_INET) {
-		ep->in4.sin_family = AF_INET;
-		ep->in4.sin_port = htons(u->port);
-		memcpy(&ep->in4.sin_addr, u->addr, 4);
-	} else {
-		ep->in6.sin6_family = AF_INET6;
-		ep->in6.sin6_port = htons(u->port);
-		memcpy(&ep->in6.sin6_addr, u->addr, 16);
-		ep->in6.sin6_scope_id = u->scope_id;
-	}
-	endpoint_normalize(ep);
-}
-
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 {
 	struct peer *peer;

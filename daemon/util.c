@@ -2,10 +2,10 @@
  * parameters. */
 #include <arpa/inet.h>
 #include <sodium.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "noisetun/uapi.h"
 #include "noisetund.h"
 
 static uint64_t clock_ns(clockid_t id)
@@ -97,22 +97,34 @@ void endpoint_normalize(union endpoint *ep)
 	}
 }
 
+void endpoint_from_uapi(union endpoint *ep, const struct nt_uapi_endpoint *u)
+{
+	memset(ep, 0, sizeof(*ep));
+	if (u->family == AF_INET) {
+		ep->in4.sin_family = AF_INET;
+		ep->in4.sin_port = htons(u->port);
+		memcpy(&ep->in4.sin_addr, u->addr, 4);
+	} else {
+		ep->in6.sin6_family = AF_INET6;
+		ep->in6.sin6_port = htons(u->port);
+		memcpy(&ep->in6.sin6_addr, u->addr, 16);
+		ep->in6.sin6_scope_id = u->scope_id;
+	}
+	endpoint_normalize(ep);
+}
+
+/* One text form for endpoints, the control protocol's (lib/uapi.c). */
 size_t endpoint_format(char *buf, size_t size, const union endpoint *ep)
 {
-	char addr[INET6_ADDRSTRLEN];
-	int n = 0;
+	struct nt_uapi_endpoint u = { .family = (uint8_t)ep->sa.sa_family };
 
 	if (ep->sa.sa_family == AF_INET) {
-		inet_ntop(AF_INET, &ep->in4.sin_addr, addr, sizeof(addr));
-		n = snprintf(buf, size, "%s:%u", addr, ntohs(ep->in4.sin_port));
+		u.port = ntohs(ep->in4.sin_port);
+		memcpy(u.addr, &ep->in4.sin_addr, 4);
 	} else if (ep->sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &ep->in6.sin6_addr, addr, sizeof(addr));
-		if (ep->in6.sin6_scope_id)
-			n = snprintf(buf, size, "[%s%%%u]:%u", addr, ep->in6.sin6_scope_id, ntohs(ep->in6.sin6_port));
-		else
-			n = snprintf(buf, size, "[%s]:%u", addr, ntohs(ep->in6.sin6_port));
-	} else if (size) {
-		buf[0] = 0;
+		u.port = ntohs(ep->in6.sin6_port);
+		memcpy(u.addr, &ep->in6.sin6_addr, 16);
+		u.scope_id = ep->in6.sin6_scope_id;
 	}
-	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+	return nt_uapi_format_endpoint(buf, size, &u);
 }
