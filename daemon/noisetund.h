@@ -24,6 +24,12 @@
 #define BUF_SIZE         (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
 #define HANDSHAKE_QUEUE  BATCH   /* "queue" for the under-load rule: handshakes in one batch */
 #define MAX_SEGMENTS     64      /* UDP GSO and GRO: datagrams per super-datagram */
+/* Bytes one wakeup of either half takes in before it returns to the loop. A batch is a
+ * latency floor for the other half (a ping waits behind it) and must stay in cache: with
+ * offloads 64 reads are 4 MiB, and a budget of two super-packets measured both faster
+ * (3.55 -> 4.1 Gbit/s) and shorter queues (ping under load 2.3 -> 1.0 ms). */
+#define TX_BUDGET        (64u << 10)
+#define RX_BUDGET        (128u << 10)
 
 /* ---- log.c ---- */
 enum log_level { LOG_SILENT, LOG_ERROR, LOG_VERBOSE };
@@ -146,6 +152,7 @@ struct device {
 	uint16_t listen_port;
 	uint32_t fwmark;
 	int udp4, udp6;
+	unsigned rx_vlen[2];           /* recvmmsg size per socket (v4, v6), from RX_BUDGET */
 	int tun;
 	bool vnet;                      /* TUN packets carry a virtio_net_hdr (offloads) */
 	bool udp_gso;                   /* UDP_SEGMENT works on our sockets */

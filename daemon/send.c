@@ -282,7 +282,9 @@ void send_tun_batch(struct device *dev)
 	size_t used = 0;
 	size_t hdr = dev->vnet ? NT_VNET_HDR_LEN : 0;
 
-	for (unsigned reads = 0; reads < BATCH; reads++) {
+	size_t taken = 0;
+
+	for (unsigned reads = 0; reads < BATCH && taken < TX_BUDGET; reads++) {
 		/* room for one more read and all its segments, else flush first */
 		if (ARENA_SIZE - used < slot_size(MAX_PACKET) + MAX_SEGMENTS * slot_size(dev->mtu + 120) ||
 		    out.n + MAX_SEGMENTS > OUT_MAX) {
@@ -306,6 +308,7 @@ void send_tun_batch(struct device *dev)
 		if ((size_t)n < hdr)
 			continue;
 		len = (size_t)n - hdr;
+		taken += len;
 		if (hdr)
 			nt_vnet_hdr_load(&vh, pkt - hdr);
 		used += slot_size(len);
