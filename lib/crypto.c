@@ -1,7 +1,10 @@
-/* Primitives of the protocol: BLAKE2s (libb2), X25519 and the AEADs (libsodium). */
+/* Primitives of the protocol: BLAKE2s (libb2), X25519 and the AEADs (libsodium), the
+ * transport data's ChaCha20 (OpenSSL). */
 #include "noisetun/crypto.h"
 
 #include <blake2.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #define BLAKE2S_BLOCK 64
@@ -119,6 +122,91 @@ int nt_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const void *ad, s
 		return -1;
 	wg_nonce(nonce, counter);
 	return crypto_aead_chacha20poly1305_ietf_decrypt(dst, NULL, NULL, src, len, ad, adlen, nonce, key) ? -1 : 0;
+}
+
+/* EVP_chacha20's 16-byte IV: the 32-bit block counter, then the 96-bit nonce (4 zero
+ * bytes, the 64-bit message counter), all little-endian. */
+static int cipher_start(struct nt_cipher *c, uint64_t counter, uint8_t poly_key[static 32])
+{
+	static const uint8_t zero[64];
+	uint8_t iv[16] = { 0 }, block[64];
+	int n;
+
+	nt_store_le64(iv + 8, counter);
+	/* Block 0 is the one-time Poly1305 key; the text starts at block 1. */
+	if (EVP_EncryptInit_ex((EVP_CIPHER_CTX *)c, NULL, NULL, NULL, iv) != 1 ||
+	    EVP_EncryptUpdate((EVP_CIPHER_CTX *)c, block, &n, zero, sizeof(block)) != 1 || n != sizeof(block))
+		return -1;
+	memcpy(poly_key, block, 32);
+	sodium_memzero(block, sizeof(block));
+	return 0;
+}
+
+/* Poly1305 over the ciphertext as RFC 8439 lays it out with empty associated data:
+ * text, zeros to a multiple of 16, le64(0), le64(len). */
+static void cipher_tag(uint8_t tag[static NT_AEAD_TAG_LEN], const uint8_t *text, size_t len, const uint8_t poly_key[static 32])
+{
+	static const uint8_t zero[16];
+	crypto_onetimeauth_poly1305_state st;
+	uint8_t lens[16] = { 0 };
+
+	crypto_onetimeauth_poly1305_init(&st, poly_key);
+	crypto_onetimeauth_poly1305_update(&st, text, len);
+	if (len % 16)
+		crypto_onetimeauth_poly1305_update(&st, zero, 16 - len % 16);
+	nt_store_le64(lens + 8, len);
+	crypto_onetimeauth_poly1305_update(&st, lens, sizeof(lens));
+	crypto_onetimeauth_poly1305_final(&st, tag);
+	sodium_memzero(&st, sizeof(st));
+}
+
+struct nt_cipher *nt_cipher_new(const uint8_t key[static NT_KEY_LEN])
+{
+	static const uint8_t iv[16];
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+	if (ctx && EVP_EncryptInit_ex(ctx, EVP_chacha20(), NULL, key, iv) != 1) {
+		EVP_CIPHER_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return (struct nt_cipher *)ctx;
+}
+
+void nt_cipher_free(struct nt_cipher *c)
+{
+	EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)c); /* cleanses the key */
+}
+
+int nt_cipher_seal(struct nt_cipher *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter)
+{
+	uint8_t poly_key[32];
+	int n, err = -1;
+
+	if (len <= INT_MAX && !cipher_start(c, counter, poly_key) &&
+	    EVP_EncryptUpdate((EVP_CIPHER_CTX *)c, dst, &n, src, (int)len) == 1 && (size_t)n == len) {
+		cipher_tag(dst + len, dst, len, poly_key);
+		err = 0;
+	}
+	sodium_memzero(poly_key, sizeof(poly_key));
+	return err;
+}
+
+int nt_cipher_open(struct nt_cipher *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter)
+{
+	uint8_t poly_key[32], tag[NT_AEAD_TAG_LEN];
+	int n, err = -1;
+
+	if (len < NT_AEAD_TAG_LEN || len - NT_AEAD_TAG_LEN > INT_MAX || cipher_start(c, counter, poly_key))
+		goto out;
+	len -= NT_AEAD_TAG_LEN;
+	cipher_tag(tag, src, len, poly_key);
+	/* decrypt only what authenticated */
+	if (crypto_verify_16(tag, src + len) == 0 && EVP_EncryptUpdate((EVP_CIPHER_CTX *)c, dst, &n, src, (int)len) == 1 &&
+	    (size_t)n == len)
+		err = 0;
+out:
+	sodium_memzero(poly_key, sizeof(poly_key));
+	return err;
 }
 
 void nt_xaead_seal(uint8_t *dst, const uint8_t *src, size_t len, const void *ad, size_t adlen,

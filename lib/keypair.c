@@ -17,8 +17,15 @@ static void drop_slot(struct nt_keypairs *kps, int8_t *which, struct nt_keypair_
 	kp = &kps->slot[*which];
 	if (dropped && dropped->count < 3)
 		dropped->index[dropped->count++] = kp->local_index;
-	nt_wipe(kp, sizeof(*kp));
+	nt_keypair_release(kp);
 	*which = -1;
+}
+
+void nt_keypair_release(struct nt_keypair *kp)
+{
+	nt_cipher_free(kp->send_cipher);
+	nt_cipher_free(kp->recv_cipher);
+	nt_wipe(kp, sizeof(*kp));
 }
 
 void nt_keypairs_init(struct nt_keypairs *kps)
@@ -128,7 +135,12 @@ enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outl
 	out[1] = out[2] = out[3] = 0;
 	nt_store_le32(out + NT_DATA_OFF_RECEIVER, kp->remote_index);
 	nt_store_le64(out + NT_DATA_OFF_COUNTER, counter);
-	nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
+	if (!kp->send_cipher)
+		kp->send_cipher = nt_cipher_new(kp->send_key);
+	if (!kp->send_cipher)
+		nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
+	else if (nt_cipher_seal(kp->send_cipher, body, body, padded, counter))
+		return NT_DROP_NO_KEY; /* OpenSSL failed mid-way: the body is not ours to resend */
 	*outlen = NT_DATA_HEADER_LEN + padded + NT_AEAD_TAG_LEN;
 	return NT_OK;
 }
@@ -147,8 +159,11 @@ enum nt_status nt_keypair_open(struct nt_keypair *kp, uint8_t *plain, size_t *pl
 		return NT_DROP_EXPIRED;
 	if (!nt_replay_check(&kp->replay, counter))
 		return NT_DROP_REPLAY;
-	if (nt_aead_open(plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, NULL, 0, counter,
-			 kp->recv_key))
+	if (!kp->recv_cipher)
+		kp->recv_cipher = nt_cipher_new(kp->recv_key);
+	if (kp->recv_cipher ? nt_cipher_open(kp->recv_cipher, plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, counter)
+			    : nt_aead_open(plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, NULL, 0, counter,
+					   kp->recv_key))
 		return NT_DROP_DECRYPT;
 	if (!nt_replay_update(&kp->replay, counter))
 		return NT_DROP_REPLAY;

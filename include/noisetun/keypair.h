@@ -21,7 +21,13 @@ struct nt_keypair {
 	uint32_t local_index;      /* ours: the receiver index peers put in type-4 messages */
 	uint32_t remote_index;     /* theirs: what we put in ours */
 	struct nt_replay replay;
+	/* The keys as OpenSSL ciphers, made at the first seal/open; nt_keypair_release
+	 * (and every drop from a struct nt_keypairs) frees them. NULL: not yet, or failed. */
+	struct nt_cipher *send_cipher, *recv_cipher;
 };
+
+/* Free a keypair's ciphers and wipe it; for a keypair outside a struct nt_keypairs. */
+void nt_keypair_release(struct nt_keypair *kp);
 
 /* A peer's three slots, preallocated; next/current/previous are slot numbers or -1. */
 struct nt_keypairs {

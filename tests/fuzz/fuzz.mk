@@ -12,7 +12,7 @@ FUZZ_TARGETS ?= fuzz_datagram fuzz_uapi fuzz_keys fuzz_config
 FUZZ_FLAGS   ?=
 O            := build/fuzz
 
-PKGS     := libsodium libb2
+PKGS     := libsodium libb2 libcrypto
 FLAGS    := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Wall -Wextra -fno-omit-frame-pointer \
             -fno-sanitize-recover=all $(shell pkg-config --cflags $(PKGS))
 LIBS     := $(shell pkg-config --libs $(PKGS))

@@ -124,6 +124,49 @@ START_TEST(aead_wireguard_nonce)
 }
 END_TEST
 
+/* The transport cipher (OpenSSL ChaCha20, libsodium Poly1305) against nt_aead (libsodium's
+ * whole AEAD, itself checked against RFC 8439 and the independent vectors above): equal
+ * output for every length 0..1,600 and counters up to 2^64 - 1, in place and not, and
+ * every flipped bit refused. */
+START_TEST(cipher_equals_aead)
+{
+	static const uint64_t counters[] = { 0, 1, 0xffffffffULL, 0x100000000ULL, 0x0102030405060708ULL, UINT64_MAX };
+	static uint8_t text[1600], a[1616], b[1616], back[1616];
+	struct test_rng r = { 7 };
+	struct nt_cipher *c = nt_cipher_new(key32);
+
+	ck_assert_ptr_nonnull(c);
+	test_rng_fill(&r, text, sizeof(text));
+	for (size_t len = 0; len <= sizeof(text); len++) {
+		uint64_t counter = counters[len % 6];
+
+		nt_aead_seal(a, text, len, NULL, 0, counter, key32);
+		ck_assert_int_eq(nt_cipher_seal(c, b, text, len, counter), 0);
+		ck_assert_mem_eq(a, b, len + 16);
+		memcpy(b, text, len); /* in place */
+		ck_assert_int_eq(nt_cipher_seal(c, b, b, len, counter), 0);
+		ck_assert_mem_eq(a, b, len + 16);
+		ck_assert_int_eq(nt_cipher_open(c, back, a, len + 16, counter), 0);
+		ck_assert_mem_eq(back, text, len);
+		ck_assert_int_eq(nt_cipher_open(c, b, b, len + 16, counter), 0); /* in place */
+		ck_assert_mem_eq(b, text, len);
+		ck_assert_int_ne(nt_cipher_open(c, back, a, len + 16, counter + 1), 0);
+	}
+	/* every flipped bit of a 100-byte message and its tag */
+	nt_aead_seal(a, text, 100, NULL, 0, 9, key32);
+	for (size_t i = 0; i < 116 * 8; i++) {
+		a[i / 8] ^= (uint8_t)(1 << (i % 8));
+		ck_assert_int_ne(nt_cipher_open(c, back, a, 116, 9), 0);
+		a[i / 8] ^= (uint8_t)(1 << (i % 8));
+	}
+	ck_assert_int_eq(nt_cipher_open(c, back, a, 116, 9), 0);
+	for (size_t len = 0; len < 16; len++)
+		ck_assert_int_ne(nt_cipher_open(c, back, a, len, 9), 0);
+	nt_cipher_free(c);
+	nt_cipher_free(NULL);
+}
+END_TEST
+
 START_TEST(xaead_vector)
 {
 	uint8_t nonce[24], ct[MSG_LEN + 16], back[MSG_LEN];
@@ -235,6 +278,7 @@ int main(void)
 	tcase_add_test(tc, aead_rfc8439);
 	tcase_add_test(tc, aead_rfc8439_full_vector);
 	tcase_add_test(tc, aead_wireguard_nonce);
+	tcase_add_test(tc, cipher_equals_aead);
 	tcase_add_test(tc, xaead_vector);
 	tcase_add_test(tc, x25519_rfc7748);
 	tcase_add_test(tc, x25519_low_order_rejected);

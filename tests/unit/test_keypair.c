@@ -69,6 +69,8 @@ START_TEST(padding_multiple_of_16_capped_by_mtu)
 	ck_assert_uint_eq(wirelen, 32);
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 0), NT_OK);
 	ck_assert_uint_eq(plainlen, 0);
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 END_TEST
 
@@ -88,6 +90,8 @@ START_TEST(seal_and_open_in_place)
 	ck_assert_uint_eq(nt_data_counter(buf), 0);
 	ck_assert_int_eq(nt_keypair_open(&b, buf + 16, &plainlen, buf, wirelen, 0), NT_OK);
 	ck_assert_mem_eq(buf + 16, orig, sizeof(orig));
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 END_TEST
 
@@ -122,6 +126,8 @@ START_TEST(replay_through_open)
 	ck_assert_int_eq(nt_keypair_seal(&a, far, &farlen, pkt, sizeof(pkt), 1420, 0), NT_OK);
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, far, farlen, 0), NT_OK);
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire[15], len[15], 0), NT_DROP_REPLAY);
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 END_TEST
 
@@ -143,6 +149,8 @@ START_TEST(message_and_age_limits)
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 10 * SEC), NT_DROP_EXPIRED);
 
 	/* age: usable until just before REJECT_AFTER_TIME */
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 	keypair_pair(&a, &b, 10 * SEC);
 	uint64_t last = 10 * SEC + NT_REJECT_AFTER_TIME - 1;
 	ck_assert_int_eq(nt_keypair_seal(&a, wire, &wirelen, pkt, sizeof(pkt), 1420, last), NT_OK);
@@ -151,6 +159,8 @@ START_TEST(message_and_age_limits)
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, last + 1), NT_DROP_EXPIRED);
 	a.valid = false;
 	ck_assert(!nt_keypair_usable(&a, 10 * SEC, 0));
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 END_TEST
 
@@ -187,6 +197,8 @@ START_TEST(open_refuses_malformed)
 		wire[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 0), NT_OK);
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 END_TEST
 

@@ -163,6 +163,8 @@ START_TEST(vector_exact_bytes)
 	ck_assert(nt_is_zero(&hi.secrets, sizeof(hi.secrets)));
 	ck_assert(nt_is_zero(&resp.hs.secrets, sizeof(resp.hs.secrets)));
 	ck_assert_int_eq(hi.state, NT_HS_ZEROED);
+	nt_keypairs_clear(&ki, NULL);
+	nt_keypairs_clear(&kr, NULL);
 }
 END_TEST
 
@@ -194,6 +196,8 @@ static void two_way(const uint8_t *psk)
 	/* a keepalive */
 	ck_assert_int_eq(transfer(&a, &b, NULL, 0, 10 * MS, plain, &plainlen), NT_OK);
 	ck_assert_uint_eq(plainlen, 0);
+	nt_keypairs_clear(&a.kps, NULL);
+	nt_keypairs_clear(&b.kps, NULL);
 }
 
 START_TEST(two_peers_with_psk)
@@ -436,6 +440,8 @@ START_TEST(key_confirmation_100_handshakes)
 		ck_assert_int_eq(transfer(&b, &a, NULL, 0, now, plain, &plainlen), NT_OK);
 	}
 	ck_assert_int_eq(violations, 0);
+	nt_keypairs_clear(&a.kps, NULL);
+	nt_keypairs_clear(&b.kps, NULL);
 }
 END_TEST
 

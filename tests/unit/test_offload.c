@@ -178,6 +178,8 @@ static void round_trip(int v)
 		ck_assert_uint_eq(pk[i].len, 0);
 	ck_assert_uint_gt(pk[n - 1].len, 0);
 	ck_assert_uint_eq(pk[n - 1].hdr.gso_type, 0);
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
 }
 
 START_TEST(super_packet_v4)
