@@ -9,6 +9,7 @@
  * one peer) we follow control-protocol.md and refuse. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,4 +440,77 @@ void nt_uapi_set_free(struct nt_uapi_set *set)
 		free(set->peers);
 	}
 	nt_wipe(set, sizeof(*set));
+}
+
+/* ---- the request, written ---- */
+
+struct text {
+	char *buf;
+	size_t size, len;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	size_t room = t->len < t->size ? t->size - t->len : 0;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? t->buf + t->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		t->len += (size_t)n;
+}
+
+static void text_key(struct text *t, const char *name, const uint8_t key[static NT_KEY_LEN])
+{
+	char hex[NT_KEY_HEX_LEN + 1];
+
+	nt_key_to_hex(hex, key);
+	text_add(t, "%s=%s\n", name, hex);
+	nt_wipe(hex, sizeof(hex));
+}
+
+size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
+{
+	struct text t = { .buf = buf, .size = size };
+
+	if (size)
+		buf[0] = '\0';
+	if (set->has_private_key)
+		text_key(&t, "private_key", set->private_key);
+	if (set->has_listen_port)
+		text_add(&t, "listen_port=%u\n", (unsigned)set->listen_port);
+	if (set->has_fwmark)
+		text_add(&t, "fwmark=%u\n", (unsigned)set->fwmark);
+	if (set->replace_peers)
+		text_add(&t, "replace_peers=true\n");
+	for (size_t i = 0; i < set->peers_count; i++) {
+		const struct nt_uapi_peer *p = &set->peers[i];
+
+		text_key(&t, "public_key", p->public_key);
+		if (p->remove)
+			text_add(&t, "remove=true\n");
+		if (p->update_only)
+			text_add(&t, "update_only=true\n");
+		if (p->has_preshared_key)
+			text_key(&t, "preshared_key", p->preshared_key);
+		if (p->has_endpoint) {
+			char ep[NT_UAPI_ENDPOINT_STRLEN];
+			nt_uapi_format_endpoint(ep, sizeof(ep), &p->endpoint);
+			text_add(&t, "endpoint=%s\n", ep);
+		}
+		if (p->has_persistent_keepalive)
+			text_add(&t, "persistent_keepalive_interval=%u\n", (unsigned)p->persistent_keepalive);
+		if (p->replace_allowed_ips)
+			text_add(&t, "replace_allowed_ips=true\n");
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			const struct nt_uapi_allowed_ip *a = &p->allowed_ips[j];
+			char addr[INET6_ADDRSTRLEN] = "";
+			inet_ntop(a->family, a->addr, addr, sizeof(addr));
+			text_add(&t, "allowed_ip=%s/%u\n", addr, (unsigned)a->cidr);
+		}
+	}
+	return t.len;
 }

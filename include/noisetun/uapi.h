@@ -66,6 +66,13 @@ int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len);
  * Safe on a zeroed struct and twice in a row. */
 void nt_uapi_set_free(struct nt_uapi_set *set);
 
+/* The body of a set=1 request for set, the inverse of nt_uapi_parse_set(): device keys,
+ * then each peer (public_key, remove, update_only, preshared_key, endpoint, keepalive,
+ * replace_allowed_ips, its allowed_ip lines), each line ending in '\n'; the caller frames
+ * it with "set=1\n" and the empty line. snprintf-like: writes at most size bytes with a
+ * NUL (buf may be NULL when size is 0), returns the length of the whole body. */
+size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size);
+
 /* The get=1 form of an endpoint, NUL-terminated: "192.0.2.1:51820", "[2001:db8::1]:51820",
  * "[fe80::1%3]:51820" with a scope. The length written without the NUL, or 0 (buf emptied
  * when size > 0) for an unknown family or a buf too small; NT_UAPI_ENDPOINT_STRLEN fits all. */

@@ -1,7 +1,9 @@
 /* set=1 request parser (lib/uapi.c): every key with good values, a numbered table of bad
  * bodies (each must give -EINVAL and leave the result zeroed), ordering rules, the 1 MiB
  * line, every truncation and single-byte mutation of a valid body (run under ASan, each on an
- * exactly sized heap copy), a 1,000 x 100 setconf-sized request, endpoint round trips. */
+ * exactly sized heap copy), a 1,000 x 100 setconf-sized request, endpoint round trips, and
+ * nt_uapi_format_set: a known answer, parse(format(x)) == x on a table of sets and on
+ * random ones. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -581,6 +583,214 @@ START_TEST(test_endpoint_round_trip)
 }
 END_TEST
 
+/* ---- nt_uapi_format_set: the inverse of the parser ---- */
+
+static void assert_sets_equal(const struct nt_uapi_set *a, const struct nt_uapi_set *b)
+{
+	ck_assert_int_eq(a->has_private_key, b->has_private_key);
+	if (a->has_private_key)
+		ck_assert_mem_eq(a->private_key, b->private_key, 32);
+	ck_assert_int_eq(a->has_listen_port, b->has_listen_port);
+	if (a->has_listen_port)
+		ck_assert_uint_eq(a->listen_port, b->listen_port);
+	ck_assert_int_eq(a->has_fwmark, b->has_fwmark);
+	if (a->has_fwmark)
+		ck_assert_uint_eq(a->fwmark, b->fwmark);
+	ck_assert_int_eq(a->replace_peers, b->replace_peers);
+	ck_assert_uint_eq(a->peers_count, b->peers_count);
+	for (size_t i = 0; i < a->peers_count; i++) {
+		const struct nt_uapi_peer *p = &a->peers[i], *q = &b->peers[i];
+
+		ck_assert_mem_eq(p->public_key, q->public_key, 32);
+		ck_assert_int_eq(p->remove, q->remove);
+		ck_assert_int_eq(p->update_only, q->update_only);
+		ck_assert_int_eq(p->has_preshared_key, q->has_preshared_key);
+		if (p->has_preshared_key)
+			ck_assert_mem_eq(p->preshared_key, q->preshared_key, 32);
+		ck_assert_int_eq(p->has_endpoint, q->has_endpoint);
+		if (p->has_endpoint) {
+			ck_assert_int_eq(p->endpoint.family, q->endpoint.family);
+			ck_assert_uint_eq(p->endpoint.port, q->endpoint.port);
+			ck_assert_mem_eq(p->endpoint.addr, q->endpoint.addr, 16);
+			ck_assert_uint_eq(p->endpoint.scope_id, q->endpoint.scope_id);
+		}
+		ck_assert_int_eq(p->has_persistent_keepalive, q->has_persistent_keepalive);
+		if (p->has_persistent_keepalive)
+			ck_assert_uint_eq(p->persistent_keepalive, q->persistent_keepalive);
+		ck_assert_int_eq(p->replace_allowed_ips, q->replace_allowed_ips);
+		ck_assert_uint_eq(p->allowed_ips_count, q->allowed_ips_count);
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			ck_assert_int_eq(p->allowed_ips[j].family, q->allowed_ips[j].family);
+			ck_assert_int_eq(p->allowed_ips[j].cidr, q->allowed_ips[j].cidr);
+			ck_assert_mem_eq(p->allowed_ips[j].addr, q->allowed_ips[j].addr, 16);
+		}
+	}
+}
+
+/* format, parse, compare; the text once more from the parsed set must be the same. */
+static void assert_round_trip(const struct nt_uapi_set *set)
+{
+	size_t len = nt_uapi_format_set(set, NULL, 0), again;
+	char *text = malloc(len + 1), *text2;
+	struct nt_uapi_set parsed;
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(nt_uapi_format_set(set, text, len + 1), len);
+	ck_assert_uint_eq(strlen(text), len);
+	ck_assert_msg(parse(&parsed, text, len) == 0, "the parser refused:\n%s", text);
+	assert_sets_equal(set, &parsed);
+	again = nt_uapi_format_set(&parsed, NULL, 0);
+	ck_assert_uint_eq(again, len);
+	text2 = malloc(again + 1);
+	ck_assert_ptr_nonnull(text2);
+	nt_uapi_format_set(&parsed, text2, again + 1);
+	ck_assert_str_eq(text, text2);
+	nt_uapi_set_free(&parsed);
+	free(text);
+	free(text2);
+}
+
+static struct nt_uapi_allowed_ip prefix(const char *s)
+{
+	struct nt_uapi_allowed_ip ip;
+
+	ck_assert_int_eq(nt_uapi_parse_allowed_ip(&ip, s, strlen(s)), 0);
+	return ip;
+}
+
+static struct nt_uapi_endpoint endpoint(const char *s)
+{
+	struct nt_uapi_endpoint ep;
+
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, s, strlen(s)), 0);
+	return ep;
+}
+
+START_TEST(test_format_known_answer)
+{
+	struct nt_uapi_allowed_ip ips[] = { prefix("10.0.0.0/24"), prefix("fd00::1/128") };
+	struct nt_uapi_peer peer = {
+		.has_endpoint = true, .endpoint = endpoint("[2001:db8::1%3]:51820"),
+		.has_persistent_keepalive = true, .persistent_keepalive = 25,
+		.replace_allowed_ips = true, .allowed_ips = ips, .allowed_ips_count = 2,
+	};
+	struct nt_uapi_set set = { .has_listen_port = true, .listen_port = 51820, .has_fwmark = true,
+				   .replace_peers = true, .peers = &peer, .peers_count = 1 };
+	const char *want = "listen_port=51820\nfwmark=0\nreplace_peers=true\n" PEER_A
+			   "endpoint=[2001:db8::1%3]:51820\npersistent_keepalive_interval=25\n"
+			   "replace_allowed_ips=true\nallowed_ip=10.0.0.0/24\nallowed_ip=fd00::1/128\n";
+	char buf[512], small[16];
+
+	unhex(peer.public_key, HEX_A);
+	ck_assert_uint_eq(nt_uapi_format_set(&set, buf, sizeof(buf)), strlen(want));
+	ck_assert_str_eq(buf, want);
+	/* snprintf's contract: the whole length, a NUL-terminated prefix */
+	ck_assert_uint_eq(nt_uapi_format_set(&set, small, sizeof(small)), strlen(want));
+	ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+	ck_assert_mem_eq(small, want, sizeof(small) - 1);
+	/* an empty set is an empty body */
+	ck_assert_uint_eq(nt_uapi_format_set(&(struct nt_uapi_set){ 0 }, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+START_TEST(test_format_round_trips)
+{
+	struct nt_uapi_allowed_ip v4[] = { prefix("10.1.2.3/32"), prefix("10.1.2.0/24"), prefix("0.0.0.0/0") };
+	struct nt_uapi_allowed_ip v6[] = { prefix("::/0"), prefix("fd00:1:2::5/64") }; /* host bits kept */
+	struct nt_uapi_peer peers[4] = {
+		/* keys, psk, v4 endpoint, keepalive, replace with IPs of both families */
+		{ .has_preshared_key = true, .has_endpoint = true, .endpoint = endpoint("192.0.2.1:51820"),
+		  .has_persistent_keepalive = true, .persistent_keepalive = 65535, .replace_allowed_ips = true,
+		  .allowed_ips = v4, .allowed_ips_count = 3 },
+		/* a PSK of zeros (remove it), v6 endpoint, keepalive 0, added IPs */
+		{ .has_preshared_key = true, .has_endpoint = true, .endpoint = endpoint("[::1]:1"),
+		  .has_persistent_keepalive = true, .allowed_ips = v6, .allowed_ips_count = 2 },
+		{ .remove = true },
+		{ .update_only = true, .replace_allowed_ips = true }, /* replace with nothing */
+	};
+	struct nt_uapi_set sets[] = {
+		{ 0 },
+		{ .has_private_key = true },                           /* zeros: remove the key */
+		{ .has_private_key = true, .has_listen_port = true, .listen_port = 0, .has_fwmark = true, .fwmark = 0 },
+		{ .has_listen_port = true, .listen_port = 65535, .has_fwmark = true, .fwmark = 4294967295u,
+		  .replace_peers = true },
+		{ .has_fwmark = true, .fwmark = 51820, .peers = peers, .peers_count = 4 },
+		{ .replace_peers = true, .peers = peers + 2, .peers_count = 2 },
+	};
+
+	unhex(sets[3].private_key, HEX_B);
+	unhex(sets[4].private_key, HEX_C);
+	sets[4].has_private_key = true;
+	unhex(peers[0].public_key, HEX_A);
+	unhex(peers[0].preshared_key, HEX_B);
+	unhex(peers[1].public_key, HEX_C);
+	unhex(peers[2].public_key, HEX_B);
+	unhex(peers[3].public_key, HEX_0);
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		assert_round_trip(&sets[i]);
+}
+END_TEST
+
+/* Random sets, against the parser as the reference. */
+START_TEST(test_format_random)
+{
+	struct test_rng rng = { 0x5eedf00d };
+	static const char *const eps[] = { "203.0.113.9:0", "[fe80::1%4294967295]:65535", "[2001:db8::]:443" };
+
+	for (int round = 0; round < 300; round++) {
+		struct nt_uapi_peer peers[6];
+		struct nt_uapi_allowed_ip ips[6][5];
+		struct nt_uapi_set set = { 0 };
+		uint64_t r = test_rand64(&rng);
+
+		memset(peers, 0, sizeof(peers));
+		set.has_private_key = r & 1;
+		for (int k = 0; k < 32; k++)
+			set.private_key[k] = (uint8_t)test_rand64(&rng);
+		set.has_listen_port = r & 2;
+		set.listen_port = (uint16_t)(r >> 8);
+		set.has_fwmark = r & 4;
+		set.fwmark = (r & 8) ? 0 : (uint32_t)(r >> 24);
+		set.replace_peers = r & 16;
+		set.peers = peers;
+		set.peers_count = (size_t)(r >> 56) % 7;
+		for (size_t i = 0; i < set.peers_count; i++) {
+			struct nt_uapi_peer *p = &peers[i];
+			uint64_t f = test_rand64(&rng);
+
+			for (int k = 0; k < 32; k++)
+				p->public_key[k] = (uint8_t)test_rand64(&rng);
+			p->public_key[0] = (uint8_t)i; /* distinct */
+			p->remove = f & 1;
+			p->update_only = f & 2;
+			p->has_preshared_key = f & 4;
+			for (int k = 0; k < 32; k++)
+				p->preshared_key[k] = (f & 8) ? 0 : (uint8_t)test_rand64(&rng);
+			p->has_endpoint = f & 16;
+			if (p->has_endpoint)
+				p->endpoint = endpoint(eps[(f >> 8) % 3]);
+			p->has_persistent_keepalive = f & 32;
+			p->persistent_keepalive = (uint16_t)(f >> 16);
+			p->replace_allowed_ips = f & 64;
+			p->allowed_ips = ips[i];
+			p->allowed_ips_count = (size_t)(f >> 40) % 6;
+			for (size_t j = 0; j < p->allowed_ips_count; j++) {
+				struct nt_uapi_allowed_ip *a = &ips[i][j];
+				uint64_t g = test_rand64(&rng);
+
+				memset(a, 0, sizeof(*a));
+				a->family = (g & 1) ? AF_INET6 : AF_INET;
+				a->cidr = (uint8_t)((g >> 8) % (a->family == AF_INET ? 33 : 129));
+				for (int k = 0; k < (a->family == AF_INET ? 4 : 16); k++)
+					a->addr[k] = (uint8_t)(g >> (16 + k * 3));
+			}
+		}
+		assert_round_trip(&set);
+	}
+}
+END_TEST
+
 static Suite *uapi_suite(void)
 {
 	Suite *s = suite_create("uapi");
@@ -588,6 +798,7 @@ static Suite *uapi_suite(void)
 	TCase *bad = tcase_create("bad requests");
 	TCase *robust = tcase_create("robustness");
 	TCase *addr = tcase_create("addresses");
+	TCase *format = tcase_create("format");
 
 	tcase_add_test(good, test_empty_body);
 	tcase_add_test(good, test_device_keys);
@@ -609,6 +820,11 @@ static Suite *uapi_suite(void)
 	tcase_add_test(addr, test_parse_allowed_ip);
 	tcase_add_test(addr, test_endpoint_round_trip);
 	suite_add_tcase(s, addr);
+
+	tcase_add_test(format, test_format_known_answer);
+	tcase_add_test(format, test_format_round_trips);
+	tcase_add_test(format, test_format_random);
+	suite_add_tcase(s, format);
 	return s;
 }
 
