@@ -1,11 +1,12 @@
-/* noisetund [-f|--foreground] [-c FILE] IFACE
+/* noisetund [-f|--foreground] [-c FILE] [-u USER] [-g GROUP] IFACE
  *
  * The contract of wireguard-go, so stock wg and wg-quick drive it: create the TUN device,
  * bind UDP, serve /var/run/wireguard/IFACE.sock, and (unless in the foreground) fork; the
  * launching process exits 0 only once all of that is ready, else non-zero with a reason.
  * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted, and when the socket
  * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
- * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. */
+ * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. Once all that
+ * exists it splits into a root monitor and an unprivileged worker (privsep.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,7 +30,8 @@ enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLI
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: noisetund [-f|--foreground] [-c|--config FILE] INTERFACE\n"
+	fprintf(f, "Usage: noisetund [-f|--foreground] [-c|--config FILE] [-u|--user USER] [-g|--group GROUP]\n"
+		   "                 INTERFACE\n"
 		   "\n"
 		   "Creates the TUN device INTERFACE and serves its control socket in\n"
 		   DEFAULT_RUN_DIR "/INTERFACE.sock, for wg(8), wg-quick(8) and noisetun(8).\n"
@@ -37,10 +39,17 @@ static void usage(FILE *f)
 		   "  -f, --foreground   stay in the foreground (also: WG_PROCESS_FOREGROUND=1)\n"
 		   "  -c, --config FILE  config mode: apply the wg-quick config FILE (addresses,\n"
 		   "                     routes, DNS, hooks) and undo it on exit; SIGHUP reloads it\n"
+		   "  -u, --user USER    once set up, the tunnel runs as USER (default nobody) with\n"
+		   "                     CAP_NET_ADMIN and CAP_NET_BIND_SERVICE under a seccomp\n"
+		   "                     filter, while a root monitor undoes the setup at exit;\n"
+		   "                     `root' keeps one root process (also: NOISETUN_USER)\n"
+		   "  -g, --group GROUP  members of GROUP may change settings over the control\n"
+		   "                     socket (mode 0770), not only root (also: NOISETUN_GROUP)\n"
 		   "  -h, --help         this text\n"
 		   "\n"
-		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_RUN_DIR moves the socket\n"
-		   "directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n");
+		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
+		   "without its seccomp filter (debugging, valgrind); NOISETUN_RUN_DIR moves the\n"
+		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n");
 }
 
 static int add_fd(struct device *dev, int fd, uint64_t tag)
@@ -111,6 +120,24 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 		return err;
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
+}
+
+/* A signalfd in an epoll set wakes it for the signals of the process that added it: the
+ * worker of a split daemon needs its own, for the same signals. */
+static int renew_signalfd(struct device *dev)
+{
+	sigset_t mask;
+	int fd;
+
+	if (sigprocmask(SIG_BLOCK, NULL, &mask) < 0 || (fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		return -errno;
+	if (epoll_ctl(dev->epoll, EPOLL_CTL_DEL, dev->signalfd, NULL) < 0) {
+		close(fd);
+		return -errno;
+	}
+	close(dev->signalfd);
+	dev->signalfd = fd;
+	return add_fd(dev, fd, EV_SIGNAL);
 }
 
 static void arm_timer(struct device *dev, uint64_t *armed)
@@ -196,8 +223,9 @@ static void run(struct device *dev)
 				break;
 			case EV_SIGNAL:
 				if (read(dev->signalfd, &si, sizeof(si)) == sizeof(si)) {
-					if (si.ssi_signo == SIGHUP) { /* config mode */
-						config_reload(dev);
+					if (si.ssi_signo == SIGHUP) { /* config mode; the worker asks the monitor */
+						if (!privsep_forward_reload())
+							config_reload(dev);
 						break;
 					}
 					log_verbose("received signal %u, exiting", si.ssi_signo);
@@ -232,6 +260,8 @@ int main(int argc, char *argv[])
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "group", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -239,17 +269,23 @@ int main(int argc, char *argv[])
 	const char *run_dir = getenv("NOISETUN_RUN_DIR");
 	bool foreground = fg_env && !strcmp(fg_env, "1");
 	static struct device dev;
-	const char *what = "", *config_path = NULL;
+	const char *what = "", *config_path = NULL, *user = NULL, *group = NULL;
 	int c, err, ready[2] = { -1, -1 };
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "fc:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fc:u:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
 			break;
 		case 'c':
 			config_path = optarg;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'g':
+			group = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -272,6 +308,8 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	log_ifname = argv[optind];
+	if (privsep_init(user, group))
+		return 1;
 	if (nt_crypto_init()) {
 		fprintf(stderr, "noisetund: cannot initialise libsodium\n");
 		return 1;
@@ -320,8 +358,6 @@ int main(int argc, char *argv[])
 	}
 	if ((err = notify_init(dev.epoll, EV_WATCHDOG)))
 		log_error("sd_notify: cannot use $NOTIFY_SOCKET: %s", strerror(-err));
-	notify_ready(&dev);
-	log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	if (!foreground) {
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
@@ -329,12 +365,44 @@ int main(int argc, char *argv[])
 			dup2(null, STDOUT_FILENO);
 			close(null);
 		}
-		if (write(ready[1], "ok", 2) != 2)
-			return 1;
-		close(ready[1]);
 	}
+	if (privsep_enabled()) {
+		pid = privsep_fork(&dev, ready[1]);
+		if (pid > 0)
+			return privsep_monitor(&dev, pid, ready[1], foreground);
+		if (!pid && (err = renew_signalfd(&dev)))
+			what = "signals";
+		if (pid < 0 || err || (err = privsep_drop(&what))) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
+				 pid < 0 ? "cannot start the worker" : what, strerror(pid < 0 ? (int)-pid : -err));
+			if (pid < 0) {
+				if (foreground)
+					fprintf(stderr, "%s\n", msg);
+				else if (write(ready[1], msg, strlen(msg)) < 0) {
+					/* the launcher is gone */
+				}
+				config_down(&dev, false);
+			} else {
+				privsep_worker_failed(msg);
+			}
+			teardown(&dev);
+			config_post_down();
+			return 1;
+		}
+		privsep_worker_ready();
+	} else {
+		notify_ready(&dev);
+		if (!foreground) {
+			if (write(ready[1], "ok", 2) != 2)
+				return 1;
+			close(ready[1]);
+		}
+	}
+	log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	run(&dev);
 	notify_stopping();
+	privsep_worker_save(&dev);
 	config_down(&dev, true);
 	teardown(&dev);
 	config_post_down();

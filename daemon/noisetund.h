@@ -266,4 +266,67 @@ void notify_status_text(const char *text);
 void notify_watchdog(void);                             /* the watchdog timerfd fired */
 /* ==== end of config mode ==== */
 
+/* ==== privilege separation: privsep.c ====
+ * After setup the daemon forks: the worker (the data path, the control socket) drops to
+ * an unprivileged user with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only, under a seccomp
+ * filter; the monitor keeps root, holds no key and no data-path fd, forwards signals, does
+ * the config-mode reload and teardown, and exits with the worker's status. */
+#include <stdio.h>
+#include <sys/types.h>
+struct nt_uapi_set;
+/* -u/-g or NOISETUN_USER/NOISETUN_GROUP, resolved before anything exists; 0 or -1 having
+ * printed why. user NULL: nobody; "root": one process, no drop. */
+int privsep_init(const char *user, const char *group);
+bool privsep_enabled(void);
+bool privsep_is_worker(void);
+bool privsep_is_monitor(void);
+/* The group that may `set` over the control socket besides root; false if none. */
+bool privsep_control_group(gid_t *gid);
+/* Fork: >0 in the monitor (the worker's pid), 0 in the worker, -errno. */
+pid_t privsep_fork(struct device *dev, int ready_fd);
+/* The monitor's whole life after the fork; its exit status. */
+int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground);
+/* Worker: drop to the user, keep the two capabilities, install seccomp; 0 or -errno with
+ * *what naming the step. Then privsep_worker_ready() (or privsep_worker_failed()). */
+int privsep_drop(const char **what);
+void privsep_worker_ready(void);
+void privsep_worker_failed(const char *msg);
+/* Worker: SIGHUP asks the monitor to reload; false when not the worker. */
+bool privsep_forward_reload(void);
+/* Worker, orderly exit in config mode: the device part of SaveConfig for the monitor. */
+void privsep_worker_save(const struct device *dev);
+/* Worker: an sd_notify message to the monitor (notify.c, after notify_worker()). */
+void privsep_notify_forward(const char *msg);
+
+/* What a syncconf needs of the running device: config_reload builds its set from it. */
+struct device_state {
+	bool has_private_key;
+	uint8_t private_key[NT_KEY_LEN];
+	uint16_t listen_port;
+	uint32_t fwmark;
+	uint8_t (*peers)[NT_KEY_LEN];
+	size_t peers_count;
+};
+void device_state_free(struct device_state *st);
+/* Monitor: the worker's state (get=1) and a set=1 over the control socket, as root. */
+int privsep_get_state(struct device_state *st);
+int privsep_send_set(const struct nt_uapi_set *set);
+
+/* setup.c, for the split: the worker forgets config mode; the monitor wipes the keys of
+ * the parsed file, runs PreDown before it stops the worker, and hands SaveConfig the
+ * worker's device text ("ListenPort = ..." onwards; NULL: none). */
+void config_forget(void);
+void config_wipe_secrets(void);
+void config_pre_down(void);
+void config_set_device_text(const char *text);
+/* The device part of a saved config (ListenPort, FwMark, PrivateKey, peers). */
+void config_write_device(FILE *f, const struct device *dev);
+
+/* notify.c: the worker hands its messages (STATUS=, WATCHDOG=1) to the monitor;
+ * the monitor sends what a worker may say, and closes its copy of the watchdog timer. */
+void notify_worker(const struct device *dev);
+void notify_monitor(void);
+void notify_relay(const char *msg);
+/* ==== end of privilege separation ==== */
+
 #endif

@@ -21,9 +21,14 @@ static struct sockaddr_un notify_addr;
 static socklen_t notify_addr_len;
 static int watchdog_fd = -1;
 static size_t status_peers = SIZE_MAX;
+static bool forward;                    /* the worker: messages go to the monitor */
 
 static void notify_send(const char *msg)
 {
+	if (forward) {
+		privsep_notify_forward(msg);
+		return;
+	}
 	if (notify_fd < 0)
 		return;
 	if (sendto(notify_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&notify_addr, notify_addr_len) < 0)
@@ -92,6 +97,34 @@ void notify_close(void)
 	watchdog_fd = notify_fd = -1;
 }
 
+/* The worker keeps the watchdog timer (its loop is what the watchdog must see run) and
+ * hands every message to the monitor; only the main pid speaks to systemd. */
+void notify_worker(const struct device *dev)
+{
+	if (notify_fd < 0)
+		return;
+	status_peers = dev->peer_count; /* the monitor's READY=1 says this count */
+	close(notify_fd);
+	notify_fd = -1;
+	forward = true;
+}
+
+void notify_monitor(void)
+{
+	if (watchdog_fd >= 0)
+		close(watchdog_fd);
+	watchdog_fd = -1;
+}
+
+/* What a worker may say, one line: the rest (READY=1, MAINPID=...) is the monitor's. */
+void notify_relay(const char *msg)
+{
+	if (strchr(msg, '\n'))
+		return;
+	if (!strncmp(msg, "STATUS=", 7) || !strcmp(msg, "WATCHDOG=1") || !strcmp(msg, "STOPPING=1"))
+		notify_send(msg);
+}
+
 static void status_text(char *buf, size_t size, const struct device *dev)
 {
 	snprintf(buf, size, "%zu peer%s, UDP port %u", dev->peer_count, dev->peer_count == 1 ? "" : "s", dev->listen_port);
@@ -136,7 +169,7 @@ void notify_status(const struct device *dev)
 {
 	char text[120];
 
-	if (notify_fd < 0 || status_peers == SIZE_MAX || dev->peer_count == status_peers)
+	if ((notify_fd < 0 && !forward) || status_peers == SIZE_MAX || dev->peer_count == status_peers)
 		return;
 	status_peers = dev->peer_count;
 	status_text(text, sizeof(text), dev);

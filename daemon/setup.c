@@ -66,6 +66,10 @@ static struct {
 	uint32_t policy_table;          /* 0: no policy routing */
 	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
 	bool dns_set;
+
+	/* privilege separation (privsep.c): the monitor's side of down */
+	bool pre_down_done;
+	const char *device_text;        /* the worker's part of SaveConfig */
 } q;
 
 static char what_buf[512];
@@ -501,24 +505,21 @@ static uint32_t policy_table_for(const struct nt_config *cfg)
 			return t;
 }
 
-/* The set request FILE stands for. dev NULL: a fresh device (setconf); else syncconf
- * against dev: live peers FILE lacks are removed, and only what differs from the device
- * is set at device level (a private key set again would drop every session). */
+/* The set request FILE stands for. cur NULL: a fresh device (setconf); else syncconf
+ * against the running device: live peers FILE lacks are removed, and only what differs
+ * from the device is set at device level (a private key set again would drop every
+ * session). */
 static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
-		     struct device *dev, uint32_t fwmark)
+		     const struct device_state *cur, uint32_t fwmark)
 {
-	size_t n = 0, extra = 0;
+	size_t n = 0;
 
 	memset(set, 0, sizeof(*set));
-	if (dev) {
-		for (struct peer *p = dev->peers_first; p; p = p->next)
-			extra++;
-	}
-	set->peers = calloc(cfg->peers_count + extra + 1, sizeof(*set->peers));
+	set->peers = calloc(cfg->peers_count + (cur ? cur->peers_count : 0) + 1, sizeof(*set->peers));
 	if (!set->peers)
 		return -ENOMEM;
 
-	if (!dev) {
+	if (!cur) {
 		set->has_private_key = cfg->has_private_key;
 		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
 		set->has_listen_port = cfg->has_listen_port;
@@ -531,22 +532,22 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 			memcpy(want, cfg->private_key, NT_KEY_LEN);
 			nt_key_clamp(want);
 		}
-		if (dev->static_identity->has_key)
-			memcpy(have, dev->static_identity->private_key, NT_KEY_LEN);
+		if (cur->has_private_key)
+			memcpy(have, cur->private_key, NT_KEY_LEN);
 		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
 		memcpy(set->private_key, cfg->has_private_key ? cfg->private_key : want, NT_KEY_LEN);
 		explicit_bzero(want, sizeof(want));
 		explicit_bzero(have, sizeof(have));
 		set->has_listen_port = true; /* 0 keeps the bound port */
 		set->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
-		set->has_fwmark = fwmark != dev->fwmark;
+		set->has_fwmark = fwmark != cur->fwmark;
 
-		for (struct peer *p = dev->peers_first; p; p = p->next) {
+		for (size_t j = 0; j < cur->peers_count; j++) {
 			bool kept = false;
 			for (size_t i = 0; i < cfg->peers_count && !kept; i++)
-				kept = nt_equal(p->public_key, cfg->peers[i].public_key, NT_KEY_LEN);
+				kept = nt_equal(cur->peers[j], cfg->peers[i].public_key, NT_KEY_LEN);
 			if (!kept) {
-				memcpy(set->peers[n].public_key, p->public_key, NT_KEY_LEN);
+				memcpy(set->peers[n].public_key, cur->peers[j], NT_KEY_LEN);
 				set->peers[n++].remove = true;
 			}
 		}
@@ -559,12 +560,12 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 
 		memcpy(up->public_key, cp->public_key, NT_KEY_LEN);
 		/* On reload, a key or keepalive the file no longer has is removed (zero). */
-		up->has_preshared_key = cp->has_preshared_key || dev;
+		up->has_preshared_key = cp->has_preshared_key || cur;
 		if (cp->has_preshared_key)
 			memcpy(up->preshared_key, cp->preshared_key, NT_KEY_LEN);
 		up->has_endpoint = eps[i].family != 0;
 		up->endpoint = eps[i];
-		up->has_persistent_keepalive = cp->has_persistent_keepalive || dev;
+		up->has_persistent_keepalive = cp->has_persistent_keepalive || cur;
 		up->persistent_keepalive = cp->has_persistent_keepalive ? cp->persistent_keepalive : 0;
 		up->replace_allowed_ips = true;
 		up->allowed_ips = cp->allowed_ips; /* borrowed: freed with cfg */
@@ -914,10 +915,38 @@ static bool dns_equal(const struct nt_config *a, const struct nt_config *b)
 	return true;
 }
 
+/* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
+ * daemon, which holds no key) from the worker over the control socket. */
+static int device_state(struct device *dev, struct device_state *st)
+{
+	size_t n = 0;
+
+	if (privsep_is_monitor())
+		return privsep_get_state(st);
+	memset(st, 0, sizeof(*st));
+	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
+		return -ENOMEM;
+	for (struct peer *p = dev->peers_first; p; p = p->next)
+		memcpy(st->peers[n++], p->public_key, NT_KEY_LEN);
+	st->peers_count = n;
+	st->has_private_key = dev->static_identity->has_key;
+	if (st->has_private_key)
+		memcpy(st->private_key, dev->static_identity->private_key, NT_KEY_LEN);
+	st->listen_port = dev->listen_port;
+	st->fwmark = dev->fwmark;
+	return 0;
+}
+
+static int apply_set(struct device *dev, const struct nt_uapi_set *set)
+{
+	return privsep_is_monitor() ? privsep_send_set(set) : uapi_apply_set(dev, set);
+}
+
 void config_reload(struct device *dev)
 {
 	struct nt_config cfg, old;
 	struct nt_uapi_endpoint *eps;
+	struct device_state cur;
 	struct nt_uapi_set set;
 	char msg[600];
 	uint32_t table;
@@ -933,9 +962,17 @@ void config_reload(struct device *dev)
 		goto out_status;
 	}
 	table = policy_table_for(&cfg);
-	if (!(err = build_set(&set, &cfg, eps, dev, fwmark_for(&cfg, table)))) {
-		err = uapi_apply_set(dev, &set);
-		free_set(&set);
+	if (!(err = device_state(dev, &cur))) {
+		if (!(err = build_set(&set, &cfg, eps, &cur, fwmark_for(&cfg, table)))) {
+			err = apply_set(dev, &set);
+			free_set(&set);
+		}
+		if (!err && privsep_is_monitor()) {
+			/* For STATUS=: syncconf leaves the device with the file's peers. */
+			dev->peer_count = cfg.peers_count;
+			dev->listen_port = cfg.has_listen_port && cfg.listen_port ? cfg.listen_port : cur.listen_port;
+		}
+		device_state_free(&cur);
 	}
 	if (err) {
 		snprintf(msg, sizeof(msg), "reload: cannot apply %s: %s; the running configuration stays", q.path,
@@ -962,6 +999,8 @@ void config_reload(struct device *dev)
 			log_error("reload: %s", what_buf);
 	}
 	nt_config_free(&old);
+	if (privsep_is_monitor())
+		config_wipe_secrets();
 	log_verbose("reloaded %s: %zu peers", q.path, dev->peer_count);
 	notify_ready(dev);
 	return;
@@ -1004,9 +1043,45 @@ static void save_list(FILE *f, const char *key, char **list, size_t count)
 
 /* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
  * then what `wg showconf` prints, written to FILE.tmp and renamed over FILE. */
+/* What `wg showconf` prints after [Interface]: the part of SaveConfig only the device
+ * knows (the worker, when split). */
+void config_write_device(FILE *f, const struct device *dev)
+{
+	struct save_ctx s = { .f = f };
+	char key[NT_KEY_B64_LEN + 1];
+
+	if (dev->listen_port)
+		fprintf(f, "ListenPort = %u\n", dev->listen_port);
+	if (dev->fwmark)
+		fprintf(f, "FwMark = 0x%x\n", dev->fwmark);
+	if (dev->static_identity->has_key) {
+		nt_key_to_base64(key, dev->static_identity->private_key);
+		fprintf(f, "PrivateKey = %s\n", key);
+	}
+	for (struct peer *p = dev->peers_first; p; p = p->next) {
+		char ep[80];
+
+		nt_key_to_base64(key, p->public_key);
+		fprintf(f, "\n[Peer]\nPublicKey = %s\n", key);
+		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
+			nt_key_to_base64(key, p->hs.preshared_key);
+			fprintf(f, "PresharedKey = %s\n", key);
+		}
+		s.count = 0;
+		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
+		if (s.count)
+			fprintf(f, "\n");
+		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
+			fprintf(f, "Endpoint = %s\n", ep);
+		if (p->persistent_keepalive)
+			fprintf(f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+	}
+	explicit_bzero(key, sizeof(key));
+}
+
 static int save_config(struct device *dev)
 {
-	char tmp[PATH_MAX], key[NT_KEY_B64_LEN + 1];
+	char tmp[PATH_MAX];
 	struct save_ctx s = { 0 };
 	unsigned mtu = dev->mtu;
 	mode_t old_umask;
@@ -1040,33 +1115,10 @@ static int save_config(struct device *dev)
 	save_list(s.f, "PostUp", q.cfg.post_up, q.cfg.post_up_count);
 	save_list(s.f, "PreDown", q.cfg.pre_down, q.cfg.pre_down_count);
 	save_list(s.f, "PostDown", q.cfg.post_down, q.cfg.post_down_count);
-	if (dev->listen_port)
-		fprintf(s.f, "ListenPort = %u\n", dev->listen_port);
-	if (dev->fwmark)
-		fprintf(s.f, "FwMark = 0x%x\n", dev->fwmark);
-	if (dev->static_identity->has_key) {
-		nt_key_to_base64(key, dev->static_identity->private_key);
-		fprintf(s.f, "PrivateKey = %s\n", key);
-	}
-	for (struct peer *p = dev->peers_first; p; p = p->next) {
-		char ep[80];
-
-		nt_key_to_base64(key, p->public_key);
-		fprintf(s.f, "\n[Peer]\nPublicKey = %s\n", key);
-		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
-			nt_key_to_base64(key, p->hs.preshared_key);
-			fprintf(s.f, "PresharedKey = %s\n", key);
-		}
-		s.count = 0;
-		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
-		if (s.count)
-			fprintf(s.f, "\n");
-		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
-			fprintf(s.f, "Endpoint = %s\n", ep);
-		if (p->persistent_keepalive)
-			fprintf(s.f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
-	}
-	explicit_bzero(key, sizeof(key));
+	if (q.device_text)
+		fputs(q.device_text, s.f);
+	else
+		config_write_device(s.f, dev);
 	if (fflush(s.f) || fsync(fd))
 		err = -errno;
 	if (fclose(s.f) && !err)
@@ -1088,8 +1140,10 @@ void config_down(struct device *dev, bool orderly)
 		return;
 	q.orderly = orderly;
 	if (orderly) {
-		run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
-		if (q.cfg.save_config) {
+		config_pre_down();
+		if (q.cfg.save_config && privsep_is_monitor() && !q.device_text) {
+			log_error("SaveConfig: the worker left no configuration; %s is unchanged", q.real_path);
+		} else if (q.cfg.save_config) {
 			if ((err = save_config(dev)))
 				log_error("SaveConfig: cannot write %s: %s", q.real_path, strerror(-err));
 			else
@@ -1107,11 +1161,38 @@ void config_down(struct device *dev, bool orderly)
 	dns_down();
 }
 
+/* PreDown, once: the monitor runs it before it stops the worker, while the link exists. */
+void config_pre_down(void)
+{
+	if (!q.active || q.pre_down_done)
+		return;
+	q.pre_down_done = true;
+	run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
+}
+
+void config_set_device_text(const char *text)
+{
+	q.device_text = text;
+}
+
+/* The monitor needs FILE's addresses, routes, DNS and hooks, never its keys. */
+void config_wipe_secrets(void)
+{
+	explicit_bzero(q.cfg.private_key, sizeof(q.cfg.private_key));
+	for (size_t i = 0; i < q.cfg.peers_count; i++)
+		explicit_bzero(q.cfg.peers[i].preshared_key, sizeof(q.cfg.peers[i].preshared_key));
+}
+
+/* The worker: config mode is the monitor's from the fork on. */
+void config_forget(void)
+{
+	q.active = false;
+	config_post_down();
+}
+
 void config_post_down(void)
 {
-	if (!q.active)
-		return;
-	if (q.orderly)
+	if (q.active && q.orderly)
 		run_hooks("PostDown", q.cfg.post_down, q.cfg.post_down_count, false);
 	nt_config_free(&q.cfg);
 	free(q.endpoints);

@@ -1,7 +1,12 @@
 /* The control socket (control-protocol.md): get=1 and set=1 over a stream UNIX socket.
  * A set request is parsed and validated whole (lib/uapi.c) before anything changes, so a
  * bad request changes nothing and answers errno=-22. Replies may be large (1,000 peers):
- * they are buffered and written as the socket accepts them. */
+ * they are buffered and written as the socket accepts them.
+ *
+ * Who may do what (SO_PEERCRED, SO_PEERGROUPS: the kernel's record of the peer at
+ * connect time, no /proc or NSS lookups): get, anyone who could connect; set, uid 0 or a
+ * member of the -g group (primary or supplementary). The file's mode keeps the rest out
+ * (0700 root, or 0770 root:GROUP); this check holds should the mode be loosened. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +34,9 @@ struct conn {
 	size_t out_len, out_off, out_cap;
 	bool closing;
 	bool oom;
+	bool may_set;
+	bool refusal_logged;
+	uid_t uid;
 };
 
 static struct conn *conns;
@@ -47,6 +55,7 @@ int uapi_listen(struct device *dev, const char *dir)
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 };
 	mode_t old_umask;
+	gid_t group;
 	int fd, err;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
@@ -74,7 +83,9 @@ int uapi_listen(struct device *dev, const char *dir)
 	old_umask = umask(0077);
 	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old_umask);
-	if (err < 0 || listen(fd, 16) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (err < 0 || (privsep_control_group(&group) &&
+			(chown(addr.sun_path, 0, group) < 0 || chmod(addr.sun_path, 0770) < 0)) ||
+	    listen(fd, 16) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -110,8 +121,41 @@ void uapi_close(struct device *dev)
 	if (dev->uapi_listen >= 0) {
 		close(dev->uapi_listen);
 		dev->uapi_listen = -1;
-		unlink(dev->uapi_path);
+		if (!privsep_is_worker()) /* the monitor removes it: the directory is root's */
+			unlink(dev->uapi_path);
 	}
+}
+
+/* Root, or the configured group as the peer's primary or a supplementary group. */
+static bool peer_may_set(int fd, uid_t *uid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t group, groups[64], *list = groups;
+	bool ok = false;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	*uid = cred.uid;
+	if (cred.uid == 0)
+		return true;
+	if (!privsep_control_group(&group))
+		return false;
+	if (cred.gid == group)
+		return true;
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, list, &len) < 0) {
+		if (errno != ERANGE || !(list = malloc(len)) || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, list, &len) < 0) {
+			if (list != groups)
+				free(list);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !ok; i++)
+		ok = list[i] == group;
+	if (list != groups)
+		free(list);
+	return ok;
 }
 
 void uapi_accept(struct device *dev)
@@ -133,6 +177,8 @@ void uapi_accept(struct device *dev)
 			continue;
 		}
 		c->fd = fd;
+		c->uid = (uid_t)-1;
+		c->may_set = peer_may_set(fd, &c->uid);
 		c->next = conns;
 		conns = c;
 	}
@@ -295,7 +341,17 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set)
 static void handle_set(struct device *dev, struct conn *c, const char *body, size_t len)
 {
 	struct nt_uapi_set set;
-	int err = nt_uapi_parse_set(&set, body, len);
+	int err;
+
+	if (!c->may_set) {
+		if (!c->refusal_logged)
+			log_error("control: set refused for uid %d: only root%s may change settings", (int)c->uid,
+				  privsep_control_group(&(gid_t){ 0 }) ? " and the control group" : "");
+		c->refusal_logged = true;
+		out_printf(c, "errno=%d\n\n", -EPERM);
+		return;
+	}
+	err = nt_uapi_parse_set(&set, body, len);
 
 	if (!err) {
 		err = uapi_apply_set(dev, &set);

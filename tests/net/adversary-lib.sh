@@ -48,7 +48,7 @@ adv_tool() {
 		# shellcheck disable=SC2086,SC2046
 		if ! cc -std=gnu11 -O2 -Wall -Wextra -I"$ADV_ROOT/include" \
 			$(pkg-config --cflags libsodium libb2 2>/dev/null) $san \
-			-o "$tmp" "$src" "$lib" -lsodium -lb2 >"$NT_TMP/cc-$name.log" 2>&1; then
+			-o "$tmp" "$src" "$lib" -lsodium -lb2 -lcrypto >"$NT_TMP/cc-$name.log" 2>&1; then
 			cat "$NT_TMP/cc-$name.log"
 			rm -f "$tmp"
 			fail "cannot compile tests/net/tools/$name.c"

@@ -99,7 +99,7 @@ wait_handshake_ms() {
 	done
 }
 
-rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$(daemon_pid "$IFV")/status"; }
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$(daemon_worker_pid "$IFV")/status"; }
 
 # ---- baseline
 # Test that A handshakes with V and iperf3 runs without any flood (the first baseline).

@@ -153,9 +153,10 @@ check_state "phase 1"
 # Test that a burst of truncated handshake messages, all read in one go (B is stopped
 # while they queue in its socket), does not count as handshake load: the tunnel must then
 # come up at once, without a cookie round (checked on the capture below).
-kill -STOP "$PIDB"
+WORKERB=$(daemon_worker_pid "$IFB")
+kill -STOP "$WORKERB"
 ip netns exec "$NSC" python3 "$NT_TMP/garbage.py" burst 192.0.2.2 51821
-kill -CONT "$PIDB"
+kill -CONT "$WORKERB"
 
 # Test that the tunnel then comes up normally (while A's veth is captured).
 ip netns exec "$NSA" python3 "$NT_TMP/sniff.py" eth0 51820 "$NT_TMP/captured" \

@@ -159,18 +159,36 @@ _pid_is() {
 pid_alive() { _pid_is "$1" ""; }
 
 # The pid of the daemon serving IFACE: the live process whose last argument is IFACE and
-# whose program is BIN. Interface names are unique to this run, so this is ours.
+# whose program is BIN. Interface names are unique to this run, so this is ours. A split
+# noisetund is two such processes, a root monitor and its worker child: the monitor is the
+# daemon (systemd's main pid; it forwards signals and tears down after the worker).
+_is_daemon() {
+	_pid_is "$1" "$2" && tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline" | head -n 1 | grep -q -- "$3"
+}
 _find_daemon() {
 	local ifc=$1 bin=$2 p base
 	base=$(basename "$bin")
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
-		_pid_is "$p" "$ifc" || continue
-		tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | head -n 1 | grep -q -- "$base" || continue
+		_is_daemon "$p" "$ifc" "$base" || continue
+		_is_daemon "$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" "$ifc" "$base" && continue
 		echo "$p"
 		return 0
 	done
 	return 1
+}
+
+# daemon_worker_pid IFACE: the process that runs the data path (a split daemon's worker
+# child), for tests that stop it or measure it; the daemon itself when it did not split.
+daemon_worker_pid() {
+	local main p
+	main=$(daemon_pid "$1")
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" = "$main" ] &&
+			_pid_is "$p" "$1" && { echo "$p"; return 0; }
+	done
+	echo "$main"
 }
 
 impl_bin() {

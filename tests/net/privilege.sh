@@ -1,0 +1,167 @@
+#!/bin/bash
+# Least privilege: started the way wg-quick starts it, noisetund ends up as a root monitor
+# that holds no TUN fd and a worker that runs as nobody with CAP_NET_ADMIN and
+# CAP_NET_BIND_SERVICE only, no_new_privs and a seccomp filter; only root and the -g group
+# may `set` over the control socket. A's daemon has NOISETUN_GROUP=users.
+#
+#   ns A                                     ns B
+#   +----------------------------------+     +----------------------------------+
+#   | noisetund ntpr<id>a (split)      |     | noisetund ntpr<id>b (split)      |
+#   |   10.0.0.1/24 fd00::1/64         |     |   10.0.0.2/24 fd00::2/64         |
+#   | eth0 192.0.2.1                   |-----| eth0 192.0.2.2                   |
+#   +----------------------------------+     +----------------------------------+
+#   then ntpr<id>c in A with NOISETUN_USER=root: one root process, as before the split.
+set -eu
+. "$(dirname "$0")/lib.sh"
+nt_init privilege
+need_impl noisetund
+command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
+getent group users >/dev/null || skip "no group \`users' to configure as the control group"
+NTD=$BUILD/noisetund
+
+NSA=$(ns_name a) NSB=$(ns_name b)
+IFA=$(if_name a) IFB=$(if_name b) IFC=$(if_name c)
+ns_create "$NSA"
+ns_create "$NSB"
+link_pair "$NSA" 1 "$NSB" 2
+key_new a
+key_new b
+key_new x
+
+# field PID KEY: the value of KEY in /proc/PID/status, fields joined by one space.
+field() { awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "/proc/$1/status"; }
+tun_fds() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c '/dev/net/tun' || true; }
+# as_user GROUPS_ARGS... -- CMD: run CMD in A as nobody with the given group arguments.
+as_nobody() { ip netns exec "$NSA" setpriv --reuid=nobody "$@"; }
+conf_a() { wgn "$NSA" showconf "$IFA"; }
+
+export NOISETUN_GROUP=users
+start_wg noisetund "$NSA" "$IFA"
+unset NOISETUN_GROUP
+start_wg noisetund "$NSB" "$IFB"
+MON=$(daemon_pid "$IFA")
+WRK=$(daemon_worker_pid "$IFA")
+[ "$WRK" != "$MON" ] || fail "noisetund did not split into a monitor and a worker"
+log "A: monitor $MON, worker $WRK"
+
+# Test that the worker runs as nobody:nogroup with no supplementary group, exactly
+# CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (bits 12 and 10), no_new_privs, and in seccomp
+# filter mode (2); a sanitizer build says it skips the filter, and only then is it 0.
+NOBODY=$(id -u nobody) NOGROUP=$(getent group nogroup | cut -d: -f3)
+[ "$(field "$WRK" Uid)" = "$NOBODY $NOBODY $NOBODY $NOBODY" ] || fail "worker Uid: $(field "$WRK" Uid)"
+[ "$(field "$WRK" Gid)" = "$NOGROUP $NOGROUP $NOGROUP $NOGROUP" ] || fail "worker Gid: $(field "$WRK" Gid)"
+[ -z "$(field "$WRK" Groups)" ] || fail "worker supplementary groups: $(field "$WRK" Groups)"
+for c in CapEff CapPrm CapBnd; do
+	[ "$(field "$WRK" $c)" = 0000000000001400 ] || fail "worker $c: $(field "$WRK" $c), want 0000000000001400"
+done
+for c in CapInh CapAmb; do
+	[ "$(field "$WRK" $c)" = 0000000000000000 ] || fail "worker $c: $(field "$WRK" $c)"
+done
+[ "$(field "$WRK" NoNewPrivs)" = 1 ] || fail "worker NoNewPrivs: $(field "$WRK" NoNewPrivs)"
+want_seccomp=2
+if grep -q 'sanitizer build: the worker stays dumpable' "$NT_TMP/$IFA.log"; then
+	want_seccomp=0
+	log "sanitizer build: no seccomp filter expected"
+fi
+[ "$(field "$WRK" Seccomp)" = "$want_seccomp" ] || fail "worker Seccomp: $(field "$WRK" Seccomp), want $want_seccomp"
+log "worker: uid/gid nobody, CapEff $(field "$WRK" CapEff), NoNewPrivs 1, Seccomp $(field "$WRK" Seccomp)"
+
+# Test that the monitor is root and holds no TUN fd (the link must go with the worker),
+# while the worker holds it.
+[ "$(field "$MON" Uid | cut -d' ' -f1)" = 0 ] || fail "monitor Uid: $(field "$MON" Uid)"
+[ "$(tun_fds "$MON")" = 0 ] || fail "the monitor holds a TUN fd: $(ls -l "/proc/$MON/fd")"
+[ "$(tun_fds "$WRK")" = 1 ] || fail "the worker holds $(tun_fds "$WRK") TUN fds"
+[ "$(ls "/proc/$MON/fd" | wc -l)" -le 8 ] || fail "the monitor holds many fds: $(ls -l "/proc/$MON/fd")"
+log "monitor: root, no TUN fd, $(ls "/proc/$MON/fd" | wc -l) fds"
+
+# Test that traffic flows through the workers, configured by root with wg set.
+wgn "$NSA" set "$IFA" private-key "$(key_file a)" listen-port 51820 \
+	peer "$(key_pub b)" allowed-ips 10.0.0.2/32,fd00::2/128 endpoint 192.0.2.2:51821
+wgn "$NSB" set "$IFB" private-key "$(key_file b)" listen-port 51821 \
+	peer "$(key_pub a)" allowed-ips 10.0.0.1/32,fd00::1/128 endpoint 192.0.2.1:51820
+tun_up "$NSA" "$IFA" 10.0.0.1/24 fd00::1/64
+tun_up "$NSB" "$IFB" 10.0.0.2/24 fd00::2/64
+ping_ok "$NSA" 10.0.0.2
+ping_ok "$NSB" fd00::1
+assert_handshake "$NSA" "$IFA"
+
+# Test that a listen-port change after the drop works (a new socket: the filter allows
+# it), to a port below 1024 (CAP_NET_BIND_SERVICE), and that an fwmark takes (SO_MARK:
+# CAP_NET_ADMIN); B follows A to the new port and traffic still flows.
+wgn "$NSA" set "$IFA" listen-port 600 || fail "listen-port 600 refused"
+[ "$(wgn "$NSA" show "$IFA" listen-port)" = 600 ] || fail "listen port is $(wgn "$NSA" show "$IFA" listen-port)"
+ip netns exec "$NSA" ss -uln | grep -q ':600 ' || fail "nothing bound to UDP 600: $(ip netns exec "$NSA" ss -uln)"
+wgn "$NSA" set "$IFA" fwmark 0x1234 || fail "fwmark refused"
+[ "$(wgn "$NSA" show "$IFA" fwmark)" = 0x1234 ] || fail "fwmark is $(wgn "$NSA" show "$IFA" fwmark)"
+wgn "$NSA" set "$IFA" listen-port 51830 || fail "listen-port 51830 refused"
+wgn "$NSB" set "$IFB" peer "$(key_pub a)" endpoint 192.0.2.1:51830
+ping_ok "$NSB" 10.0.0.1
+pid_alive "$WRK" || fail "the worker died"
+log "listen port 600 then 51830, fwmark 0x1234: all taken after the drop"
+
+# Test that the socket file is root:users 0770, that a member of users may set (as its
+# primary group, and as a supplementary one) and that a non-member cannot even connect.
+[ "$(stat -c '%a %U %G' "$NT_SOCK_DIR/$IFA.sock")" = "770 root users" ] ||
+	fail "socket: $(stat -c '%a %U %G' "$NT_SOCK_DIR/$IFA.sock")"
+as_nobody --regid=users --clear-groups wg set "$IFA" peer "$(key_pub x)" allowed-ips 10.9.0.1/32 ||
+	fail "a member of users (primary group) could not set"
+wgn "$NSA" show "$IFA" peers | grep -qx "$(key_pub x)" || fail "the member's set did not take"
+as_nobody --regid=nogroup --groups=users wg set "$IFA" peer "$(key_pub x)" remove ||
+	fail "a member of users (supplementary group) could not set"
+! wgn "$NSA" show "$IFA" peers | grep -qx "$(key_pub x)" || fail "the member's remove did not take"
+before=$(conf_a)
+! as_nobody --regid=nogroup --clear-groups wg set "$IFA" peer "$(key_pub x)" allowed-ips 10.9.0.2/32 \
+	2>"$NT_TMP/nonmember.err" || fail "a non-member could set"
+[ "$(conf_a)" = "$before" ] || fail "a refused set changed the state"
+log "group users: members set, non-member refused ($(head -n 1 "$NT_TMP/nonmember.err"))"
+
+# Test that the daemon's own check holds when the file mode does not: with the socket
+# opened to all, an outsider may get, but its set is refused (EPERM), changes nothing, and
+# is logged naming its uid.
+chmod 0777 "$NT_SOCK_DIR/$IFA.sock"
+as_nobody --regid=nogroup --clear-groups wg show "$IFA" >/dev/null || fail "an outsider could not get"
+rc=0
+as_nobody --regid=nogroup --clear-groups wg set "$IFA" peer "$(key_pub x)" allowed-ips 10.9.0.3/32 \
+	2>"$NT_TMP/outsider.err" || rc=$?
+chmod 0770 "$NT_SOCK_DIR/$IFA.sock"
+[ "$rc" -ne 0 ] || fail "an outsider's set was accepted"
+grep -q 'Operation not permitted' "$NT_TMP/outsider.err" || fail "outsider's set: $(cat "$NT_TMP/outsider.err")"
+[ "$(conf_a)" = "$before" ] || fail "an outsider's refused set changed the state"
+wait_for 2 "the refusal in the log" grep -q "set refused for uid $NOBODY" "$NT_TMP/$IFA.log"
+log "outsider: get allowed, set refused with EPERM and logged"
+
+# Test that root still sets (uid 0 passes the check) after all that.
+wgn "$NSA" set "$IFA" peer "$(key_pub x)" allowed-ips 10.9.0.4/32 || fail "root could not set"
+wgn "$NSA" set "$IFA" peer "$(key_pub x)" remove
+
+# Test that SIGTERM to the daemon stops both processes, removes the socket file and the
+# link (the TUN fd was the worker's alone).
+kill -TERM "$MON"
+wait_for 5 "A's monitor and worker to exit" sh -c "! kill -0 $MON 2>/dev/null && ! kill -0 $WRK 2>/dev/null"
+[ ! -e "$NT_SOCK_DIR/$IFA.sock" ] || fail "the socket file outlived the daemon"
+wait_for 2 "$IFA to go" sh -c "! ip -n $NSA link show $IFA"
+log "SIGTERM: both processes gone, socket file and link removed"
+
+# Test that a worker killed by a signal (here SIGSYS, what a seccomp violation does) is
+# reported by the monitor, which then removes the socket file and exits non-zero.
+MONB=$(daemon_pid "$IFB") WRKB=$(daemon_worker_pid "$IFB")
+kill -SYS "$WRKB"
+wait_for 5 "B's monitor to exit" sh -c "! kill -0 $MONB 2>/dev/null"
+grep -q 'worker killed by signal 31 (SIGSYS): seccomp' "$NT_TMP/$IFB.log" || fail "no report of the worker's death"
+[ ! -e "$NT_SOCK_DIR/$IFB.sock" ] || fail "B's socket file outlived its worker"
+wait_for 2 "$IFB to go" sh -c "! ip -n $NSB link show $IFB"
+log "a worker killed by SIGSYS: reported, cleaned up"
+
+# Test that NOISETUN_USER=root keeps today's single root process.
+export NOISETUN_USER=root
+start_wg noisetund "$NSA" "$IFC"
+unset NOISETUN_USER
+PC=$(daemon_pid "$IFC")
+[ "$(daemon_worker_pid "$IFC")" = "$PC" ] || fail "NOISETUN_USER=root still split"
+[ "$(field "$PC" Uid | cut -d' ' -f1)" = 0 ] || fail "NOISETUN_USER=root: Uid $(field "$PC" Uid)"
+[ "$(field "$PC" Seccomp)" = 0 ] || fail "NOISETUN_USER=root: Seccomp $(field "$PC" Seccomp)"
+[ "$(tun_fds "$PC")" = 1 ] || fail "NOISETUN_USER=root: no TUN fd"
+wgn "$NSA" set "$IFC" listen-port 700 fwmark 7 || fail "root daemon: set refused"
+[ "$(stat -c '%a %U' "$NT_SOCK_DIR/$IFC.sock")" = "700 root" ] || fail "socket: $(stat -c '%a %U' "$NT_SOCK_DIR/$IFC.sock")"
+log "NOISETUN_USER=root: one root process, no filter"
+log "pass"
