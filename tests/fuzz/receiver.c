@@ -1243,8 +1243,27 @@ static void step_craft(struct reader *r, const struct endpoint *src, bool load)
 
 /* ---- the input ---- */
 
+/* Keypairs own the OpenSSL ciphers their first seal or open makes, so a struct copy of
+ * the world would share them: the baseline holds none, and each restore frees what the
+ * last input made before the copy. */
+static void free_ciphers(struct world *w)
+{
+	struct nt_keypairs *all[2] = { &w->d.peer.kps, &w->p.peer.kps };
+
+	for (int i = 0; i < 2; i++) {
+		for (int s = 0; s < 3; s++) {
+			struct nt_keypair *kp = &all[i]->slot[s];
+
+			nt_cipher_free(kp->send_cipher);
+			nt_cipher_free(kp->recv_cipher);
+			kp->send_cipher = kp->recv_cipher = NULL;
+		}
+	}
+}
+
 static void restore(void)
 {
+	free_ciphers(&W);
 	W = baseline;
 	memcpy(W.d.rl.entries, rl_entries_saved[0], W.d.rl.capacity * sizeof(*W.d.rl.entries));
 	memcpy(W.d.rl.buckets, rl_buckets_saved[0], (W.d.rl.bucket_mask + 1) * sizeof(*W.d.rl.buckets));
@@ -1552,6 +1571,7 @@ void fz_setup(void)
 	check_device(d);
 	/* Past the 1/50 s flood guard of initiation A. */
 	W.now += 100 * MSEC;
+	free_ciphers(&W);
 	baseline = W;
 	for (int i = 0; i < 2; i++) {
 		struct nt_ratelimiter *rl = i ? &p->rl : &d->rl;
