@@ -153,7 +153,8 @@ _pid_is() {
 	st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
 	[ "$st" != Z ] || return 1
 	[ -z "$ifc" ] && return 0
-	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | tail -n 1 | grep -qx -- "$ifc"
+	# the process may be gone by now: the redirect's own error is silenced too
+	{ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | tail -n 1 | grep -qx -- "$ifc"
 }
 
 pid_alive() { _pid_is "$1" ""; }
