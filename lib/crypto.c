@@ -124,15 +124,14 @@ int nt_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const void *ad, s
 	return crypto_aead_chacha20poly1305_ietf_decrypt(dst, NULL, NULL, src, len, ad, adlen, nonce, key) ? -1 : 0;
 }
 
-/* EVP_chacha20's 16-byte IV: the 32-bit block counter, then the 96-bit nonce (4 zero
- * bytes, the 64-bit message counter), all little-endian. */
+/* EVP_chacha20's 16-byte IV: the 32-bit little-endian block counter, then the nonce. */
 static int cipher_start(struct nt_cipher *c, uint64_t counter, uint8_t poly_key[static 32])
 {
 	static const uint8_t zero[64];
 	uint8_t iv[16] = { 0 }, block[64];
 	int n;
 
-	nt_store_le64(iv + 8, counter);
+	wg_nonce(iv + 4, counter);
 	/* Block 0 is the one-time Poly1305 key; the text starts at block 1. */
 	if (EVP_EncryptInit_ex((EVP_CIPHER_CTX *)c, NULL, NULL, NULL, iv) != 1 ||
 	    EVP_EncryptUpdate((EVP_CIPHER_CTX *)c, block, &n, zero, sizeof(block)) != 1 || n != sizeof(block))
