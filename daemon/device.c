@@ -8,8 +8,6 @@
 #include "noisetun/encoding.h"
 #include "noisetund.h"
 
-#define TOMBSTONE ((struct peer *)1)
-
 static size_t key_hash(const struct device *dev, const uint8_t key[NT_KEY_LEN])
 {
 	/* Public keys are uniformly random: their first bytes are a fine hash. */
@@ -54,6 +52,8 @@ int device_init(struct device *dev, const char *ifname)
 	nt_cookie_checker_init(&dev->cookie_checker);
 	if (nt_ratelimiter_init(&dev->ratelimiter, NT_RATELIMITER_DEFAULT_CAPACITY, &sys_rng))
 		return -ENOMEM;
+	if (nt_index_init(&dev->indices, NT_INDEX_DEFAULT_MAX_SLOTS))
+		return -EINVAL;
 	return 0;
 }
 
@@ -68,98 +68,44 @@ void device_destroy(struct device *dev)
 	pool_destroy(&dev->peer_pool);
 	pool_destroy(&dev->keypairs_pool);
 	free(dev->peer_hash);
-	free(dev->indices);
+	nt_index_free(&dev->indices);
 	free(dev->heap);
 	dev->static_identity = NULL;
 	dev->peer_hash = NULL;
-	dev->indices = NULL;
 	dev->heap = NULL;
 }
 
-/* ---- session indices: open addressing with tombstones, sized to stay under 1/2 full ---- */
+/* ---- session indices: lib/index.c, owned by peers ---- */
 
-static size_t index_slot(const struct device *dev, uint32_t index)
-{
-	return (size_t)(index * 2654435761u) & (dev->indices_size - 1);
-}
-
-static int index_grow(struct device *dev)
-{
-	size_t old_size = dev->indices_size, size = old_size ? old_size * 2 : 256;
-	struct index_slot *old = dev->indices, *table = calloc(size, sizeof(*table));
-
-	if (!table)
-		return -ENOMEM;
-	dev->indices = table;
-	dev->indices_size = size;
-	dev->indices_used = 0;
-	for (size_t i = 0; i < old_size; i++) {
-		if (!old[i].peer || old[i].peer == TOMBSTONE)
-			continue;
-		size_t s = index_slot(dev, old[i].index);
-		while (table[s].peer)
-			s = (s + 1) & (size - 1);
-		table[s] = old[i];
-		dev->indices_used++;
-	}
-	free(old);
-	return 0;
-}
-
-static struct index_slot *index_find(struct device *dev, uint32_t index)
-{
-	if (!dev->indices_size)
-		return NULL;
-	for (size_t s = index_slot(dev, index);; s = (s + 1) & (dev->indices_size - 1)) {
-		if (!dev->indices[s].peer)
-			return NULL;
-		if (dev->indices[s].peer != TOMBSTONE && dev->indices[s].index == index)
-			return &dev->indices[s];
-	}
-}
-
-/* A fresh random index no session of this device uses; 0 if memory ran out. Indices are
- * random so that they say nothing about how many sessions exist. */
+/* A fresh random index no session of this device uses; 0 at the cap or out of memory.
+ * Indices are random so that they say nothing about how many sessions exist. */
 uint32_t index_assign(struct device *dev, struct peer *peer)
 {
-	uint32_t index;
-	size_t s;
+	uint32_t index = 0;
+	int err = nt_index_assign(&dev->indices, peer, &sys_rng, &index);
 
-	/* Tombstones count as used, so a table full of them is rebuilt. */
-	if ((dev->indices_used + 1) * 2 > dev->indices_size && index_grow(dev))
+	if (err) {
+		peer_error(peer, "no session index: %s (%zu in use)", strerror(-err), nt_index_count(&dev->indices));
 		return 0;
-	do
-		index = random_u32();
-	while (!index || index_find(dev, index));
-	for (s = index_slot(dev, index); dev->indices[s].peer && dev->indices[s].peer != TOMBSTONE;
-	     s = (s + 1) & (dev->indices_size - 1))
-		;
-	if (!dev->indices[s].peer)
-		dev->indices_used++;
-	dev->indices[s].index = index;
-	dev->indices[s].peer = peer;
+	}
 	return index;
 }
 
 struct peer *index_lookup(struct device *dev, uint32_t index)
 {
-	struct index_slot *slot = index_find(dev, index);
-
-	return slot ? slot->peer : NULL;
+	return nt_index_lookup(&dev->indices, index);
 }
 
 /* Forget index unless the peer's pending handshake or one of its keypairs still uses it. */
 void index_release(struct device *dev, struct peer *peer, uint32_t index)
 {
-	struct index_slot *slot = index_find(dev, index);
-
-	if (!slot || slot->peer != peer)
+	if (nt_index_lookup(&dev->indices, index) != peer)
 		return;
 	if (peer->hs.state != NT_HS_ZEROED && peer->hs.local_index == index)
 		return;
 	if (peer->kps && nt_keypairs_find(peer->kps, index))
 		return;
-	slot->peer = TOMBSTONE;
+	nt_index_release(&dev->indices, index, peer);
 }
 
 void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops)

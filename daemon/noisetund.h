@@ -13,6 +13,7 @@
 #include "noisetun/allowedips.h"
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
+#include "noisetun/index.h"
 #include "noisetun/keypair.h"
 #include "noisetun/messages.h"
 #include "noisetun/noise.h"
@@ -120,11 +121,6 @@ struct peer {
 };
 
 /* ---- the device ---- */
-struct index_slot {
-	uint32_t index;
-	struct peer *peer;              /* NULL: empty; TOMBSTONE: deleted */
-};
-
 struct device {
 	char ifname[IFNAMSIZ];
 	int ifindex;
@@ -143,8 +139,7 @@ struct device {
 	size_t peer_count;
 	struct peer **peer_hash;        /* by public key */
 	size_t peer_hash_size;
-	struct index_slot *indices;     /* open addressing, by local index */
-	size_t indices_size, indices_used;
+	struct nt_index_table indices;  /* local session index -> struct peer */
 
 	struct peer **heap;             /* min-heap of peers by next timer deadline */
 	size_t heap_len, heap_cap;

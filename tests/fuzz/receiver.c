@@ -26,6 +26,7 @@
 #include "noisetun/allowedips.h"
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
+#include "noisetun/index.h"
 #include "noisetun/keypair.h"
 #include "noisetun/messages.h"
 #include "noisetun/noise.h"
@@ -37,7 +38,7 @@
 
 #define HANDSHAKE_QUEUE 64 /* as the daemon: the handshakes of one batch */
 #define MTU             1420
-#define INDEX_SLOTS     64 /* open addressing; far more than one input can use */
+#define INDEX_SLOTS     NT_INDEX_MIN_SLOTS /* the cap: 32 live, far more than one input can use */
 #define OUTBOX          16
 #define OUT_MAX         NT_INIT_LEN /* the longest message the harness ever sends */
 #define DELIVERED_MAX   64
@@ -88,12 +89,6 @@ struct peer {
 	uint64_t rx_bytes, tx_bytes, last_handshake_wall;
 };
 
-struct index_slot {
-	uint32_t index;
-	uint8_t state; /* SLOT_* */
-};
-enum { SLOT_EMPTY, SLOT_USED, SLOT_TOMBSTONE };
-
 struct sent {
 	size_t len;
 	struct endpoint to;
@@ -106,8 +101,7 @@ struct device {
 	struct nt_ratelimiter rl; /* its arrays are restored apart, see restore() */
 	uint64_t last_under_load, next_ratelimiter_gc;
 	uint64_t rng;
-	struct index_slot indices[INDEX_SLOTS];
-	unsigned indices_used; /* tombstones included */
+	struct nt_index_table indices; /* its slots are copied apart, see restore() */
 	struct peer peer;      /* the one peer */
 	struct nt_allowedips *aips;
 	uint64_t drops[NT_STATUS_MAX], drops_source;
@@ -257,76 +251,31 @@ static const struct sent *last_sent(const struct device *dev, unsigned since)
 	return dev->sent > since ? &dev->outbox[(dev->sent - 1) % OUTBOX] : NULL;
 }
 
-/* ---- the index table (daemon/device.c, without growth) ---- */
-
-static struct index_slot *index_find(struct device *dev, uint32_t index)
-{
-	for (unsigned i = 0, s = index % INDEX_SLOTS; i < INDEX_SLOTS; i++, s = (s + 1) % INDEX_SLOTS) {
-		if (dev->indices[s].state == SLOT_EMPTY)
-			return NULL;
-		if (dev->indices[s].state == SLOT_USED && dev->indices[s].index == index)
-			return &dev->indices[s];
-	}
-	return NULL;
-}
-
-static void index_compact(struct device *dev)
-{
-	struct index_slot old[INDEX_SLOTS];
-
-	memcpy(old, dev->indices, sizeof(old));
-	memset(dev->indices, 0, sizeof(dev->indices));
-	dev->indices_used = 0;
-	for (unsigned i = 0; i < INDEX_SLOTS; i++) {
-		unsigned s = old[i].index % INDEX_SLOTS;
-
-		if (old[i].state != SLOT_USED)
-			continue;
-		while (dev->indices[s].state != SLOT_EMPTY)
-			s = (s + 1) % INDEX_SLOTS;
-		dev->indices[s] = old[i];
-		dev->indices_used++;
-	}
-}
+/* ---- the index table: lib/index.c, wrapped as daemon/device.c does ---- */
 
 /* 0 when the table is full (the daemon's ENOMEM path). */
 static uint32_t index_assign(struct device *dev)
 {
-	uint32_t index;
-	unsigned s;
+	struct nt_rng rng = dev_rng(dev);
+	uint32_t index = 0;
 
-	if ((dev->indices_used + 1) * 2 > INDEX_SLOTS)
-		index_compact(dev);
-	if ((dev->indices_used + 1) * 2 > INDEX_SLOTS)
-		return 0;
-	do
-		index = (uint32_t)splitmix64(&dev->rng);
-	while (!index || index_find(dev, index));
-	for (s = index % INDEX_SLOTS; dev->indices[s].state == SLOT_USED; s = (s + 1) % INDEX_SLOTS)
-		;
-	if (dev->indices[s].state == SLOT_EMPTY)
-		dev->indices_used++;
-	dev->indices[s].index = index;
-	dev->indices[s].state = SLOT_USED;
-	return index;
+	return nt_index_assign(&dev->indices, &dev->peer, &rng, &index) ? 0 : index;
 }
 
 static struct peer *index_lookup(struct device *dev, uint32_t index)
 {
-	return index_find(dev, index) ? &dev->peer : NULL;
+	return nt_index_lookup(&dev->indices, index);
 }
 
 static void index_release(struct device *dev, struct peer *peer, uint32_t index)
 {
-	struct index_slot *slot = index_find(dev, index);
-
-	if (!slot)
+	if (nt_index_lookup(&dev->indices, index) != peer)
 		return;
 	if (peer->hs.state != NT_HS_ZEROED && peer->hs.local_index == index)
 		return;
 	if (nt_keypairs_find(&peer->kps, index))
 		return;
-	slot->state = SLOT_TOMBSTONE;
+	nt_index_release(&dev->indices, index, peer);
 }
 
 static void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops)
@@ -895,6 +844,34 @@ static bool index_in_use(const struct peer *peer, uint32_t index)
 	return nt_keypairs_find((struct nt_keypairs *)&peer->kps, index) != NULL;
 }
 
+/* The table's own bookkeeping, and every live index still used by the peer. */
+static void check_index_table(struct device *dev)
+{
+	const struct nt_index_table *t = &dev->indices;
+	size_t live = 0, tombstones = 0;
+
+	if (t->size & (t->size - 1) || t->size > INDEX_SLOTS || (t->size && !t->slots))
+		FAIL("index table of %zu slots", t->size);
+	for (size_t i = 0; i < t->size; i++) {
+		const struct nt_index_slot *slot = &t->slots[i];
+
+		if (slot->owner) {
+			live++;
+			if (slot->owner != &dev->peer || !slot->index)
+				FAIL("index slot %zu: index %08x, a stranger owner", i, slot->index);
+			if (!index_in_use(&dev->peer, slot->index))
+				FAIL("index %08x stays in the table with nothing using it", slot->index);
+			if (nt_index_lookup(t, slot->index) != &dev->peer)
+				FAIL("index %08x is in the table but not found", slot->index);
+		} else if (slot->index) {
+			tombstones++;
+		}
+	}
+	if (live != t->live || tombstones != t->tombstones || 2 * (live + tombstones) > t->size)
+		FAIL("index table counts %zu live %zu tombstones, holds %zu and %zu in %zu slots",
+		     t->live, t->tombstones, live, tombstones, t->size);
+}
+
 static void check_device(struct device *dev)
 {
 	struct peer *peer = &dev->peer;
@@ -924,9 +901,7 @@ static void check_device(struct device *dev)
 	} else if (index_lookup(dev, peer->hs.local_index) != peer) {
 		FAIL("handshake index %08x is not in the index table", peer->hs.local_index);
 	}
-	for (unsigned i = 0; i < INDEX_SLOTS; i++)
-		if (dev->indices[i].state == SLOT_USED && !index_in_use(peer, dev->indices[i].index))
-			FAIL("index %08x stays in the table with nothing using it", dev->indices[i].index);
+	check_index_table(dev);
 }
 
 /* ---- input reading ---- */
@@ -1261,10 +1236,26 @@ static void free_ciphers(struct world *w)
 	}
 }
 
+/* A copy of the baseline's index table with its own slots. */
+static void index_copy(struct nt_index_table *to, const struct nt_index_table *from)
+{
+	*to = *from;
+	if (!from->slots)
+		return;
+	to->slots = malloc(from->size * sizeof(*from->slots));
+	if (!to->slots)
+		FAIL("out of memory");
+	memcpy(to->slots, from->slots, from->size * sizeof(*from->slots));
+}
+
 static void restore(void)
 {
 	free_ciphers(&W);
+	nt_index_free(&W.d.indices);
+	nt_index_free(&W.p.indices);
 	W = baseline;
+	index_copy(&W.d.indices, &baseline.d.indices);
+	index_copy(&W.p.indices, &baseline.p.indices);
 	memcpy(W.d.rl.entries, rl_entries_saved[0], W.d.rl.capacity * sizeof(*W.d.rl.entries));
 	memcpy(W.d.rl.buckets, rl_buckets_saved[0], (W.d.rl.bucket_mask + 1) * sizeof(*W.d.rl.buckets));
 	memcpy(W.p.rl.entries, rl_entries_saved[1], W.p.rl.capacity * sizeof(*W.p.rl.entries));
@@ -1358,6 +1349,7 @@ static void device_init(struct device *dev, uint8_t key_byte, uint64_t seed)
 	dev->rng = seed;
 	rng = dev_rng(dev);
 	SETUP_CHECK(nt_ratelimiter_init(&dev->rl, RL_CAPACITY, &rng) == 0);
+	SETUP_CHECK(nt_index_init(&dev->indices, INDEX_SLOTS) == 0);
 	dev->aips = nt_allowedips_new();
 	SETUP_CHECK(dev->aips);
 }
@@ -1550,6 +1542,7 @@ void fz_setup(void)
 	SETUP_CHECK(nt_cookie_add_macs(&q.peer.cookie, msg, NT_INIT_LEN, W.now) == 0);
 	save_template(FZ_TPL_INIT_UNKNOWN, msg, NT_INIT_LEN);
 	nt_ratelimiter_free(&q.rl);
+	nt_index_free(&q.indices);
 	nt_allowedips_free(q.aips);
 
 	/* Data from P, each with its own counter so that a program can send them all. */
@@ -1573,6 +1566,8 @@ void fz_setup(void)
 	W.now += 100 * MSEC;
 	free_ciphers(&W);
 	baseline = W;
+	index_copy(&baseline.d.indices, &W.d.indices);
+	index_copy(&baseline.p.indices, &W.p.indices);
 	for (int i = 0; i < 2; i++) {
 		struct nt_ratelimiter *rl = i ? &p->rl : &d->rl;
 		size_t e = rl->capacity * sizeof(*rl->entries), b = (rl->bucket_mask + 1) * sizeof(*rl->buckets);
