@@ -29,8 +29,13 @@
 # and 64 GSO sends of 128 64-byte transport messages (valid IPv4/UDP to V's port 9).
 # V must live, its interface must exist, A must still ping through, and the inner
 # packets must reach V's stack (its UdpNoPorts counter: nothing valid is lost to the
-# queue's bound: >= 90%, the rest for socket buffers under load).
-# Failures are collected, so one run on unfixed code shows both figures.
+# queue's bound; >= 95% once what the kernel dropped for a full socket buffer is added).
+# Part 3, the same assumption on the send path: with the tunnel's MTU at 576, A's TCP
+# hands its TUN TSO super-packets of up to ~120 segments of 536 bytes. iperf3 A -> V for
+# 2 s: retransmissions must stay under 5% of the segments (a daemon that drops every
+# super-packet of more than 64 segments makes TCP retransmit most of them). Skipped
+# without iperf3.
+# Failures are collected, so one run on unfixed code shows every figure.
 set -eu
 # shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -75,7 +80,9 @@ check() { # check DESCRIPTION CMD...: run CMD; a failure is recorded, the run go
 }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 kv() { sed -n "s/^$1 .*\b$2=\([-0-9.a-z]*\).*/\1/p" "$3"; }
-udp_noports() { ip netns exec "$NSV" awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print $c["NoPorts"] }' /proc/net/snmp; }
+udp_stat() { ip netns exec "$NSV" awk -v k="$1" '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print $c[k] }' /proc/net/snmp; }
+udp_noports() { udp_stat NoPorts; }
+tun_rx_dropped() { ip netns exec "$NSV" cat "/sys/class/net/$IFV/statistics/rx_dropped"; }
 dh_lines() { grep -c 'dropping handshake initiation' "$NT_TMP/$IFV.log" || true; }
 
 ping_ok "$NSA" 10.0.0.1
@@ -109,7 +116,7 @@ check "V is alive after the GSO flood" daemon_alive "$IFV"
 sleep 1.5 # the load state ends
 
 # ---- part 2: 64 x 128 segments after a burst of keepalives
-np0=$(udp_noports)
+np0=$(udp_noports) rbe0=$(udp_stat RcvbufErrors) td0=$(tun_rx_dropped)
 ip netns exec "$NSM" "$GSO" data --to 192.0.2.1 --port 51820 --victim-pub "$(key_pub v)" \
 	--key "$(key_file mallory)" --inner-src 10.0.0.3 --inner-dst 10.0.0.1 \
 	--rounds 30 --sends 64 --segs 128 --keepalives 64 --gap-ms 20 \
@@ -117,20 +124,52 @@ ip netns exec "$NSM" "$GSO" data --to 192.0.2.1 --port 51820 --victim-pub "$(key
 sed 's/^/gso data: /' "$NT_TMP/data.out"
 [ "$(kv data handshake "$NT_TMP/data.out")" = ok ] || fail "mallory's handshake with V failed: $(cat "$NT_TMP/data.out")"
 segments=$(kv data segments "$NT_TMP/data.out")
-sleep 0.5
+# V may still be working through its socket buffer: wait until its counter settles.
 np1=$(udp_noports)
-delivered=$((np1 - np0))
-log "segment overflow: $segments transport messages in $(kv data gso_sends "$NT_TMP/data.out") GSO sends; V's stack got $delivered inner packets"
+for _ in $(seq 40); do
+	sleep 0.5
+	n=$(udp_noports)
+	[ "$n" != "$np1" ] || break
+	np1=$n
+done
+delivered=$((np1 - np0)) rbe=$(($(udp_stat RcvbufErrors) - rbe0)) td=$(($(tun_rx_dropped) - td0))
+log "segment overflow: $segments transport messages in $(kv data gso_sends "$NT_TMP/data.out") GSO sends; V's stack got $delivered inner packets (V's UDP socket dropped $rbe datagrams for its buffer; its TUN dropped $td)"
+# What the kernel dropped before the daemon saw it (a full socket buffer: a whole super-
+# datagram of 128) or after it wrote it is not the daemon's loss.
+accounted=$((delivered + 128 * rbe + td))
 check "V's daemon is alive after the segment flood" daemon_alive "$IFV"
 check "V's interface exists after the segment flood" ip -n "$NSV" link show "$IFV"
 check "A still pings V across the tunnel" adv_ping "$NSA" 10.0.0.1 -c 3 -i 0.2 -w 10
-check "V delivered the inner packets: $delivered of $segments (>= 90%)" lt $((segments * 9 / 10)) $((delivered + 1))
+check "V delivered the inner packets: $delivered of $segments, $accounted with the kernel's drops (>= 95%)" \
+	lt $((segments * 95 / 100)) $((accounted + 1))
 if grep -q 'TUN write' "$NT_TMP/$IFV.log"; then
 	grep 'TUN write' "$NT_TMP/$IFV.log" | sort | uniq -c | head -3
 	check "no TUN write errors on V" false
 fi
 
+# ---- part 3: TUN TSO super-packets of more than 64 segments
+tso="skipped (no iperf3)"
+if command -v iperf3 >/dev/null; then
+	ip -n "$NSA" link set "$IFA" mtu 576
+	ip -n "$NSV" link set "$IFV" mtu 576
+	ip netns exec "$NSV" iperf3 -s -1 -B 10.0.0.1 >"$NT_TMP/iperf3-server.log" 2>&1 &
+	NT_PIDS+=("$!")
+	wait_for 5 "iperf3 server in V" sh -c "ip netns exec '$NSV' ss -ltn | grep -q '10.0.0.1:5201'"
+	ip netns exec "$NSA" timeout 20 iperf3 -c 10.0.0.1 -t 2 -J >"$NT_TMP/iperf3.json" 2>&1 || true
+	read -r mbit retrans segs < <(python3 -c 'import json, sys
+try:
+    e = json.load(open(sys.argv[1]))["end"]
+    b = e["sum_sent"]["bytes"]
+    print("%.1f %d %d" % (e["sum_received"]["bits_per_second"] / 1e6, e["sum_sent"].get("retransmits", 0), b // 536 + 1))
+except Exception:
+    print("0 0 1")' "$NT_TMP/iperf3.json")
+	tso="$mbit Mbit/s, $retrans retransmits of ~$segs segments"
+	log "TCP A -> V at MTU 576: $tso"
+	check "TCP at MTU 576 carried data: $mbit Mbit/s" lt 0 "$mbit"
+	check "TCP at MTU 576 retransmits < 5%: $retrans of ~$segs" lt $((retrans * 20)) "$segs"
+fi
+
 if [ ${#failures[@]} -gt 0 ]; then
 	fail "${#failures[@]} check(s) failed: $(printf '%s; ' "${failures[@]}")"
 fi
-log "pass: GSO flood $sent initiations -> $cookies cookie replies, $processed processed, ping median ${median} ms; $segments segments in 128-segment sends -> $delivered delivered, daemon alive"
+log "pass: GSO flood $sent initiations -> $cookies cookie replies, $processed processed, ping median ${median} ms; $segments segments in 128-segment sends -> $delivered delivered, daemon alive; TCP at MTU 576: $tso"
