@@ -24,7 +24,10 @@
 #define MAX_PACKET       65536   /* TUN packets up to the largest MTU */
 #define BUF_SIZE         (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
 #define HANDSHAKE_QUEUE  BATCH   /* "queue" for the under-load rule: handshakes in one batch */
-#define MAX_SEGMENTS     64      /* UDP GSO and GRO: datagrams per super-datagram */
+#define MAX_SEGMENTS     64      /* UDP GSO: datagrams per super-datagram we send. What we receive
+				  * is the kernel's choice (a local GSO sender's 128 pass as they
+				  * are), and a TUN TSO packet's count is its MSS's: neither is
+				  * bounded by this, so no array may be sized by it alone. */
 /* Bytes one wakeup of either half takes in before it returns to the loop. A batch is a
  * latency floor for the other half (a ping waits behind it) and must stay in cache: with
  * offloads 64 reads are 4 MiB, and a budget of two super-packets measured both faster

@@ -15,9 +15,15 @@
 
 static uint8_t rx_bufs[BATCH][BUF_SIZE];
 
-/* Decrypted packets for the TUN, written together at the end of the batch. */
-static struct nt_gro_packet tunq[BATCH * MAX_SEGMENTS];
+/* Decrypted packets for the TUN, written together at the end of the batch, or earlier
+ * when the queue is full: how many segments a datagram holds is the kernel's choice
+ * (locally sent GSO keeps up to UDP_MAX_SEGMENTS, 128 on recent kernels), not
+ * MAX_SEGMENTS, so the queue's bound is enforced at every append. */
+#define TUNQ_MAX (BATCH * MAX_SEGMENTS)
+static struct nt_gro_packet tunq[TUNQ_MAX];
 static size_t tunq_len;
+
+static void flush_tun(struct device *dev);
 
 #define PEER_OF(field_ptr, field) ((struct peer *)((char *)(field_ptr) - offsetof(struct peer, field)))
 
@@ -254,6 +260,8 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 	}
 	nt_timers_data_received(&peer->timers, now);
 	peer_timers_changed(peer);
+	if (tunq_len == TUNQ_MAX)
+		flush_tun(dev); /* full: write what is queued (its buffers stay valid), then go on */
 	tunq[tunq_len++] = (struct nt_gro_packet){ .data = plain, .len = iplen, .cap = (size_t)(buf_end - plain) };
 }
 
@@ -284,6 +292,33 @@ static void flush_tun(struct device *dev)
 	tunq_len = 0;
 }
 
+/* The UDP_GRO segment size of a received datagram of len bytes; len itself when the
+ * kernel reports none (or one that does not split it). */
+static size_t gro_segment(struct msghdr *m, size_t len)
+{
+	size_t seg = len;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int size;
+			memcpy(&size, CMSG_DATA(c), sizeof(size));
+			if (size > 0 && (size_t)size < len)
+				seg = (size_t)size;
+		}
+	}
+	return seg;
+}
+
+/* A handshake message of exactly its size: what counts as handshake load. Only
+ * well-formed sizes count, or a burst of junk headers would force real peers through a
+ * cookie round trip. */
+static bool is_handshake(const uint8_t *msg, size_t len)
+{
+	enum nt_message_type t = nt_message_type(msg, len);
+
+	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
+}
+
 void receive_udp(struct device *dev, int fd)
 {
 	static struct mmsghdr msgs[BATCH];
@@ -293,7 +328,8 @@ void receive_udp(struct device *dev, int fd)
 		char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
 		struct cmsghdr align;
 	} ctrl[BATCH];
-	unsigned handshakes = 0;
+	static size_t seg_size[BATCH];
+	size_t handshakes = 0, hs_budget = HANDSHAKE_QUEUE;
 	uint64_t now = now_ns();
 	bool under_load;
 	int n;
@@ -323,19 +359,22 @@ void receive_udp(struct device *dev, int fd)
 	*vlen = *vlen < 1 ? 1 : *vlen > BATCH ? BATCH : *vlen;
 	if (!dev->up)
 		return; /* the link's state gates the peers: nothing is processed while down */
-	/* Only well-formed sizes count as handshake load, or a burst of junk headers would
-	 * force real peers through a cookie round trip. */
+	/* The load is counted per segment: a GRO super-datagram (the kernel's, or a sender's
+	 * GSO handed over unchanged) of 64 initiations is 64 handshakes, not none. */
 	for (int i = 0; i < n; i++) {
-		enum nt_message_type t = nt_message_type(rx_bufs[i], msgs[i].msg_len);
-		handshakes += (t == NT_MSG_INITIATION && msgs[i].msg_len == NT_INIT_LEN) ||
-			      (t == NT_MSG_RESPONSE && msgs[i].msg_len == NT_RESP_LEN);
+		size_t len = msgs[i].msg_len;
+
+		seg_size[i] = gro_segment(&msgs[i].msg_hdr, len);
+		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+			continue;
+		for (size_t off = 0; off < len; off += seg_size[i])
+			handshakes += is_handshake(rx_bufs[i] + off, len - off < seg_size[i] ? len - off : seg_size[i]);
 	}
 	under_load = nt_cookie_under_load(handshakes, HANDSHAKE_QUEUE, now, &dev->last_under_load);
 
 	for (int i = 0; i < n; i++) {
-		size_t len = msgs[i].msg_len, seg = len;
+		size_t len = msgs[i].msg_len, seg = seg_size[i];
 		struct endpoint_src local;
-		struct cmsghdr *c;
 
 		endpoint_normalize(&src[i]);
 		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -344,19 +383,25 @@ void receive_udp(struct device *dev, int fd)
 		}
 		udp_cmsg_src(&msgs[i].msg_hdr, &local);
 		/* A GRO super-datagram: same-sized datagrams back to back, the last maybe shorter. */
-		for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-			if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
-				int size;
-				memcpy(&size, CMSG_DATA(c), sizeof(size));
-				if (size > 0)
-					seg = (size_t)size;
-			}
-		}
 		for (size_t off = 0; off < len; off += seg) {
 			uint8_t *msg = rx_bufs[i] + off;
 			size_t mlen = len - off < seg ? len - off : seg;
+			enum nt_message_type type = nt_message_type(msg, mlen);
 
-			switch (nt_message_type(msg, mlen)) {
+			/* A wakeup handles at most HANDSHAKE_QUEUE handshake messages that ride in a
+			 * super-datagram after its first segment: no more than a batch of plain
+			 * datagrams could carry, so segmentation buys no extra Diffie-Hellman (or
+			 * cookie reply) work, while the first segment of every datagram keeps its
+			 * chance, as a plain datagram from a real peer would. The rest costs a compare. */
+			if (type == NT_MSG_INITIATION || type == NT_MSG_RESPONSE) {
+				if (off && !hs_budget) {
+					dev->drops[NT_DROP_FLOOD]++;
+					continue;
+				}
+				if (hs_budget)
+					hs_budget--;
+			}
+			switch (type) {
 			case NT_MSG_INITIATION:
 				handle_initiation(dev, msg, mlen, &src[i], &local, now, under_load);
 				break;

@@ -13,6 +13,8 @@
 
 /* Sealed messages waiting for the end of the batch, in order. */
 #define OUT_MAX 1024
+/* Segments of one TUN TSO super-packet: all of them go into one batch. */
+#define TSO_SEGMENTS_MAX OUT_MAX
 struct out_batch {
 	struct {
 		union endpoint to;
@@ -266,6 +268,8 @@ static void send_packet(struct device *dev, struct out_batch *out, uint8_t *pkt,
 	}
 	if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, dev->mtu, now) != NT_OK)
 		return;
+	if (out->n == OUT_MAX)
+		flush(dev, out); /* the batch's bound: sealed buffers stay in the arena meanwhile */
 	batch_add(out, peer, buf, wire_len);
 	after_data_sent(peer, kp, wire_len, iplen, now);
 }
@@ -314,21 +318,29 @@ void send_tun_batch(struct device *dev)
 		used += slot_size(len);
 
 		if ((vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV4 || (vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV6) {
-			uint8_t *segs[MAX_SEGMENTS];
-			size_t seg_len[MAX_SEGMENTS], seg_slot = slot_size((size_t)vh.gso_size + 120);
+			/* The segment count is the sender's MSS's doing, not MAX_SEGMENTS: 64 KiB at
+			 * an MSS of 536 is 123 segments (the kernel's TCP goes down to 88 bytes, 745).
+			 * `most` bounds it from the length alone; arena and batch are checked for it. */
+			static uint8_t *segs[TSO_SEGMENTS_MAX];
+			static size_t seg_len[TSO_SEGMENTS_MAX];
+			size_t seg_slot = slot_size((size_t)vh.gso_size + 120), most = vh.gso_size ? len / vh.gso_size + 1 : 0;
 			int count;
 
-			if (ARENA_SIZE - used < MAX_SEGMENTS * seg_slot) {
+			if (!most || most > TSO_SEGMENTS_MAX) {
+				dev->drops[NT_DROP_MALFORMED]++;
+				continue;
+			}
+			if (ARENA_SIZE - used < most * seg_slot || out.n + most > OUT_MAX) {
 				/* send what is sealed; the super-packet itself stays where it is */
 				flush(dev, &out);
-				if (ARENA_SIZE - used < MAX_SEGMENTS * seg_slot) {
+				if (ARENA_SIZE - used < most * seg_slot) {
 					dev->drops[NT_DROP_SIZE]++;
 					continue;
 				}
 			}
-			for (unsigned i = 0; i < MAX_SEGMENTS; i++)
+			for (size_t i = 0; i < most; i++)
 				segs[i] = arena + used + i * seg_slot + NT_DATA_HEADER_LEN;
-			count = nt_offload_split(pkt, len, &vh, segs, seg_len, MAX_SEGMENTS);
+			count = nt_offload_split(pkt, len, &vh, segs, seg_len, most);
 			if (count < 0) {
 				dev->drops[NT_DROP_MALFORMED]++;
 				continue;

@@ -16,7 +16,7 @@
 #include "harness.h"
 
 struct seed {
-	uint8_t buf[4096];
+	uint8_t buf[16384];
 	size_t len;
 };
 
@@ -416,6 +416,50 @@ int main(int argc, char **argv)
 	put(s, "\x04\0\0\0", 4);
 	o = run(s);
 	emit("p-raw-short", s, "be dropped for its size", o.drops[NT_DROP_SIZE] == 1);
+
+	/* ---- UDP GRO super-datagrams past 64 segments (security review, issue 20) ---- */
+	{
+		/* IPv4, 28 bytes, 10.0.1.9 -> 10.0.0.1: 128 of them in one datagram, twice the
+		 * harness's TUN queue, so it is written out mid-datagram. */
+		static const uint8_t pkt[28] = { 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 1, 9, 10, 0, 0, 1 };
+		size_t len;
+		const uint8_t *init = fz_template(FZ_TPL_INIT_NOMAC2, &len);
+
+		s = program();
+		put_u8(s, op(FZ_STEP_CRAFT, false, FZ_SRC_PEER, 0));
+		put_u8(s, FZ_C_GRO);
+		put_u8(s, FZ_CD_FIX_CSUM);
+		put_u8(s, FZ_GRO_MAX_SEGMENTS - 1);
+		put_u16(s, sizeof(pkt));
+		put_u16(s, sizeof(pkt));
+		for (int i = 0; i < FZ_GRO_MAX_SEGMENTS; i++)
+			put(s, pkt, sizeof(pkt));
+		o = run(s);
+		emit("p-gro-128", s, "deliver 128 segments through a full TUN queue",
+		     o.data_accepted == FZ_GRO_MAX_SEGMENTS && o.tun_writes == FZ_GRO_MAX_SEGMENTS);
+
+		/* 20 initiations without mac2 as one datagram, no load flag: they are the load. */
+		s = program();
+		put_u8(s, op(FZ_STEP_RAW, false, FZ_SRC_PEER, 0));
+		put_u16(s, (uint16_t)(FZ_RAW_GRO | (20 * len)));
+		put_u16(s, (uint16_t)len);
+		for (int i = 0; i < 20; i++)
+			put(s, init, len);
+		o = run(s);
+		emit("p-raw-gro-init-load", s, "count its segments as load and get cookie replies",
+		     o.sent_cookie_replies == 20 && !o.initiations_accepted);
+
+		/* 100 of them: HANDSHAKE_QUEUE (64) are handled, the rest dropped unread. */
+		s = program();
+		put_u8(s, op(FZ_STEP_RAW, false, FZ_SRC_PEER, 0));
+		put_u16(s, (uint16_t)(FZ_RAW_GRO | (100 * len)));
+		put_u16(s, (uint16_t)len);
+		for (int i = 0; i < 100; i++)
+			put(s, init, len);
+		o = run(s);
+		emit("p-raw-gro-init-budget", s, "handle 64 handshake segments and drop 36",
+		     o.sent_cookie_replies == 64 && o.drops[NT_DROP_FLOOD] == 36);
+	}
 
 	/* ---- decrypted TCP segments for the coalescer ---- */
 	{

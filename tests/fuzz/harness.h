@@ -18,7 +18,9 @@
  *   bit 0 set: "program" form, bit 1 vnet off; the rest is up to FZ_MAX_STEPS steps, each
  *     op byte: bits 0-1 kind, bit 2 under load, bits 3-4 source, bits 5-7 time step
  *     (added to the clock before the step), then by kind:
- *     FZ_STEP_RAW:      u16 length (LE, clipped to what is left), the datagram
+ *     FZ_STEP_RAW:      u16 length (LE; bit 15 FZ_RAW_GRO: a u16 UDP_GRO segment size
+ *                       follows, and the datagram is split at it as receive_udp does,
+ *                       any count of segments), then the datagram (clipped to what is left)
  *     FZ_STEP_TEMPLATE: t byte (bits 0-3 template, FZ_T_* flags above), [i8 resize if
  *                       FZ_T_RESIZE], n byte (XOR edits, at most 64), n x (u16 pos, u8 xor)
  *     FZ_STEP_CRAFT:    c byte (FZ_C_*), then its arguments (see receiver.c)
@@ -92,7 +94,8 @@ enum fz_craft {
 #define FZ_CD_KEYPAIR_B   (1 << 0)
 #define FZ_CD_COUNTER_SHIFT 1 /* 0: next fresh, 1: base + u8, 2: base - 1 - u8, 3: raw u64 */
 #define FZ_CD_FIX_CSUM    (1 << 3) /* fix IP lengths and IPv4/TCP checksums before sealing */
-#define FZ_GRO_MAX_SEGMENTS 16
+#define FZ_GRO_MAX_SEGMENTS 128 /* the kernel's UDP_MAX_SEGMENTS: what a GSO sender gets through */
+#define FZ_RAW_GRO (1u << 15)
 
 /* What one input did, for gen_seeds to check that its seeds reach where they should. */
 struct fz_outcome {

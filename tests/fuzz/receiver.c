@@ -3,7 +3,9 @@
  * mac1, and under load mac2 / cookie reply / rate limit -> Noise or cookie or keypair ->
  * inner packet checks), and what the daemon sends in answer (responses, cookie replies,
  * keepalives, initiations from the timers) goes through the same core calls as
- * daemon/send.c, into an outbox instead of a socket.
+ * daemon/send.c, into an outbox instead of a socket. That includes the answer to issue 20:
+ * the TUN queue written out when full (whatever the segment count), the handshake load
+ * counted per GRO segment, and a per-delivery budget for handshake segments.
  *
  * After every step the harness checks what must hold whatever the input:
  *   - a keypair slot no one references is all zeros, a zeroed handshake holds no secret;
@@ -46,7 +48,10 @@
 #define MAX_PACKET      65536 /* daemon/noisetund.h: a receive buffer per datagram */
 #define BUF_SIZE        (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
 #define HELD_MAX        (FZ_MAX_STEPS + 1)
-#define TUNQ_MAX        (FZ_MAX_STEPS * FZ_GRO_MAX_SEGMENTS)
+/* Smaller than what one input can queue (FZ_MAX_STEPS super-datagrams of up to
+ * FZ_GRO_MAX_SEGMENTS, or a raw one split at any size): as in the daemon, the queue is
+ * written out when full, mid-datagram, and that path gets fuzzed too. */
+#define TUNQ_MAX        64
 
 #define NOW0  (1000 * NT_NSEC_PER_SEC)
 #define WALL0 (1700000000ULL * NT_NSEC_PER_SEC)
@@ -566,7 +571,10 @@ static bool naive_source_of_p(const uint8_t *pkt)
 	return !memcmp(pkt + 8, fd00, 8);
 }
 
-/* The daemon queues decrypted packets and writes them at the end of the batch. */
+static void write_tunq(void);
+
+/* The daemon queues decrypted packets and writes them at the end of the batch, or as soon
+ * as the queue is full (daemon/receive.c handle_data). */
 static void tun_enqueue(struct device *dev, uint8_t *pkt, size_t iplen, size_t plainlen, const uint8_t *buf_end)
 {
 	if (dev != &W.d)
@@ -576,7 +584,7 @@ static void tun_enqueue(struct device *dev, uint8_t *pkt, size_t iplen, size_t p
 	if (!naive_source_of_p(pkt))
 		FAIL("a packet from outside the peer's allowed IPs reached the TUN");
 	if (tunq_len == TUNQ_MAX)
-		FAIL("the harness's TUN queue is full");
+		write_tunq();
 	tunq[tunq_len++] = (struct nt_gro_packet){ .data = pkt, .len = iplen, .cap = (size_t)(buf_end - pkt) };
 }
 
@@ -682,11 +690,22 @@ static void dispatch(struct device *dev, uint8_t *msg, size_t len, const struct 
 
 /* One datagram (seg < len: a UDP GRO super-datagram of seg-byte datagrams, the last maybe
  * shorter), into a receive buffer of the daemon's size, as receive_udp handles it. */
+static bool is_handshake(const uint8_t *msg, size_t len)
+{
+	enum nt_message_type t = nt_message_type(msg, len);
+
+	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
+}
+
+/* As receive_udp: the load is counted per segment (the input's load flag stands for the
+ * rest of a batch), and handshake messages after the first segment of a super-datagram
+ * draw on a budget of HANDSHAKE_QUEUE per wakeup (one delivery here); the excess is
+ * dropped and counted as NT_DROP_FLOOD. */
 static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, size_t seg, const struct endpoint *src,
 			bool load_signal)
 {
-	bool under_load = nt_cookie_under_load(load_signal ? HANDSHAKE_QUEUE : 0, HANDSHAKE_QUEUE, W.now,
-					       &dev->last_under_load);
+	size_t handshakes = 0, hs_budget = HANDSHAKE_QUEUE;
+	bool under_load;
 	uint8_t *buf;
 
 	if (len > BUF_SIZE) {
@@ -703,11 +722,24 @@ static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, siz
 	ASAN_POISON_MEMORY_REGION(buf + len, BUF_SIZE - len);
 	held[held_count].buf = buf;
 	held[held_count++].len = len;
-	if (!seg)
+	if (!seg || seg > len)
 		seg = len;
+	for (size_t off = 0; off < len; off += seg)
+		handshakes += is_handshake(buf + off, len - off < seg ? len - off : seg);
+	under_load = nt_cookie_under_load(load_signal ? HANDSHAKE_QUEUE : handshakes, HANDSHAKE_QUEUE, W.now,
+					  &dev->last_under_load);
 	for (size_t off = 0; off < len; off += seg) {
 		size_t mlen = len - off < seg ? len - off : seg;
+		enum nt_message_type t = nt_message_type(buf + off, mlen);
 
+		if (t == NT_MSG_INITIATION || t == NT_MSG_RESPONSE) {
+			if (off && !hs_budget) {
+				dev->drops[NT_DROP_FLOOD]++;
+				continue;
+			}
+			if (hs_budget)
+				hs_budget--;
+		}
 		dispatch(dev, buf + off, mlen, src, under_load, buf + BUF_SIZE);
 	}
 }
@@ -738,8 +770,8 @@ static bool tcp_headers(const uint8_t *pkt, size_t len, size_t *l3, size_t *l4)
  * segment's sequence number, a consistent length, and nt_offload_split undoes it. */
 static void check_merge(const struct nt_gro_packet *head, uint8_t *const orig[], const size_t orig_len[], size_t n)
 {
-	size_t l3, l4, off, hl3, hl4, seg_len[FZ_GRO_MAX_SEGMENTS * FZ_MAX_STEPS];
-	uint8_t *segs[FZ_GRO_MAX_SEGMENTS * FZ_MAX_STEPS];
+	size_t l3, l4, off, hl3, hl4, seg_len[TUNQ_MAX];
+	uint8_t *segs[TUNQ_MAX];
 	int count;
 
 	if (!tcp_headers(head->data, head->len, &hl3, &hl4))
@@ -778,8 +810,10 @@ static void check_merge(const struct nt_gro_packet *head, uint8_t *const orig[],
 	}
 }
 
-/* daemon/receive.c flush_tun: coalesce (vnet), then write each remaining packet. */
-static void flush_tun(void)
+/* daemon/receive.c flush_tun: coalesce (vnet), then write each remaining packet. The
+ * receive buffers stay (a full queue is written mid-datagram); their tails are poisoned
+ * again for what is left of the batch. */
+static void write_tunq(void)
 {
 	uint8_t *orig[TUNQ_MAX];
 	size_t orig_len[TUNQ_MAX];
@@ -826,7 +860,17 @@ static void flush_tun(void)
 	}
 	tunq_len = 0;
 	for (size_t i = 0; i < held_count; i++)
+		ASAN_POISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+}
+
+/* The end of a batch: write the queue, give the receive buffers back. */
+static void flush_tun(void)
+{
+	write_tunq();
+	for (size_t i = 0; i < held_count; i++) {
+		ASAN_UNPOISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
 		free(held[i].buf);
+	}
 	held_count = 0;
 }
 
@@ -1292,10 +1336,15 @@ void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
 			W.now += time_steps[(op >> FZ_OP_TIME_SHIFT) & 7];
 			switch (op & 3) {
 			case FZ_STEP_RAW: {
-				size_t len = rd_u16(&r);
-				const uint8_t *p = rd_bytes(&r, &len);
+				size_t len = rd_u16(&r), seg = 0;
+				const uint8_t *p;
 
-				deliver(&W.d, p, len, src, load);
+				if (len & FZ_RAW_GRO) { /* the UDP_GRO size the kernel reports with it */
+					len &= ~(size_t)FZ_RAW_GRO;
+					seg = rd_u16(&r);
+				}
+				p = rd_bytes(&r, &len);
+				deliver_gro(&W.d, p, len, seg, src, load);
 				break;
 			}
 			case FZ_STEP_TEMPLATE:

@@ -4,7 +4,8 @@
 # directly this file says what it is and exits 77 (skip).
 #
 #   adv_tool NAME                 build tests/net/tools/NAME.c against $BUILD/libnoisetun.a
-#                                 (when missing or stale) into $BUILD/tests/net/tools/NAME;
+#                                 (when it, tools/toolkit.h, the tools' shared helpers,
+#                                 or the library is newer) into $BUILD/tests/net/tools/NAME;
 #                                 prints the path. With a sanitizer build of the library
 #                                 the tool gets the same sanitizers.
 #   adv_sniff_start TAG NS DEV [MAXHEX]
@@ -39,7 +40,8 @@ adv_tool() {
 	[ -f "$src" ] || fail "adv_tool: $src missing"
 	command -v cc >/dev/null || skip "cc is not installed (needed for tests/net/tools/$name.c)"
 	[ -f "$lib" ] || skip "$lib missing: build the core first (make $lib)"
-	if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$lib" -nt "$out" ]; then
+	if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$lib" -nt "$out" ] ||
+		[ "$ADV_ROOT/tests/net/tools/toolkit.h" -nt "$out" ]; then
 		mkdir -p "$(dirname "$out")"
 		if nm "$lib" 2>/dev/null | grep -q '__asan_'; then
 			san="-fsanitize=address,undefined -fno-omit-frame-pointer"

@@ -29,6 +29,7 @@
  *   probe sent=N answered=N last_cookie_ms=T first_silent_ms=T answered_after_1500ms=N
  * Exit 0, or 2 on bad usage or setup failure. */
 #define _GNU_SOURCE
+#define TOOL_NAME "flood"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,69 +49,11 @@
 #include "noisetun/messages.h"
 #include "noisetun/noise.h"
 
+#include "toolkit.h"
+
 #define MAX_PORTS 1024
 #define MAX_BURST 256
 #define POOL 4096
-
-static void die(const char *what)
-{
-	fprintf(stderr, "flood: %s\n", what);
-	exit(2);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void rng_fill(void *ctx, void *buf, size_t len)
-{
-	(void)ctx;
-	while (len) {
-		ssize_t n = getrandom(buf, len, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("getrandom failed");
-		}
-		buf = (uint8_t *)buf + n;
-		len -= (size_t)n;
-	}
-}
-
-static const struct nt_rng rng = { .fill = rng_fill, .ctx = NULL };
-
-static uint32_t random_index(void)
-{
-	uint32_t v;
-
-	rng_fill(NULL, &v, sizeof(v));
-	return v ? v : 1;
-}
-
-static void read_key_file(uint8_t key[NT_KEY_LEN], const char *path)
-{
-	char buf[128] = { 0 };
-	FILE *f = fopen(path, "r");
-
-	if (!f || !fgets(buf, sizeof(buf), f))
-		die("cannot read the key file");
-	fclose(f);
-	buf[strcspn(buf, "\r\n")] = 0;
-	if (nt_key_from_base64(key, buf))
-		die("bad key in the key file");
-}
 
 struct counts {
 	unsigned long cookie, response, other;

@@ -23,6 +23,7 @@
  *
  * Exit 0, or 2 on bad usage or setup failure. */
 #define _GNU_SOURCE
+#define TOOL_NAME "lowpeer"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -41,60 +42,10 @@
 #include "noisetun/messages.h"
 #include "noisetun/noise.h"
 
+#include "toolkit.h"
+
 static const char construction[] = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 static const char identifier[] = "WireGuard v1 zx2c4 Jason@zx2c4.com";
-
-static void die(const char *what)
-{
-	fprintf(stderr, "lowpeer: %s\n", what);
-	exit(2);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void rng_fill(void *ctx, void *buf, size_t len)
-{
-	(void)ctx;
-	if (getrandom(buf, len, 0) != (ssize_t)len)
-		die("getrandom failed");
-}
-
-static const struct nt_rng rng = { .fill = rng_fill, .ctx = NULL };
-
-static uint32_t random_index(void)
-{
-	uint32_t v;
-
-	rng_fill(NULL, &v, sizeof(v));
-	return v ? v : 1;
-}
-
-static void read_key_file(uint8_t key[NT_KEY_LEN], const char *path)
-{
-	char buf[128] = { 0 };
-	FILE *f = fopen(path, "r");
-
-	if (!f || !fgets(buf, sizeof(buf), f))
-		die("cannot read the key file");
-	fclose(f);
-	buf[strcspn(buf, "\r\n")] = 0;
-	if (nt_key_from_base64(key, buf))
-		die("bad key in the key file");
-}
 
 static void parse_b64(uint8_t key[NT_KEY_LEN], const char *s, const char *what)
 {
@@ -108,15 +59,6 @@ static void parse_b64(uint8_t key[NT_KEY_LEN], const char *s, const char *what)
 static void mix_hash(uint8_t h[NT_HASH_LEN], const void *x, size_t len)
 {
 	nt_hash2(h, h, NT_HASH_LEN, x, len);
-}
-
-static void add_mac1(uint8_t *msg, size_t len, const uint8_t victim_pub[NT_KEY_LEN])
-{
-	uint8_t key[NT_HASH_LEN];
-
-	nt_hash2(key, "mac1----", 8, victim_pub, NT_KEY_LEN);
-	nt_mac(msg + len - 2 * NT_MAC_LEN, key, NT_KEY_LEN, msg, len - 2 * NT_MAC_LEN);
-	memset(msg + len - NT_MAC_LEN, 0, NT_MAC_LEN);
 }
 
 /* An initiation built step by step (protocol.md "The handshake"), with es and ss given. */
