@@ -180,9 +180,106 @@ void privsep_notify_forward(const char *msg)
 	chan_send('N', msg);
 }
 
+#ifdef NT_TEST_SEAMS
+/* ---- test seam: a compromised worker (tests/net/savecfg.sh) ----
+ * Compiled only with -DNT_TEST_SEAMS (the scenario's own build/seams*), never in a release
+ * or sanitizer build: the scenario checks that $BUILD/noisetund lacks the names below.
+ * NOISETUN_TEST_HOSTILE_WORKER=CASE makes the worker do what code running in a compromised
+ * worker could: lie in SaveConfig's memfd and on the channel. NOISETUN_TEST_PWNED=PREFIX
+ * is where the forged hooks would leave their marks (PREFIX-postup, ...). */
+static const char *seam_case(void)
+{
+	const char *c = getenv("NOISETUN_TEST_HOSTILE_WORKER");
+
+	return c ? c : "";
+}
+
+static const char *seam_pwned(void)
+{
+	const char *p = getenv("NOISETUN_TEST_PWNED");
+
+	return p ? p : "/nonexistent/pwned";
+}
+
+/* Raw channel messages (len bytes, 0 included), as a worker that owns its end may send. */
+static __attribute__((noinline)) void nt_test_seam_hostile_channel(void)
+{
+	static const struct {
+		const char *msg;
+		size_t len;
+	} msgs[] = {
+#define M(s) { s, sizeof(s) - 1 }
+		M("R"),                                 /* a second ready */
+		M("Eforged error after ready"),         /* an error once ready */
+		M("NREADY=1"),                          /* not STATUS=, WATCHDOG=1, STOPPING=1 */
+		M("NSTATUS=ok\nMAINPID=1"),             /* a second notify line */
+		M("NSTATUS=\x1b]0;pwned\x07"),          /* control characters */
+		M("Hpayload"),                          /* 'H' carries nothing */
+		M("X"),                                 /* no such message */
+		{ NULL, 0 },                            /* oversized: the buffer below */
+		M(""),                                  /* empty (last: it looked like EOF) */
+#undef M
+	};
+	char big[2048];
+
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "NSTATUS=", 8);
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		bool oversized = !msgs[i].msg;
+		struct iovec iov = { (void *)(oversized ? big : msgs[i].msg), oversized ? sizeof(big) : msgs[i].len };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+		if (sendmsg(ps.chan, &msg, MSG_NOSIGNAL) < 0)
+			log_error("test seam: channel: %s", strerror(errno));
+	}
+}
+
+/* 'E' with terminal escapes, then an exit before 'R': the launcher prints the text. */
+static __attribute__((noinline)) void nt_test_seam_hostile_start(void)
+{
+	chan_send('E', "\x1b[2J\x1b]0;pwned\x07" "forged start error\r\n");
+	_exit(1);
+}
+
+/* SaveConfig: the MTU the worker claims, text after the [Interface] line, text at the end. */
+static __attribute__((noinline)) unsigned nt_test_seam_hostile_mtu(unsigned mtu)
+{
+	return !strcmp(seam_case(), "mtu") ? 70000 : mtu;
+}
+
+static __attribute__((noinline)) void nt_test_seam_hostile_save(FILE *f, bool head)
+{
+	const char *c = seam_case(), *p = seam_pwned();
+
+	if (head && !strcmp(c, "hooks")) {
+		fprintf(f, "PreUp = touch %s-preup\nPostUp = touch %s-postup\n", p, p);
+		fprintf(f, "PreDown = touch %s-predown\nPostDown = touch %s-postdown\n", p, p);
+	} else if (head && !strcmp(c, "wgquick")) {
+		fprintf(f, "Address = 10.99.0.1/32\nTable = off\nDNS = 192.0.2.99\nSaveConfig = false\n");
+	} else if (head && !strcmp(c, "nul")) {
+		fwrite("ListenPort = 51820\0\n", 1, 20, f);
+		fprintf(f, "PostUp = touch %s-nul\n", p);
+	} else if (head && !strcmp(c, "big")) {
+		for (size_t i = 0; i < (1u << 20); i++)
+			fputc('A', f);
+		fputc('\n', f);
+	} else if (!head && !strcmp(c, "section")) {
+		fprintf(f, "\n[Interface]\nPostUp = touch %s-section\n", p);
+	}
+}
+#endif
+
 void privsep_worker_ready(void)
 {
+#ifdef NT_TEST_SEAMS
+	if (!strcmp(seam_case(), "chanstart"))
+		nt_test_seam_hostile_start();
+#endif
 	chan_send('R', NULL);
+#ifdef NT_TEST_SEAMS
+	if (!strcmp(seam_case(), "chan"))
+		nt_test_seam_hostile_channel();
+#endif
 }
 
 void privsep_worker_failed(const char *msg)
@@ -371,8 +468,15 @@ void privsep_worker_save(const struct device *dev)
 	}
 	/* The buffer holds the private key: ours, on the stack, wiped below. */
 	setvbuf(f, buf, _IOFBF, sizeof(buf));
+#ifdef NT_TEST_SEAMS
+	fprintf(f, "MTU = %u\n", nt_test_seam_hostile_mtu(dev->mtu));
+	nt_test_seam_hostile_save(f, true);
+	config_write_device(f, dev);
+	nt_test_seam_hostile_save(f, false);
+#else
 	fprintf(f, "MTU = %u\n", dev->mtu);
 	config_write_device(f, dev);
+#endif
 	if (fclose(f))
 		log_error("SaveConfig: %s", strerror(errno));
 	explicit_bzero(buf, sizeof(buf));
