@@ -69,7 +69,8 @@ static struct {
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
-	const char *device_text;        /* the worker's part of SaveConfig */
+	const char *device_text;        /* the worker's part of SaveConfig, as the monitor formatted it */
+	const char *device_why;         /* without one: why not ("": the worker left nothing) */
 } q;
 
 static char what_buf[512];
@@ -1142,7 +1143,9 @@ void config_down(struct device *dev, bool orderly)
 	if (orderly) {
 		config_pre_down();
 		if (q.cfg.save_config && privsep_is_monitor() && !q.device_text) {
-			log_error("SaveConfig: the worker left no configuration; %s is unchanged", q.real_path);
+			log_error("SaveConfig: %s; %s is unchanged",
+				  q.device_why && *q.device_why ? q.device_why : "the worker left no configuration",
+				  q.real_path);
 		} else if (q.cfg.save_config) {
 			if ((err = save_config(dev)))
 				log_error("SaveConfig: cannot write %s: %s", q.real_path, strerror(-err));
@@ -1170,9 +1173,10 @@ void config_pre_down(void)
 	run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
 }
 
-void config_set_device_text(const char *text)
+void config_set_device_text(const char *text, const char *why)
 {
 	q.device_text = text;
+	q.device_why = why;
 }
 
 /* The monitor needs FILE's addresses, routes, DNS and hooks, never its keys. */
