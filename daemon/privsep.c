@@ -801,7 +801,13 @@ static char *saved_device_text(unsigned *mtu, size_t *size, char *why, size_t wh
 	memset(text, ' ', first - 1);
 	err = nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &perr);
 	if (err) {
-		if (perr.line)
+		/* The parser's advice for a wg-quick key (use `noisetun strip`) is not for this log. */
+		const char *quick = strstr(perr.message, ": a wg-quick key, not accepted here");
+
+		if (perr.line && quick)
+			snprintf(why, why_size, "refused what the worker left: line %u: %.*s: a key of the file, not of the device",
+				 perr.line, (int)(quick - perr.message), perr.message);
+		else if (perr.line)
 			snprintf(why, why_size, "refused what the worker left: line %u: %s", perr.line, perr.message);
 		else
 			snprintf(why, why_size, "refused what the worker left: %s", perr.message);

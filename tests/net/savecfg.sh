@@ -142,14 +142,18 @@ run "$NTD" ""
 [ "$(sum)" = "$CANON" ] || { diff "$NT_TMP/canonical.conf" "$CONF"; fail "a save of an unchanged device changed the file"; }
 log "reference file saved; a second save gives the same bytes"
 
-# hostile CASE [REFUSALS]: one start and stop of the seam daemon, then the checks above.
+# hostile CASE REFUSALS [WHY]: one start and stop of the seam daemon, then the checks above;
+# WHY (a grep -E pattern) must be in the refusal.
 hostile() {
-	local c=$1 want=${2:-1} n
+	local c=$1 want=$2 why=${3:-} n
 	reset_conf
 	rm -f "$PWNED"-*
 	run "$SEAMD" "$c" || { bad "$c: the seam daemon did not start"; return 0; }
 	n=$(refusals)
 	[ "$n" = "$want" ] || bad "$c: $n refusal lines naming $IFA in the log, want $want"
+	if [ -n "$why" ] && ! grep -qE "SaveConfig: refused .*$why.*; $CONF is unchanged" "$RUNLOG"; then
+		bad "$c: no refusal saying '$why' and that $CONF is unchanged"
+	fi
 	if grep -q "worker left no configuration" "$RUNLOG"; then
 		bad "$c: a second log line for the refusal"
 	fi
@@ -164,13 +168,19 @@ hostile() {
 	log "case $c: $n refusal(s), sha256 $(sum | cut -c1-12)"
 }
 
-hostile hooks
-hostile section
-hostile wgquick
-hostile nul
-hostile big
-hostile mtu
+hostile hooks 1 "line 3: PreUp: a key of the file, not of the device"
+hostile section 1 "a second \[Interface\] section"
+hostile wgquick 1 "line 3: Address: a key of the file"
+hostile nul 1 "line 3: the line contains a NUL byte"
+hostile big 1 "line 3: \"AAAA.*\.\.\.\" is not \"Key = value\""
+hostile mtu 1 "line 1 is not \"MTU = N\" \(68-65535\)"
 hostile chan 9
+for r in "a second 'R'" "'E' once ready" "'H' with a payload" "unknown type 0x58" "2048 bytes, more than 511" \
+	"an empty message"; do
+	grep -qF "refused a message from the worker: $r" "$NT_TMP/run-chan.log" || bad "chan: no refusal of $r"
+done
+n=$(grep -c "refused a message from the worker: a notify message other than" "$NT_TMP/run-chan.log" || true)
+[ "$n" = 3 ] || bad "chan: $n refusals of notify messages, want 3 (READY=1, two lines, control characters)"
 
 # chanstart: the launcher prints the worker's start error, without its control characters.
 reset_conf
