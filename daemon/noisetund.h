@@ -312,11 +312,12 @@ int privsep_send_set(const struct nt_uapi_set *set);
 
 /* setup.c, for the split: the worker forgets config mode; the monitor wipes the keys of
  * the parsed file, runs PreDown before it stops the worker, and hands SaveConfig the
- * worker's device text ("ListenPort = ..." onwards; NULL: none). */
+ * device text it formatted from what the worker left ("ListenPort = ..." onwards), or
+ * NULL and why not (logged once, if SaveConfig wanted it; "" or NULL: nothing left). */
 void config_forget(void);
 void config_wipe_secrets(void);
 void config_pre_down(void);
-void config_set_device_text(const char *text);
+void config_set_device_text(const char *text, const char *why);
 /* The device part of a saved config (ListenPort, FwMark, PrivateKey, peers). */
 void config_write_device(FILE *f, const struct device *dev);
 

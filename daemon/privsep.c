@@ -17,8 +17,14 @@
  *   'H'        SIGHUP reached the worker (it cannot signal a root process)
  *   'N' text   an sd_notify message to relay (STATUS=, WATCHDOG=1, STOPPING=1 only), so
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
+ * Anything else (a payload where none belongs, a second 'R', 'E' once ready, a notify
+ * message outside those three, control characters, a NUL, an empty or oversized message,
+ * an unknown type) is refused with one log line and otherwise ignored.
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
- * on an orderly exit, the monitor reads it once the worker is gone, then empties it. */
+ * on an orderly exit, the monitor reads it once the worker is gone, then empties it. The
+ * worker may be compromised by then, so the monitor parses that text strictly and writes
+ * only what it formats itself from the parsed values (saved_device_text). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -26,6 +32,7 @@
 #include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
@@ -47,6 +55,7 @@
 #define KEPT_CAPS        ((1u << CAP_NET_ADMIN) | (1u << CAP_NET_BIND_SERVICE))
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_SAVED_TEXT   (64u << 20)
+#define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */
 
 _Static_assert(CAP_NET_ADMIN < 32 && CAP_NET_BIND_SERVICE < 32, "both in the first capability word");
 
@@ -180,9 +189,106 @@ void privsep_notify_forward(const char *msg)
 	chan_send('N', msg);
 }
 
+#ifdef NT_TEST_SEAMS
+/* ---- test seam: a compromised worker (tests/net/savecfg.sh) ----
+ * Compiled only with -DNT_TEST_SEAMS (the scenario's own build/seams*), never in a release
+ * or sanitizer build: the scenario checks that $BUILD/noisetund lacks the names below.
+ * NOISETUN_TEST_HOSTILE_WORKER=CASE makes the worker do what code running in a compromised
+ * worker could: lie in SaveConfig's memfd and on the channel. NOISETUN_TEST_PWNED=PREFIX
+ * is where the forged hooks would leave their marks (PREFIX-postup, ...). */
+static const char *seam_case(void)
+{
+	const char *c = getenv("NOISETUN_TEST_HOSTILE_WORKER");
+
+	return c ? c : "";
+}
+
+static const char *seam_pwned(void)
+{
+	const char *p = getenv("NOISETUN_TEST_PWNED");
+
+	return p ? p : "/nonexistent/pwned";
+}
+
+/* Raw channel messages (len bytes, 0 included), as a worker that owns its end may send. */
+static __attribute__((noinline)) void nt_test_seam_hostile_channel(void)
+{
+	static const struct {
+		const char *msg;
+		size_t len;
+	} msgs[] = {
+#define M(s) { s, sizeof(s) - 1 }
+		M("R"),                                 /* a second ready */
+		M("Eforged error after ready"),         /* an error once ready */
+		M("NREADY=1"),                          /* not STATUS=, WATCHDOG=1, STOPPING=1 */
+		M("NSTATUS=ok\nMAINPID=1"),             /* a second notify line */
+		M("NSTATUS=\x1b]0;pwned\x07"),          /* control characters */
+		M("Hpayload"),                          /* 'H' carries nothing */
+		M("X"),                                 /* no such message */
+		{ NULL, 0 },                            /* oversized: the buffer below */
+		M(""),                                  /* empty (last: it looked like EOF) */
+#undef M
+	};
+	char big[2048];
+
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "NSTATUS=", 8);
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		bool oversized = !msgs[i].msg;
+		struct iovec iov = { (void *)(oversized ? big : msgs[i].msg), oversized ? sizeof(big) : msgs[i].len };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+		if (sendmsg(ps.chan, &msg, MSG_NOSIGNAL) < 0)
+			log_error("test seam: channel: %s", strerror(errno));
+	}
+}
+
+/* 'E' with terminal escapes, then an exit before 'R': the launcher prints the text. */
+static __attribute__((noinline)) void nt_test_seam_hostile_start(void)
+{
+	chan_send('E', "\x1b[2J\x1b]0;pwned\x07" "forged start error\r\n");
+	_exit(1);
+}
+
+/* SaveConfig: the MTU the worker claims, text after the [Interface] line, text at the end. */
+static __attribute__((noinline)) unsigned nt_test_seam_hostile_mtu(unsigned mtu)
+{
+	return !strcmp(seam_case(), "mtu") ? 70000 : mtu;
+}
+
+static __attribute__((noinline)) void nt_test_seam_hostile_save(FILE *f, bool head)
+{
+	const char *c = seam_case(), *p = seam_pwned();
+
+	if (head && !strcmp(c, "hooks")) {
+		fprintf(f, "PreUp = touch %s-preup\nPostUp = touch %s-postup\n", p, p);
+		fprintf(f, "PreDown = touch %s-predown\nPostDown = touch %s-postdown\n", p, p);
+	} else if (head && !strcmp(c, "wgquick")) {
+		fprintf(f, "Address = 10.99.0.1/32\nTable = off\nDNS = 192.0.2.99\nSaveConfig = false\n");
+	} else if (head && !strcmp(c, "nul")) {
+		fwrite("ListenPort = 51820\0\n", 1, 20, f);
+		fprintf(f, "PostUp = touch %s-nul\n", p);
+	} else if (head && !strcmp(c, "big")) {
+		for (size_t i = 0; i < (1u << 20); i++)
+			fputc('A', f);
+		fputc('\n', f);
+	} else if (!head && !strcmp(c, "section")) {
+		fprintf(f, "\n[Interface]\nPostUp = touch %s-section\n", p);
+	}
+}
+#endif
+
 void privsep_worker_ready(void)
 {
+#ifdef NT_TEST_SEAMS
+	if (!strcmp(seam_case(), "chanstart"))
+		nt_test_seam_hostile_start();
+#endif
 	chan_send('R', NULL);
+#ifdef NT_TEST_SEAMS
+	if (!strcmp(seam_case(), "chan"))
+		nt_test_seam_hostile_channel();
+#endif
 }
 
 void privsep_worker_failed(const char *msg)
@@ -371,8 +477,16 @@ void privsep_worker_save(const struct device *dev)
 	}
 	/* The buffer holds the private key: ours, on the stack, wiped below. */
 	setvbuf(f, buf, _IOFBF, sizeof(buf));
-	fprintf(f, "MTU = %u\n", dev->mtu);
+	/* "MTU = N", then what `wg setconf` would read: the monitor parses it as such. */
+#ifdef NT_TEST_SEAMS
+	fprintf(f, "MTU = %u\n[Interface]\n", nt_test_seam_hostile_mtu(dev->mtu));
+	nt_test_seam_hostile_save(f, true);
 	config_write_device(f, dev);
+	nt_test_seam_hostile_save(f, false);
+#else
+	fprintf(f, "MTU = %u\n[Interface]\n", dev->mtu);
+	config_write_device(f, dev);
+#endif
 	if (fclose(f))
 		log_error("SaveConfig: %s", strerror(errno));
 	explicit_bzero(buf, sizeof(buf));
@@ -545,36 +659,212 @@ int privsep_send_set(const struct nt_uapi_set *set)
 
 /* ---- the monitor ---- */
 
-/* The device part of SaveConfig the worker left, without its first line "MTU = N"
- * (which goes to *mtu); NULL if there is none. */
-static char *read_saved_text(unsigned *mtu, size_t *size)
+/* SaveConfig's device part, from a worker that may be compromised (issue 20).
+ *
+ * Two designs were open: parse what the worker leaves in the memfd, or ask it for a get=1
+ * over the control socket; either way the monitor formats the file itself from parsed
+ * values and no byte of the worker's text reaches it. The memfd is the one that trusts the
+ * worker less: it is read once the worker is dead (waitpid has returned), so the worker
+ * chooses neither when nor how slowly the monitor reads, cannot stall the stop (a get
+ * would wait on a socket the worker serves, 5 s per read), and there is no window between
+ * the last `wg set` and the save; it also serves a worker that stopped on its own (link
+ * deleted), when nobody is left to answer a get. The text is copied once and parsed by the
+ * fuzzed config parser in its `wg setconf` mode, so the worker can only pick values of the
+ * device keys, which it could set at run time anyway; a hook, any other wg-quick key, a
+ * second [Interface], a NUL or an endpoint that is not numeric refuses it all.
+ *
+ * The text: "MTU = N\n" (decimal, 68-65535, nothing else on the line), then "[Interface]"
+ * with PrivateKey, ListenPort, FwMark, and [Peer]s with PublicKey, PresharedKey,
+ * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
+ * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
+ * NULL with why filled ("" when the worker left nothing at all). */
+struct text_out {
+	char *buf;
+	size_t size, len;
+};
+
+static void __attribute__((format(printf, 2, 3))) out_printf(struct text_out *o, const char *fmt, ...)
 {
+	bool room = o->len < o->size;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? o->buf + o->len : NULL, room ? o->size - o->len : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+static void out_key(struct text_out *o, const char *name, const uint8_t key[static NT_KEY_LEN])
+{
+	char b64[NT_KEY_B64_LEN + 1];
+
+	nt_key_to_base64(b64, key);
+	out_printf(o, "%s = %s\n", name, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+/* The device part from cfg, endpoints already checked; snprintf-like: the full length. */
+static size_t format_device(char *buf, size_t size, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
+{
+	struct text_out o = { buf, size, 0 };
+
+	if (cfg->has_listen_port && cfg->listen_port)
+		out_printf(&o, "ListenPort = %u\n", (unsigned)cfg->listen_port);
+	if (cfg->has_fwmark && cfg->fwmark)
+		out_printf(&o, "FwMark = 0x%x\n", (unsigned)cfg->fwmark);
+	if (cfg->has_private_key)
+		out_key(&o, "PrivateKey", cfg->private_key);
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *p = &cfg->peers[i];
+
+		out_printf(&o, "\n[Peer]\n");
+		out_key(&o, "PublicKey", p->public_key);
+		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
+			out_key(&o, "PresharedKey", p->preshared_key);
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			char a[INET6_ADDRSTRLEN];
+
+			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
+				snprintf(a, sizeof(a), "?");
+			out_printf(&o, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
+		}
+		if (p->allowed_ips_count)
+			out_printf(&o, "\n");
+		if (p->has_endpoint) {
+			char ep[NT_UAPI_ENDPOINT_STRLEN];
+
+			nt_uapi_format_endpoint(ep, sizeof(ep), &eps[i]);
+			out_printf(&o, "Endpoint = %s\n", ep);
+		}
+		if (p->has_persistent_keepalive && p->persistent_keepalive)
+			out_printf(&o, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
+	}
+	return o.len;
+}
+
+/* "MTU = N\n" exactly; the length of the line, or 0. */
+static size_t parse_mtu_line(const char *text, size_t len, unsigned *mtu)
+{
+	size_t i = 6;
+	unsigned v = 0;
+
+	if (len < 8 || memcmp(text, "MTU = ", 6))
+		return 0;
+	for (; i < len && i < 12 && text[i] >= '0' && text[i] <= '9'; i++)
+		v = v * 10 + (unsigned)(text[i] - '0');
+	if (i == 6 || i >= len || text[i] != '\n' || (text[6] == '0') || v < 68 || v > 65535)
+		return 0;
+	*mtu = v;
+	return i + 1;
+}
+
+static char *saved_device_text(unsigned *mtu, size_t *size, char *why, size_t why_size)
+{
+	struct nt_config cfg = { 0 };
+	struct nt_config_error perr;
+	struct nt_uapi_endpoint *eps = NULL;
 	struct stat st;
-	char *text, *nl;
-	size_t n = 0;
+	char *text = NULL, *out = NULL;
+	size_t n = 0, len = 0, first, out_len;
+	int err;
 
 	*size = 0;
-	if (ps.save_fd < 0 || fstat(ps.save_fd, &st) < 0 || st.st_size <= 0 || (size_t)st.st_size > MAX_SAVED_TEXT)
+	why[0] = 0;
+	if (ps.save_fd < 0 || fstat(ps.save_fd, &st) < 0 || st.st_size <= 0)
 		return NULL;
-	if (!(text = malloc((size_t)st.st_size + 1)))
+	if ((size_t)st.st_size > MAX_SAVED_TEXT) {
+		snprintf(why, why_size, "refused what the worker left: %lld bytes, more than %u",
+			 (long long)st.st_size, MAX_SAVED_TEXT);
 		return NULL;
-	while (n < (size_t)st.st_size) {
-		ssize_t r = pread(ps.save_fd, text + n, (size_t)st.st_size - n, (off_t)n);
+	}
+	/* Our own copy, read once: whatever happens to the memfd after is not parsed. */
+	len = (size_t)st.st_size;
+	if (!(text = malloc(len))) {
+		snprintf(why, why_size, "cannot read what the worker left: %s", strerror(ENOMEM));
+		return NULL;
+	}
+	while (n < len) {
+		ssize_t r = pread(ps.save_fd, text + n, len - n, (off_t)n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		n += (size_t)r;
 	}
-	text[n] = 0;
-	*size = (size_t)st.st_size + 1;
-	if (sscanf(text, "MTU = %u", mtu) != 1 || !(nl = strchr(text, '\n'))) {
-		explicit_bzero(text, *size);
-		free(text);
-		return NULL;
+	if (!(first = parse_mtu_line(text, n, mtu))) {
+		snprintf(why, why_size, "refused what the worker left: line 1 is not \"MTU = N\" (68-65535)");
+		goto out;
 	}
-	memmove(text, nl + 1, strlen(nl + 1) + 1);
-	return text;
+	/* The MTU line blanked (the parser skips it), so that line numbers are the text's. */
+	memset(text, ' ', first - 1);
+	err = nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &perr);
+	if (err) {
+		/* The parser's advice for a wg-quick key (use `noisetun strip`) is not for this log. */
+		const char *quick = strstr(perr.message, ": a wg-quick key, not accepted here");
+
+		if (perr.line && quick)
+			snprintf(why, why_size, "refused what the worker left: line %u: %.*s: a key of the file, not of the device",
+				 perr.line, (int)(quick - perr.message), perr.message);
+		else if (perr.line)
+			snprintf(why, why_size, "refused what the worker left: line %u: %s", perr.line, perr.message);
+		else
+			snprintf(why, why_size, "refused what the worker left: %s", perr.message);
+		goto out;
+	}
+	if (cfg.peers_count && !(eps = calloc(cfg.peers_count, sizeof(*eps)))) {
+		snprintf(why, why_size, "cannot check what the worker left: %s", strerror(ENOMEM));
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.peers_count; i++) {
+		const struct nt_config_peer *p = &cfg.peers[i];
+		char ep[NT_UAPI_ENDPOINT_STRLEN + 8];
+		int m;
+
+		if (!p->has_endpoint)
+			continue;
+		m = snprintf(ep, sizeof(ep), strchr(p->endpoint_host, ':') ? "[%s]:%u" : "%s:%u", p->endpoint_host,
+			     (unsigned)p->endpoint_port);
+		if (m < 0 || (size_t)m >= sizeof(ep) || nt_uapi_parse_endpoint(&eps[i], ep, (size_t)m)) {
+			snprintf(why, why_size, "refused what the worker left: line %u: Endpoint: not a numeric address",
+				 p->endpoint_line);
+			goto out;
+		}
+	}
+	out_len = format_device(NULL, 0, &cfg, eps);
+	if (!(out = malloc(out_len + 1))) {
+		snprintf(why, why_size, "cannot copy what the worker left: %s", strerror(ENOMEM));
+		goto out;
+	}
+	format_device(out, out_len + 1, &cfg, eps);
+	*size = out_len + 1;
+out:
+	nt_config_free(&cfg);
+	free(eps);
+	explicit_bzero(text, len);
+	free(text);
+	return out;
+}
+
+/* ---- the channel, monitor side ---- */
+
+static void chan_refuse(unsigned *refused, const char *why)
+{
+	if (++*refused < MAX_LOGGED_REFUSALS)
+		log_error("refused a message from the worker: %s", why);
+	else if (*refused == MAX_LOGGED_REFUSALS)
+		log_error("refused a message from the worker: %s; further refusals are not logged", why);
+}
+
+/* What a notify message may be; printable ASCII only, one line. */
+static bool notify_allowed(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (text[i] < 0x20 || text[i] > 0x7e)
+			return false;
+	return (len >= 7 && !memcmp(text, "STATUS=", 7)) || (len == 10 && !memcmp(text, "WATCHDOG=1", 10)) ||
+	       (len == 10 && !memcmp(text, "STOPPING=1", 10));
 }
 
 static const char *signal_name(int sig)
@@ -620,10 +910,11 @@ static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
 
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground)
 {
-	char msg[512], err_msg[sizeof(msg)] = "";
+	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
 	bool ready = false, stopping = false, orderly;
 	struct pollfd pfd[2];
 	int status = 0, rc, sfd;
+	unsigned refused = 0;
 	sigset_t mask;
 
 	monitor_shed(dev);
@@ -641,12 +932,21 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
+		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
+		int ready_n = poll(pfd, 2, pfd[1].fd < 0 ? 1000 : -1);
+
+		if (ready_n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("monitor: poll: %s; stopping the worker", strerror(errno));
 			kill(worker, SIGTERM);
 			goto wait_blocking;
+		}
+		if (!ready_n) {
+			if (waitpid(worker, &status, WNOHANG) == worker)
+				break;
+			continue;
 		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -671,34 +971,72 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			}
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+			/* MSG_TRUNC: the real length, so an oversized message is refused, not cut. */
+			ssize_t n = recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_TRUNC);
+			size_t len;
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
-			if (n <= 0) {
-				pfd[1].fd = -1; /* the worker is gone: SIGCHLD follows */
-				goto wait_blocking;
+			if (n < 0 || (n == 0 && (pfd[1].revents & (POLLHUP | POLLERR)))) {
+				pfd[1].fd = -1; /* the end of the channel, not an empty message */
+				continue;
 			}
-			msg[n] = 0;
+			if (n == 0) {
+				chan_refuse(&refused, "an empty message");
+				continue;
+			}
+			if ((size_t)n > sizeof(msg) - 1) {
+				snprintf(why, sizeof(why), "%zd bytes, more than %zu", n, sizeof(msg) - 1);
+				chan_refuse(&refused, why);
+				continue;
+			}
+			len = (size_t)n;
+			msg[len] = 0;
+			if (memchr(msg, 0, len)) {
+				chan_refuse(&refused, "a NUL byte");
+				continue;
+			}
 			switch (msg[0]) {
 			case 'R':
-				if (ready || stopping)
-					break;
-				ready = true;
-				notify_ready(dev);
-				log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker, ps.user,
-					    ps.uapi_path);
-				tell_launcher(&ready_fd, foreground, "ok");
+				if (len != 1)
+					chan_refuse(&refused, "'R' with a payload");
+				else if (ready)
+					chan_refuse(&refused, "a second 'R'");
+				else if (!stopping) {
+					ready = true;
+					notify_ready(dev);
+					log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker,
+						    ps.user, ps.uapi_path);
+					tell_launcher(&ready_fd, foreground, "ok");
+				}
 				break;
 			case 'E':
+				if (ready) {
+					chan_refuse(&refused, "'E' once ready");
+					break;
+				}
+				/* The launcher prints it to a terminal: no escape sequences get there. */
+				for (size_t i = 1; i < len; i++)
+					if (msg[i] < 0x20 || msg[i] > 0x7e)
+						msg[i] = '?';
 				snprintf(err_msg, sizeof(err_msg), "%s", msg + 1);
 				break;
 			case 'H':
-				if (ready && !stopping)
+				if (len != 1)
+					chan_refuse(&refused, "'H' with a payload");
+				else if (ready && !stopping)
 					config_reload(dev);
 				break;
 			case 'N':
-				notify_relay(msg + 1);
+				if (!notify_allowed(msg + 1, len - 1))
+					chan_refuse(&refused, "a notify message other than one line of STATUS=, "
+							      "WATCHDOG=1 or STOPPING=1");
+				else
+					notify_relay(msg + 1);
+				break;
+			default:
+				snprintf(why, sizeof(why), "unknown type 0x%02x", (unsigned)(unsigned char)msg[0]);
+				chan_refuse(&refused, why);
 				break;
 			}
 		}
@@ -732,12 +1070,13 @@ exited:
 	char *text = NULL;
 	size_t text_size = 0;
 	unsigned mtu = 0;
-	if (orderly && (text = read_saved_text(&mtu, &text_size))) {
+	why[0] = 0;
+	if (orderly && (text = saved_device_text(&mtu, &text_size, why, sizeof(why))))
 		dev->mtu = mtu;
-		config_set_device_text(text);
-	}
+	/* No text: config_down says why, once, if SaveConfig wanted one. */
+	config_set_device_text(text, why);
 	config_down(dev, orderly);
-	config_set_device_text(NULL);
+	config_set_device_text(NULL, NULL);
 	if (text) {
 		explicit_bzero(text, text_size);
 		free(text);

@@ -69,7 +69,8 @@ static struct {
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
-	const char *device_text;        /* the worker's part of SaveConfig */
+	const char *device_text;        /* the worker's part of SaveConfig, as the monitor formatted it */
+	const char *device_why;         /* without one: why not ("": the worker left nothing) */
 } q;
 
 static char what_buf[512];
@@ -1041,8 +1042,6 @@ static void save_list(FILE *f, const char *key, char **list, size_t count)
 		fprintf(f, "%s = %s\n", key, list[i]);
 }
 
-/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
- * then what `wg showconf` prints, written to FILE.tmp and renamed over FILE. */
 /* What `wg showconf` prints after [Interface]: the part of SaveConfig only the device
  * knows (the worker, when split). */
 void config_write_device(FILE *f, const struct device *dev)
@@ -1079,25 +1078,52 @@ void config_write_device(FILE *f, const struct device *dev)
 	explicit_bzero(key, sizeof(key));
 }
 
+/* The directory entry of a rename made durable; a failure costs durability, not the file. */
+static void sync_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if (fsync(fd) < 0)
+		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
+	close(fd);
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints (the monitor's text from the worker, when split).
+ * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
+ * so never a file or a symlink someone else planted there (the directory may be writable
+ * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
+ * buffer holds the private key: ours, on the stack, wiped. */
 static int save_config(struct device *dev)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], buf[4096];
 	struct save_ctx s = { 0 };
 	unsigned mtu = dev->mtu;
 	mode_t old_umask;
 	int fd, err = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", q.real_path) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", q.real_path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	old_umask = umask(077);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	umask(old_umask);
-	if (fd < 0 || !(s.f = fdopen(fd, "w"))) {
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
 		err = -errno;
-		if (fd >= 0)
-			close(fd);
+		close(fd);
+		unlink(tmp);
 		return err;
 	}
+	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
 	fprintf(s.f, "[Interface]\n");
 	/* The link may be gone already (`ip link delete`): then the addresses we know. */
 	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count)
@@ -1123,10 +1149,13 @@ static int save_config(struct device *dev)
 		err = -errno;
 	if (fclose(s.f) && !err)
 		err = -errno;
+	explicit_bzero(buf, sizeof(buf));
 	if (!err && rename(tmp, q.real_path) < 0)
 		err = -errno;
 	if (err)
 		unlink(tmp);
+	else
+		sync_parent_dir(q.real_path);
 	return err;
 }
 
@@ -1142,7 +1171,9 @@ void config_down(struct device *dev, bool orderly)
 	if (orderly) {
 		config_pre_down();
 		if (q.cfg.save_config && privsep_is_monitor() && !q.device_text) {
-			log_error("SaveConfig: the worker left no configuration; %s is unchanged", q.real_path);
+			log_error("SaveConfig: %s; %s is unchanged",
+				  q.device_why && *q.device_why ? q.device_why : "the worker left no configuration",
+				  q.real_path);
 		} else if (q.cfg.save_config) {
 			if ((err = save_config(dev)))
 				log_error("SaveConfig: cannot write %s: %s", q.real_path, strerror(-err));
@@ -1170,9 +1201,10 @@ void config_pre_down(void)
 	run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
 }
 
-void config_set_device_text(const char *text)
+void config_set_device_text(const char *text, const char *why)
 {
 	q.device_text = text;
+	q.device_why = why;
 }
 
 /* The monitor needs FILE's addresses, routes, DNS and hooks, never its keys. */

@@ -12,7 +12,9 @@
  *     hooks accumulate.
  * Stricter than wg on purpose: ports and numbers are decimal (no service names), a port
  * above 65535 is an error (getaddrinfo wraps it), two [Peer]s with one PublicKey are an
- * error (the control protocol refuses a repeated key). Pure: no I/O, no locale. */
+ * error (the control protocol refuses a repeated key), and so is a second [Interface] (wg
+ * merges them: a hook under one after the [Peer]s would run as root unseen). Pure: no
+ * I/O, no locale. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -38,6 +40,7 @@ struct parser {
 	struct nt_config_error *err;
 	enum section section;
 	unsigned line;
+	unsigned interface_line; /* of the [Interface], 0 before one */
 	const struct key_def *key;
 	char *scratch; /* the whitespace-free line; as long as the whole text */
 };
@@ -559,9 +562,14 @@ static int parse_line(struct parser *p, const char *line, size_t len, int flags)
 	if (memchr(line, '\0', len))
 		return fail(p, "the line contains a NUL byte");
 	if (s[0] == '[') {
-		if (equal_ci(s, n, "[Interface]"))
+		if (equal_ci(s, n, "[Interface]")) {
+			/* wg would merge the two; a second one is where a forged hook hides. */
+			if (p->interface_line)
+				return fail(p, "a second [Interface] section (the first is at line %u)",
+					    p->interface_line);
+			p->interface_line = p->line;
 			p->section = SECTION_INTERFACE;
-		else if (equal_ci(s, n, "[Peer]"))
+		} else if (equal_ci(s, n, "[Peer]"))
 			p->section = SECTION_PEER;
 		else
 			return fail(p, "\"%s\" is not a section ([Interface] or [Peer])",

@@ -66,7 +66,7 @@ enum {
 	NT_CONFIG_WG_ONLY = 1,          /* what `wg setconf` accepts: wg-quick keys are errors */
 };
 
-/* Parse text (len bytes). 0, or -EINVAL with *err filled and *out empty, or -ENOMEM. */
+/* Parse text (len bytes); a second [Interface] section is an error. 0, or -EINVAL with *err filled and *out empty, or -ENOMEM. */
 int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err);
 /* Free and wipe (keys!) everything nt_config_parse allocated. Safe on a zeroed struct. */
 void nt_config_free(struct nt_config *cfg);

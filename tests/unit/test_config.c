@@ -275,11 +275,11 @@ START_TEST(last_wins)
 	const char *text = "[Interface]\nListenPort = 1\nListenPort = 2\nFwMark = 5\nFwMark = off\n"
 			   "MTU = 1400\nMTU = 1300\nTable = 7\nTable = auto\nSaveConfig = true\nSaveConfig = false\n"
 			   "[Peer]\nPublicKey = " PUB_C "\nPublicKey = " PUB_B "\n"
-			   "Endpoint = a:1\nEndpoint = b:2\nPersistentKeepalive = 5\nPersistentKeepalive = 6\n"
-			   "[Interface]\nListenPort = 3\n";
+			   "Endpoint = a:1\nEndpoint = b:2\nPersistentKeepalive = 5\nPersistentKeepalive = 6\n";
 
+	/* (A second [Interface] no longer reopens the first: two_interfaces.) */
 	ck_assert_int_eq(parse_str(&cfg, text, &err), 0);
-	ck_assert_uint_eq(cfg.listen_port, 3);
+	ck_assert_uint_eq(cfg.listen_port, 2);
 	ck_assert(cfg.has_fwmark);
 	ck_assert_uint_eq(cfg.fwmark, 0);
 	ck_assert_uint_eq(cfg.mtu, 1300);
@@ -419,6 +419,10 @@ static const struct {
 	/* 58 */ { "[Interface]\n last line no newline # x", 2,
 		   "\"last line no newline\" is not \"Key = value\", [Interface] or [Peer]" },
 	/* 59 */ { "[Interface]\n[ Peer s ] # x\n", 2, "\"[ Peer s ]\" is not a section ([Interface] or [Peer])" },
+	/* 60 */ { "[Interface]\nListenPort = 1\n" PEER_B "\n[Interface]\nPostUp = touch /tmp/x\n", 6,
+		   "a second [Interface] section (the first is at line 1)" },
+	/* 61 */ { "# c\n[interface]\n\n[ INTERFACE ] # again\n", 4,
+		   "a second [Interface] section (the first is at line 2)" },
 };
 
 START_TEST(bad_lines)
@@ -487,6 +491,36 @@ START_TEST(wg_only)
 	ck_assert_uint_eq(cfg.addresses_count, 0);
 	nt_config_free(&cfg);
 	free(stripped);
+}
+END_TEST
+
+/* Two [Interface] sections are an error in either mode, wherever the second one is; one
+ * [Interface] after the [Peer]s is still fine. */
+START_TEST(two_interfaces)
+{
+	static const char *const texts[] = {
+		"[Interface]\n[Interface]\n",
+		"[Interface]\nListenPort = 1\n" PEER_B "[Interface]\nListenPort = 2\n",
+		PEER_B "[Interface]\nListenPort = 1\n" "[Peer]\nPublicKey = " PUB_C "\n[Interface]\n",
+	};
+	static const unsigned lines[] = { 2, 5, 7 }, firsts[] = { 1, 1, 3 };
+	struct nt_config cfg;
+	struct nt_config_error err;
+	char want[128];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		for (int flags = NT_CONFIG_WG_QUICK; flags <= NT_CONFIG_WG_ONLY; flags++) {
+			ck_assert_int_eq(parse(&cfg, texts[i], strlen(texts[i]), flags, &err), -EINVAL);
+			snprintf(want, sizeof(want), "a second [Interface] section (the first is at line %u)", firsts[i]);
+			ck_assert_str_eq(err.message, want);
+			ck_assert_uint_eq(err.line, lines[i]);
+			ck_assert(config_is_empty(&cfg));
+		}
+	}
+	ck_assert_int_eq(parse_str(&cfg, PEER_B "[Interface]\nListenPort = 7\n", &err), 0);
+	ck_assert_uint_eq(cfg.listen_port, 7);
+	ck_assert_uint_eq(cfg.peers_count, 1);
+	nt_config_free(&cfg);
 }
 END_TEST
 
@@ -628,6 +662,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(tc, bad_lines, 0, sizeof(bad) / sizeof(bad[0]));
 	tcase_add_test(tc, secrets_not_echoed);
 	tcase_add_test(tc, wg_only);
+	tcase_add_test(tc, two_interfaces);
 	tcase_add_test(tc, strip);
 	tcase_add_test(tc, truncations);
 	tcase_add_test(tc, mutations);
