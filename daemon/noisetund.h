@@ -254,6 +254,15 @@ int rtnl_route_get_mtu(int family, const uint8_t *addr, unsigned *mtu);
 int rtnl_default_route_mtu(unsigned *mtu);
 int rtnl_rule(bool add, int family, uint32_t table, bool not_fwmark, uint32_t fwmark, bool suppress_default);
 
+/* nft.c: wg-quick's nftables guard for a full tunnel, over nfnetlink (libnftnl): table
+ * FAMILY noisetun-IFACE with a preraw drop of packets to the tunnel's addresses that do
+ * not come in through it, and the connmark save/restore that keeps the fwmark on the
+ * tunnel's own UDP. set replaces the table atomically (a stale one too); del is 0 when
+ * there is none. At most NFT_MAX_ADDRS addresses. */
+#define NFT_MAX_ADDRS 256
+int nft_guard_set(const char *ifname, int family, uint32_t fwmark, const uint8_t (*addrs)[16], size_t count);
+int nft_guard_del(const char *ifname, int family);
+
 /* notify.c: sd_notify over $NOTIFY_SOCKET; every call is a no-op without it. notify_init
  * adds the watchdog timerfd (when $WATCHDOG_USEC is set) to epoll with watchdog_tag. */
 int notify_init(int epoll, uint64_t watchdog_tag);
