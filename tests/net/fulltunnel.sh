@@ -212,7 +212,16 @@ if command -v wg-quick >/dev/null && command -v wireguard-go >/dev/null; then
 else
 	log "wg-quick or wireguard-go missing: the comparison with wg-quick's tables is skipped"
 fi
+# Test that a reload (SIGHUP) with one more address puts it under the guard too.
+sed -i 's|^Address = .*|Address = 10.0.0.1/24, 10.0.0.9/24, fd00::1/64|' "$CONF1"
+kill -HUP "$(daemon_pid "$IF1")"
+wait_for 5 "10.0.0.9 under the guard after the reload" \
+	sh -c "ip netns exec $NSA nft list table ip noisetun-$IF1 | grep -q 'ip daddr 10.0.0.9 '"
+[ "$(ip netns exec "$NSA" nft list table ip "noisetun-$IF1" | grep -c 'fib saddr type != local drop')" = 2 ] ||
+	fail "after the reload the guard lacks an address: $(ip netns exec "$NSA" nft list table ip "noisetun-$IF1")"
+log "reload: the guard follows the addresses"
 down "$IF1"
+write_conf "$CONF1" a "10.0.0.1/24, fd00::1/64" "$(key_pub b)" 192.0.2.2:51821
 diff <(echo "$BEFORE") <(snapshot) || fail "the namespace differs after $IF1 went down"
 fi
 
