@@ -94,7 +94,7 @@ static void batch_next(struct batch *bt)
 }
 
 /* Send the batch, then read one ack per message (or the first error). */
-static int batch_send(struct batch *bt, bool enoent_ok)
+static int batch_send(struct batch *bt)
 {
 	static char rbuf[16384]; /* an ack, or an error quoting one message */
 	struct timeval tv = { .tv_sec = 2 };
@@ -134,7 +134,7 @@ static int batch_send(struct batch *bt, bool enoent_ok)
 			    mnl_nlmsg_get_payload_len(nlh) < sizeof(*e))
 				continue;
 			got++;
-			if (e->error && !(enoent_ok && e->error == -ENOENT) && !err) {
+			if (e->error && !err) {
 				err = e->error < 0 ? e->error : -EPROTO;
 				flags = MSG_DONTWAIT;
 			}
@@ -353,7 +353,7 @@ int nft_guard_set(const char *ifname, int family, uint32_t fwmark, const uint8_t
 			err = put_rule(&bt, family, table, RULE_PREMANGLE, ifname, NULL, 0);
 	}
 	if (!err)
-		err = batch_send(&bt, false);
+		err = batch_send(&bt);
 	batch_free(&bt);
 	return err;
 }
@@ -367,7 +367,7 @@ int nft_guard_del(const char *ifname, int family)
 	if ((err = table_name(table, sizeof(table), ifname)) || (err = batch_init(&bt, 1)))
 		return err;
 	if (!(err = put_table(&bt, NFT_MSG_DELTABLE, nf_family(family), table)))
-		err = batch_send(&bt, true);
+		err = batch_send(&bt);
 	batch_free(&bt);
 	return err;
 }

@@ -772,7 +772,7 @@ static void policy_del(struct device *dev, int family)
 	struct rtnl_rule r;
 
 	if (*done & POLICY_GUARD) {
-		if ((err = nft_guard_del(q.ifname, family)))
+		if ((err = nft_guard_del(q.ifname, family)) && err != -ENOENT)
 			log_error("cannot delete nftables table %s noisetun-%s: %s", nft_family(family), q.ifname,
 				  strerror(-err));
 		else
@@ -860,7 +860,10 @@ static void policy_cleanup(struct device *dev, uint32_t table)
 	int err;
 
 	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if ((err = nft_guard_del(dev->ifname, family)))
+		if (!(err = nft_guard_del(dev->ifname, family)))
+			log_error("removed nftables table %s noisetun-%s, left by a dead instance", nft_family(family),
+				  dev->ifname);
+		else if (err != -ENOENT)
 			log_verbose("nftables: cannot look for a stale table %s noisetun-%s: %s", nft_family(family),
 				    dev->ifname, strerror(-err));
 	}

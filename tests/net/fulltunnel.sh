@@ -245,6 +245,7 @@ wait_for 5 "pids $mon $wrk to go" sh -c "! [ -d /proc/$mon ] || grep -q '^State:
 log "after kill -9: $(rules -4 | grep -c 'lookup 51821' || true) IPv4 and $(rules -6 | grep -c 'lookup 51821' || true)" \
 	"IPv6 fwmark rules of $IF1 and $(ip netns exec "$NSA" nft list tables | grep -c "noisetun-$IF1" || true)" \
 	"nftables tables left (the kernel keeps them)"
+rules -4 | grep -q 'lookup 51821' || fail "no rule left after kill -9: this part would prove nothing"
 # Test that the restart removes what the dead instance left before adding its own.
 up "$IF1" "$CONF1"
 n4=$(rules -4 | grep -c 'lookup 51821' || true)
