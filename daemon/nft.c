@@ -162,9 +162,12 @@ static int put_table(struct batch *bt, uint16_t type, int nfproto, const char *n
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 
-	if (!t)
+	/* the _set_str calls copy the string: they can fail */
+	if (!t || nftnl_table_set_str(t, NFTNL_TABLE_NAME, name) < 0) {
+		if (t) /* the _free calls take no NULL */
+			nftnl_table_free(t);
 		return -ENOMEM;
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	}
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, (uint32_t)nfproto);
 	nftnl_table_nlmsg_build_payload(batch_msg(bt, type, nfproto, type == NFT_MSG_NEWTABLE ? NLM_F_CREATE : 0), t);
 	nftnl_table_free(t);
@@ -176,12 +179,13 @@ static int put_chain(struct batch *bt, int nfproto, const char *table, const cha
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
-	if (!c)
+	if (!c || nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table) < 0 || nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name) < 0 ||
+	    nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter") < 0) {
+		if (c)
+			nftnl_chain_free(c);
 		return -ENOMEM;
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	}
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, (uint32_t)nfproto);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
 	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_nlmsg_build_payload(batch_msg(bt, NFT_MSG_NEWCHAIN, nfproto, NLM_F_CREATE), c);
@@ -239,7 +243,10 @@ static bool e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t 
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
-		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+		if (nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len) < 0) {
+			nftnl_expr_free(e);
+			return false;
+		}
 	}
 	return add_expr(r, e);
 }
@@ -293,10 +300,11 @@ static int put_rule(struct batch *bt, int family, const char *table, enum rule_k
 	char name[IFNAMSIZ] = { 0 };
 	bool ok;
 
-	if (!r)
+	if (!r || nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table) < 0 || nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chains[kind]) < 0) {
+		if (r)
+			nftnl_rule_free(r);
 		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chains[kind]);
+	}
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, (uint32_t)nfproto);
 	switch (kind) {
 	case RULE_PRERAW:
