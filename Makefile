@@ -23,11 +23,13 @@ endif
 OPTFLAGS ?= -O2 -g
 CFLAGS  := -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wvla -D_GNU_SOURCE -Iinclude $(SANFLAGS) $(SANDEFS) \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+           $(shell pkg-config --cflags $(PKGS) libnftnl 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
-DAEMON_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null)
+# libnftnl: config mode's full-tunnel nftables guard (daemon/nft.c), as wg-quick's `nft -f`.
+DAEMON_PKGS := libseccomp libnftnl
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
 
 LIB_SRCS    := $(sort $(wildcard lib/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)

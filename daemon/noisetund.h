@@ -250,7 +250,33 @@ int rtnl_route(bool add, int family, const uint8_t *dst, uint8_t dst_len, int if
 int rtnl_route_exists(int family, const uint8_t *addr, uint8_t len, int ifindex, uint32_t table, bool *found);
 int rtnl_route_get_mtu(int family, const uint8_t *addr, unsigned *mtu);
 int rtnl_default_route_mtu(unsigned *mtu);
-int rtnl_rule(bool add, int family, uint32_t table, bool not_fwmark, uint32_t fwmark, bool suppress_default);
+/* The rtm_protocol / FRA_PROTOCOL of every route and rule config mode adds: how a later
+ * start recognises what a crashed instance left (`ip rule` shows "proto 78"). Values from
+ * RTPROT_STATIC (4) up are the kernel's to ignore; 78 ('N') is in no iproute2 or kernel
+ * list. */
+#define RTPROT_NOISETUN 78
+struct rtnl_rule {
+	int family;
+	uint32_t priority, table;
+	uint8_t protocol;
+	bool invert;                    /* `not`: the fwmark does not match */
+	bool has_fwmark;
+	uint32_t fwmark;                /* with the full mask */
+	bool suppress;                  /* suppress_prefixlength 0 */
+	bool other;                     /* a dumped rule with selectors or an action not above */
+};
+int rtnl_rule(bool add, const struct rtnl_rule *r);
+int rtnl_rule_list(int family, int (*fn)(void *ctx, const struct rtnl_rule *r), void *ctx);
+int rtnl_addr_list_all(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen), void *ctx);
+
+/* nft.c: wg-quick's nftables guard for a full tunnel, over nfnetlink (libnftnl): table
+ * FAMILY noisetun-IFACE with a preraw drop of packets to the tunnel's addresses that do
+ * not come in through it, and the connmark save/restore that keeps the fwmark on the
+ * tunnel's own UDP. set replaces the table atomically (a stale one too); del is -ENOENT
+ * when there is none. At most NFT_MAX_ADDRS addresses. */
+#define NFT_MAX_ADDRS 256
+int nft_guard_set(const char *ifname, int family, uint32_t fwmark, const uint8_t (*addrs)[16], size_t count);
+int nft_guard_del(const char *ifname, int family);
 
 /* notify.c: sd_notify over $NOTIFY_SOCKET; every call is a no-op without it. notify_init
  * adds the watchdog timerfd (when $WATCHDOG_USEC is set) to epoll with watchdog_tag. */

@@ -89,6 +89,7 @@ int rtnl_addr(bool add, int ifindex, int family, const uint8_t *addr, uint8_t pr
 
 struct addr_dump {
 	int ifindex;
+	bool link_scope;                /* also the link-local ones */
 	int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen);
 	void *ctx;
 };
@@ -99,7 +100,8 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
 	const struct nlattr *attr, *local = NULL, *address = NULL;
 
-	if (nlh->nlmsg_type != RTM_NEWADDR || (int)ifa->ifa_index != d->ifindex || ifa->ifa_scope == RT_SCOPE_LINK)
+	if (nlh->nlmsg_type != RTM_NEWADDR || (int)ifa->ifa_index != d->ifindex ||
+	    (ifa->ifa_scope == RT_SCOPE_LINK && !d->link_scope))
 		return MNL_CB_OK;
 	mnl_attr_for_each(attr, nlh, sizeof(*ifa)) {
 		if (mnl_attr_get_type(attr) == IFA_LOCAL)
@@ -119,6 +121,18 @@ int rtnl_addr_list(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *
 {
 	char buf[RTNL_REQUEST_SIZE];
 	struct addr_dump d = { .ifindex = ifindex, .fn = fn, .ctx = ctx };
+	struct nlmsghdr *nlh = put_header(buf, RTM_GETADDR, NLM_F_DUMP);
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+
+	ifa->ifa_family = AF_UNSPEC;
+	return rtnl_talk(nlh, addr_cb, &d);
+}
+
+/* `ip -o addr show dev X`, every scope, as wg-quick reads it for its firewall rules. */
+int rtnl_addr_list_all(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen), void *ctx)
+{
+	char buf[RTNL_REQUEST_SIZE];
+	struct addr_dump d = { .ifindex = ifindex, .link_scope = true, .fn = fn, .ctx = ctx };
 	struct nlmsghdr *nlh = put_header(buf, RTM_GETADDR, NLM_F_DUMP);
 	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 
@@ -185,9 +199,11 @@ int rtnl_route(bool add, int family, const uint8_t *dst, uint8_t dst_len, int if
 	struct nlmsghdr *nlh = put_header(buf, add ? RTM_NEWROUTE : RTM_DELROUTE, add ? NLM_F_CREATE | NLM_F_EXCL : 0);
 	struct rtmsg *rtm = put_rtmsg(nlh, family, dst_len, table);
 
-	/* `ip route add P dev X [table T]`: a link-scope unicast route, protocol boot. */
+	/* `ip route add P dev X [table T] proto noisetun`: a link-scope unicast route. The
+	 * protocol marks it as ours, and a delete names it too, so that it never removes an
+	 * equal route someone else added. */
 	rtm->rtm_type = RTN_UNICAST;
-	rtm->rtm_protocol = add ? RTPROT_BOOT : RTPROT_UNSPEC;
+	rtm->rtm_protocol = RTPROT_NOISETUN;
 	rtm->rtm_scope = add ? RT_SCOPE_LINK : RT_SCOPE_NOWHERE;
 	if (dst_len)
 		mnl_attr_put(nlh, RTA_DST, addr_len(family), dst);
@@ -360,24 +376,92 @@ int rtnl_default_route_mtu(unsigned *mtu)
 
 /* ---- policy rules ---- */
 
-/* add or delete `[not fwmark M] table T [suppress_prefixlength 0]`. */
-int rtnl_rule(bool add, int family, uint32_t table, bool not_fwmark, uint32_t fwmark, bool suppress_default)
+/* Add or delete one rule, named by all it is: family, priority, protocol, table, [not]
+ * fwmark, suppress_prefixlength. A delete without the priority would take the first rule
+ * with these selectors, which for `table main suppress_prefixlength 0` is as likely
+ * another full tunnel's as ours (issue 21 #5). */
+int rtnl_rule(bool add, const struct rtnl_rule *r)
 {
 	char buf[RTNL_REQUEST_SIZE];
-	/* No NLM_F_EXCL: two full-tunnel interfaces each own one copy of the identical
-	 * suppress_prefixlength rule, and each deletes one copy. */
+	/* No NLM_F_EXCL: two full-tunnel interfaces may each own an identical suppress rule
+	 * at the same priority (when they started at the same moment); each deletes one. */
 	struct nlmsghdr *nlh = put_header(buf, add ? RTM_NEWRULE : RTM_DELRULE, add ? NLM_F_CREATE : 0);
 	struct fib_rule_hdr *frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
 
-	frh->family = (uint8_t)family;
-	frh->table = table < 256 ? (uint8_t)table : RT_TABLE_UNSPEC;
+	frh->family = (uint8_t)r->family;
+	frh->table = r->table < 256 ? (uint8_t)r->table : RT_TABLE_UNSPEC;
 	frh->action = FR_ACT_TO_TBL;
-	if (not_fwmark) {
+	if (r->invert)
 		frh->flags |= FIB_RULE_INVERT;
-		mnl_attr_put_u32(nlh, FRA_FWMARK, fwmark);
-	}
-	mnl_attr_put_u32(nlh, FRA_TABLE, table);
-	if (suppress_default)
+	mnl_attr_put_u32(nlh, FRA_PRIORITY, r->priority);
+	mnl_attr_put_u8(nlh, FRA_PROTOCOL, r->protocol);
+	if (r->has_fwmark)
+		mnl_attr_put_u32(nlh, FRA_FWMARK, r->fwmark);
+	mnl_attr_put_u32(nlh, FRA_TABLE, r->table);
+	if (r->suppress)
 		mnl_attr_put_u32(nlh, FRA_SUPPRESS_PREFIXLEN, 0);
 	return rtnl_talk(nlh, NULL, NULL);
+}
+
+struct rule_dump {
+	int (*fn)(void *ctx, const struct rtnl_rule *r);
+	void *ctx;
+	int err;
+};
+
+static int rule_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct rule_dump *d = data;
+	const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+	const struct nlattr *attr;
+	struct rtnl_rule r = { .family = frh->family, .table = frh->table };
+
+	if (nlh->nlmsg_type != RTM_NEWRULE || mnl_nlmsg_get_payload_len(nlh) < sizeof(*frh))
+		return MNL_CB_OK;
+	r.invert = frh->flags & FIB_RULE_INVERT;
+	/* Anything this struct cannot say makes the rule one of somebody else's. */
+	r.other = frh->src_len || frh->dst_len || frh->tos || frh->action != FR_ACT_TO_TBL;
+	mnl_attr_for_each(attr, nlh, sizeof(*frh)) {
+		uint16_t type = mnl_attr_get_type(attr);
+		size_t len = mnl_attr_get_payload_len(attr);
+
+		if (type == FRA_PRIORITY && len == 4)
+			r.priority = mnl_attr_get_u32(attr);
+		else if (type == FRA_TABLE && len == 4)
+			r.table = mnl_attr_get_u32(attr);
+		else if (type == FRA_PROTOCOL && len == 1)
+			r.protocol = mnl_attr_get_u8(attr);
+		else if (type == FRA_FWMARK && len == 4) {
+			r.has_fwmark = true;
+			r.fwmark = mnl_attr_get_u32(attr);
+		} else if (type == FRA_FWMASK && len == 4) {
+			r.other |= mnl_attr_get_u32(attr) != UINT32_MAX;
+		} else if (type == FRA_SUPPRESS_PREFIXLEN && len == 4) {
+			uint32_t v = mnl_attr_get_u32(attr);
+			r.suppress = v == 0;
+			r.other |= v != 0 && v != UINT32_MAX;
+		} else if (type == FRA_SUPPRESS_IFGROUP && len == 4) {
+			r.other |= mnl_attr_get_u32(attr) != UINT32_MAX;
+		} else if (type != FRA_UNSPEC && type != FRA_PAD) {
+			r.other = true;
+		}
+	}
+	if (!d->err)
+		d->err = d->fn(d->ctx, &r);
+	return MNL_CB_OK;
+}
+
+/* `ip rule show` for one family: fn on each rule, in priority order, until it returns
+ * nonzero (an error, which this then returns). */
+int rtnl_rule_list(int family, int (*fn)(void *ctx, const struct rtnl_rule *r), void *ctx)
+{
+	char buf[RTNL_REQUEST_SIZE];
+	struct rule_dump d = { .fn = fn, .ctx = ctx };
+	struct nlmsghdr *nlh = put_header(buf, RTM_GETRULE, NLM_F_DUMP);
+	struct fib_rule_hdr *frh = mnl_nlmsg_put_extra_header(nlh, sizeof(*frh));
+	int err;
+
+	frh->family = (uint8_t)family;
+	err = rtnl_talk(nlh, rule_cb, &d);
+	return err ? err : d.err;
 }

@@ -9,7 +9,11 @@
  *           on the interface in table main already covers it), PostUp.
  *   /0      with Table=auto: fwmark (FwMark, else the first free table from 51820), the
  *           default route in that table, `not fwmark M table M`, `table main
- *           suppress_prefixlength 0` (per family), net.ipv4.conf.all.src_valid_mark=1.
+ *           suppress_prefixlength 0` (per family, at the priorities the kernel would pick,
+ *           named so that down deletes these very rules), the nftables table
+ *           noisetun-IFACE (nft.c: wg-quick's firewall), net.ipv4.conf.all.src_valid_mark=1.
+ *           Routes and rules carry protocol RTPROT_NOISETUN (78): a start first removes
+ *           what a killed instance left for the same table, and its noisetun-IFACE tables.
  *   down    PreDown, SaveConfig, the rules and routes we added, DNS, [the link goes with
  *           the TUN fd], PostDown.
  *   reload  (SIGHUP) syncconf semantics: peers missing from FILE are removed, the others
@@ -41,7 +45,7 @@
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
 #define MAX_CONFIG_SIZE    (64u << 20)
 
-enum { POLICY_ROUTE = 1, POLICY_RULE_MARK = 2, POLICY_RULE_SUPPRESS = 4 };
+enum { POLICY_ROUTE = 1, POLICY_RULE_MARK = 2, POLICY_RULE_SUPPRESS = 4, POLICY_GUARD = 8 };
 
 struct route {
 	uint8_t family, len;
@@ -65,6 +69,8 @@ static struct {
 	size_t routes_count;
 	uint32_t policy_table;          /* 0: no policy routing */
 	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
+	uint32_t mark_prio[2];          /* the priorities of our two rules */
+	uint32_t suppress_prio[2];
 	bool dns_set;
 
 	/* privilege separation (privsep.c): the monitor's side of down */
@@ -727,30 +733,215 @@ static int wanted_routes(const struct nt_config *cfg, struct route **out, size_t
 	return 0;
 }
 
+/* The two rules of a full tunnel, as wg-quick adds them, with the priority we chose and
+ * our protocol: deleted by all of that, never by a lookalike (issue 21 #5). */
+static struct rtnl_rule mark_rule(int family, uint32_t table, uint32_t priority)
+{
+	return (struct rtnl_rule){ .family = family, .priority = priority, .table = table, .protocol = RTPROT_NOISETUN,
+				   .invert = true, .has_fwmark = true, .fwmark = table };
+}
+
+static struct rtnl_rule suppress_rule(int family, uint32_t priority)
+{
+	return (struct rtnl_rule){ .family = family, .priority = priority, .table = RT_TABLE_MAIN,
+				   .protocol = RTPROT_NOISETUN, .suppress = true };
+}
+
+static bool rule_same(const struct rtnl_rule *a, const struct rtnl_rule *b)
+{
+	return !a->other && !b->other && a->family == b->family && a->priority == b->priority && a->table == b->table &&
+	       a->protocol == b->protocol && a->invert == b->invert && a->has_fwmark == b->has_fwmark &&
+	       (!a->has_fwmark || a->fwmark == b->fwmark) && a->suppress == b->suppress;
+}
+
+static const char *family_opt(int family)
+{
+	return family == AF_INET ? "-4" : "-6";
+}
+
+static const char *nft_family(int family)
+{
+	return family == AF_INET ? "ip" : "ip6";
+}
+
 static void policy_del(struct device *dev, int family)
 {
 	static const uint8_t any[16];
-	unsigned *done = &q.policy[family_slot(family)];
-	const char *v = family == AF_INET ? "-4" : "-6";
+	int slot = family_slot(family), err;
+	unsigned *done = &q.policy[slot];
+	const char *v = family_opt(family);
+	struct rtnl_rule r;
 
+	if (*done & POLICY_GUARD) {
+		if ((err = nft_guard_del(q.ifname, family)) && err != -ENOENT)
+			log_error("cannot delete nftables table %s noisetun-%s: %s", nft_family(family), q.ifname,
+				  strerror(-err));
+		else
+			log_verbose("nft delete table %s noisetun-%s", nft_family(family), q.ifname);
+	}
 	if (*done & POLICY_RULE_SUPPRESS) {
-		rtnl_rule(false, family, RT_TABLE_MAIN, false, 0, true);
-		log_verbose("ip %s rule delete table main suppress_prefixlength 0", v);
+		r = suppress_rule(family, q.suppress_prio[slot]);
+		if ((err = rtnl_rule(false, &r)))
+			log_error("cannot delete rule (%s) %u: table main suppress_prefixlength 0: %s", v, r.priority,
+				  strerror(-err));
+		else
+			log_verbose("ip %s rule delete priority %u table main suppress_prefixlength 0", v, r.priority);
 	}
 	if (*done & POLICY_RULE_MARK) {
-		rtnl_rule(false, family, q.policy_table, true, q.policy_table, false);
-		log_verbose("ip %s rule delete not fwmark %u table %u", v, q.policy_table, q.policy_table);
+		r = mark_rule(family, q.policy_table, q.mark_prio[slot]);
+		if ((err = rtnl_rule(false, &r)))
+			log_error("cannot delete rule (%s) %u: not fwmark %u table %u: %s", v, r.priority, r.fwmark, r.table,
+				  strerror(-err));
+		else
+			log_verbose("ip %s rule delete priority %u not fwmark %u table %u", v, r.priority, r.fwmark, r.table);
 	}
 	if (*done & POLICY_ROUTE)
 		rtnl_route(false, family, any, 0, dev->ifindex, q.policy_table);
 	*done = 0;
 }
 
+/* The priority the kernel would give a rule added without one (just above the first rule
+ * after `local`), so that ours go where wg-quick's go; we name it so that we can delete by
+ * it. */
+static int lowest_prio_cb(void *ctx, const struct rtnl_rule *r)
+{
+	uint32_t *lowest = ctx;
+
+	if (r->priority && r->priority < *lowest)
+		*lowest = r->priority;
+	return 0;
+}
+
+static int free_priorities(int family, uint32_t *mark, uint32_t *suppress)
+{
+	uint32_t lowest = 32766; /* main's, should every rule but local be gone */
+	int err;
+
+	if ((err = rtnl_rule_list(family, lowest_prio_cb, &lowest)))
+		return err;
+	if (lowest < 3)
+		return -ENOSPC;
+	*mark = lowest - 1;
+	*suppress = lowest - 2;
+	return 0;
+}
+
+/* ---- what a crashed instance left (issue 15 #5) ----
+ * The kernel takes our routes with the TUN device when the last process holding it dies,
+ * but the policy rules and nftables tables stay. A start looks for them before it adds its
+ * own: the table noisetun-IFACE by its name (IFACE is ours now: the device exists), and
+ * rules with our protocol for TABLE, the table (= fwmark) this start is about to use, when
+ * no route is in TABLE: a live instance always has its default route there before its
+ * rules and removes the rules first, so those rules are a dead instance's. Its suppress
+ * rule sits just below its fwmark rule (see free_priorities). */
+#define STALE_MAX 64
+
+struct stale {
+	uint32_t table;
+	struct rtnl_rule mark[STALE_MAX], suppress[STALE_MAX];
+	size_t marks, suppresses;
+};
+
+static int stale_cb(void *ctx, const struct rtnl_rule *r)
+{
+	struct stale *st = ctx;
+	struct rtnl_rule want = mark_rule(r->family, st->table, r->priority);
+	struct rtnl_rule sup = suppress_rule(r->family, r->priority);
+
+	if (rule_same(r, &want) && st->marks < STALE_MAX)
+		st->mark[st->marks++] = *r;
+	else if (rule_same(r, &sup) && st->suppresses < STALE_MAX)
+		st->suppress[st->suppresses++] = *r;
+	return 0;
+}
+
+static void policy_cleanup(struct device *dev, uint32_t table)
+{
+	struct stale *st;
+	int err;
+
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		if (!(err = nft_guard_del(dev->ifname, family)))
+			log_error("removed nftables table %s noisetun-%s, left by a dead instance", nft_family(family),
+				  dev->ifname);
+		else if (err != -ENOENT)
+			log_verbose("nftables: cannot look for a stale table %s noisetun-%s: %s", nft_family(family),
+				    dev->ifname, strerror(-err));
+	}
+	if (!table || table_in_use(table) || !(st = malloc(sizeof(*st))))
+		return;
+	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		memset(st, 0, sizeof(*st));
+		st->table = table;
+		if (rtnl_rule_list(family, stale_cb, st))
+			continue;
+		for (size_t i = 0; i < st->marks; i++) {
+			struct rtnl_rule *m = &st->mark[i];
+
+			if (!rtnl_rule(false, m))
+				log_error("removed rule (%s) %u: not fwmark %u table %u, left by a dead instance", family_opt(family),
+					  m->priority, m->fwmark, m->table);
+			for (size_t j = 0; j < st->suppresses; j++) {
+				if (st->suppress[j].priority + 1 != m->priority)
+					continue;
+				if (!rtnl_rule(false, &st->suppress[j]))
+					log_error("removed rule (%s) %u: table main suppress_prefixlength 0, left by a dead instance",
+						  family_opt(family), st->suppress[j].priority);
+				st->suppress[j].priority = UINT32_MAX; /* once: no rule of ours is at 0 */
+				break;
+			}
+		}
+	}
+	free(st);
+}
+
+/* wg-quick's firewall for the /0 of one family: nftables table noisetun-IFACE (nft.c)
+ * with the addresses the interface has now, of any scope, as wg-quick reads them. */
+struct guard_addrs {
+	int family;
+	uint8_t (*addrs)[16];
+	size_t count;
+	bool too_many;
+};
+
+static int guard_addr_cb(void *ctx, int family, const uint8_t *addr, uint8_t len)
+{
+	struct guard_addrs *g = ctx;
+
+	(void)len;
+	if (family != g->family)
+		return 0;
+	if (g->count == NFT_MAX_ADDRS) {
+		g->too_many = true;
+		return 0;
+	}
+	memcpy(g->addrs[g->count++], addr, family_len(family));
+	return 0;
+}
+
+static int guard_set(struct device *dev, int family, uint32_t fwmark)
+{
+	struct guard_addrs g = { .family = family };
+	int err;
+
+	if (!(g.addrs = calloc(NFT_MAX_ADDRS, sizeof(*g.addrs))))
+		return -ENOMEM;
+	if (!(err = rtnl_addr_list_all(dev->ifindex, guard_addr_cb, &g)))
+		err = g.too_many ? -E2BIG : nft_guard_set(dev->ifname, family, fwmark, (const uint8_t(*)[16])g.addrs, g.count);
+	free(g.addrs);
+	if (!err)
+		log_verbose("nftables table %s noisetun-%s: drop to the %zu address(es) of %s unless from it; "
+			    "connmark for fwmark %u", nft_family(family), dev->ifname, g.count, dev->ifname, fwmark);
+	return err;
+}
+
 static int policy_add(struct device *dev, int family, uint32_t table)
 {
 	static const uint8_t any[16];
-	unsigned *done = &q.policy[family_slot(family)];
-	const char *v = family == AF_INET ? "-4" : "-6";
+	int slot = family_slot(family);
+	unsigned *done = &q.policy[slot];
+	const char *v = family_opt(family);
+	struct rtnl_rule r;
 	int err;
 
 	q.policy_table = table;
@@ -759,18 +950,31 @@ static int policy_add(struct device *dev, int family, uint32_t table)
 		return err;
 	}
 	*done |= POLICY_ROUTE;
-	if ((err = rtnl_rule(true, family, table, true, table, false))) {
+	if ((err = free_priorities(family, &q.mark_prio[slot], &q.suppress_prio[slot]))) {
+		snprintf(what_buf, sizeof(what_buf), "cannot choose the priorities of the rules (%s)", v);
+		return err;
+	}
+	r = mark_rule(family, table, q.mark_prio[slot]);
+	if ((err = rtnl_rule(true, &r))) {
 		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) not fwmark %u table %u", v, table, table);
 		return err;
 	}
 	*done |= POLICY_RULE_MARK;
-	if ((err = rtnl_rule(true, family, RT_TABLE_MAIN, false, 0, true))) {
+	r = suppress_rule(family, q.suppress_prio[slot]);
+	if ((err = rtnl_rule(true, &r))) {
 		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) table main suppress_prefixlength 0", v);
 		return err;
 	}
 	*done |= POLICY_RULE_SUPPRESS;
-	log_verbose("full tunnel (%s): default route in table %u, rules `not fwmark %u table %u' and "
-		    "`table main suppress_prefixlength 0'", v, table, table, table);
+	log_verbose("full tunnel (%s): default route in table %u, rules %u `not fwmark %u table %u' and "
+		    "%u `table main suppress_prefixlength 0'", v, table, q.mark_prio[slot], table, table,
+		    q.suppress_prio[slot]);
+	if ((err = guard_set(dev, family, table))) {
+		snprintf(what_buf, sizeof(what_buf), "cannot add nftables table %s noisetun-%s", nft_family(family),
+			 dev->ifname);
+		return err;
+	}
+	*done |= POLICY_GUARD;
 	if (family == AF_INET) {
 		/* Replies to our marked UDP must pass rp_filter: wg-quick sets this too and leaves it. */
 		int fd = open("/proc/sys/net/ipv4/conf/all/src_valid_mark", O_WRONLY | O_CLOEXEC);
@@ -848,6 +1052,13 @@ static int routes_sync(struct device *dev, const struct nt_config *cfg, uint32_t
 		q.routes[q.routes_count++] = *r;
 	}
 	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+		if (q.policy[family_slot(family)] & POLICY_GUARD) {
+			/* a reload: the addresses may have changed; set replaces the table whole */
+			if ((err = guard_set(dev, family, q.policy_table)))
+				log_error("cannot update nftables table %s noisetun-%s: %s", nft_family(family),
+					  dev->ifname, strerror(-err));
+			continue;
+		}
 		if (!policy_table || !wants_default(cfg, family) || q.policy[family_slot(family)])
 			continue;
 		if ((err = policy_add(dev, family, policy_table))) {
@@ -896,6 +1107,7 @@ int config_up(struct device *dev, const char **what)
 
 	if ((err = dns_up(&q.cfg)))
 		return err;
+	policy_cleanup(dev, table);
 	if ((err = routes_sync(dev, &q.cfg, table, true)))
 		return err;
 

@@ -200,7 +200,7 @@ stop_conf
 diff <(echo "$BEFORE") <(snapshot) || fail "the namespace differs after Table = 1234 down"
 write_conf "$CONF" "0.0.0.0/0, 10.50.0.0/16" "Table = off"
 start_conf "$CONF"
-! route_has -4 route show dev "$IFA" proto boot || fail "routes added with Table = off"
+! route_has -4 route show dev "$IFA" proto 78 || fail "routes added with Table = off"
 ! route_has -4 route show table all 10.50.0.0/16 || fail "routes added with Table = off"
 stop_conf
 log "Table = 1234 and Table = off as wg-quick"
