@@ -74,7 +74,8 @@ static struct {
 	int timer;         /* ticks while there are connections or the listener is paused */
 	bool timer_armed;
 	bool paused;       /* the listener is out of the epoll set's interest */
-	bool episode;      /* a pause was logged; cleared by the next successful accept */
+	bool episode;      /* a pause was logged; over after a whole tick without one */
+	bool paused_in_tick;
 	uint64_t idle_ns;
 } uapi = { .timer = -1 };
 
@@ -98,7 +99,7 @@ static uint64_t tick_ns(void)
 
 static void timer_update(void)
 {
-	bool want = uapi.count || uapi.paused;
+	bool want = uapi.count || uapi.paused || uapi.episode;
 	struct itimerspec its = { 0 };
 
 	if (want == uapi.timer_armed || uapi.timer < 0)
@@ -126,9 +127,9 @@ static void listener_pause(struct device *dev, const char *why)
 {
 	if (!uapi.paused)
 		listener_events(dev, 0);
-	uapi.paused = true;
+	uapi.paused = uapi.paused_in_tick = true;
 	if (!uapi.episode)
-		log_error("control socket: %s; new connections wait (retried every tick and when one closes)", why);
+		log_error("control socket: %s; new connections wait (retried every second and when one closes)", why);
 	uapi.episode = true;
 	timer_update();
 }
@@ -309,10 +310,6 @@ void uapi_accept(struct device *dev)
 			listener_pause(dev, "out of memory for a new connection");
 			return;
 		}
-		if (uapi.episode) {
-			log_error("control socket: accepting connections again");
-			uapi.episode = false;
-		}
 		c->fd = fd;
 		c->events = EPOLLIN;
 		c->uid = (uid_t)-1;
@@ -333,6 +330,11 @@ static void uapi_tick(struct device *dev)
 
 	if (read(uapi.timer, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 		log_error("control socket timer: %s", strerror(errno));
+	if (uapi.episode && !uapi.paused && !uapi.paused_in_tick) {
+		log_error("control socket: accepting connections again");
+		uapi.episode = false;
+	}
+	uapi.paused_in_tick = false;
 	for (struct conn *c = uapi.conns, *next; c; c = next) {
 		next = c->next;
 		if (now - c->last_active >= uapi.idle_ns) {
@@ -358,7 +360,8 @@ static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, ch
 	struct ifinfomsg *ifi;
 	uint32_t seq = (uint32_t)now_ns(), portid;
 	int err = -ENODEV;
-	ssize_t n;
+	ssize_t got;
+	int n;
 
 	if (!nl)
 		return -errno;
@@ -381,12 +384,13 @@ static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, ch
 		err = -errno;
 		goto out;
 	}
-	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (n < 0) {
+	got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (got < 0) {
 		err = -errno;
 		goto out;
 	}
-	for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n); nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+	n = (int)got;
+	for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
 		struct nlattr *attr;
 
 		if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
