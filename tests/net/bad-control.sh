@@ -74,6 +74,7 @@ cases = {
     "bad-listen-port":         (b"set=1\nlisten_port=65536\n\n", "einval"),
     "bad-allowed-ip":          (b"set=1\npublic_key=" + p + b"\nallowed_ip=10.0.0.300/32\n\n", "einval"),
     "bad-endpoint":            (b"set=1\npublic_key=" + p + b"\nendpoint=nohost\n\n", "einval"),
+    "unknown-scope-name":      (b"set=1\npublic_key=" + p + b"\nendpoint=[fe80::1%nosuchif0]:1\n\n", "einval"),
     "unknown-operation":       (b"frobnicate=1\n\n", "closed"),
     "probe":                   (b"", "probe"),
     "two-gets":                (b"get=1\n\nget=1\n\n", "two"),
@@ -131,7 +132,7 @@ sys.exit(0 if good else 1)
 EOF
 
 # wireguard-go 0.0.20220316 differs from the doc on these (see the report in the log).
-WG_GO_KNOWN=" line-1mib line-1mib-no-equals "
+WG_GO_KNOWN=" line-1mib line-1mib-no-equals unknown-scope-name "
 hex() { python3 -c 'import base64,sys; print(base64.b64decode(sys.argv[1]).hex())' "$1"; }
 PHEX=$(hex "$(key_pub p)") QHEX=$(hex "$(key_pub q)") NHEX=$(hex "$(key_pub n)") AHEX=$(hex "$(key_pub a)")
 
