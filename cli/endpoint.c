@@ -1,6 +1,7 @@
 /* Endpoints: host names resolved with getaddrinfo, and the text wg shows for them. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -139,7 +140,8 @@ void endpoint_display(char *buf, size_t size, const struct nt_uapi_endpoint *ep)
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(ep->port);
 		memcpy(&in6->sin6_addr, ep->addr, 16);
-		in6->sin6_scope_id = ep->scope_id;
+		/* the daemon shows a scope by name, as stock wg does */
+		in6->sin6_scope_id = ep->scope_name[0] ? if_nametoindex(ep->scope_name) : ep->scope_id;
 		len = sizeof(*in6);
 	}
 	ret = getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), service, sizeof(service),

@@ -545,8 +545,10 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 		memcpy(set->private_key, cfg->has_private_key ? cfg->private_key : want, NT_KEY_LEN);
 		explicit_bzero(want, sizeof(want));
 		explicit_bzero(have, sizeof(have));
-		set->has_listen_port = true; /* 0 keeps the bound port */
-		set->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
+		/* listen_port=0 takes a new random port (as in the kernel): a file without
+		 * ListenPort keeps the bound one by not sending it. */
+		set->has_listen_port = cfg->has_listen_port;
+		set->listen_port = cfg->listen_port;
 		set->has_fwmark = fwmark != cur->fwmark;
 
 		for (size_t j = 0; j < cur->peers_count; j++) {

@@ -10,12 +10,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,40 +29,138 @@
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 
+/* Bounds (issue 20): the socket is root's and the -g group's, but a buggy or hostile
+ * client there must not stall the tunnel nor eat the machine's memory or fds.
+ *   - at most MAX_CONNS connections; past that the listener pauses (clients wait in the
+ *     backlog) until one closes;
+ *   - a request may grow to MAX_REQUEST, all buffered requests together to MAX_INPUT_TOTAL;
+ *   - replies: one at a time. While one is not fully written, nothing more is read or
+ *     handled on that connection, so output never exceeds one reply (and MAX_OUTPUT);
+ *   - a connection that sends nothing and reads nothing for the idle timeout is closed;
+ *   - the end of a request is searched for in the new bytes only, and one event does at
+ *     most READ_BUDGET bytes and REQUEST_BUDGET requests, so a flood cannot hog the loop;
+ *   - accept failing for want of fds or memory pauses the listener (retried on the next
+ *     tick or when a connection closes), logged once per episode, not per attempt. */
+#define MAX_CONNS 64
 #define MAX_REQUEST (64u << 20) /* far above 1,000 peers x 100 allowed IPs (~4 MiB) */
+#define MAX_INPUT_TOTAL (256u << 20)
+#define MAX_OUTPUT (64u << 20)
+#define READ_BUDGET (1u << 20)
+#define REQUEST_BUDGET 64
+#define IDLE_TIMEOUT_DEFAULT 30 /* s; $NOISETUN_CONTROL_TIMEOUT (1..3600) for tests */
+#define BACKLOG 4096            /* as wireguard-go; the kernel caps it at net.core.somaxconn */
 
 struct conn {
 	int fd;
 	struct conn *next;
-	char *in;
-	size_t in_len, in_cap;
+	char *in; /* unhandled bytes: in[in_off, in_len); "\n\n" is not in [in_off, in_scan) */
+	size_t in_off, in_len, in_cap, in_scan;
 	char *out;
 	size_t out_len, out_off, out_cap;
-	bool closing;
+	uint64_t last_active;
+	uint32_t events; /* the epoll mask registered */
+	bool eof;        /* the client will send no more */
+	bool closing;    /* an unknown operation: close once the replies before it are out */
 	bool oom;
 	bool may_set;
 	bool refusal_logged;
 	uid_t uid;
 };
 
-static struct conn *conns;
+static struct {
+	struct conn *conns;
+	size_t count;
+	size_t in_total;   /* sum of in_cap */
+	int timer;         /* ticks while there are connections or the listener is paused */
+	bool timer_armed;
+	bool paused;       /* the listener is out of the epoll set's interest */
+	bool episode;      /* a pause was logged; over after a whole tick without one */
+	bool paused_in_tick;
+	uint64_t idle_ns;
+} uapi = { .timer = -1 };
+
+static char timer_tag; /* epoll data.ptr of the tick timer */
 
 bool uapi_is_conn(struct device *dev, void *ptr)
 {
 	(void)dev;
-	for (struct conn *c = conns; c; c = c->next)
+	if (ptr == &timer_tag)
+		return true;
+	for (struct conn *c = uapi.conns; c; c = c->next)
 		if (c == ptr)
 			return true;
 	return false;
+}
+
+static uint64_t tick_ns(void)
+{
+	return uapi.idle_ns / 2 < NT_NSEC_PER_SEC ? uapi.idle_ns / 2 : NT_NSEC_PER_SEC;
+}
+
+static void timer_update(void)
+{
+	bool want = uapi.count || uapi.paused || uapi.episode;
+	struct itimerspec its = { 0 };
+
+	if (want == uapi.timer_armed || uapi.timer < 0)
+		return;
+	if (want) {
+		its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(tick_ns() / NT_NSEC_PER_SEC);
+		its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(tick_ns() % NT_NSEC_PER_SEC);
+	}
+	if (timerfd_settime(uapi.timer, 0, &its, NULL) < 0) {
+		log_error("control socket timer: %s", strerror(errno));
+		return;
+	}
+	uapi.timer_armed = want;
+}
+
+static void listener_events(struct device *dev, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = 5 };
+
+	if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, dev->uapi_listen, &ev) < 0)
+		log_error("control socket: epoll_ctl: %s", strerror(errno));
+}
+
+static void listener_pause(struct device *dev, const char *why)
+{
+	if (!uapi.paused)
+		listener_events(dev, 0);
+	uapi.paused = uapi.paused_in_tick = true;
+	if (!uapi.episode)
+		log_error("control socket: %s; new connections wait (retried every second and when one closes)", why);
+	uapi.episode = true;
+	timer_update();
+}
+
+static void listener_resume(struct device *dev)
+{
+	if (!uapi.paused || dev->uapi_listen < 0)
+		return;
+	listener_events(dev, EPOLLIN);
+	uapi.paused = false;
+	timer_update();
 }
 
 int uapi_listen(struct device *dev, const char *dir)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 };
+	struct epoll_event tev = { .events = EPOLLIN, .data.ptr = &timer_tag };
+	const char *env = getenv("NOISETUN_CONTROL_TIMEOUT");
+	unsigned long idle = IDLE_TIMEOUT_DEFAULT;
 	mode_t old_umask;
 	gid_t group;
 	int fd, err;
+
+	if (env && *env) {
+		char *end;
+		idle = strtoul(env, &end, 10);
+		if (*end || idle < 1 || idle > 3600)
+			return -EINVAL;
+	}
+	uapi.idle_ns = (uint64_t)idle * NT_NSEC_PER_SEC;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
@@ -77,6 +181,15 @@ int uapi_listen(struct device *dev, const char *dir)
 		unlink(addr.sun_path);
 	close(fd);
 
+	uapi.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (uapi.timer < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, uapi.timer, &tev) < 0) {
+		err = -errno;
+		if (uapi.timer >= 0)
+			close(uapi.timer);
+		uapi.timer = -1;
+		return err;
+	}
+
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -85,7 +198,8 @@ int uapi_listen(struct device *dev, const char *dir)
 	umask(old_umask);
 	if (err < 0 || (privsep_control_group(&group) &&
 			(chown(addr.sun_path, 0, group) < 0 || chmod(addr.sun_path, 0770) < 0)) ||
-	    listen(fd, 16) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	    listen(fd, BACKLOG < SOMAXCONN ? BACKLOG : SOMAXCONN) < 0 ||
+	    epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
@@ -96,12 +210,14 @@ int uapi_listen(struct device *dev, const char *dir)
 
 static void conn_free(struct device *dev, struct conn *c)
 {
-	struct conn **pp = &conns;
+	struct conn **pp = &uapi.conns;
 
 	while (*pp && *pp != c)
 		pp = &(*pp)->next;
-	if (*pp)
+	if (*pp) {
 		*pp = c->next;
+		uapi.count--;
+	}
 	epoll_ctl(dev->epoll, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	/* Both buffers may have carried keys (a set with private_key, a get reply). */
@@ -109,18 +225,27 @@ static void conn_free(struct device *dev, struct conn *c)
 		explicit_bzero(c->in, c->in_cap);
 	if (c->out)
 		explicit_bzero(c->out, c->out_cap);
+	uapi.in_total -= c->in_cap;
 	free(c->in);
 	free(c->out);
 	free(c);
+	listener_resume(dev); /* a slot, and an fd, are free again */
+	timer_update();
 }
 
 void uapi_close(struct device *dev)
 {
-	while (conns)
-		conn_free(dev, conns);
+	while (uapi.conns)
+		conn_free(dev, uapi.conns);
+	if (uapi.timer >= 0) {
+		close(uapi.timer);
+		uapi.timer = -1;
+		uapi.timer_armed = false;
+	}
 	if (dev->uapi_listen >= 0) {
 		close(dev->uapi_listen);
 		dev->uapi_listen = -1;
+		uapi.paused = false;
 		if (!privsep_is_worker()) /* the monitor removes it: the directory is root's */
 			unlink(dev->uapi_path);
 	}
@@ -160,28 +285,161 @@ static bool peer_may_set(int fd, uid_t *uid)
 
 void uapi_accept(struct device *dev)
 {
-	for (;;) {
-		int fd = accept4(dev->uapi_listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	while (!uapi.paused) {
+		struct epoll_event ev = { .events = EPOLLIN };
 		struct conn *c;
+		int fd;
 
+		if (uapi.count >= MAX_CONNS) {
+			listener_pause(dev, "connection limit reached");
+			return;
+		}
+		fd = accept4(dev->uapi_listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_error("control socket accept: %s", strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN) /* EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable */
+				listener_pause(dev, strerror(errno));
 			return;
 		}
 		c = calloc(1, sizeof(*c));
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+		ev.data.ptr = c;
 		if (!c || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			free(c);
 			close(fd);
-			continue;
+			listener_pause(dev, "out of memory for a new connection");
+			return;
 		}
 		c->fd = fd;
+		c->events = EPOLLIN;
 		c->uid = (uid_t)-1;
 		c->may_set = peer_may_set(fd, &c->uid);
-		c->next = conns;
-		conns = c;
+		c->last_active = now_ns();
+		c->next = uapi.conns;
+		uapi.conns = c;
+		uapi.count++;
+		timer_update();
 	}
+}
+
+/* The tick: retry a paused listener, close idle connections. */
+static void uapi_tick(struct device *dev)
+{
+	uint64_t expirations, now = now_ns();
+	size_t idle = 0;
+
+	if (read(uapi.timer, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_error("control socket timer: %s", strerror(errno));
+	if (uapi.episode && !uapi.paused && !uapi.paused_in_tick) {
+		log_error("control socket: accepting connections again");
+		uapi.episode = false;
+	}
+	uapi.paused_in_tick = false;
+	for (struct conn *c = uapi.conns, *next; c; c = next) {
+		next = c->next;
+		if (now - c->last_active >= uapi.idle_ns) {
+			conn_free(dev, c);
+			idle++;
+		}
+	}
+	if (idle)
+		log_verbose("control socket: closed %zu connection%s idle for %llu s (nothing sent, or the reply not read)",
+			    idle, idle == 1 ? "" : "s", (unsigned long long)(uapi.idle_ns / NT_NSEC_PER_SEC));
+	listener_resume(dev);
+	timer_update();
+}
+
+/* ---- interface names and indices (RTM_GETLINK; under seccomp, ioctl is not allowed) ---- */
+
+/* Look a link up by index (name NULL) or by name; its index and name. 0 or -errno. */
+static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE])
+{
+	static char buf[16384] __attribute__((aligned(4)));
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	uint32_t seq = (uint32_t)now_ns(), portid;
+	int err = -ENODEV;
+	ssize_t got;
+	int n;
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		err = -errno;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = (int)index;
+	if (name)
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		err = -errno;
+		goto out;
+	}
+	got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (got < 0) {
+		err = -errno;
+		goto out;
+	}
+	n = (int)got;
+	for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+		struct nlattr *attr;
+
+		if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
+			continue;
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(*e)) && e->error)
+				err = e->error;
+			break;
+		}
+		if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
+			continue;
+		ifi = mnl_nlmsg_get_payload(nlh);
+		if (ifi->ifi_index <= 0)
+			continue;
+		*index_out = (uint32_t)ifi->ifi_index;
+		name_out[0] = '\0';
+		mnl_attr_for_each(attr, nlh, sizeof(*ifi)) {
+			if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0 &&
+			    strlen(mnl_attr_get_str(attr)) < IF_NAMESIZE)
+				snprintf(name_out, IF_NAMESIZE, "%s", mnl_attr_get_str(attr));
+		}
+		err = 0;
+		break;
+	}
+out:
+	mnl_socket_close(nl);
+	return err;
+}
+
+/* Scope names of a parsed set, to indices; an unknown interface is -EINVAL. */
+static int resolve_scopes(struct nt_uapi_set *set)
+{
+	for (size_t i = 0; i < set->peers_count; i++) {
+		struct nt_uapi_endpoint *ep = &set->peers[i].endpoint;
+		char name[IF_NAMESIZE];
+		uint32_t index;
+		int err;
+
+		if (!set->peers[i].has_endpoint || !ep->scope_name[0])
+			continue;
+		err = link_lookup(0, ep->scope_name, &index, name);
+		if (err) {
+			log_verbose("control: endpoint scope %s: %s", ep->scope_name, strerror(-err));
+			return -EINVAL;
+		}
+		ep->scope_id = index;
+	}
+	return 0;
 }
 
 /* ---- replies ---- */
@@ -191,6 +449,10 @@ static bool out_reserve(struct conn *c, size_t more)
 	if (c->out_len + more <= c->out_cap)
 		return true;
 	size_t cap = c->out_cap ? c->out_cap : 4096;
+	if (more > MAX_OUTPUT || c->out_len + more > MAX_OUTPUT) {
+		c->oom = true;
+		return false;
+	}
 	while (cap < c->out_len + more)
 		cap *= 2;
 	char *p = malloc(cap);
@@ -243,9 +505,40 @@ static int out_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t ci
 	return 0;
 }
 
+struct scope_cache {
+	uint32_t index;
+	char name[IF_NAMESIZE];
+};
+
+/* As stock wg and wireguard-go show it: a scope by its interface name while the interface
+ * exists, else by its index. */
+static void format_endpoint(char *buf, size_t size, const union endpoint *ep, struct scope_cache *cache)
+{
+	uint32_t scope = ep->sa.sa_family == AF_INET6 ? ep->in6.sin6_scope_id : 0;
+	struct nt_uapi_endpoint u = { .family = AF_INET6 };
+	uint32_t index;
+
+	if (!scope) {
+		endpoint_format(buf, size, ep);
+		return;
+	}
+	if (cache->index != scope) {
+		cache->index = scope;
+		if (link_lookup(scope, NULL, &index, cache->name) || index != scope)
+			cache->name[0] = '\0';
+	}
+	u.port = ntohs(ep->in6.sin6_port);
+	memcpy(u.addr, &ep->in6.sin6_addr, 16);
+	u.scope_id = scope;
+	if (cache->name[0])
+		memcpy(u.scope_name, cache->name, sizeof(u.scope_name) < IF_NAMESIZE ? sizeof(u.scope_name) : IF_NAMESIZE);
+	nt_uapi_format_endpoint(buf, size, &u);
+}
+
 static void reply_get(struct device *dev, struct conn *c)
 {
 	const struct nt_noise_static *id = dev->static_identity;
+	struct scope_cache scope_cache = { 0 };
 
 	if (id->has_key)
 		out_key(c, "private_key", id->private_key);
@@ -259,7 +552,7 @@ static void reply_get(struct device *dev, struct conn *c)
 		out_printf(c, "protocol_version=1\n");
 		if (p->endpoint.sa.sa_family != AF_UNSPEC) {
 			char ep[80];
-			endpoint_format(ep, sizeof(ep), &p->endpoint);
+			format_endpoint(ep, sizeof(ep), &p->endpoint, &scope_cache);
 			out_printf(c, "endpoint=%s\n", ep);
 		}
 		out_printf(c, "last_handshake_time_sec=%llu\nlast_handshake_time_nsec=%llu\n",
@@ -320,8 +613,10 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set)
 	int err;
 
 	/* The one step that can fail for reasons outside the request goes first, so a port in
-	 * use leaves everything as it was. Port 0 means "any": a bound port already is one. */
-	if (set->has_listen_port && set->listen_port != dev->listen_port && (set->listen_port || !dev->listen_port)) {
+	 * use leaves everything as it was. Port 0 takes a new random port even when one is
+	 * bound, as the kernel and wireguard-go do (so `wg setconf` of a file without
+	 * ListenPort behaves the same against all three); the same port again is a no-op. */
+	if (set->has_listen_port && (!set->listen_port || set->listen_port != dev->listen_port)) {
 		err = udp_bind(dev, set->listen_port);
 		if (err)
 			return err;
@@ -352,9 +647,10 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 		return;
 	}
 	err = nt_uapi_parse_set(&set, body, len);
-
 	if (!err) {
-		err = uapi_apply_set(dev, &set);
+		err = resolve_scopes(&set);
+		if (!err)
+			err = uapi_apply_set(dev, &set);
 		nt_uapi_set_free(&set);
 	}
 	if (err)
@@ -362,106 +658,212 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 	out_printf(c, "errno=%d\n\n", err);
 }
 
-/* Handle every complete request in the input buffer. false: close the connection. */
-static bool process(struct device *dev, struct conn *c)
+/* The end of the first unhandled request (just past its "\n\n"), or 0 while it has not
+ * arrived. Only bytes not searched before are searched: a request trickled in a byte at a
+ * time costs O(its length), not O(length squared). */
+static size_t request_end(struct conn *c)
 {
-	size_t off = 0;
-	bool ok = true;
+	char *hit;
 
-	while (ok) {
-		char *start = c->in + off, *end = memmem(start, c->in_len - off, "\n\n", 2);
-		char *nl;
-
-		if (!end) {
-			/* "get=1\n\n" or "set=1\n\n" with nothing between is found above; a request
-			 * that has not ended yet waits for more bytes. */
-			break;
-		}
-		nl = memchr(start, '\n', (size_t)(end - start) + 1);
-		if ((size_t)(nl - start) == 5 && !memcmp(start, "get=1", 5)) {
-			reply_get(dev, c);
-		} else if ((size_t)(nl - start) == 5 && !memcmp(start, "set=1", 5)) {
-			/* body: the lines after "set=1\n", each ending in '\n' */
-			size_t body_len = nl == end ? 0 : (size_t)(end + 1 - (nl + 1));
-			handle_set(dev, c, nl + 1, body_len);
-		} else {
-			ok = false; /* an unknown operation: close without a reply */
-		}
-		off = (size_t)(end - c->in) + 2;
+	if (c->in_len - c->in_scan < 2)
+		return 0;
+	hit = memmem(c->in + c->in_scan, c->in_len - c->in_scan, "\n\n", 2);
+	if (!hit) {
+		c->in_scan = c->in_len - 1; /* a '\n' at the end may pair with the next byte */
+		return 0;
 	}
-	if (off) {
-		explicit_bzero(c->in, off);
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
-	}
-	return ok && !c->oom;
+	c->in_scan = (size_t)(hit - c->in);
+	return c->in_scan + 2;
 }
 
-static bool flush_out(struct device *dev, struct conn *c)
+/* Handle the first request, which has arrived whole (end from request_end()). Every
+ * request is answered in order; an unknown operation gets no answer and closes the
+ * connection once the replies to the requests before it are written (control-protocol.md;
+ * wireguard-go does the same). */
+static void handle_request(struct device *dev, struct conn *c, size_t end)
+{
+	char *start = c->in + c->in_off, *nl = memchr(start, '\n', end - c->in_off);
+	size_t op_len = (size_t)(nl - start);
+
+	if (op_len == 5 && !memcmp(start, "get=1", 5)) {
+		if (nl + 1 == c->in + end - 1)
+			reply_get(dev, c);
+		else
+			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no lines */
+	} else if (op_len == 5 && !memcmp(start, "set=1", 5)) {
+		/* body: the lines after "set=1\n", each ending in '\n'; none for "set=1\n\n" */
+		handle_set(dev, c, nl + 1, (size_t)(c->in + end - 1 - (nl + 1)));
+	} else {
+		c->closing = true;
+	}
+	/* A set may have carried a private key. */
+	explicit_bzero(start, end - c->in_off);
+	c->in_off = c->in_scan = end;
+	if (c->in_off == c->in_len) {
+		c->in_off = c->in_len = c->in_scan = 0;
+		if (c->in_cap > (64u << 10)) { /* a big request is done: give its memory back */
+			explicit_bzero(c->in, c->in_cap);
+			free(c->in);
+			uapi.in_total -= c->in_cap;
+			c->in = NULL;
+			c->in_cap = 0;
+		}
+	}
+}
+
+/* Room for READ_CHUNK more bytes: compact, then grow within the bounds. false: over them. */
+#define READ_CHUNK 4096
+static bool in_room(struct conn *c)
+{
+	size_t cap;
+	char *p;
+
+	if (c->in_off) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		explicit_bzero(c->in + c->in_len - c->in_off, c->in_off);
+		c->in_len -= c->in_off;
+		c->in_scan -= c->in_off;
+		c->in_off = 0;
+	}
+	if (c->in_cap - c->in_len >= READ_CHUNK)
+		return true;
+	cap = c->in_cap ? c->in_cap * 2 : 8192;
+	if (cap > MAX_REQUEST) {
+		log_verbose("control: a request over %u MiB, closing the connection", MAX_REQUEST >> 20);
+		return false;
+	}
+	if (uapi.in_total - c->in_cap + cap > MAX_INPUT_TOTAL) {
+		log_verbose("control: requests buffered over %u MiB in all, closing the connection", MAX_INPUT_TOTAL >> 20);
+		return false;
+	}
+	if (!(p = malloc(cap)))
+		return false;
+	if (c->in) {
+		memcpy(p, c->in, c->in_len);
+		explicit_bzero(c->in, c->in_cap);
+		free(c->in);
+	}
+	uapi.in_total += cap - c->in_cap;
+	c->in = p;
+	c->in_cap = cap;
+	return true;
+}
+
+/* Read until a whole request is buffered, the socket is drained, the client is done, or
+ * READ_BUDGET bytes (the rest waits for the next round of the loop). false: close. */
+static bool read_some(struct conn *c)
+{
+	size_t budget = READ_BUDGET;
+
+	while (budget && !c->eof && !request_end(c)) {
+		ssize_t n;
+
+		if (!in_room(c))
+			return false;
+		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len < budget ? c->in_cap - c->in_len : budget);
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			budget -= (size_t)n;
+			c->last_active = now_ns();
+		} else if (n == 0) {
+			c->eof = true;
+		} else if (errno == EAGAIN) {
+			break;
+		} else if (errno != EINTR) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Write what the socket takes. false: the client is gone. */
+static bool flush_out(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
 		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0) {
-			if (errno == EAGAIN) {
-				struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
-				epoll_ctl(dev->epoll, EPOLL_CTL_MOD, c->fd, &ev);
+			if (errno == EAGAIN)
 				return true;
-			}
+			if (errno == EINTR)
+				continue;
 			return false;
 		}
 		c->out_off += (size_t)n;
+		c->last_active = now_ns();
 	}
-	if (!c->out_len)
-		return true;
-	explicit_bzero(c->out, c->out_len);
-	c->out_len = c->out_off = 0;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-	epoll_ctl(dev->epoll, EPOLL_CTL_MOD, c->fd, &ev);
+	if (c->out_len) {
+		explicit_bzero(c->out, c->out_len);
+		c->out_len = c->out_off = 0;
+		if (c->out_cap > (1u << 20)) { /* a big reply is out: give its memory back */
+			free(c->out);
+			c->out = NULL;
+			c->out_cap = 0;
+		}
+	}
 	return true;
 }
 
+static bool set_events(struct device *dev, struct conn *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	if (c->events == events)
+		return true;
+	if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+		log_error("control socket: epoll_ctl: %s", strerror(errno));
+		return false;
+	}
+	c->events = events;
+	return true;
+}
+
+/* One connection's turn: write what is pending; only when nothing is, handle the next
+ * request, and only when none is buffered, read. Replies never pile up: a client that
+ * pipelines requests and does not read gets one reply's worth, then nothing is read from
+ * it until it reads (or the idle timeout closes it). */
 void uapi_event(struct device *dev, void *ptr, uint32_t events)
 {
 	struct conn *c = ptr;
-	bool eof = false;
+	unsigned requests = 0;
+	uint32_t want;
 
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (;;) {
-			if (c->in_cap - c->in_len < 4096) {
-				size_t cap = c->in_cap ? c->in_cap * 2 : 8192;
-				char *p;
-				if (cap > MAX_REQUEST || !(p = malloc(cap))) {
-					conn_free(dev, c);
-					return;
-				}
-				if (c->in) {
-					memcpy(p, c->in, c->in_len);
-					explicit_bzero(c->in, c->in_cap);
-					free(c->in);
-				}
-				c->in = p;
-				c->in_cap = cap;
-			}
-			ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
-			if (n > 0) {
-				c->in_len += (size_t)n;
-				continue;
-			}
-			if (n == 0 || (errno != EAGAIN && errno != EINTR))
-				eof = true;
-			if (n < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		if (!process(dev, c)) {
-			conn_free(dev, c);
-			return;
-		}
-	}
-	if (!flush_out(dev, c) || (eof && c->out_off >= c->out_len)) {
-		conn_free(dev, c);
+	(void)events; /* level-triggered: the state below says what to do */
+	if (ptr == &timer_tag) {
+		uapi_tick(dev);
 		return;
 	}
-	if (eof)
-		c->closing = true;
+	for (;;) {
+		size_t end;
+
+		if (!flush_out(c))
+			goto close;
+		if (c->out_off < c->out_len) {
+			want = EPOLLOUT;
+			break;
+		}
+		if (c->closing)
+			goto close;
+		if ((end = request_end(c))) {
+			if (requests++ == REQUEST_BUDGET) {
+				want = EPOLLOUT; /* writable: comes back next round, after the others */
+				break;
+			}
+			handle_request(dev, c, end);
+			if (c->oom)
+				goto close;
+			continue;
+		}
+		if (c->eof)
+			goto close; /* done; a request cut short by the close is dropped */
+		if (!read_some(c))
+			goto close;
+		if (!request_end(c) && !c->eof) {
+			want = EPOLLIN; /* drained, or the read budget spent: level-triggered */
+			break;
+		}
+	}
+	if (set_events(dev, c, want))
+		return;
+close:
+	conn_free(dev, c);
 }

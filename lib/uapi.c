@@ -5,8 +5,11 @@
  * at most NT_UAPI_MAX_LINE bytes. Device keys come before the first public_key. Numbers are
  * decimal digits with no sign (leading zeros allowed), booleans only "true",
  * protocol_version only "1". Where wireguard-go 0.0.20220316 is laxer (CRLF lines, a '+' or
- * '-' before a prefix length, interface names as scopes, a repeated public key merged into
- * one peer) we follow control-protocol.md and refuse. */
+ * '-' before a prefix length) we follow control-protocol.md and refuse. An endpoint scope may
+ * be an interface name (stock `wg` sends one) and a public key may repeat (a [Peer] given
+ * twice in a file): the kernel handles peer sections one after another, a second section
+ * for the same key selecting the same peer again, and so does the daemon when it applies
+ * peers[] in order. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -159,6 +162,28 @@ int nt_uapi_parse_allowed_ip(struct nt_uapi_allowed_ip *out, const char *s, size
 	return parse_prefix(out, s, len, false);
 }
 
+/* An interface name as Linux allows one (dev_valid_name): 1..15 bytes, not "." or "..", no
+ * '/', ':' or whitespace; we also refuse '%' and anything outside 0x21..0x7e. A name of
+ * digits only is a number and was tried as one. */
+static int parse_scope_name(char name[static NT_UAPI_IFNAME_MAX + 1], const char *s, size_t len)
+{
+	bool digits = true;
+
+	if (!len || len > NT_UAPI_IFNAME_MAX || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x21 || c > 0x7e || c == '/' || c == ':' || c == '%')
+			return -EINVAL;
+		digits = digits && c >= '0' && c <= '9';
+	}
+	if (digits)
+		return -EINVAL;
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return 0;
+}
+
 int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t len)
 {
 	const char *host = s, *port_text, *close, *percent;
@@ -177,8 +202,11 @@ int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t l
 		port_text = close + 2;
 		percent = memchr(host, '%', host_len);
 		if (percent) {
-			if (parse_decimal(&scope, percent + 1, host_len - (size_t)(percent - host) - 1,
-					  UINT32_MAX))
+			const char *zone = percent + 1;
+			size_t zone_len = host_len - (size_t)(percent - host) - 1;
+
+			if (parse_decimal(&scope, zone, zone_len, UINT32_MAX) &&
+			    parse_scope_name(out->scope_name, zone, zone_len))
 				goto out;
 			host_len = (size_t)(percent - host);
 		}
@@ -214,6 +242,9 @@ size_t nt_uapi_format_endpoint(char *buf, size_t size, const struct nt_uapi_endp
 
 	if (ep->family == AF_INET && inet_ntop(AF_INET, ep->addr, addr, sizeof(addr)))
 		n = snprintf(text, sizeof(text), "%s:%u", addr, (unsigned)ep->port);
+	else if (ep->family == AF_INET6 && inet_ntop(AF_INET6, ep->addr, addr, sizeof(addr)) &&
+		 ep->scope_name[0] && memchr(ep->scope_name, '\0', sizeof(ep->scope_name)))
+		n = snprintf(text, sizeof(text), "[%s%%%s]:%u", addr, ep->scope_name, (unsigned)ep->port);
 	else if (ep->family == AF_INET6 && inet_ntop(AF_INET6, ep->addr, addr, sizeof(addr)))
 		n = ep->scope_id ? snprintf(text, sizeof(text), "[%s%%%u]:%u", addr,
 					    (unsigned)ep->scope_id, (unsigned)ep->port)
@@ -376,34 +407,6 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 	return -EINVAL;
 }
 
-static int compare_peer_keys(const void *a, const void *b)
-{
-	const struct nt_uapi_peer *const *pa = a, *const *pb = b;
-
-	return memcmp((*pa)->public_key, (*pb)->public_key, sizeof((*pa)->public_key));
-}
-
-/* Sorting beats pairwise comparison: setconf of thousands of peers is one request. */
-static int check_distinct_peers(const struct nt_uapi_set *set)
-{
-	const struct nt_uapi_peer **sorted;
-	int ret = 0;
-
-	if (set->peers_count < 2)
-		return 0;
-	sorted = malloc(set->peers_count * sizeof(*sorted));
-	if (!sorted)
-		return -ENOMEM;
-	for (size_t i = 0; i < set->peers_count; i++)
-		sorted[i] = &set->peers[i];
-	qsort(sorted, set->peers_count, sizeof(*sorted), compare_peer_keys);
-	for (size_t i = 1; i < set->peers_count && !ret; i++)
-		if (!compare_peer_keys(&sorted[i - 1], &sorted[i]))
-			ret = -EINVAL;
-	free(sorted);
-	return ret;
-}
-
 int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len)
 {
 	struct parse_state st = { .set = out };
@@ -424,8 +427,6 @@ int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len)
 		ret = parse_line(&st, body + pos, line_len);
 		pos += line_len + 1;
 	}
-	if (!ret)
-		ret = check_distinct_peers(out);
 	if (ret)
 		nt_uapi_set_free(out);
 	return ret;

@@ -13,8 +13,11 @@
  * scope) is under 80 bytes; anything longer is refused after reading this many bytes. */
 #define NT_UAPI_MAX_LINE 200
 
-/* Room for any nt_uapi_format_endpoint() output and its NUL ("[" 39 "%" 10 "]:" 5). */
+/* Room for any nt_uapi_format_endpoint() output and its NUL ("[" 39 "%" 15 "]:" 5). */
 #define NT_UAPI_ENDPOINT_STRLEN 64
+
+/* An interface name as a scope: at most 15 bytes, as IF_NAMESIZE - 1 on Linux. */
+#define NT_UAPI_IFNAME_MAX 15
 
 struct nt_uapi_allowed_ip {
 	uint8_t family; /* AF_INET or AF_INET6 */
@@ -22,12 +25,15 @@ struct nt_uapi_allowed_ip {
 	uint8_t addr[16]; /* network byte order; host bits are kept as given */
 };
 
-/* Numeric only: a scope is an interface index, never a name. */
+/* An IPv6 scope is an interface index or, as stock `wg` sends it, an interface name. lib
+ * stays pure: it keeps the name as text (scope_id 0), and the daemon resolves it to an
+ * index before using the endpoint. */
 struct nt_uapi_endpoint {
 	uint8_t family; /* AF_INET or AF_INET6 */
 	uint16_t port;
 	uint8_t addr[16];
-	uint32_t scope_id; /* IPv6 only; 0: none */
+	uint32_t scope_id; /* IPv6 only; 0: none (or scope_name) */
+	char scope_name[NT_UAPI_IFNAME_MAX + 1]; /* IPv6 only; "": none; NUL-terminated */
 };
 
 struct nt_uapi_peer {
@@ -53,7 +59,9 @@ struct nt_uapi_set {
 	bool has_fwmark;
 	uint32_t fwmark; /* 0: none */
 	bool replace_peers;
-	struct nt_uapi_peer *peers; /* in request order; public keys pairwise distinct */
+	/* In request order. A public key may repeat: as in the kernel, a later section selects
+	 * the same peer again and is applied after the earlier ones. */
+	struct nt_uapi_peer *peers;
 	size_t peers_count;
 };
 
@@ -74,7 +82,7 @@ void nt_uapi_set_free(struct nt_uapi_set *set);
 size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size);
 
 /* The get=1 form of an endpoint, NUL-terminated: "192.0.2.1:51820", "[2001:db8::1]:51820",
- * "[fe80::1%3]:51820" with a scope. The length written without the NUL, or 0 (buf emptied
+ * "[fe80::1%3]:51820" or "[fe80::1%eth0]:51820" with a scope (the name when it has one). The length written without the NUL, or 0 (buf emptied
  * when size > 0) for an unknown family or a buf too small; NT_UAPI_ENDPOINT_STRLEN fits all. */
 size_t nt_uapi_format_endpoint(char *buf, size_t size, const struct nt_uapi_endpoint *ep);
 
@@ -82,8 +90,10 @@ size_t nt_uapi_format_endpoint(char *buf, size_t size, const struct nt_uapi_endp
  * full length. Host bits are kept (the allowed-IPs trie masks them). 0 or -EINVAL. */
 int nt_uapi_parse_allowed_ip(struct nt_uapi_allowed_ip *out, const char *s, size_t len);
 
-/* Parse a numeric endpoint "a.b.c.d:port" or "[v6addr]:port" / "[v6addr%scope]:port" with a
- * decimal scope (len bytes, no NUL needed). 0 or -EINVAL. */
+/* Parse a numeric endpoint "a.b.c.d:port" or "[v6addr]:port" / "[v6addr%scope]:port", the
+ * scope a decimal index or an interface name (1 to 15 bytes, not all digits, no '/', ':',
+ * '%' or whitespace, not "." or ".."), kept in scope_name (len bytes, no NUL needed).
+ * 0 or -EINVAL. */
 int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t len);
 
 #endif

@@ -4,7 +4,8 @@
  * "no crash, no leak", a result must agree with a plain second reading of the same lines:
  *   - success: one peer per public_key line, in order, each with the allowed_ip lines after
  *     its last replace_allowed_ips=true; every prefix of a known family, cidr within it,
- *     IPv4 addresses zero-padded; public keys pairwise distinct; each device key present
+ *     IPv4 addresses zero-padded; a scope name NUL-terminated and never with an index (a
+ *     public key may repeat: sections apply in order); each device key present
  *     exactly when its line was;
  *   - failure: *out all zeros (nothing half-parsed left behind);
  *   - nt_uapi_set_free leaves the struct zeroed, and a second free is harmless. */
@@ -111,9 +112,9 @@ static void check_set(const struct nt_uapi_set *set)
 			if (p->endpoint.family == AF_INET && (p->endpoint.scope_id || !is_zero(p->endpoint.addr + 4, 12)))
 				FAIL("peer %zu: IPv4 endpoint with a scope or stray bytes", i);
 		}
-		for (size_t k = 0; k < i; k++)
-			if (!memcmp(set->peers[k].public_key, p->public_key, sizeof(p->public_key)))
-				FAIL("peers %zu and %zu share a public key", k, i);
+		if (p->has_endpoint && p->endpoint.scope_name[0] &&
+		    (p->endpoint.scope_id || !memchr(p->endpoint.scope_name, '\0', sizeof(p->endpoint.scope_name))))
+			FAIL("peer %zu: a scope name with an index too, or unterminated", i);
 	}
 }
 

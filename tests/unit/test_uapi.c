@@ -247,7 +247,9 @@ static const struct bad_body bad_bodies[] = {
 	BAD(PEER_A "fwmark=1\n"), BAD(PEER_A "replace_peers=true\n"),
 	BAD("remove=true\n"), BAD("update_only=true\n"), BAD("protocol_version=1\n"),
 	BAD("allowed_ip=10.0.0.1/32\n"), BAD("endpoint=1.2.3.4:1\n"),
-	BAD(PEER_A PEER_A), BAD(PEER_A PEER_C PEER_A), BAD("public_key=" HEX_B "\npublic_key=" HEX_BU "\n"),
+	/* a repeated peer is good (test_repeated_peers); a bad line in its second section is not */
+	BAD(PEER_A PEER_A "remove=maybe\n"), BAD(PEER_A PEER_C PEER_A "bogus=1\n"),
+	BAD("public_key=" HEX_B "\npublic_key=" HEX_BU "\nprotocol_version=3\n"),
 	BAD(PEER_A "bogus=1\n"), BAD(PEER_A "public_key=\n"), BAD("public_key=" HEX_A "0\n"),
 	/* 71: protocol_version, preshared_key, keepalive */
 	BAD(PEER_A "protocol_version=2\n"), BAD(PEER_A "protocol_version=0\n"),
@@ -265,13 +267,18 @@ static const struct bad_body bad_bodies[] = {
 	BAD(PEER_A "endpoint=[::1]:\n"), BAD(PEER_A "endpoint=[::1]51820\n"),
 	BAD(PEER_A "endpoint=[::1:51820\n"), BAD(PEER_A "endpoint=::1]:51820\n"),
 	BAD(PEER_A "endpoint=[1.2.3.4]:1\n"), BAD(PEER_A "endpoint=[fe80::1%]:1\n"),
-	BAD(PEER_A "endpoint=[fe80::1%eth0]:1\n"), BAD(PEER_A "endpoint=[fe80::1%4294967296]:1\n"),
-	BAD(PEER_A "endpoint=[fe80::1%-1]:1\n"), BAD(PEER_A "endpoint=localhost:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%eth/0]:1\n"), BAD(PEER_A "endpoint=[fe80::1%4294967296]:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%a/]:1\n"), BAD(PEER_A "endpoint=localhost:1\n"),
 	BAD(PEER_A "endpoint=1.2.3.300:1\n"), BAD(PEER_A "endpoint=01.2.3.4:1\n"),
 	BAD(PEER_A "endpoint=1.2.3:1\n"), BAD(PEER_A "endpoint=1.2.3.4%1:1\n"),
 	BAD(PEER_A "endpoint=:51820\n"), BAD(PEER_A "endpoint=[]:1\n"),
 	BAD(PEER_A "endpoint=[::1]:1:2\n"), BAD(PEER_A "endpoint=[[::1]]:1\n"),
 	BAD(PEER_A "endpoint=[::1\0]:1\n"), BAD(PEER_A "endpoint=1.2.3.4\0:1\n"),
+	/* 109: scope names Linux would not allow */
+	BAD(PEER_A "endpoint=[fe80::1%0123456789abcdef]:1\n"), BAD(PEER_A "endpoint=[fe80::1%.]:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%..]:1\n"), BAD(PEER_A "endpoint=[fe80::1%a:b]:1\n"),
+	BAD(PEER_A "endpoint=[fe80::1%a%b]:1\n"), BAD(PEER_A "endpoint=[fe80::1%eth0\x7f]:1\n"),
+	BAD(PEER_A "endpoint=1.2.3.4%eth0:1\n"),
 	/* 110: allowed IPs */
 	BAD(PEER_A "allowed_ip=\n"), BAD(PEER_A "allowed_ip=10.0.0.300/32\n"),
 	BAD(PEER_A "allowed_ip=10.0.0.1/33\n"), BAD(PEER_A "allowed_ip=::1/129\n"),
@@ -489,12 +496,18 @@ START_TEST(test_big_request)
 	}
 	nt_uapi_set_free(&set);
 
-	/* The same request with the first peer's key again at the very end. */
+	/* The same request with the first peer's key again at the very end: one more section,
+	 * and a bad line after it still refuses the whole request. */
 	big_peer_key(key, 0);
 	nt_key_to_hex(hex, key);
-	body = realloc(body, len + 100);
+	body = realloc(body, len + 200);
 	ck_assert_ptr_nonnull(body);
 	len += (size_t)sprintf(body + len, "public_key=%s\n", hex);
+	ck_assert_int_eq(nt_uapi_parse_set(&set, body, len), 0);
+	ck_assert_uint_eq(set.peers_count, BIG_PEERS + 1);
+	ck_assert_mem_eq(set.peers[BIG_PEERS].public_key, set.peers[0].public_key, 32);
+	nt_uapi_set_free(&set);
+	len += (size_t)sprintf(body + len, "remove=no\n");
 	ck_assert_int_eq(nt_uapi_parse_set(&set, body, len), -EINVAL);
 	ck_assert(set_is_empty(&set));
 	free(body);
@@ -542,6 +555,8 @@ START_TEST(test_endpoint_round_trip)
 		"[2001:db8::1]:1", "[fe80::1%3]:51820", "[fe80::1%4294967295]:65535",
 		"[::ffff:192.0.2.1]:7", "[1:2:3:4:5:6:7:8]:9",
 		"[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+		"[fe80::1%eth0]:51820", "[fe80::1%lo]:1", "[2001:db8::1%a]:2", "[fe80::1%0x1]:3",
+		"[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%abcdefghijklmno]:65535", "[fe80::1%wg-0.1_x]:4",
 	};
 	static const char *const rewritten[][2] = {
 		{ "192.0.2.1:051820", "192.0.2.1:51820" }, { "[FE80::0:1%03]:00", "[fe80::1%3]:0" },
@@ -583,6 +598,55 @@ START_TEST(test_endpoint_round_trip)
 }
 END_TEST
 
+/* Stock `wg` sends a scope as the interface name: kept as text for the daemon to resolve;
+ * digits only are an index. Before: every name was -EINVAL. */
+START_TEST(test_scope_names)
+{
+	struct nt_uapi_endpoint ep;
+	struct nt_uapi_set set;
+
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, "[fe80::1%eth0]:51820", 20), 0);
+	ck_assert_int_eq(ep.family, AF_INET6);
+	ck_assert_uint_eq(ep.port, 51820);
+	ck_assert_uint_eq(ep.scope_id, 0);
+	ck_assert_str_eq(ep.scope_name, "eth0");
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, "[fe80::1%12]:1", 14), 0);
+	ck_assert_uint_eq(ep.scope_id, 12);
+	ck_assert_str_eq(ep.scope_name, "");
+	/* 15 bytes, the longest name */
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&ep, "[fe80::1%abcdefghijklmno]:1", 27), 0);
+	ck_assert_str_eq(ep.scope_name, "abcdefghijklmno");
+
+	ck_assert_int_eq(parse_str(&set, PEER_A "endpoint=[fe80::1%eth0]:51820\n"), 0);
+	ck_assert_str_eq(set.peers[0].endpoint.scope_name, "eth0");
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
+/* A [Peer] given twice: as in the kernel, both sections are kept, in order, for the daemon
+ * to apply one after the other to the same peer. Before: the whole request was -EINVAL. */
+START_TEST(test_repeated_peers)
+{
+	struct nt_uapi_set set;
+
+	ck_assert_int_eq(parse_str(&set, PEER_A "allowed_ip=10.0.0.1/32\n" PEER_C "public_key=" HEX_A "\n"
+					 "persistent_keepalive_interval=5\nallowed_ip=10.0.0.2/32\n"
+					 "public_key=" HEX_C "\nremove=true\n"), 0);
+	ck_assert_uint_eq(set.peers_count, 4);
+	ck_assert_hex(set.peers[0].public_key, HEX_A);
+	ck_assert_hex(set.peers[1].public_key, HEX_C);
+	ck_assert_hex(set.peers[2].public_key, HEX_A);
+	ck_assert_hex(set.peers[3].public_key, HEX_C);
+	ck_assert_uint_eq(set.peers[0].allowed_ips_count, 1);
+	ck_assert(!set.peers[0].has_persistent_keepalive);
+	ck_assert_uint_eq(set.peers[2].allowed_ips_count, 1);
+	ck_assert(set.peers[2].has_persistent_keepalive);
+	assert_ip(&set.peers[2].allowed_ips[0], AF_INET, "10.0.0.2", 32);
+	ck_assert(!set.peers[1].remove && set.peers[3].remove);
+	nt_uapi_set_free(&set);
+}
+END_TEST
+
 /* ---- nt_uapi_format_set: the inverse of the parser ---- */
 
 static void assert_sets_equal(const struct nt_uapi_set *a, const struct nt_uapi_set *b)
@@ -613,6 +677,7 @@ static void assert_sets_equal(const struct nt_uapi_set *a, const struct nt_uapi_
 			ck_assert_uint_eq(p->endpoint.port, q->endpoint.port);
 			ck_assert_mem_eq(p->endpoint.addr, q->endpoint.addr, 16);
 			ck_assert_uint_eq(p->endpoint.scope_id, q->endpoint.scope_id);
+			ck_assert_str_eq(p->endpoint.scope_name, q->endpoint.scope_name);
 		}
 		ck_assert_int_eq(p->has_persistent_keepalive, q->has_persistent_keepalive);
 		if (p->has_persistent_keepalive)
@@ -819,6 +884,8 @@ static Suite *uapi_suite(void)
 
 	tcase_add_test(addr, test_parse_allowed_ip);
 	tcase_add_test(addr, test_endpoint_round_trip);
+	tcase_add_test(addr, test_scope_names);
+	tcase_add_test(addr, test_repeated_peers);
 	suite_add_tcase(s, addr);
 
 	tcase_add_test(format, test_format_known_answer);
