@@ -372,7 +372,7 @@ int main(int argc, char *argv[])
 			return privsep_monitor(&dev, pid, ready[1], foreground);
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
-		if (pid < 0 || err || (err = privsep_drop(&what))) {
+		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
 				 pid < 0 ? "cannot start the worker" : what, strerror(pid < 0 ? (int)-pid : -err));

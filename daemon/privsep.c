@@ -21,10 +21,8 @@
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. */
 #include <errno.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +32,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -43,12 +40,10 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "sandbox.h"
 
-#define KEPT_CAPS        ((1u << CAP_NET_ADMIN) | (1u << CAP_NET_BIND_SERVICE))
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_SAVED_TEXT   (64u << 20)
-
-_Static_assert(CAP_NET_ADMIN < 32 && CAP_NET_BIND_SERVICE < 32, "both in the first capability word");
 
 static struct {
 	bool split, worker, monitor;
@@ -198,82 +193,6 @@ bool privsep_forward_reload(void)
 	return true;
 }
 
-/* Everything outside CAP_NET_ADMIN and CAP_NET_BIND_SERVICE leaves the bounding set, so
- * not even an execve of a file with capabilities could bring it back. */
-static int drop_bounding_set(void)
-{
-	for (unsigned long cap = 0; cap < 64; cap++) {
-		int in;
-
-		if (cap < 32 && (KEPT_CAPS & (1u << cap)))
-			continue;
-		if ((in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) < 0)
-			return errno == EINVAL ? 0 : -errno; /* EINVAL: past the last capability */
-		if (in && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-			return -errno;
-	}
-	return 0;
-}
-
-/* Permitted and effective: the two capabilities; inheritable: none. Read back to check. */
-static int set_capabilities(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { { .effective = KEPT_CAPS, .permitted = KEPT_CAPS } };
-
-	if (syscall(SYS_capset, &hdr, data) < 0)
-		return -errno;
-	memset(data, 0xff, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0)
-		return -errno;
-	if (data[0].effective != KEPT_CAPS || data[0].permitted != KEPT_CAPS || data[0].inheritable ||
-	    data[1].effective || data[1].permitted || data[1].inheritable)
-		return -EPERM;
-	return 0;
-}
-
-/* Exactly what the worker's event loop calls (strace -f -c over tests/net), plus what
- * glibc and libsodium may need on the way: allocation, randomness, clocks, exit. */
-static const char *const allowed_syscalls[] = {
-	/* the loop, TUN, UDP, netlink, timers, signals, inotify, the control socket */
-	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "read", "readv", "write", "writev",
-	"recvmmsg", "recvmsg", "recvfrom", "sendmmsg", "sendmsg", "sendto", "accept4", "close",
-	"getsockopt", "setsockopt", "bind", "getsockname", "timerfd_settime", "timerfd_gettime",
-	/* memory (sodium_malloc: mmap, mprotect, mlock, madvise), randomness, time */
-	"mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mremap", "brk", "getrandom",
-	"clock_gettime", "clock_getres", "gettimeofday", "clock_nanosleep", "nanosleep", "futex",
-	/* stdio on stderr and the SaveConfig memfd; glibc's qsort asks sysinfo for the RAM size */
-	"fstat", "newfstatat", "lseek", "fcntl", "dup", "sysinfo",
-	/* process */
-	"getpid", "gettid", "rt_sigreturn", "rt_sigprocmask", "restart_syscall", "exit", "exit_group",
-};
-
-/* log_only (NOISETUN_SECCOMP=log): a violation is logged by the kernel (audit, dmesg)
- * instead of killing us, to find what the list lacks. */
-static int install_seccomp(bool log_only)
-{
-	static const int families[] = { AF_INET, AF_INET6, AF_UNIX, AF_NETLINK };
-	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
-	int err = 0;
-
-	if (!ctx)
-		return -ENOMEM;
-	/* A binary tree, not a chain of ~50 compares, on every syscall of the data path. */
-	err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	for (size_t i = 0; i < sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]) && !err; i++) {
-		int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
-		if (nr != __NR_SCMP_ERROR) /* a name this architecture lacks (epoll_wait on arm64) */
-			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-	}
-	/* New UDP sockets on a listen-port change; nothing else may be opened. */
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]) && !err; i++)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
-	if (!err)
-		err = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return err;
-}
-
 /* Libraries that set themselves up on first use do it now, not under the filter:
  * OpenSSL reads openssl.cnf and loads its provider on the first cipher. */
 static void warm_up_libraries(void)
@@ -289,40 +208,23 @@ static void warm_up_libraries(void)
 	}
 }
 
-int privsep_drop(const char **what)
+int privsep_drop(const struct device *dev, const char **what)
 {
 	static char what_buf[160];
 	const char *seccomp_env = getenv("NOISETUN_SECCOMP");
 	bool filter = !(seccomp_env && !strcmp(seccomp_env, "0"));
-	bool log_only = seccomp_env && !strcmp(seccomp_env, "log");
+	struct sandbox sb = { .uid = ps.uid, .gid = ps.gid, .netlink_fd = dev->netlink,
+			      .log_only = seccomp_env && !strcmp(seccomp_env, "log") };
 	int err;
 
-	*what = "cannot clear the capability bounding set";
-	if ((err = drop_bounding_set()))
+	if ((err = sandbox_drop_user(&sb, what))) {
+		if (!strcmp(*what, "cannot switch user")) {
+			snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user,
+				 (unsigned)ps.uid, (unsigned)ps.gid);
+			*what = what_buf;
+		}
 		return err;
-	*what = "cannot clear the ambient capabilities";
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		return -errno;
-	*what = "cannot keep capabilities across setuid";
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		return -errno;
-	snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user, (unsigned)ps.uid,
-		 (unsigned)ps.gid);
-	*what = what_buf;
-	if (setgroups(0, NULL) < 0 || setresgid(ps.gid, ps.gid, ps.gid) < 0 || setresuid(ps.uid, ps.uid, ps.uid) < 0)
-		return -errno;
-	*what = "cannot set the capabilities to CAP_NET_ADMIN and CAP_NET_BIND_SERVICE";
-	if ((err = set_capabilities()))
-		return err;
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		return -errno;
-	/* A process that can become root again has not dropped root. */
-	*what = "root could be regained after the drop";
-	if (setresuid(0, 0, 0) == 0 || setresgid(0, 0, 0) == 0)
-		return -EPERM;
-	*what = "cannot set no_new_privs";
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
+	}
 #ifdef NT_SANITIZE
 	/* LeakSanitizer stops the world from a ptrace()ing clone at exit: an unprivileged
 	 * tracee must be dumpable for that, and ptrace must pass the filter. Test builds only. */
@@ -348,10 +250,10 @@ int privsep_drop(const char **what)
 		return -ESRCH;
 	warm_up_libraries();
 	*what = "cannot install the seccomp filter";
-	if (filter && (err = install_seccomp(log_only)))
+	if (filter && (err = sandbox_filter(&sb)))
 		return err;
 	log_verbose("worker: user %s (uid %u), capabilities CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, seccomp %s",
-		    ps.user, (unsigned)ps.uid, !filter ? "off" : log_only ? "logging only" : "on");
+		    ps.user, (unsigned)ps.uid, !filter ? "off" : sb.log_only ? "logging only" : "on");
 	return 0;
 }
 

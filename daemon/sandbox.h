@@ -1,0 +1,25 @@
+/* The worker's sandbox (privsep.c): user, capabilities, no_new_privs, seccomp. Kept apart
+ * from the rest of the daemon, with no dependency on it, so that tests/net/tools/
+ * sandbox_probe.c can enter the very same sandbox and try what a subverted worker would. */
+#ifndef NOISETUN_SANDBOX_H
+#define NOISETUN_SANDBOX_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct sandbox {
+	uid_t uid;
+	gid_t gid;
+	int netlink_fd; /* the link monitor's rtnetlink socket: read only after the drop; -1 none */
+	bool log_only;  /* a violation is logged by the kernel instead of killing us */
+};
+
+/* To uid/gid, no supplementary groups, exactly CAP_NET_ADMIN and CAP_NET_BIND_SERVICE
+ * (permitted, effective and bounding; none inheritable or ambient), no way back to root,
+ * no_new_privs. 0 or -errno, *what naming the step. */
+int sandbox_drop_user(const struct sandbox *sb, const char **what);
+
+/* The seccomp allowlist; call it last. 0 or -errno. */
+int sandbox_filter(const struct sandbox *sb);
+
+#endif
