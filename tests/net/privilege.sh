@@ -18,6 +18,8 @@ need_impl noisetund
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
 getent group users >/dev/null || skip "no group \`users' to configure as the control group"
 NTD=$BUILD/noisetund
+NT_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+command -v cc >/dev/null || skip "cc is not installed (needed for tests/net/tools/sandbox_probe.c)"
 
 NSA=$(ns_name a) NSB=$(ns_name b)
 IFA=$(if_name a) IFB=$(if_name b) IFC=$(if_name c)
@@ -65,6 +67,34 @@ if grep -q 'sanitizer build: the worker stays dumpable' "$NT_TMP/$IFA.log"; then
 fi
 [ "$(field "$WRK" Seccomp)" = "$want_seccomp" ] || fail "worker Seccomp: $(field "$WRK" Seccomp), want $want_seccomp"
 log "worker: uid/gid nobody, CapEff $(field "$WRK" CapEff), NoNewPrivs 1, Seccomp $(field "$WRK" Seccomp)"
+
+# Test the sandbox itself, not just its /proc summary: tools/sandbox_probe links the
+# daemon's daemon/sandbox.c, opens what the worker holds when it drops (an rtnetlink socket
+# on the link group, a UDP socket), enters the same sandbox as the worker's uid and tries,
+# in A, one operation per child. A subverted worker must not open netfilter, xfrm or new
+# rtnetlink sockets, nor raw, packet, TCP or UNIX ones; must not add an address to an
+# unrelated interface (lo) over the kept rtnetlink socket, a dup of it, or its number with
+# bits above 32 set; must not replace an iptables table through its UDP socket. It must
+# still open and bind a UDP socket, mark it (SO_MARK) and read link events.
+cc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$NT_ROOT/daemon" -o "$NT_TMP/sandbox_probe" \
+	"$NT_ROOT/tests/net/tools/sandbox_probe.c" "$NT_ROOT/daemon/sandbox.c" -lseccomp ||
+	fail "cannot build tests/net/tools/sandbox_probe.c"
+denied="netfilter xfrm rtnl raw packet tcp unix addr addr-dup addr-hi ipt" allowed="udp mark nlrecv"
+# shellcheck disable=SC2086
+ip netns exec "$NSA" "$NT_TMP/sandbox_probe" "$(field "$WRK" Uid | cut -d' ' -f1)" \
+	"$(field "$WRK" Gid | cut -d' ' -f1)" 1 $denied $allowed >"$NT_TMP/probe.out" ||
+	fail "sandbox_probe failed: $(cat "$NT_TMP/probe.out")"
+sed 's/^/  probe: /' "$NT_TMP/probe.out"
+bad=""
+for op in $denied; do
+	grep -Eqx "$op: (killed SIGSYS|errno EPERM)" "$NT_TMP/probe.out" || bad="$bad $(grep "^$op:" "$NT_TMP/probe.out")"
+done
+for op in $allowed; do
+	grep -qx "$op: ok" "$NT_TMP/probe.out" || bad="$bad $(grep "^$op:" "$NT_TMP/probe.out")"
+done
+! ip -n "$NSA" addr show dev lo | grep -q 10.254.0.1 || bad="$bad; 10.254.0.1 was added to lo"
+[ -z "$bad" ] || fail "the worker's sandbox lets through (or refuses):$bad"
+log "sandbox: $(echo $denied | wc -w) host-wide operations refused, UDP, SO_MARK and link events still work"
 
 # Test that the monitor is root and holds no TUN fd (the link must go with the worker),
 # while the worker holds it.
