@@ -288,7 +288,7 @@ pid_t privsep_fork(struct device *dev, int ready_fd);
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground);
 /* Worker: drop to the user, keep the two capabilities, install seccomp; 0 or -errno with
  * *what naming the step. Then privsep_worker_ready() (or privsep_worker_failed()). */
-int privsep_drop(const struct device *dev, const char **what);
+int privsep_drop(struct device *dev, const char **what);
 void privsep_worker_ready(void);
 void privsep_worker_failed(const char *msg);
 /* Worker: SIGHUP asks the monitor to reload; false when not the worker. */

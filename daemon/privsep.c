@@ -208,7 +208,7 @@ static void warm_up_libraries(void)
 	}
 }
 
-int privsep_drop(const struct device *dev, const char **what)
+int privsep_drop(struct device *dev, const char **what)
 {
 	static char what_buf[160];
 	const char *seccomp_env = getenv("NOISETUN_SECCOMP");
@@ -217,6 +217,14 @@ int privsep_drop(const struct device *dev, const char **what)
 			      .log_only = seccomp_env && !strcmp(seccomp_env, "log") };
 	int err;
 
+	/* The epoll registration follows the open file, not the number (its tag is
+	 * EV_NETLINK), so moving the fd changes nothing for the loop. */
+	*what = "cannot move the rtnetlink socket";
+	if (dev->netlink >= 0) {
+		if ((err = sandbox_park_fd(dev->netlink)) < 0)
+			return err;
+		dev->netlink = sb.netlink_fd = err;
+	}
 	if ((err = sandbox_drop_user(&sb, what))) {
 		if (!strcmp(*what, "cannot switch user")) {
 			snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user,

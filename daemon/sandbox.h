@@ -10,9 +10,16 @@
 struct sandbox {
 	uid_t uid;
 	gid_t gid;
-	int netlink_fd; /* the link monitor's rtnetlink socket: read only after the drop; -1 none */
+	int netlink_fd; /* the link monitor's rtnetlink socket, parked: read only after the drop; -1 none */
 	bool log_only;  /* a violation is logged by the kernel instead of killing us */
 };
+
+#define SANDBOX_MAX_FDS 4096 /* the worker's RLIMIT_NOFILE, at most */
+
+/* Moves fd to the highest number the process may hold, lowering RLIMIT_NOFILE to that
+ * plus one (SANDBOX_MAX_FDS at most), and closes the old number: every other fd is then
+ * below it, which the filter checks in one compare. The new fd or -errno. */
+int sandbox_park_fd(int fd);
 
 /* To uid/gid, no supplementary groups, exactly CAP_NET_ADMIN and CAP_NET_BIND_SERVICE
  * (permitted, effective and bounding; none inheritable or ambient), no way back to root,

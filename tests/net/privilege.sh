@@ -95,6 +95,14 @@ done
 ! ip -n "$NSA" addr show dev lo | grep -q 10.254.0.1 || bad="$bad; 10.254.0.1 was added to lo"
 [ -z "$bad" ] || fail "the worker's sandbox lets through (or refuses):$bad"
 log "sandbox: $(echo $denied | wc -w) host-wide operations refused, UDP, SO_MARK and link events still work"
+# Test that the daemon's worker holds its rtnetlink socket where the filter expects it:
+# on its highest fd, RLIMIT_NOFILE one above.
+top=$(ls "/proc/$WRK/fd" | sort -n | tail -n 1)
+lim=$(awk '/^Max open files/ { print $4 }' "/proc/$WRK/limits")
+inode=$(readlink "/proc/$WRK/fd/$top" | tr -dc 0-9)
+[ $((top + 1)) = "$lim" ] || fail "worker: highest fd $top, RLIMIT_NOFILE $lim"
+awk -v i="$inode" '$NF == i && $2 == 0 { f = 1 } END { exit !f }' "/proc/$WRK/net/netlink" ||
+	fail "worker: fd $top is not its rtnetlink socket: $(readlink "/proc/$WRK/fd/$top")"
 
 # Test that the monitor is root and holds no TUN fd (the link must go with the worker),
 # while the worker holds it.

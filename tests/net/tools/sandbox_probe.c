@@ -136,6 +136,7 @@ int main(int argc, char **argv)
 			sb.netlink_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 			if (udp < 0 || sb.netlink_fd < 0 ||
 			    bind(sb.netlink_fd, (struct sockaddr *)&groups, sizeof(groups)) < 0 ||
+			    (what = "park", (sb.netlink_fd = sandbox_park_fd(sb.netlink_fd)) < 0 && (err = sb.netlink_fd)) ||
 			    (err = sandbox_drop_user(&sb, &what)) || (what = "seccomp", err = sandbox_filter(&sb))) {
 				fprintf(stderr, "sandbox_probe: %s: %s\n", what, strerror(err ? -err : errno));
 				_exit(2);
