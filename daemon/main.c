@@ -7,6 +7,7 @@
  * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
  * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. Once all that
  * exists it splits into a root monitor and an unprivileged worker (privsep.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -50,6 +51,45 @@ static void usage(FILE *f)
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
 		   "without its seccomp filter (debugging, valgrind); NOISETUN_RUN_DIR moves the\n"
 		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n");
+}
+
+/* Descriptors the launcher left open without O_CLOEXEC (a shell's pipe, a supervisor's
+ * socket) would reach the worker, the monitor's hooks and everything they start: keep
+ * only stdin, stdout and stderr, /dev/null where one is missing. Nothing else is open
+ * yet. 0 or -errno. */
+static int close_inherited_fds(void)
+{
+	for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int null = open("/dev/null", O_RDWR);
+		if (null < 0)
+			return -errno;
+		if (null != fd) { /* the lowest free number: below fd is taken, so this cannot be */
+			close(null);
+			return -EBADF;
+		}
+	}
+	if (close_range(STDERR_FILENO + 1, ~0U, 0) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL) /* before Linux 5.9: walk /proc */
+		return -errno;
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		/* /proc/self/fd is listed in fd order, the position being the number: closing
+		 * what was listed skips nothing still to come. */
+		if (*e->d_name && !*end && fd > STDERR_FILENO && fd != dirfd(dir))
+			close((int)fd);
+	}
+	closedir(dir);
+	return 0;
 }
 
 static int add_fd(struct device *dev, int fd, uint64_t tag)
@@ -301,6 +341,10 @@ int main(int argc, char *argv[])
 	}
 	if (!run_dir || !*run_dir)
 		run_dir = DEFAULT_RUN_DIR;
+	if ((err = close_inherited_fds())) {
+		fprintf(stderr, "noisetund: cannot close inherited file descriptors: %s\n", strerror(-err));
+		return 1;
+	}
 	log_init();
 	/* Keys live in this process: no core dumps, no ptrace by other users. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {

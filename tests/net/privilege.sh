@@ -37,8 +37,11 @@ tun_fds() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c '/dev/net/tun' || true; }
 as_nobody() { ip netns exec "$NSA" setpriv --reuid=nobody "$@"; }
 conf_a() { wgn "$NSA" showconf "$IFA"; }
 
+# A's launcher inherits fd 251 without O_CLOEXEC, as from a shell's `exec 251>FILE`.
 export NOISETUN_GROUP=users
+exec 251>"$NT_TMP/inherited"
 start_wg noisetund "$NSA" "$IFA"
+exec 251>&-
 unset NOISETUN_GROUP
 start_wg noisetund "$NSB" "$IFB"
 MON=$(daemon_pid "$IFA")
@@ -103,6 +106,12 @@ inode=$(readlink "/proc/$WRK/fd/$top" | tr -dc 0-9)
 [ $((top + 1)) = "$lim" ] || fail "worker: highest fd $top, RLIMIT_NOFILE $lim"
 awk -v i="$inode" '$NF == i && $2 == 0 { f = 1 } END { exit !f }' "/proc/$WRK/net/netlink" ||
 	fail "worker: fd $top is not its rtnetlink socket: $(readlink "/proc/$WRK/fd/$top")"
+
+# Test that neither process kept the inherited fd 251: the daemon closes all but 0-2.
+for p in "$MON" "$WRK"; do
+	[ ! -e "/proc/$p/fd/251" ] || fail "pid $p holds the inherited fd 251: $(ls -l "/proc/$p/fd")"
+done
+log "inherited fd 251: closed in the monitor and the worker"
 
 # Test that the monitor is root and holds no TUN fd (the link must go with the worker),
 # while the worker holds it.
