@@ -2,11 +2,11 @@
  * privileged step of the start is done (TUN, sockets, control socket; in config mode the
  * addresses, routes, rules, DNS and PostUp).
  *
- *   monitor: root, the main pid            worker: USER (nobody), the data path
- *   holds no key and no data-path fd       TUN, UDP, control socket, netlink, timers
+ *   monitor: root, the main pid            worker: a uid of its own (or USER), the data
+ *   holds no key and no data-path fd         path: TUN, UDP, control socket, netlink, timers
  *   TERM/INT: PreDown, then to the worker  keeps CAP_NET_ADMIN (SO_MARK, SO_RCVBUFFORCE,
  *   HUP: re-reads FILE, applies it as a      new UDP sockets) and CAP_NET_BIND_SERVICE
- *     set=1 over the control socket        no_new_privs, not dumpable, seccomp allowlist
+ *     set=1 over the control socket        no_new_privs, not dumpable, seccomp (sandbox.c)
  *   worker gone: SaveConfig, routes, DNS,  SIGHUP: asks the monitor ('H')
  *     the socket file, PostDown; exits
  *     with the worker's status
@@ -19,7 +19,9 @@
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -45,6 +48,17 @@
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_SAVED_TEXT   (64u << 20)
 
+/* Without -u, each worker gets a uid (and the same gid) of its own from this range, with
+ * no passwd or group entry: no other process can signal, trace or stop it. The range sits
+ * in what systemd's UIDS-GIDS.md leaves unused (1879048192..2147352575: above container
+ * ranges, below its foreign range). A slot is taken by holding an flock on
+ * WORKER_LOCK_DIR/uid-N.lock for the monitor's lifetime; one some process already runs
+ * as, or that NSS names, is skipped. */
+#define WORKER_UID_FIRST 2119041024u /* 0x7E4E0000 */
+#define WORKER_UID_COUNT 1024u
+#define WORKER_LOCK_DIR  "/run/noisetun"
+#define SHARED_UID       65534u /* nobody */
+
 static struct {
 	bool split, worker, monitor;
 	char user[64];
@@ -56,7 +70,9 @@ static struct {
 	int save_fd;                    /* memfd for SaveConfig; config mode only */
 	pid_t monitor_pid;
 	char uapi_path[108];
-} ps = { .chan = -1, .save_fd = -1 };
+	int uid_lock;                   /* the monitor's claim on a dynamic uid; -1 none */
+	bool dynamic;                   /* uid from the range, not a user's */
+} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1 };
 
 static int resolve_user(const char *user)
 {
@@ -71,6 +87,10 @@ static int resolve_user(const char *user)
 		fprintf(stderr, "noisetund: user `%s' has uid 0; say `root' to run as one root process\n", user);
 		return -1;
 	}
+	if (pw->pw_uid == SHARED_UID || !strcmp(user, "nobody"))
+		log_error("user %s: uid %u is shared with other services, any of which may kill or stop the "
+			  "worker; without -u and NOISETUN_USER the worker gets a uid of its own",
+			  user, (unsigned)pw->pw_uid);
 	snprintf(ps.user, sizeof(ps.user), "%s", user);
 	ps.uid = pw->pw_uid;
 	ps.gid = pw->pw_gid;
@@ -78,12 +98,102 @@ static int resolve_user(const char *user)
 	return 0;
 }
 
+/* Whether a process of this pid namespace has id as a uid or gid (real, effective, saved
+ * or filesystem). 1, 0, or -errno. */
+static int id_in_use(unsigned id)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	int found = 0;
+
+	if (!proc)
+		return -errno;
+	while (!found && (e = readdir(proc))) {
+		char path[300], line[256];
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+		if (!(f = fopen(path, "re")))
+			continue; /* gone meanwhile */
+		while (!found && fgets(line, sizeof(line), f)) {
+			unsigned v[4];
+
+			if ((!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4)) &&
+			    sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4)
+				found = v[0] == id || v[1] == id || v[2] == id || v[3] == id;
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	return found;
+}
+
+/* A uid/gid of the range for this instance's worker, claimed until the monitor exits. */
+static int allocate_uid(void)
+{
+	struct stat st;
+	int dir, err = -EAGAIN;
+
+	if (mkdir(WORKER_LOCK_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	/* Root's own directory, or another user could hold or fake the claims. */
+	if ((dir = open(WORKER_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(dir);
+		return -EPERM;
+	}
+	for (unsigned i = 0; i < WORKER_UID_COUNT; i++) {
+		unsigned id = WORKER_UID_FIRST + i;
+		char name[32];
+		int fd, used;
+
+		errno = 0;
+		if (getpwuid(id) || getgrgid(id))
+			continue; /* someone gave it a name: it is not ours to take */
+		snprintf(name, sizeof(name), "uid-%u.lock", id);
+		if ((fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+			err = -errno;
+			break;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			err = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			close(fd);
+			if (err == -EAGAIN)
+				continue; /* another instance's */
+			break;
+		}
+		/* Claimed; a process left from elsewhere (a worker outliving a killed monitor
+		 * for a moment, a stray setpriv) still makes it unfit. */
+		if ((used = id_in_use(id)) != 0) {
+			close(fd);
+			if (used < 0) {
+				err = used;
+				break;
+			}
+			continue;
+		}
+		ps.uid_lock = fd;
+		ps.dynamic = true;
+		ps.uid = (uid_t)id;
+		ps.gid = (gid_t)id;
+		snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
+		ps.split = true;
+		err = 0;
+		break;
+	}
+	close(dir);
+	return err;
+}
+
 int privsep_init(const char *user, const char *group)
 {
+	int err;
+
 	if (!user || !*user)
 		user = getenv("NOISETUN_USER");
-	if (!user || !*user)
-		user = "nobody";
 	if (!group || !*group)
 		group = getenv("NOISETUN_GROUP");
 	if (group && *group) {
@@ -97,7 +207,14 @@ int privsep_init(const char *user, const char *group)
 		ps.has_group = true;
 		ps.group = gr->gr_gid;
 	}
-	return strcmp(user, "root") ? resolve_user(user) : 0;
+	if (user && *user)
+		return strcmp(user, "root") ? resolve_user(user) : 0;
+	if ((err = allocate_uid())) {
+		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
+			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
+		return -1;
+	}
+	return 0;
 }
 
 bool privsep_enabled(void)
@@ -219,6 +336,11 @@ int privsep_drop(struct device *dev, const char **what)
 
 	/* The epoll registration follows the open file, not the number (its tag is
 	 * EV_NETLINK), so moving the fd changes nothing for the loop. */
+	/* The uid's claim is the monitor's to hold (flock: the open file's, shared). */
+	if (ps.uid_lock >= 0) {
+		close(ps.uid_lock);
+		ps.uid_lock = -1;
+	}
 	*what = "cannot move the rtnetlink socket";
 	if (dev->netlink >= 0) {
 		if ((err = sandbox_park_fd(dev->netlink)) < 0)
@@ -260,8 +382,9 @@ int privsep_drop(struct device *dev, const char **what)
 	*what = "cannot install the seccomp filter";
 	if (filter && (err = sandbox_filter(&sb)))
 		return err;
-	log_verbose("worker: user %s (uid %u), capabilities CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, seccomp %s",
-		    ps.user, (unsigned)ps.uid, !filter ? "off" : sb.log_only ? "logging only" : "on");
+	log_verbose("worker: %s%s (uid %u, gid %u), capabilities CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, seccomp %s",
+		    ps.dynamic ? "" : "user ", ps.user, (unsigned)ps.uid, (unsigned)ps.gid,
+		    !filter ? "off" : sb.log_only ? "logging only" : "on");
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Least privilege: started the way wg-quick starts it, noisetund ends up as a root monitor
-# that holds no TUN fd and a worker that runs as nobody with CAP_NET_ADMIN and
+# that holds no TUN fd and a worker that runs as a uid of its own with CAP_NET_ADMIN and
 # CAP_NET_BIND_SERVICE only, no_new_privs and a seccomp filter; only root and the -g group
 # may `set` over the control socket. A's daemon has NOISETUN_GROUP=users.
 #
@@ -10,7 +10,8 @@
 #   |   10.0.0.1/24 fd00::1/64         |     |   10.0.0.2/24 fd00::2/64         |
 #   | eth0 192.0.2.1                   |-----| eth0 192.0.2.2                   |
 #   +----------------------------------+     +----------------------------------+
-#   then ntpr<id>c in A with NOISETUN_USER=root: one root process, as before the split.
+#   then ntpr<id>c in A with NOISETUN_USER=root: one root process, as before the split,
+#   and ntpr<id>d in A with NOISETUN_USER=nobody.
 set -eu
 . "$(dirname "$0")/lib.sh"
 nt_init privilege
@@ -22,7 +23,7 @@ NT_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 command -v cc >/dev/null || skip "cc is not installed (needed for tests/net/tools/sandbox_probe.c)"
 
 NSA=$(ns_name a) NSB=$(ns_name b)
-IFA=$(if_name a) IFB=$(if_name b) IFC=$(if_name c)
+IFA=$(if_name a) IFB=$(if_name b) IFC=$(if_name c) IFD=$(if_name d)
 ns_create "$NSA"
 ns_create "$NSB"
 link_pair "$NSA" 1 "$NSB" 2
@@ -49,12 +50,13 @@ WRK=$(daemon_worker_pid "$IFA")
 [ "$WRK" != "$MON" ] || fail "noisetund did not split into a monitor and a worker"
 log "A: monitor $MON, worker $WRK"
 
-# Test that the worker runs as nobody:nogroup with no supplementary group, exactly
+# Test that the worker runs as one uid, the same gid, with no supplementary group, exactly
 # CAP_NET_ADMIN and CAP_NET_BIND_SERVICE (bits 12 and 10), no_new_privs, and in seccomp
 # filter mode (2); a sanitizer build says it skips the filter, and only then is it 0.
-NOBODY=$(id -u nobody) NOGROUP=$(getent group nogroup | cut -d: -f3)
-[ "$(field "$WRK" Uid)" = "$NOBODY $NOBODY $NOBODY $NOBODY" ] || fail "worker Uid: $(field "$WRK" Uid)"
-[ "$(field "$WRK" Gid)" = "$NOGROUP $NOGROUP $NOGROUP $NOGROUP" ] || fail "worker Gid: $(field "$WRK" Gid)"
+NOBODY=$(id -u nobody)
+WUID=$(field "$WRK" Uid | cut -d' ' -f1)
+[ "$(field "$WRK" Uid)" = "$WUID $WUID $WUID $WUID" ] || fail "worker Uid: $(field "$WRK" Uid)"
+[ "$(field "$WRK" Gid)" = "$WUID $WUID $WUID $WUID" ] || fail "worker Gid: $(field "$WRK" Gid)"
 [ -z "$(field "$WRK" Groups)" ] || fail "worker supplementary groups: $(field "$WRK" Groups)"
 for c in CapEff CapPrm CapBnd; do
 	[ "$(field "$WRK" $c)" = 0000000000001400 ] || fail "worker $c: $(field "$WRK" $c), want 0000000000001400"
@@ -69,7 +71,7 @@ if grep -q 'sanitizer build: the worker stays dumpable' "$NT_TMP/$IFA.log"; then
 	log "sanitizer build: no seccomp filter expected"
 fi
 [ "$(field "$WRK" Seccomp)" = "$want_seccomp" ] || fail "worker Seccomp: $(field "$WRK" Seccomp), want $want_seccomp"
-log "worker: uid/gid nobody, CapEff $(field "$WRK" CapEff), NoNewPrivs 1, Seccomp $(field "$WRK" Seccomp)"
+log "worker: uid/gid $WUID, CapEff $(field "$WRK" CapEff), NoNewPrivs 1, Seccomp $(field "$WRK" Seccomp)"
 
 # Test the sandbox itself, not just its /proc summary: tools/sandbox_probe links the
 # daemon's daemon/sandbox.c, opens what the worker holds when it drops (an rtnetlink socket
@@ -131,6 +133,25 @@ tun_up "$NSB" "$IFB" 10.0.0.2/24 fd00::2/64
 ping_ok "$NSA" 10.0.0.2
 ping_ok "$NSB" fd00::1
 assert_handshake "$NSA" "$IFA"
+
+# Test that the worker's uid is its own (issue 20, finding 6): nobody, whom many services
+# run as, cannot kill it (nor stop it: the same permission check); traffic still flows.
+# Its uid is not nobody's, has no passwd entry, lies in the documented range, and differs
+# from B's worker running at the same time.
+rc=0
+setpriv --reuid="$NOBODY" --regid="$NOBODY" --clear-groups kill -KILL "$WRK" 2>"$NT_TMP/kill.err" || rc=$?
+sleep 0.2
+pid_alive "$WRK" || fail "uid $NOBODY killed A's worker (uid $WUID)"
+[ "$rc" -ne 0 ] || fail "kill as uid $NOBODY succeeded"
+ping_ok "$NSA" 10.0.0.2
+WUIDB=$(field "$(daemon_worker_pid "$IFB")" Uid | cut -d' ' -f1)
+[ "$WUID" != "$NOBODY" ] && [ "$WUIDB" != "$NOBODY" ] || fail "a worker runs as nobody: $WUID, $WUIDB"
+[ "$WUID" -ge 2119041024 ] && [ "$WUID" -le 2119042047 ] || fail "A's worker uid $WUID is outside the range"
+[ "$WUIDB" -ge 2119041024 ] && [ "$WUIDB" -le 2119042047 ] || fail "B's worker uid $WUIDB is outside the range"
+[ "$WUID" != "$WUIDB" ] || fail "A's and B's workers share uid $WUID"
+! getent passwd "$WUID" >/dev/null || fail "uid $WUID has a passwd entry"
+[ -e "/run/noisetun/uid-$WUID.lock" ] || fail "no lock file for uid $WUID"
+log "workers: uids $WUID and $WUIDB; uid $NOBODY cannot kill them ($(head -n 1 "$NT_TMP/kill.err"))"
 
 # Test that a listen-port change after the drop works (a new socket: the filter allows
 # it), to a port below 1024 (CAP_NET_BIND_SERVICE), and that an fwmark takes (SO_MARK:
@@ -211,4 +232,15 @@ PC=$(daemon_pid "$IFC")
 wgn "$NSA" set "$IFC" listen-port 700 fwmark 7 || fail "root daemon: set refused"
 [ "$(stat -c '%a %U' "$NT_SOCK_DIR/$IFC.sock")" = "700 root" ] || fail "socket: $(stat -c '%a %U' "$NT_SOCK_DIR/$IFC.sock")"
 log "NOISETUN_USER=root: one root process, no filter"
+
+# Test that an explicit user still works, and that nobody is warned about as shared.
+ip netns exec "$NSA" ip link del "$IFC"
+wait_for 5 "$IFC's daemon to exit" sh -c "! kill -0 $PC 2>/dev/null"
+export NOISETUN_USER=nobody
+start_wg noisetund "$NSA" "$IFD"
+unset NOISETUN_USER
+WD=$(daemon_worker_pid "$IFD")
+[ "$(field "$WD" Uid | cut -d' ' -f1)" = "$NOBODY" ] || fail "NOISETUN_USER=nobody: Uid $(field "$WD" Uid)"
+grep -q "user nobody: uid $NOBODY is shared" "$NT_TMP/$IFD.log" || fail "no warning about nobody: $(cat "$NT_TMP/$IFD.log")"
+log "NOISETUN_USER=nobody: taken, with a warning that the uid is shared"
 log "pass"
