@@ -4,19 +4,22 @@
  *
  *   monitor: root, the main pid            worker: a uid of its own (or USER), the data
  *   holds no key and no data-path fd         path: TUN, UDP, control socket, netlink, timers
- *   TERM/INT: PreDown, then to the worker  keeps CAP_NET_ADMIN (SO_MARK, SO_RCVBUFFORCE,
- *   HUP: re-reads FILE, applies it as a      new UDP sockets) and CAP_NET_BIND_SERVICE
+ *   TERM/INT: PreDown, then to the worker  no capability: asks the monitor for new UDP
+ *   HUP: re-reads FILE, applies it as a      sockets and for SO_MARK ('U', 'M')
  *     set=1 over the control socket        no_new_privs, not dumpable, seccomp (sandbox.c)
+ *   'U', 'M': opens, marks the worker's
+ *     UDP sockets (SO_RCVBUFFORCE, <1024)
  *   worker gone: SaveConfig, routes, DNS,  SIGHUP: asks the monitor ('H')
  *     the socket file, PostDown; exits
  *     with the worker's status
  *
- * The channel is a SOCK_SEQPACKET pair, worker to monitor only, one message each:
+ * The channel is a SOCK_SEQPACKET pair, one message each; worker to monitor:
  *   'R'        dropped and filtered: the monitor says READY=1 and releases the launcher
  *   'E' text   the drop failed: what the launcher prints
  *   'H'        SIGHUP reached the worker (it cannot signal a root process)
  *   'N' text   an sd_notify message to relay (STATUS=, WATCHDOG=1, STOPPING=1 only), so
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
+ *   'U', 'M'   a UDP pair to open, SO_MARK to set: answered 'u', 'm' (see below)
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. */
 #include <dirent.h>
@@ -310,6 +313,223 @@ bool privsep_forward_reload(void)
 	return true;
 }
 
+/* ---- sockets: the worker asks, the monitor opens or marks them ---- */
+
+/* 'U' req_open: a UDP pair on port with fwmark  -> 'u' reply, the fds (v4, then v6)
+ * 'M' req_mark + the worker's UDP fds: SO_MARK   -> 'm' reply
+ * A reply answers the request of the same seq; a late one (the worker gave up) is
+ * dropped with its fds. */
+struct req_open {
+	uint32_t seq, fwmark;
+	uint16_t port;
+};
+struct req_mark {
+	uint32_t seq, fwmark;
+};
+struct sock_reply {
+	uint32_t seq;
+	int32_t err;
+};
+
+#define CHAN_MAX_FDS 2
+
+/* One message of the channel and the fds it carried (O_CLOEXEC; *nfds of them, the
+ * caller closes them). Bytes as recv(). */
+static ssize_t chan_recv(int fd, char *buf, size_t size, int flags, int fds[CHAN_MAX_FDS], int *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, size };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
+
+	*nfds = 0;
+	if (n < 0)
+		return n;
+	/* More fds than fit were closed by the kernel (MSG_CTRUNC); keep what came. */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < CHAN_MAX_FDS)
+				fds[(*nfds)++] = got;
+			else
+				close(got);
+		}
+	}
+	return n;
+}
+
+static int chan_sendfds(int fd, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.buf;
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+static void close_fds(int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Worker: send the request, wait (the loop stalls: a set is being applied) for its reply. */
+static int worker_call(char type, const void *req, size_t len, const int *fds_in, int nin, int fds[CHAN_MAX_FDS],
+		       int *nfds)
+{
+	static uint32_t seq;
+	char buf[64];
+	struct sock_reply rep;
+	uint32_t want = ++seq;
+	int64_t deadline = (int64_t)(now_ns() / 1000000) + UAPI_TIMEOUT_SEC * 1000;
+	int err;
+
+	*nfds = 0;
+	buf[0] = type;
+	memcpy(buf + 1, &want, sizeof(want)); /* every request starts with its seq */
+	memcpy(buf + 1 + sizeof(want), (const char *)req + sizeof(want), len - sizeof(want));
+	if (ps.chan < 0)
+		return -EPIPE;
+	if ((err = chan_sendfds(ps.chan, buf, 1 + len, fds_in, nin)))
+		return err;
+	for (;;) {
+		struct pollfd pfd = { .fd = ps.chan, .events = POLLIN };
+		int64_t left = deadline - (int64_t)(now_ns() / 1000000);
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if ((r = poll(&pfd, 1, (int)left)) < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		n = chan_recv(ps.chan, buf, sizeof(buf), MSG_DONTWAIT, fds, nfds);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE; /* the monitor is gone */
+		if ((size_t)n == 1 + sizeof(rep) && buf[0] == type + ('a' - 'A')) {
+			memcpy(&rep, buf + 1, sizeof(rep));
+			if (rep.seq == want) {
+				if (!rep.err)
+					return 0;
+				close_fds(fds, *nfds);
+				*nfds = 0;
+				return rep.err < 0 && rep.err > -4096 ? rep.err : -EPROTO;
+			}
+		}
+		close_fds(fds, *nfds); /* a late reply to an abandoned request */
+		*nfds = 0;
+	}
+}
+
+int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6)
+{
+	struct req_open req = { .fwmark = fwmark, .port = port };
+	int fds[CHAN_MAX_FDS], nfds, err;
+
+	if ((err = worker_call('U', &req, sizeof(req), NULL, 0, fds, &nfds)))
+		return err;
+	if (nfds < 1) /* the reply said yes but brought no socket */
+		return -EPROTO;
+	*v4 = fds[0];
+	*v6 = nfds > 1 ? fds[1] : -1;
+	return 0;
+}
+
+int privsep_udp_mark(int v4, int v6, uint32_t fwmark)
+{
+	struct req_mark req = { .fwmark = fwmark };
+	int in[2], nin = 0, fds[CHAN_MAX_FDS], nfds, err;
+
+	if (v4 >= 0)
+		in[nin++] = v4;
+	if (v6 >= 0)
+		in[nin++] = v6;
+	if (!nin)
+		return 0;
+	err = worker_call('M', &req, sizeof(req), in, nin, fds, &nfds);
+	close_fds(fds, nfds);
+	return err;
+}
+
+/* Monitor: SO_MARK on an fd of the worker's, if it is a UDP socket (and nothing else). */
+static int mark_udp(int fd, uint32_t fwmark)
+{
+	int domain, type, proto;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || (len = sizeof(int),
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) || (len = sizeof(int),
+	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0))
+		return errno == ENOTSOCK ? -EINVAL : -errno;
+	if ((domain != AF_INET && domain != AF_INET6) || type != SOCK_DGRAM || proto != IPPROTO_UDP)
+		return -EINVAL;
+	return setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0 ? -errno : 0;
+}
+
+/* Monitor: a message of the worker's ('U', 'M'; hostile bytes and fds) answered on the
+ * channel. True if it was one of those. */
+static bool monitor_serve(const char *msg, size_t n, const int *fds, int nfds)
+{
+	struct sock_reply rep = { 0 };
+	int out[2] = { -1, -1 }, nout = 0;
+	char reply[1 + sizeof(rep)];
+
+	if (msg[0] == 'U' && n == 1 + sizeof(struct req_open)) {
+		struct req_open req;
+
+		memcpy(&req, msg + 1, sizeof(req));
+		rep.seq = req.seq;
+		if (!(rep.err = udp_open_pair(req.port, req.fwmark, &out[0], &out[1])))
+			nout = out[1] >= 0 ? 2 : 1;
+		if (rep.err)
+			log_error("cannot open UDP port %u for the worker: %s", req.port, strerror(-rep.err));
+		else
+			log_verbose("opened UDP port %u for the worker", req.port);
+	} else if (msg[0] == 'M' && n == 1 + sizeof(struct req_mark)) {
+		struct req_mark req;
+
+		memcpy(&req, msg + 1, sizeof(req));
+		rep.seq = req.seq;
+		rep.err = nfds ? 0 : -EINVAL;
+		for (int i = 0; i < nfds && !rep.err; i++)
+			rep.err = mark_udp(fds[i], req.fwmark);
+		if (rep.err)
+			log_error("cannot set the worker's fwmark: %s", strerror(-rep.err));
+	} else {
+		return false;
+	}
+	reply[0] = (char)(msg[0] + ('a' - 'A'));
+	memcpy(reply + 1, &rep, sizeof(rep));
+	if (chan_sendfds(ps.chan, reply, sizeof(reply), out, nout))
+		log_error("cannot answer the worker: %s", strerror(errno));
+	close_fds(out, nout); /* the worker has its own now */
+	return true;
+}
+
 /* Libraries that set themselves up on first use do it now, not under the filter:
  * OpenSSL reads openssl.cnf and loads its provider on the first cipher. */
 static void warm_up_libraries(void)
@@ -382,7 +602,7 @@ int privsep_drop(struct device *dev, const char **what)
 	*what = "cannot install the seccomp filter";
 	if (filter && (err = sandbox_filter(&sb)))
 		return err;
-	log_verbose("worker: %s%s (uid %u, gid %u), capabilities CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, seccomp %s",
+	log_verbose("worker: %s%s (uid %u, gid %u), no capabilities, seccomp %s",
 		    ps.dynamic ? "" : "user ", ps.user, (unsigned)ps.uid, (unsigned)ps.gid,
 		    !filter ? "off" : sb.log_only ? "logging only" : "on");
 	return 0;
@@ -470,8 +690,32 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 			buf = grown;
 			cap *= 2;
 		}
-		ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
-		if (r < 0 && errno == EINTR)
+		/* The worker may need us to apply this very request (a new port, a fwmark):
+		 * serve the channel while waiting, or both would wait for the other. */
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = ps.chan, .events = POLLIN } };
+		int ready = poll(pfd, 2, UAPI_TIMEOUT_SEC * 1000);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0) {
+			err = ready < 0 ? -errno : -ETIMEDOUT;
+			goto out;
+		}
+		if (pfd[1].revents & POLLIN) {
+			char msg[512];
+			int fds[CHAN_MAX_FDS], nfds;
+			ssize_t m = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
+
+			if (m > 0) {
+				msg[m] = 0;
+				if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N')
+					notify_relay(msg + 1);
+			}
+			close_fds(fds, nfds);
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t r = recv(fd, buf + n, cap - n - 1, MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0) {
 			err = r < 0 ? -errno : -EPIPE;
@@ -704,7 +948,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			}
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+			int fds[CHAN_MAX_FDS], nfds;
+			ssize_t n = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
@@ -713,6 +958,11 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				goto wait_blocking;
 			}
 			msg[n] = 0;
+			if (monitor_serve(msg, (size_t)n, fds, nfds)) {
+				close_fds(fds, nfds);
+				continue;
+			}
+			close_fds(fds, nfds); /* no other message carries any */
 			switch (msg[0]) {
 			case 'R':
 				if (ready || stopping)

@@ -15,19 +15,13 @@
 
 #include "sandbox.h"
 
-#define KEPT_CAPS ((1u << CAP_NET_ADMIN) | (1u << CAP_NET_BIND_SERVICE))
-
-_Static_assert(CAP_NET_ADMIN < 32 && CAP_NET_BIND_SERVICE < 32, "both in the first capability word");
-
-/* Everything outside CAP_NET_ADMIN and CAP_NET_BIND_SERVICE leaves the bounding set, so
- * not even an execve of a file with capabilities could bring it back. */
+/* Every capability leaves the bounding set, so not even an execve of a file with
+ * capabilities could bring one back. */
 static int drop_bounding_set(void)
 {
 	for (unsigned long cap = 0; cap < 64; cap++) {
 		int in;
 
-		if (cap < 32 && (KEPT_CAPS & (1u << cap)))
-			continue;
 		if ((in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) < 0)
 			return errno == EINVAL ? 0 : -errno; /* EINVAL: past the last capability */
 		if (in && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
@@ -36,20 +30,20 @@ static int drop_bounding_set(void)
 	return 0;
 }
 
-/* Permitted and effective: the two capabilities; inheritable: none. Read back to check. */
-static int set_capabilities(void)
+/* None permitted, effective or inheritable: set, and read back to check. */
+static int clear_capabilities(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { { .effective = KEPT_CAPS, .permitted = KEPT_CAPS } };
+	struct __user_cap_data_struct data[2] = { { 0 } };
 
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return -errno;
 	memset(data, 0xff, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) < 0)
 		return -errno;
-	if (data[0].effective != KEPT_CAPS || data[0].permitted != KEPT_CAPS || data[0].inheritable ||
-	    data[1].effective || data[1].permitted || data[1].inheritable)
-		return -EPERM;
+	for (int i = 0; i < 2; i++)
+		if (data[i].effective || data[i].permitted || data[i].inheritable)
+			return -EPERM;
 	return 0;
 }
 
@@ -63,17 +57,12 @@ int sandbox_drop_user(const struct sandbox *sb, const char **what)
 	*what = "cannot clear the ambient capabilities";
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
 		return -errno;
-	*what = "cannot keep capabilities across setuid";
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		return -errno;
 	*what = "cannot switch user";
 	if (setgroups(0, NULL) < 0 || setresgid(sb->gid, sb->gid, sb->gid) < 0 || setresuid(sb->uid, sb->uid, sb->uid) < 0)
 		return -errno;
-	*what = "cannot set the capabilities to CAP_NET_ADMIN and CAP_NET_BIND_SERVICE";
-	if ((err = set_capabilities()))
+	*what = "cannot clear the capabilities";
+	if ((err = clear_capabilities()))
 		return err;
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		return -errno;
 	/* A process that can become root again has not dropped root. */
 	*what = "root could be regained after the drop";
 	if (setresuid(0, 0, 0) == 0 || setresgid(0, 0, 0) == 0)
@@ -122,6 +111,8 @@ static const char *const allowed_syscalls[] = {
 	/* memory (sodium_malloc: mmap, mprotect, mlock, madvise), randomness, time */
 	"mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mremap", "brk", "getrandom",
 	"clock_gettime", "clock_getres", "gettimeofday", "clock_nanosleep", "nanosleep", "futex",
+	/* waiting for the monitor's answer (privsep_udp_open, privsep_udp_mark) */
+	"poll", "ppoll",
 	/* stdio on stderr and the SaveConfig memfd; glibc's qsort asks sysinfo for the RAM size */
 	"fstat", "newfstatat", "lseek", "sysinfo",
 	/* process */
@@ -129,34 +120,28 @@ static const char *const allowed_syscalls[] = {
 };
 
 /* Allowed on any fd below the rtnetlink socket, parked on the highest number the worker
- * may hold (sandbox_park_fd): with CAP_NET_ADMIN, a message sent there changes any
- * interface, address or route of the namespace, and the worker only reads it. That rules
- * out a dup of it too (dup, fcntl F_DUPFD); no other fd-duplicating call and no
- * setrlimit are allowed. One unsigned 64-bit compare: a number with bits set above 32,
- * which the kernel would read as the low 32, is refused as well. */
+ * may hold (sandbox_park_fd). The kernel already refuses a message that would change the
+ * network to a process without CAP_NET_ADMIN; this keeps it refused should the worker
+ * ever get the capability back. That rules out a dup of it too (dup, fcntl F_DUPFD); no
+ * other fd-duplicating call and no setrlimit are allowed. One unsigned 64-bit compare: a
+ * number with bits set above 32, which the kernel would read as the low 32, is refused
+ * as well. */
 static const char *const below_netlink[] = {
-	"write", "writev", "sendmmsg", "sendmsg", "sendto", "bind", "dup", "fcntl",
+	"write", "writev", "sendmmsg", "sendmsg", "sendto", "dup", "fcntl",
 };
 
-/* The only socket options the worker sets (udp.c) and reads (uapi.c, udp.c). With
- * CAP_NET_ADMIN, other options on a mere UDP socket reach netfilter (IPT_SO_SET_REPLACE,
- * IP_VS), ipset and IPsec policies. */
+/* The only socket options the worker reads (uapi.c: who is asking; udp.c: whether the
+ * kernel segments UDP). It sets none: the monitor opens and marks its sockets. */
 static const struct sockopt {
 	int level, name;
-	bool set;
-} sockopts[] = {
-	{ SOL_SOCKET, SO_RCVBUFFORCE, true }, { SOL_SOCKET, SO_RCVBUF, true },
-	{ SOL_SOCKET, SO_SNDBUFFORCE, true }, { SOL_SOCKET, SO_SNDBUF, true },
-	{ SOL_SOCKET, SO_MARK, true },        { IPPROTO_IP, IP_PKTINFO, true },
-	{ IPPROTO_IPV6, IPV6_V6ONLY, true },  { IPPROTO_IPV6, IPV6_RECVPKTINFO, true },
-	{ IPPROTO_UDP, UDP_GRO, true },       { SOL_SOCKET, SO_PEERCRED, false },
-	{ SOL_SOCKET, SO_PEERGROUPS, false }, { IPPROTO_UDP, UDP_SEGMENT, false },
+} getsockopts[] = {
+	{ SOL_SOCKET, SO_PEERCRED },
+	{ SOL_SOCKET, SO_PEERGROUPS },
+	{ IPPROTO_UDP, UDP_SEGMENT },
 };
 
 int sandbox_filter(const struct sandbox *sb)
 {
-	static const int families[] = { AF_INET, AF_INET6 };
-	const scmp_datum_t type_mask = ~(scmp_datum_t)(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	scmp_filter_ctx ctx = seccomp_init(sb->log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	int err = 0;
 
@@ -179,16 +164,12 @@ int sandbox_filter(const struct sandbox *sb)
 			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 					       SCMP_A0(SCMP_CMP_LT, (scmp_datum_t)sb->netlink_fd));
 	}
-	for (size_t i = 0; i < sizeof(sockopts) / sizeof(sockopts[0]) && !err; i++)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sockopts[i].set ? SCMP_SYS(setsockopt) : SCMP_SYS(getsockopt),
-				       2, SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)sockopts[i].level),
-				       SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)sockopts[i].name));
-	/* New UDP sockets on a listen-port change; nothing else may be opened: no netlink
-	 * (netfilter, xfrm, a second rtnetlink), raw, packet, TCP or UNIX socket. */
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]) && !err; i++)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
-				       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]),
-				       SCMP_A1(SCMP_CMP_MASKED_EQ, type_mask, (scmp_datum_t)SOCK_DGRAM), SCMP_A2(SCMP_CMP_EQ, 0));
+	for (size_t i = 0; i < sizeof(getsockopts) / sizeof(getsockopts[0]) && !err; i++)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
+				       SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)getsockopts[i].level),
+				       SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)getsockopts[i].name));
+	/* No socket(), bind() or setsockopt() at all: no netlink socket (netfilter, xfrm, a
+	 * second rtnetlink), raw, packet, TCP, UNIX or even UDP socket. */
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -21,9 +21,9 @@ struct sandbox {
  * below it, which the filter checks in one compare. The new fd or -errno. */
 int sandbox_park_fd(int fd);
 
-/* To uid/gid, no supplementary groups, exactly CAP_NET_ADMIN and CAP_NET_BIND_SERVICE
- * (permitted, effective and bounding; none inheritable or ambient), no way back to root,
- * no_new_privs. 0 or -errno, *what naming the step. */
+/* To uid/gid, no supplementary groups, no capability (permitted, effective, inheritable,
+ * ambient or bounding), no way back to root, no_new_privs. 0 or -errno, *what naming the
+ * step. */
 int sandbox_drop_user(const struct sandbox *sb, const char **what);
 
 /* The seccomp allowlist; call it last. 0 or -errno. */
