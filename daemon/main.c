@@ -71,10 +71,10 @@ static int close_inherited_fds(void)
 			return -EBADF;
 		}
 	}
+	/* Else walk /proc: before Linux 5.9 (ENOSYS), or a seccomp policy that refuses it
+	 * (EPERM under an older systemd's SystemCallFilter=@system-service). */
 	if (close_range(STDERR_FILENO + 1, ~0U, 0) == 0)
 		return 0;
-	if (errno != ENOSYS && errno != EINVAL) /* before Linux 5.9: walk /proc */
-		return -errno;
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *e;
 

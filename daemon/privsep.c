@@ -658,7 +658,7 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 {
 	size_t cap = 4096, n = 0;
 	char *buf = NULL;
-	int fd, err = 0;
+	int fd, err = 0, chan = ps.chan;
 
 	*reply = NULL;
 	if ((fd = uapi_connect()) < 0)
@@ -692,7 +692,7 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 		}
 		/* The worker may need us to apply this very request (a new port, a fwmark):
 		 * serve the channel while waiting, or both would wait for the other. */
-		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = ps.chan, .events = POLLIN } };
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = chan, .events = POLLIN } };
 		int ready = poll(pfd, 2, UAPI_TIMEOUT_SEC * 1000);
 		if (ready < 0 && errno == EINTR)
 			continue;
@@ -700,15 +700,18 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 			err = ready < 0 ? -errno : -ETIMEDOUT;
 			goto out;
 		}
-		if (pfd[1].revents & POLLIN) {
+		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			char msg[512];
 			int fds[CHAN_MAX_FDS], nfds;
-			ssize_t m = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
+			ssize_t m = chan_recv(chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
 
 			if (m > 0) {
 				msg[m] = 0;
+				/* 'H' (a SIGHUP while we reload) is dropped: we are reloading. */
 				if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N')
 					notify_relay(msg + 1);
+			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
+				chan = -1; /* the worker is gone: its reply ends too; the loop sees it */
 			}
 			close_fds(fds, nfds);
 		}
