@@ -7,9 +7,10 @@
  *   TERM/INT: PreDown, then to the worker  no capability: asks the monitor for new UDP
  *   HUP: re-reads FILE, applies it as a      sockets and for SO_MARK ('U', 'M')
  *     set=1 over the control socket        no_new_privs, not dumpable, seccomp (sandbox.c)
- *   'U', 'M': opens, marks the worker's
- *     UDP sockets (SO_RCVBUFFORCE, <1024)
- *   worker gone: SaveConfig, routes, DNS,  SIGHUP: asks the monitor ('H')
+ *   'U', 'M': opens (bound, marked,        SIGHUP: asks the monitor ('H')
+ *     forced buffers) or marks the
+ *     worker's UDP sockets
+ *   worker gone: SaveConfig, routes, DNS,
  *     the socket file, PostDown; exits
  *     with the worker's status
  *
