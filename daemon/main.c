@@ -7,6 +7,7 @@
  * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
  * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. Once all that
  * exists it splits into a root monitor and an unprivileged worker (privsep.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -39,10 +40,11 @@ static void usage(FILE *f)
 		   "  -f, --foreground   stay in the foreground (also: WG_PROCESS_FOREGROUND=1)\n"
 		   "  -c, --config FILE  config mode: apply the wg-quick config FILE (addresses,\n"
 		   "                     routes, DNS, hooks) and undo it on exit; SIGHUP reloads it\n"
-		   "  -u, --user USER    once set up, the tunnel runs as USER (default nobody) with\n"
-		   "                     CAP_NET_ADMIN and CAP_NET_BIND_SERVICE under a seccomp\n"
-		   "                     filter, while a root monitor undoes the setup at exit;\n"
-		   "                     `root' keeps one root process (also: NOISETUN_USER)\n"
+		   "  -u, --user USER    once set up, the tunnel runs as USER (default: a uid of\n"
+		   "                     its own from 2119041024-2119042047) with no capability\n"
+		   "                     under a seccomp filter, while a root monitor opens its\n"
+		   "                     sockets and undoes the setup at exit; `root' keeps one\n"
+		   "                     root process (also: NOISETUN_USER)\n"
 		   "  -g, --group GROUP  members of GROUP may change settings over the control\n"
 		   "                     socket (mode 0770), not only root (also: NOISETUN_GROUP)\n"
 		   "  -h, --help         this text\n"
@@ -50,6 +52,45 @@ static void usage(FILE *f)
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
 		   "without its seccomp filter (debugging, valgrind); NOISETUN_RUN_DIR moves the\n"
 		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n");
+}
+
+/* Descriptors the launcher left open without O_CLOEXEC (a shell's pipe, a supervisor's
+ * socket) would reach the worker, the monitor's hooks and everything they start: keep
+ * only stdin, stdout and stderr, /dev/null where one is missing. Nothing else is open
+ * yet. 0 or -errno. */
+static int close_inherited_fds(void)
+{
+	for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int null = open("/dev/null", O_RDWR);
+		if (null < 0)
+			return -errno;
+		if (null != fd) { /* the lowest free number: below fd is taken, so this cannot be */
+			close(null);
+			return -EBADF;
+		}
+	}
+	/* Else walk /proc: before Linux 5.9 (ENOSYS), or a seccomp policy that refuses it
+	 * (EPERM under an older systemd's SystemCallFilter=@system-service). */
+	if (close_range(STDERR_FILENO + 1, ~0U, 0) == 0)
+		return 0;
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return -errno;
+	while ((e = readdir(dir))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		/* /proc/self/fd is listed in fd order, the position being the number: closing
+		 * what was listed skips nothing still to come. */
+		if (*e->d_name && !*end && fd > STDERR_FILENO && fd != dirfd(dir))
+			close((int)fd);
+	}
+	closedir(dir);
+	return 0;
 }
 
 static int add_fd(struct device *dev, int fd, uint64_t tag)
@@ -301,6 +342,10 @@ int main(int argc, char *argv[])
 	}
 	if (!run_dir || !*run_dir)
 		run_dir = DEFAULT_RUN_DIR;
+	if ((err = close_inherited_fds())) {
+		fprintf(stderr, "noisetund: cannot close inherited file descriptors: %s\n", strerror(-err));
+		return 1;
+	}
 	log_init();
 	/* Keys live in this process: no core dumps, no ptrace by other users. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
@@ -372,7 +417,7 @@ int main(int argc, char *argv[])
 			return privsep_monitor(&dev, pid, ready[1], foreground);
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
-		if (pid < 0 || err || (err = privsep_drop(&what))) {
+		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
 				 pid < 0 ? "cannot start the worker" : what, strerror(pid < 0 ? (int)-pid : -err));

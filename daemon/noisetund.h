@@ -192,6 +192,9 @@ int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet);
 int tun_set_mtu(const char *ifname, unsigned mtu);
 
 /* udp.c */
+/* A bound, marked UDP pair on port (0: any, the same for both); *v6 is -1 where IPv6 is
+ * unavailable. 0 or -errno. */
+int udp_open_pair(uint16_t port, uint32_t fwmark, int *v4, int *v6);
 int udp_bind(struct device *dev, uint16_t port);
 void udp_close(struct device *dev);
 int udp_set_fwmark(struct device *dev, uint32_t mark);
@@ -312,8 +315,14 @@ pid_t privsep_fork(struct device *dev, int ready_fd);
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground);
 /* Worker: drop to the user, keep the two capabilities, install seccomp; 0 or -errno with
  * *what naming the step. Then privsep_worker_ready() (or privsep_worker_failed()). */
-int privsep_drop(const char **what);
+int privsep_drop(struct device *dev, const char **what);
 void privsep_worker_ready(void);
+/* Worker: the monitor's udp_open_pair (which needs CAP_NET_ADMIN and, below 1024,
+ * CAP_NET_BIND_SERVICE), and SO_MARK on our sockets (v6 may be -1). 0 or -errno. */
+int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6);
+int privsep_udp_mark(int v4, int v6, uint32_t fwmark);
+/* The worker has no socket() of its own: the monitor looks interfaces up for it. */
+int privsep_link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE]);
 void privsep_worker_failed(const char *msg);
 /* Worker: SIGHUP asks the monitor to reload; false when not the worker. */
 bool privsep_forward_reload(void);

@@ -2,46 +2,51 @@
  * privileged step of the start is done (TUN, sockets, control socket; in config mode the
  * addresses, routes, rules, DNS and PostUp).
  *
- *   monitor: root, the main pid            worker: USER (nobody), the data path
- *   holds no key and no data-path fd       TUN, UDP, control socket, netlink, timers
- *   TERM/INT: PreDown, then to the worker  keeps CAP_NET_ADMIN (SO_MARK, SO_RCVBUFFORCE,
- *   HUP: re-reads FILE, applies it as a      new UDP sockets) and CAP_NET_BIND_SERVICE
- *     set=1 over the control socket        no_new_privs, not dumpable, seccomp allowlist
- *   worker gone: SaveConfig, routes, DNS,  SIGHUP: asks the monitor ('H')
+ *   monitor: root, the main pid            worker: a uid of its own (or USER), the data
+ *   holds no key and no data-path fd         path: TUN, UDP, control socket, netlink, timers
+ *   TERM/INT: PreDown, then to the worker  no capability: asks the monitor for new UDP
+ *   HUP: re-reads FILE, applies it as a      sockets and for SO_MARK ('U', 'M')
+ *     set=1 over the control socket        no_new_privs, not dumpable, seccomp (sandbox.c)
+ *   'U', 'M': opens (bound, marked,        SIGHUP: asks the monitor ('H')
+ *     forced buffers) or marks the
+ *     worker's UDP sockets
+ *   worker gone: SaveConfig, routes, DNS,
  *     the socket file, PostDown; exits
  *     with the worker's status
  *
- * The channel is a SOCK_SEQPACKET pair, worker to monitor only, one message each:
+ * The channel is a SOCK_SEQPACKET pair, one message each; worker to monitor:
  *   'R'        dropped and filtered: the monitor says READY=1 and releases the launcher
  *   'E' text   the drop failed: what the launcher prints
  *   'H'        SIGHUP reached the worker (it cannot signal a root process)
  *   'N' text   an sd_notify message to relay (STATUS=, WATCHDOG=1, STOPPING=1 only), so
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
+ *   'U', 'M'   a UDP pair to open, SO_MARK to set: answered 'u', 'm' (see below)
  * Anything else (a payload where none belongs, a second 'R', 'E' once ready, a notify
  * message outside those three, control characters, a NUL, an empty or oversized message,
- * an unknown type) is refused with one log line and otherwise ignored.
+ * an unknown type) is refused with one log line and otherwise ignored; every descriptor
+ * the worker sends is closed once its request is served.
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. The
  * worker may be compromised by then, so the monitor parses that text strictly and writes
  * only what it formats itself from the parsed values (saved_device_text). */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -51,13 +56,22 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "sandbox.h"
 
-#define KEPT_CAPS        ((1u << CAP_NET_ADMIN) | (1u << CAP_NET_BIND_SERVICE))
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_SAVED_TEXT   (64u << 20)
 #define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */
 
-_Static_assert(CAP_NET_ADMIN < 32 && CAP_NET_BIND_SERVICE < 32, "both in the first capability word");
+/* Without -u, each worker gets a uid (and the same gid) of its own from this range, with
+ * no passwd or group entry: no other process can signal, trace or stop it. The range sits
+ * in what systemd's UIDS-GIDS.md leaves unused (1879048192..2147352575: above container
+ * ranges, below its foreign range). A slot is taken by holding an flock on
+ * WORKER_LOCK_DIR/uid-N.lock for the monitor's lifetime; one some process already runs
+ * as, or that NSS names, is skipped. */
+#define WORKER_UID_FIRST 2119041024u /* 0x7E4E0000 */
+#define WORKER_UID_COUNT 1024u
+#define WORKER_LOCK_DIR  "/run/noisetun"
+#define SHARED_UID       65534u /* nobody */
 
 static struct {
 	bool split, worker, monitor;
@@ -70,7 +84,9 @@ static struct {
 	int save_fd;                    /* memfd for SaveConfig; config mode only */
 	pid_t monitor_pid;
 	char uapi_path[108];
-} ps = { .chan = -1, .save_fd = -1 };
+	int uid_lock;                   /* the monitor's claim on a dynamic uid; -1 none */
+	bool dynamic;                   /* uid from the range, not a user's */
+} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1 };
 
 static int resolve_user(const char *user)
 {
@@ -85,6 +101,10 @@ static int resolve_user(const char *user)
 		fprintf(stderr, "noisetund: user `%s' has uid 0; say `root' to run as one root process\n", user);
 		return -1;
 	}
+	if (pw->pw_uid == SHARED_UID || !strcmp(user, "nobody"))
+		log_error("user %s: uid %u is shared with other services, any of which may kill or stop the "
+			  "worker; without -u and NOISETUN_USER the worker gets a uid of its own",
+			  user, (unsigned)pw->pw_uid);
 	snprintf(ps.user, sizeof(ps.user), "%s", user);
 	ps.uid = pw->pw_uid;
 	ps.gid = pw->pw_gid;
@@ -92,12 +112,102 @@ static int resolve_user(const char *user)
 	return 0;
 }
 
+/* Whether a process of this pid namespace has id as a uid or gid (real, effective, saved
+ * or filesystem). 1, 0, or -errno. */
+static int id_in_use(unsigned id)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	int found = 0;
+
+	if (!proc)
+		return -errno;
+	while (!found && (e = readdir(proc))) {
+		char path[300], line[256];
+		FILE *f;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+		if (!(f = fopen(path, "re")))
+			continue; /* gone meanwhile */
+		while (!found && fgets(line, sizeof(line), f)) {
+			unsigned v[4];
+
+			if ((!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4)) &&
+			    sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4)
+				found = v[0] == id || v[1] == id || v[2] == id || v[3] == id;
+		}
+		fclose(f);
+	}
+	closedir(proc);
+	return found;
+}
+
+/* A uid/gid of the range for this instance's worker, claimed until the monitor exits. */
+static int allocate_uid(void)
+{
+	struct stat st;
+	int dir, err = -EAGAIN;
+
+	if (mkdir(WORKER_LOCK_DIR, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	/* Root's own directory, or another user could hold or fake the claims. */
+	if ((dir = open(WORKER_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(dir);
+		return -EPERM;
+	}
+	for (unsigned i = 0; i < WORKER_UID_COUNT; i++) {
+		unsigned id = WORKER_UID_FIRST + i;
+		char name[32];
+		int fd, used;
+
+		errno = 0;
+		if (getpwuid(id) || getgrgid(id))
+			continue; /* someone gave it a name: it is not ours to take */
+		snprintf(name, sizeof(name), "uid-%u.lock", id);
+		if ((fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+			err = -errno;
+			break;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			err = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+			close(fd);
+			if (err == -EAGAIN)
+				continue; /* another instance's */
+			break;
+		}
+		/* Claimed; a process left from elsewhere (a worker outliving a killed monitor
+		 * for a moment, a stray setpriv) still makes it unfit. */
+		if ((used = id_in_use(id)) != 0) {
+			close(fd);
+			if (used < 0) {
+				err = used;
+				break;
+			}
+			continue;
+		}
+		ps.uid_lock = fd;
+		ps.dynamic = true;
+		ps.uid = (uid_t)id;
+		ps.gid = (gid_t)id;
+		snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
+		ps.split = true;
+		err = 0;
+		break;
+	}
+	close(dir);
+	return err;
+}
+
 int privsep_init(const char *user, const char *group)
 {
+	int err;
+
 	if (!user || !*user)
 		user = getenv("NOISETUN_USER");
-	if (!user || !*user)
-		user = "nobody";
 	if (!group || !*group)
 		group = getenv("NOISETUN_GROUP");
 	if (group && *group) {
@@ -111,7 +221,14 @@ int privsep_init(const char *user, const char *group)
 		ps.has_group = true;
 		ps.group = gr->gr_gid;
 	}
-	return strcmp(user, "root") ? resolve_user(user) : 0;
+	if (user && *user)
+		return strcmp(user, "root") ? resolve_user(user) : 0;
+	if ((err = allocate_uid())) {
+		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
+			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
+		return -1;
+	}
+	return 0;
 }
 
 bool privsep_enabled(void)
@@ -304,80 +421,267 @@ bool privsep_forward_reload(void)
 	return true;
 }
 
-/* Everything outside CAP_NET_ADMIN and CAP_NET_BIND_SERVICE leaves the bounding set, so
- * not even an execve of a file with capabilities could bring it back. */
-static int drop_bounding_set(void)
-{
-	for (unsigned long cap = 0; cap < 64; cap++) {
-		int in;
+/* ---- sockets: the worker asks, the monitor opens or marks them ---- */
 
-		if (cap < 32 && (KEPT_CAPS & (1u << cap)))
-			continue;
-		if ((in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) < 0)
-			return errno == EINVAL ? 0 : -errno; /* EINVAL: past the last capability */
-		if (in && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
-			return -errno;
-	}
-	return 0;
-}
-
-/* Permitted and effective: the two capabilities; inheritable: none. Read back to check. */
-static int set_capabilities(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2] = { { .effective = KEPT_CAPS, .permitted = KEPT_CAPS } };
-
-	if (syscall(SYS_capset, &hdr, data) < 0)
-		return -errno;
-	memset(data, 0xff, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0)
-		return -errno;
-	if (data[0].effective != KEPT_CAPS || data[0].permitted != KEPT_CAPS || data[0].inheritable ||
-	    data[1].effective || data[1].permitted || data[1].inheritable)
-		return -EPERM;
-	return 0;
-}
-
-/* Exactly what the worker's event loop calls (strace -f -c over tests/net), plus what
- * glibc and libsodium may need on the way: allocation, randomness, clocks, exit. */
-static const char *const allowed_syscalls[] = {
-	/* the loop, TUN, UDP, netlink, timers, signals, inotify, the control socket */
-	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "read", "readv", "write", "writev",
-	"recvmmsg", "recvmsg", "recvfrom", "sendmmsg", "sendmsg", "sendto", "accept4", "close",
-	"getsockopt", "setsockopt", "bind", "getsockname", "timerfd_settime", "timerfd_gettime",
-	/* memory (sodium_malloc: mmap, mprotect, mlock, madvise), randomness, time */
-	"mmap", "munmap", "mprotect", "madvise", "mlock", "munlock", "mremap", "brk", "getrandom",
-	"clock_gettime", "clock_getres", "gettimeofday", "clock_nanosleep", "nanosleep", "futex",
-	/* stdio on stderr and the SaveConfig memfd; glibc's qsort asks sysinfo for the RAM size */
-	"fstat", "newfstatat", "lseek", "fcntl", "dup", "sysinfo",
-	/* process */
-	"getpid", "gettid", "rt_sigreturn", "rt_sigprocmask", "restart_syscall", "exit", "exit_group",
+/* 'U' req_open: a UDP pair on port with fwmark  -> 'u' reply, the fds (v4, then v6)
+ * 'M' req_mark + the worker's UDP fds: SO_MARK   -> 'm' reply
+ * A reply answers the request of the same seq; a late one (the worker gave up) is
+ * dropped with its fds. */
+struct req_open {
+	uint32_t seq, fwmark;
+	uint16_t port;
+};
+struct req_mark {
+	uint32_t seq, fwmark;
+};
+struct sock_reply {
+	uint32_t seq;
+	int32_t err;
+};
+/* 'L' req_link: an interface by index (name empty) or by name -> 'l' reply + req_link with
+ * both. The worker may not open sockets, and resolves endpoint scopes this way. */
+struct req_link {
+	uint32_t seq, index;
+	char name[IF_NAMESIZE];
 };
 
-/* log_only (NOISETUN_SECCOMP=log): a violation is logged by the kernel (audit, dmesg)
- * instead of killing us, to find what the list lacks. */
-static int install_seccomp(bool log_only)
-{
-	static const int families[] = { AF_INET, AF_INET6, AF_UNIX, AF_NETLINK };
-	scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
-	int err = 0;
+#define CHAN_MAX_FDS 2
 
-	if (!ctx)
-		return -ENOMEM;
-	/* A binary tree, not a chain of ~50 compares, on every syscall of the data path. */
-	err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	for (size_t i = 0; i < sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]) && !err; i++) {
-		int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
-		if (nr != __NR_SCMP_ERROR) /* a name this architecture lacks (epoll_wait on arm64) */
-			err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+/* One message of the channel and the fds it carried (O_CLOEXEC; *nfds of them, the
+ * caller closes them). Bytes as recv(). */
+static ssize_t chan_recv(int fd, char *buf, size_t size, int flags, int fds[CHAN_MAX_FDS], int *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, size };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
+
+	*nfds = 0;
+	if (n < 0)
+		return n;
+	/* More fds than fit were closed by the kernel (MSG_CTRUNC); keep what came. */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < CHAN_MAX_FDS)
+				fds[(*nfds)++] = got;
+			else
+				close(got);
+		}
 	}
-	/* New UDP sockets on a listen-port change; nothing else may be opened. */
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]) && !err; i++)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
-	if (!err)
-		err = seccomp_load(ctx);
-	seccomp_release(ctx);
+	return n;
+}
+
+static int chan_sendfds(int fd, const void *buf, size_t len, const int *fds, int nfds)
+{
+	union {
+		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds > 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.buf;
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+static void close_fds(int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Worker: send the request, wait (the loop stalls: a set is being applied) for its reply. */
+static int worker_call(char type, const void *req, size_t len, const int *fds_in, int nin, int fds[CHAN_MAX_FDS],
+		       int *nfds, void *out, size_t out_len)
+{
+	static uint32_t seq;
+	char buf[64];
+	struct sock_reply rep;
+	uint32_t want = ++seq;
+	int64_t deadline = (int64_t)(now_ns() / 1000000) + UAPI_TIMEOUT_SEC * 1000;
+	int err;
+
+	*nfds = 0;
+	buf[0] = type;
+	memcpy(buf + 1, &want, sizeof(want)); /* every request starts with its seq */
+	memcpy(buf + 1 + sizeof(want), (const char *)req + sizeof(want), len - sizeof(want));
+	if (ps.chan < 0)
+		return -EPIPE;
+	if ((err = chan_sendfds(ps.chan, buf, 1 + len, fds_in, nin)))
+		return err;
+	for (;;) {
+		struct pollfd pfd = { .fd = ps.chan, .events = POLLIN };
+		int64_t left = deadline - (int64_t)(now_ns() / 1000000);
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if ((r = poll(&pfd, 1, (int)left)) < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		n = chan_recv(ps.chan, buf, sizeof(buf), MSG_DONTWAIT, fds, nfds);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE; /* the monitor is gone */
+		if ((size_t)n == 1 + sizeof(rep) + (out ? out_len : 0) && buf[0] == type + ('a' - 'A')) {
+			memcpy(&rep, buf + 1, sizeof(rep));
+			if (rep.seq == want) {
+				if (!rep.err) {
+					if (out)
+						memcpy(out, buf + 1 + sizeof(rep), out_len);
+					return 0;
+				}
+				close_fds(fds, *nfds);
+				*nfds = 0;
+				return rep.err < 0 && rep.err > -4096 ? rep.err : -EPROTO;
+			}
+		}
+		close_fds(fds, *nfds); /* a late reply to an abandoned request */
+		*nfds = 0;
+	}
+}
+
+int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6)
+{
+	struct req_open req = { .fwmark = fwmark, .port = port };
+	int fds[CHAN_MAX_FDS], nfds, err;
+
+	if ((err = worker_call('U', &req, sizeof(req), NULL, 0, fds, &nfds, NULL, 0)))
+		return err;
+	if (nfds < 1) /* the reply said yes but brought no socket */
+		return -EPROTO;
+	*v4 = fds[0];
+	*v6 = nfds > 1 ? fds[1] : -1;
+	return 0;
+}
+
+int privsep_udp_mark(int v4, int v6, uint32_t fwmark)
+{
+	struct req_mark req = { .fwmark = fwmark };
+	int in[2], nin = 0, fds[CHAN_MAX_FDS], nfds, err;
+
+	if (v4 >= 0)
+		in[nin++] = v4;
+	if (v6 >= 0)
+		in[nin++] = v6;
+	if (!nin)
+		return 0;
+	err = worker_call('M', &req, sizeof(req), in, nin, fds, &nfds, NULL, 0);
+	close_fds(fds, nfds);
 	return err;
+}
+
+/* An interface by index (name NULL) or by name: its index and name. 0 or -errno. */
+int privsep_link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE])
+{
+	struct req_link req = { .index = index }, got;
+	int fds[CHAN_MAX_FDS], nfds, err;
+
+	if (name && snprintf(req.name, sizeof(req.name), "%s", name) >= (int)sizeof(req.name))
+		return -ENODEV;
+	err = worker_call('L', &req, sizeof(req), NULL, 0, fds, &nfds, &got, sizeof(got));
+	close_fds(fds, nfds);
+	if (err)
+		return err;
+	if (!got.index || !memchr(got.name, 0, sizeof(got.name)))
+		return -EPROTO;
+	*index_out = got.index;
+	memcpy(name_out, got.name, IF_NAMESIZE);
+	return 0;
+}
+
+/* Monitor: SO_MARK on an fd of the worker's, if it is a UDP socket (and nothing else). */
+static int mark_udp(int fd, uint32_t fwmark)
+{
+	int domain, type, proto;
+	socklen_t len = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || (len = sizeof(int),
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) || (len = sizeof(int),
+	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0))
+		return errno == ENOTSOCK ? -EINVAL : -errno;
+	if ((domain != AF_INET && domain != AF_INET6) || type != SOCK_DGRAM || proto != IPPROTO_UDP)
+		return -EINVAL;
+	return setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0 ? -errno : 0;
+}
+
+/* Monitor: a message of the worker's ('U', 'M'; hostile bytes and fds) answered on the
+ * channel. True if it was one of those. */
+static bool monitor_serve(const char *msg, size_t n, const int *fds, int nfds)
+{
+	struct sock_reply rep = { 0 };
+	struct req_link link = { 0 };
+	int out[2] = { -1, -1 }, nout = 0;
+	char reply[1 + sizeof(rep) + sizeof(link)];
+	size_t reply_len = 1 + sizeof(rep);
+
+	if (msg[0] == 'U' && n == 1 + sizeof(struct req_open)) {
+		struct req_open req;
+
+		memcpy(&req, msg + 1, sizeof(req));
+		rep.seq = req.seq;
+		if (!(rep.err = udp_open_pair(req.port, req.fwmark, &out[0], &out[1])))
+			nout = out[1] >= 0 ? 2 : 1;
+		if (rep.err)
+			log_error("cannot open UDP port %u for the worker: %s", req.port, strerror(-rep.err));
+		else
+			log_verbose("opened UDP port %u for the worker", req.port);
+	} else if (msg[0] == 'L' && n == 1 + sizeof(struct req_link)) {
+		memcpy(&link, msg + 1, sizeof(link));
+		rep.seq = link.seq;
+		link.seq = 0;
+		if (!link.index) {
+			link.name[IF_NAMESIZE - 1] = 0; /* the worker's bytes: a string only up to here */
+			link.index = if_nametoindex(link.name);
+			rep.err = link.index ? 0 : -ENODEV;
+		} else if (!if_indextoname(link.index, link.name)) {
+			rep.err = -ENODEV;
+		}
+		if (rep.err)
+			memset(&link, 0, sizeof(link));
+		reply_len += sizeof(link);
+	} else if (msg[0] == 'M' && n == 1 + sizeof(struct req_mark)) {
+		struct req_mark req;
+
+		memcpy(&req, msg + 1, sizeof(req));
+		rep.seq = req.seq;
+		rep.err = nfds ? 0 : -EINVAL;
+		for (int i = 0; i < nfds && !rep.err; i++)
+			rep.err = mark_udp(fds[i], req.fwmark);
+		if (rep.err)
+			log_error("cannot set the worker's fwmark: %s", strerror(-rep.err));
+	} else {
+		return false;
+	}
+	reply[0] = (char)(msg[0] + ('a' - 'A'));
+	memcpy(reply + 1, &rep, sizeof(rep));
+	if (reply_len > 1 + sizeof(rep))
+		memcpy(reply + 1 + sizeof(rep), &link, sizeof(link));
+	if (chan_sendfds(ps.chan, reply, reply_len, out, nout))
+		log_error("cannot answer the worker: %s", strerror(errno));
+	close_fds(out, nout); /* the worker has its own now */
+	return true;
 }
 
 /* Libraries that set themselves up on first use do it now, not under the filter:
@@ -395,40 +699,36 @@ static void warm_up_libraries(void)
 	}
 }
 
-int privsep_drop(const char **what)
+int privsep_drop(struct device *dev, const char **what)
 {
 	static char what_buf[160];
 	const char *seccomp_env = getenv("NOISETUN_SECCOMP");
 	bool filter = !(seccomp_env && !strcmp(seccomp_env, "0"));
-	bool log_only = seccomp_env && !strcmp(seccomp_env, "log");
+	struct sandbox sb = { .uid = ps.uid, .gid = ps.gid, .netlink_fd = dev->netlink,
+			      .log_only = seccomp_env && !strcmp(seccomp_env, "log") };
 	int err;
 
-	*what = "cannot clear the capability bounding set";
-	if ((err = drop_bounding_set()))
+	/* The epoll registration follows the open file, not the number (its tag is
+	 * EV_NETLINK), so moving the fd changes nothing for the loop. */
+	/* The uid's claim is the monitor's to hold (flock: the open file's, shared). */
+	if (ps.uid_lock >= 0) {
+		close(ps.uid_lock);
+		ps.uid_lock = -1;
+	}
+	*what = "cannot move the rtnetlink socket";
+	if (dev->netlink >= 0) {
+		if ((err = sandbox_park_fd(dev->netlink)) < 0)
+			return err;
+		dev->netlink = sb.netlink_fd = err;
+	}
+	if ((err = sandbox_drop_user(&sb, what))) {
+		if (!strcmp(*what, "cannot switch user")) {
+			snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user,
+				 (unsigned)ps.uid, (unsigned)ps.gid);
+			*what = what_buf;
+		}
 		return err;
-	*what = "cannot clear the ambient capabilities";
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		return -errno;
-	*what = "cannot keep capabilities across setuid";
-	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
-		return -errno;
-	snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user, (unsigned)ps.uid,
-		 (unsigned)ps.gid);
-	*what = what_buf;
-	if (setgroups(0, NULL) < 0 || setresgid(ps.gid, ps.gid, ps.gid) < 0 || setresuid(ps.uid, ps.uid, ps.uid) < 0)
-		return -errno;
-	*what = "cannot set the capabilities to CAP_NET_ADMIN and CAP_NET_BIND_SERVICE";
-	if ((err = set_capabilities()))
-		return err;
-	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-		return -errno;
-	/* A process that can become root again has not dropped root. */
-	*what = "root could be regained after the drop";
-	if (setresuid(0, 0, 0) == 0 || setresgid(0, 0, 0) == 0)
-		return -EPERM;
-	*what = "cannot set no_new_privs";
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
+	}
 #ifdef NT_SANITIZE
 	/* LeakSanitizer stops the world from a ptrace()ing clone at exit: an unprivileged
 	 * tracee must be dumpable for that, and ptrace must pass the filter. Test builds only. */
@@ -454,10 +754,11 @@ int privsep_drop(const char **what)
 		return -ESRCH;
 	warm_up_libraries();
 	*what = "cannot install the seccomp filter";
-	if (filter && (err = install_seccomp(log_only)))
+	if (filter && (err = sandbox_filter(&sb)))
 		return err;
-	log_verbose("worker: user %s (uid %u), capabilities CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, seccomp %s",
-		    ps.user, (unsigned)ps.uid, !filter ? "off" : log_only ? "logging only" : "on");
+	log_verbose("worker: %s%s (uid %u, gid %u), no capabilities, seccomp %s",
+		    ps.dynamic ? "" : "user ", ps.user, (unsigned)ps.uid, (unsigned)ps.gid,
+		    !filter ? "off" : sb.log_only ? "logging only" : "on");
 	return 0;
 }
 
@@ -515,11 +816,13 @@ static int uapi_connect(void)
 
 /* Send request (len bytes), read the reply through its final empty line into *reply
  * (NUL-terminated, malloc'd: the caller wipes and frees it). 0 or -errno. */
+static bool notify_allowed(const char *text, size_t len);
+
 static int uapi_call(const char *request, size_t len, char **reply, size_t *reply_len)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = NULL;
-	int fd, err = 0;
+	int fd, err = 0, chan = ps.chan;
 
 	*reply = NULL;
 	if ((fd = uapi_connect()) < 0)
@@ -551,8 +854,36 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 			buf = grown;
 			cap *= 2;
 		}
-		ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
-		if (r < 0 && errno == EINTR)
+		/* The worker may need us to apply this very request (a new port, a fwmark):
+		 * serve the channel while waiting, or both would wait for the other. */
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = chan, .events = POLLIN } };
+		int ready = poll(pfd, 2, UAPI_TIMEOUT_SEC * 1000);
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0) {
+			err = ready < 0 ? -errno : -ETIMEDOUT;
+			goto out;
+		}
+		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			char msg[512];
+			int fds[CHAN_MAX_FDS], nfds;
+			ssize_t m = chan_recv(chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
+
+			if (m > 0) {
+				msg[m] = 0;
+				/* 'H' (a SIGHUP while we reload) is dropped: we are reloading. */
+				if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N' &&
+				    notify_allowed(msg + 1, (size_t)m - 1))
+					notify_relay(msg + 1);
+			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
+				chan = -1; /* the worker is gone: its reply ends too; the loop sees it */
+			}
+			close_fds(fds, nfds);
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t r = recv(fd, buf + n, cap - n - 1, MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0) {
 			err = r < 0 ? -errno : -EPIPE;
@@ -972,15 +1303,24 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			/* MSG_TRUNC: the real length, so an oversized message is refused, not cut. */
-			ssize_t n = recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_TRUNC);
+			int fds[CHAN_MAX_FDS], nfds;
+			ssize_t n = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_TRUNC, fds, &nfds);
+			bool served;
 			size_t len;
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (n < 0 || (n == 0 && (pfd[1].revents & (POLLHUP | POLLERR)))) {
+				close_fds(fds, nfds);
 				pfd[1].fd = -1; /* the end of the channel, not an empty message */
 				continue;
 			}
+			/* The socket requests first: binary, so they may hold NULs. Whatever the
+			 * message, every descriptor the worker sent is closed here. */
+			served = n > 0 && (size_t)n <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)n, fds, nfds);
+			close_fds(fds, nfds);
+			if (served)
+				continue;
 			if (n == 0) {
 				chan_refuse(&refused, "an empty message");
 				continue;

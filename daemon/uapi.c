@@ -10,9 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libmnl/libmnl.h>
 #include <linux/if_link.h>
-#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -349,76 +347,23 @@ static void uapi_tick(struct device *dev)
 	timer_update();
 }
 
-/* ---- interface names and indices (RTM_GETLINK; under seccomp, ioctl is not allowed) ---- */
+/* ---- interface names and indices ---- */
 
-/* Look a link up by index (name NULL) or by name; its index and name. 0 or -errno. */
+/* Look a link up by index (name NULL) or by name; its index and name. 0 or -errno.
+ * The sandboxed worker may open no socket (if_nametoindex needs one): the monitor
+ * answers for it. */
 static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE])
 {
-	static char buf[16384] __attribute__((aligned(4)));
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	struct nlmsghdr *nlh;
-	struct ifinfomsg *ifi;
-	uint32_t seq = (uint32_t)now_ns(), portid;
-	int err = -ENODEV;
-	ssize_t got;
-	int n;
-
-	if (!nl)
-		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		err = -errno;
-		goto out;
+	if (privsep_is_worker())
+		return privsep_link_lookup(index, name, index_out, name_out);
+	if (name) {
+		if (!(index = if_nametoindex(name)))
+			return -ENODEV;
 	}
-	portid = mnl_socket_get_portid(nl);
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_GETLINK;
-	nlh->nlmsg_flags = NLM_F_REQUEST;
-	nlh->nlmsg_seq = seq;
-	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = (int)index;
-	if (name)
-		mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-	mnl_attr_put_u32(nlh, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		err = -errno;
-		goto out;
-	}
-	got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (got < 0) {
-		err = -errno;
-		goto out;
-	}
-	n = (int)got;
-	for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
-		struct nlattr *attr;
-
-		if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != portid)
-			continue;
-		if (nlh->nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-			if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(*e)) && e->error)
-				err = e->error;
-			break;
-		}
-		if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
-			continue;
-		ifi = mnl_nlmsg_get_payload(nlh);
-		if (ifi->ifi_index <= 0)
-			continue;
-		*index_out = (uint32_t)ifi->ifi_index;
-		name_out[0] = '\0';
-		mnl_attr_for_each(attr, nlh, sizeof(*ifi)) {
-			if (mnl_attr_get_type(attr) == IFLA_IFNAME && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0 &&
-			    strlen(mnl_attr_get_str(attr)) < IF_NAMESIZE)
-				snprintf(name_out, IF_NAMESIZE, "%s", mnl_attr_get_str(attr));
-		}
-		err = 0;
-		break;
-	}
-out:
-	mnl_socket_close(nl);
-	return err;
+	if (!if_indextoname(index, name_out))
+		return -ENODEV;
+	*index_out = index;
+	return 0;
 }
 
 /* Scope names of a parsed set, to indices; an unknown interface is -EINVAL. */

@@ -74,17 +74,17 @@ static int epoll_swap(struct device *dev, int old_fd, int new_fd, uint64_t tag)
 	return 0;
 }
 
-int udp_bind(struct device *dev, uint16_t port)
+int udp_open_pair(uint16_t port, uint32_t fwmark, int *v4_out, int *v6_out)
 {
 	int v4 = -1, v6 = -1;
 
 	/* With port 0 the kernel picks for IPv4; IPv6 must then get the same port, which
 	 * another program may hold: try a few times. */
 	for (int attempt = 0; attempt < 10; attempt++) {
-		v4 = udp_socket(AF_INET, port, dev->fwmark);
+		v4 = udp_socket(AF_INET, port, fwmark);
 		if (v4 < 0)
 			return v4;
-		v6 = udp_socket(AF_INET6, bound_port(v4), dev->fwmark);
+		v6 = udp_socket(AF_INET6, bound_port(v4), fwmark);
 		if (v6 >= 0 || v6 == -EAFNOSUPPORT)
 			break;
 		close(v4);
@@ -94,6 +94,20 @@ int udp_bind(struct device *dev, uint16_t port)
 	}
 	if (v4 < 0)
 		return -EADDRINUSE;
+	*v4_out = v4;
+	*v6_out = v6 >= 0 ? v6 : -1;
+	return 0;
+}
+
+int udp_bind(struct device *dev, uint16_t port)
+{
+	int v4 = -1, v6 = -1, err;
+
+	/* The worker holds no capability: the monitor opens, marks and binds for it. */
+	err = privsep_is_worker() ? privsep_udp_open(port, dev->fwmark, &v4, &v6)
+				  : udp_open_pair(port, dev->fwmark, &v4, &v6);
+	if (err)
+		return err;
 	dev->listen_port = bound_port(v4);
 	{
 		/* GSO on send (speed.md 4): probe; a send failing with EIO turns it off later. */
@@ -124,8 +138,14 @@ void udp_close(struct device *dev)
 
 int udp_set_fwmark(struct device *dev, uint32_t mark)
 {
-	int fds[2] = { dev->udp4, dev->udp6 };
+	int fds[2] = { dev->udp4, dev->udp6 }, err;
 
+	if (privsep_is_worker()) { /* SO_MARK needs CAP_NET_ADMIN: the monitor's */
+		if ((err = privsep_udp_mark(fds[0], fds[1], mark)))
+			return err;
+		dev->fwmark = mark;
+		return 0;
+	}
 	for (int i = 0; i < 2; i++)
 		if (fds[i] >= 0 && setsockopt(fds[i], SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
 			return -errno;
