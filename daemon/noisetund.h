@@ -50,7 +50,6 @@ void log_msg(enum log_level level, const char *peer, const char *fmt, ...) __att
 uint64_t now_ns(void);       /* CLOCK_BOOTTIME: keeps counting across suspend */
 uint64_t wall_ns(void);      /* CLOCK_REALTIME */
 extern const struct nt_rng sys_rng;
-uint32_t random_u32(void);
 uint64_t random_jitter(void);
 
 /* ---- endpoints ---- */
@@ -219,6 +218,7 @@ void receive_udp(struct device *dev, int fd);
 /* uapi.c */
 int uapi_listen(struct device *dev, const char *dir);
 void uapi_close(struct device *dev);
+void uapi_shed(struct device *dev);
 void uapi_accept(struct device *dev);
 void uapi_event(struct device *dev, void *conn, uint32_t events);
 bool uapi_is_conn(struct device *dev, void *ptr);

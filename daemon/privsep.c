@@ -1211,14 +1211,15 @@ static const char *signal_name(int sig)
 static void monitor_shed(struct device *dev)
 {
 	int fds[] = { dev->tun, dev->udp4, dev->udp6, dev->epoll, dev->timerfd, dev->netlink,
-		      dev->inotify, dev->signalfd, dev->uapi_listen };
+		      dev->inotify, dev->signalfd };
 	size_t peers = dev->peer_count;
 
+	uapi_shed(dev); /* the listener and its timer: the worker's */
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	dev->tun = dev->udp4 = dev->udp6 = dev->epoll = dev->timerfd = dev->netlink = -1;
-	dev->inotify = dev->signalfd = dev->uapi_listen = -1;
+	dev->inotify = dev->signalfd = -1;
 	device_destroy(dev); /* peers, keypairs, the static identity: wiped */
 	dev->peer_count = peers; /* for READY=1's STATUS= */
 	config_wipe_secrets();

@@ -231,7 +231,8 @@ static void conn_free(struct device *dev, struct conn *c)
 	timer_update();
 }
 
-void uapi_close(struct device *dev)
+/* Every descriptor of the control socket closed; the socket file stays. */
+void uapi_shed(struct device *dev)
 {
 	while (uapi.conns)
 		conn_free(dev, uapi.conns);
@@ -244,9 +245,16 @@ void uapi_close(struct device *dev)
 		close(dev->uapi_listen);
 		dev->uapi_listen = -1;
 		uapi.paused = false;
-		if (!privsep_is_worker()) /* the monitor removes it: the directory is root's */
-			unlink(dev->uapi_path);
 	}
+}
+
+void uapi_close(struct device *dev)
+{
+	bool listening = dev->uapi_listen >= 0;
+
+	uapi_shed(dev);
+	if (listening && !privsep_is_worker()) /* the monitor removes it: the directory is root's */
+		unlink(dev->uapi_path);
 }
 
 /* Root, or the configured group as the peer's primary or a supplementary group. */

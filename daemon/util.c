@@ -36,11 +36,6 @@ static void sys_fill(void *ctx, void *buf, size_t len)
 
 const struct nt_rng sys_rng = { .fill = sys_fill, .ctx = NULL };
 
-uint32_t random_u32(void)
-{
-	return randombytes_random();
-}
-
 /* Timer jitter needs spread, not secrecy, and is drawn for every data packet sent: a
  * getrandom(2) each time showed at the top of the sender's profile. xorshift64*, seeded
  * once from the system. Session indices and keys still come from randombytes. */
