@@ -251,6 +251,8 @@ static char *saved_text(const struct nt_config *cfg, const char *running)
 		fprintf(f, "MTU = %u\n", cfg->mtu);
 	if (cfg->table == NT_TABLE_OFF)
 		fprintf(f, "Table = off\n");
+	else if (cfg->table_name)
+		fprintf(f, "Table = %s\n", cfg->table_name);
 	else if (cfg->table == NT_TABLE_ID)
 		fprintf(f, "Table = %u\n", cfg->table_id);
 	if (cfg->save_config)

@@ -19,6 +19,7 @@
  *
  * Everything up adds is recorded here, and down removes exactly that. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -618,6 +619,45 @@ static int read_file(const char *path, char **text, size_t *len)
 	return 0;
 }
 
+/* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
+ * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
+static int table_lookup(const char *name, uint32_t *id)
+{
+	static const char *const dirs[] = { "/etc/iproute2", "/usr/share/iproute2" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[PATH_MAX], *text;
+		size_t len;
+		DIR *d;
+		struct dirent *e;
+		int found = -ENOENT;
+
+		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
+		if (!read_file(path, &text, &len)) {
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+			if (!found)
+				return 0;
+		}
+		snprintf(path, sizeof(path), "%s/rt_tables.d", dirs[i]);
+		if (!(d = opendir(path)))
+			continue;
+		while (found && (e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
+			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
+			    read_file(path, &text, &len))
+				continue;
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+		}
+		closedir(d);
+		if (!found)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /* Parse and resolve q.path into *cfg and *eps; on error a `FILE:LINE: message` in msg. */
 static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retries, char *msg, size_t size)
 {
@@ -643,6 +683,15 @@ static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retrie
 		else
 			snprintf(msg, size, "%s: %s", q.path, strerror(-err));
 		return err;
+	}
+	if (cfg->table == NT_TABLE_NAME) {
+		if (table_lookup(cfg->table_name, &cfg->table_id)) {
+			snprintf(msg, size, "%s: Table: no table \"%s\" in /etc/iproute2/rt_tables or /usr/share/iproute2/rt_tables",
+				 q.path, cfg->table_name);
+			nt_config_free(cfg);
+			return -EINVAL;
+		}
+		cfg->table = NT_TABLE_ID;
 	}
 	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
 	if (!*eps) {
