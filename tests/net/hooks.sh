@@ -155,7 +155,7 @@ DPID=$(_find_daemon "$IFA" "$NTD") || fail "no daemon for $IFA"
 NT_PIDS+=("$DPID")
 ip -n "$NSA" link del "$IFA"
 wait_for 5 "the daemon to exit after ip link del" sh -c "! kill -0 $DPID 2>/dev/null || grep -q '^State:.*Z' /proc/$DPID/status"
-grep -q "$IFA: interface deleted, exiting" "$NT_TMP/default-level.log" ||
+grep -q "$IFA: interface deleted.*exiting" "$NT_TMP/default-level.log" ||
 	fail "no exit reason at the default level: '$(cat "$NT_TMP/default-level.log")'"
 log "ip link del: '$(grep 'interface deleted' "$NT_TMP/default-level.log")'"
 
