@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -227,9 +228,27 @@ static void put_hooks(FILE *f, const char *key, char *const *hooks, size_t count
 		fprintf(f, "%s = %s\n", key, hooks[i]);
 }
 
+/* The link's MTU now (0: not found here, e.g. it lives in another namespace). */
+static unsigned link_mtu(const char *iface)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 0;
+
+	if (fd < 0)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
+	if (!ioctl(fd, SIOCGIFMTU, &ifr) && ifr.ifr_mtu > 0)
+		mtu = (unsigned)ifr.ifr_mtu;
+	close(fd);
+	return mtu;
+}
+
 /* The file's wg-quick keys, then the running config after its "[Interface]" line; trailing
- * empty lines become one '\n', as wg-quick's $(wg showconf) and echo leave it. */
-static char *saved_text(const struct nt_config *cfg, const char *running)
+ * empty lines become one '\n', as wg-quick's $(wg showconf) and echo leave it. As
+ * wg-quick save: an MTU the file sets is written as the link has it now; the rest of the
+ * wg-quick keys are the file's (addresses too: deliberately not the link's, see README). */
+static char *saved_text(const struct nt_config *cfg, const char *iface, const char *running)
 {
 	char *text = NULL;
 	size_t len = 0, rest_len;
@@ -247,8 +266,10 @@ static char *saved_text(const struct nt_config *cfg, const char *running)
 	}
 	for (size_t i = 0; i < cfg->dns_count; i++)
 		fprintf(f, "DNS = %s\n", cfg->dns[i]);
-	if (cfg->has_mtu)
-		fprintf(f, "MTU = %u\n", cfg->mtu);
+	if (cfg->has_mtu) {
+		unsigned mtu = link_mtu(iface);
+		fprintf(f, "MTU = %u\n", mtu ? mtu : cfg->mtu);
+	}
 	if (cfg->table == NT_TABLE_OFF)
 		fprintf(f, "Table = off\n");
 	else if (cfg->table_name)
@@ -292,7 +313,7 @@ static int save_config(const char *path, const char *iface, const struct nt_conf
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return -1;
 	}
-	text = saved_text(cfg, running);
+	text = saved_text(cfg, iface, running);
 	nt_wipe(running, strlen(running));
 	free(running);
 	if (!text) {

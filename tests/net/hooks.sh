@@ -8,6 +8,7 @@
 #     stdout/stderr once it is up;
 #   - a failing PreDown's "[#]" line, output and error show on `noisetun down`'s terminal;
 #   - Table = main (a name, as ip route takes it) puts the routes in table main;
+#   - save writes the link's MTU when the file sets one, as wg-quick save;
 #   - at the default log level, a daemon whose link is deleted says why it exits.
 #
 #   ns A: noisetun up FILE (config mode, no peer answers: these look at the host state)
@@ -144,6 +145,18 @@ ip -n "$NSA" -4 route show table main | grep -q "^10.60.0.0/16 dev $IFA" || fail
 down
 ! ip -n "$NSA" -4 route show table all | grep -q 10.50.0.0/16 || fail "Table = main: route left after down"
 log "Table = main: routes in table main, removed on down"
+
+# Test that save writes an MTU the file sets as the link has it now (wg-quick save), and
+# keeps the file's addresses (deliberately not the link's: README).
+write_conf "10.50.0.0/16" "MTU = 1400"
+up
+ip -n "$NSA" link set "$IFA" mtu 1380
+ip -n "$NSA" addr add 10.0.0.99/24 dev "$IFA"
+ip netns exec "$NSA" "$NT" save "$CONF" || fail "noisetun save"
+grep -qx "MTU = 1380" "$CONF" || fail "save: MTU is '$(grep MTU "$CONF")', not the link's 1380"
+[ "$(grep -c '^Address' "$CONF")" = 1 ] && grep -qx "Address = 10.0.0.1/24" "$CONF" || fail "save: addresses $(grep Address "$CONF")"
+down
+log "save: MTU = 1380 as the link has it, addresses from the file"
 
 # Test that at the default log level (no LOG_LEVEL) the daemon says why it exits when its
 # link is deleted.
