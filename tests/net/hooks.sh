@@ -91,6 +91,19 @@ for user in nobody root; do
 	log "NOISETUN_USER=$user: PostUp 'wg set %i; wg show %i' applied, up took ${UP_MS} ms; PreDown 'wg show %i' answered"
 done
 
+# Test that a failing PostUp still fails the start and undoes it, in both layouts.
+for user in nobody root; do
+	write_conf "10.50.0.0/16" "PostUp = echo failing-%i; exit 3"
+	rc=0
+	out=$(timeout 15 env NOISETUN_USER=$user ip netns exec "$NSA" "$NT" up "$CONF" 2>&1 </dev/null) || rc=$?
+	[ "$rc" = 1 ] || fail "user $user: a failing PostUp: exit $rc: $out"
+	[[ $out == *"failing-$IFA"* && $out == *"PostUp \`echo failing-$IFA; exit 3' exited with status 3"* ]] ||
+		fail "user $user: a failing PostUp said: $out"
+	wait_for 5 "$IFA to go after a failing PostUp" sh -c "! ip -n $NSA link show $IFA"
+	[ ! -e "$NT_SOCK_DIR/$IFA.sock" ] || fail "user $user: socket left after a failing PostUp"
+done
+log "a failing PostUp fails up (exit 1, its output and the reason shown) and leaves nothing"
+
 # Test that hooks are bash: process substitution, [[ ]], arrays, as wg-quick evaluates them.
 rm -f "$NT_TMP/hooks"
 write_conf "10.50.0.0/16" \
