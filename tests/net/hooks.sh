@@ -159,6 +159,33 @@ down
 ! ip -n "$NSA" -4 route show table all | grep -q 10.50.0.0/16 || fail "Table = main: route left after down"
 log "Table = main: routes in table main, removed on down"
 
+# Test that a name from rt_tables works too, and an unknown one is refused before anything
+# exists. Our rt_tables is bound over /etc/iproute2 in a private mount namespace only.
+if unshare -m --propagation private true 2>/dev/null; then
+	mkdir "$NT_TMP/iproute2"
+	cp -a /etc/iproute2/. "$NT_TMP/iproute2/"
+	printf '# test\n200\tntvpn\n' >"$NT_TMP/iproute2/rt_tables"
+	# in_ns_etc CMD...: CMD in A, seeing our rt_tables
+	in_ns_etc() {
+		unshare -m --propagation private sh -c 'mount --bind "$0" /etc/iproute2 && exec "$@"' \
+			"$NT_TMP/iproute2" ip netns exec "$NSA" "$@"
+	}
+	write_conf "10.50.0.0/16" "Table = ntvpn"
+	rc=0; in_ns_etc "$NT" up "$CONF" >"$NT_TMP/up.out" 2>&1 </dev/null || rc=$?
+	[ "$rc" = 0 ] || fail "Table = ntvpn: up exit $rc: $(cat "$NT_TMP/up.out")"
+	DPID=$(_find_daemon "$IFA" "$NTD") || fail "no daemon for $IFA"
+	NT_PIDS+=("$DPID")
+	ip -n "$NSA" -4 route show table 200 | grep -q "^10.50.0.0/16 dev $IFA" || fail "Table = ntvpn: no route in table 200"
+	down
+	write_conf "10.50.0.0/16" "Table = ntnosuch"
+	rc=0; out=$(in_ns_etc "$NT" up "$CONF" 2>&1 </dev/null) || rc=$?
+	[ "$rc" = 1 ] && [[ $out == *'Table: no table "ntnosuch"'* ]] || fail "Table = ntnosuch: exit $rc: $out"
+	! ip -n "$NSA" link show "$IFA" >/dev/null 2>&1 || fail "Table = ntnosuch: $IFA was created"
+	log "Table = ntvpn (rt_tables: 200) routes to table 200; an unknown name: '$out'"
+else
+	log "no private mount namespace: rt_tables names not tested"
+fi
+
 # Test that save writes an MTU the file sets as the link has it now (wg-quick save), and
 # keeps the file's addresses (deliberately not the link's: README).
 write_conf "10.50.0.0/16" "MTU = 1400"
