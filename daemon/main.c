@@ -3,10 +3,14 @@
  * The contract of wireguard-go, so stock wg and wg-quick drive it: create the TUN device,
  * bind UDP, serve /var/run/wireguard/IFACE.sock, and (unless in the foreground) fork; the
  * launching process exits 0 only once all of that is ready, else non-zero with a reason.
- * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted, and when the socket
- * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
- * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. Once all that
- * exists it splits into a root monitor and an unprivileged worker (privsep.c). */
+ * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted (not when it moves to
+ * another network namespace: netlink.c), and when the socket file is deleted, saying why
+ * at the default log level. With -c FILE (config mode, setup.c) it also does what
+ * wg-quick does around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE.
+ * Once all that exists it splits into a root monitor and an unprivileged worker
+ * (privsep.c); the monitor runs PostUp once the worker serves the socket, or, unsplit,
+ * the loop runs PostUp and PreDown itself (hooks may run `wg`). The launcher's answer
+ * comes after PostUp; then the daemon lets go of its stdio (log.c: log_daemonized). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -6,12 +6,16 @@
  *           device is created by main.c], the wg settings through uapi_apply_set, each
  *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS through
  *           resolvconf, a route per allowed IP (longest prefix first, skipped when a route
- *           on the interface in table main already covers it), PostUp.
+ *           on the interface in table main already covers it); then, once the control
+ *           socket is served (a hook may run `wg set %i`), PostUp: the monitor runs it
+ *           (config_post_up) or an unsplit daemon from its loop (config_hooks_start).
+ *           Hooks are bash, as wg-quick's (see "hooks" below).
  *   /0      with Table=auto: fwmark (FwMark, else the first free table from 51820), the
  *           default route in that table, `not fwmark M table M`, `table main
  *           suppress_prefixlength 0` (per family), net.ipv4.conf.all.src_valid_mark=1.
- *   down    PreDown, SaveConfig, the rules and routes we added, DNS, [the link goes with
- *           the TUN fd], PostDown.
+ *   down    PreDown (the socket still served), SaveConfig, the rules and routes we added,
+ *           DNS, [the link goes with the TUN fd], PostDown; their output and our errors
+ *           go to `noisetun down` when it listens (report_open).
  *   reload  (SIGHUP) syncconf semantics: peers missing from FILE are removed, the others
  *           updated in place (psk, endpoint, keepalive, allowed IPs; never the private
  *           key unless it changed, since that would drop every session), addresses and
