@@ -447,6 +447,8 @@ int main(int argc, char *argv[])
 		pid = privsep_fork(&dev, ready[1]);
 		if (pid > 0)
 			return privsep_monitor(&dev, pid, ready[1], foreground);
+		if (!pid)
+			st.ready_fd = -1; /* closed: the monitor answers the launcher */
 		if (!pid && !foreground)
 			log_daemonized(); /* before the filter: it leaves no dup2 */
 		if (!pid && (err = renew_signalfd(&dev)))
