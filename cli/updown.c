@@ -4,7 +4,9 @@
  *                   daemonizes once up (the daemon next to this binary, else from PATH).
  *   down NAME|IFACE SIGTERM to the daemon serving the socket (SO_PEERCRED), which undoes
  *                   what it set up (PreDown, SaveConfig, routes, rules, PostDown); wait
- *                   (10 s at most) until its socket is gone.
+ *                   until it is gone (10 s at most unless it reports), showing what it
+ *                   reports on RUN_DIR/IFACE.down meanwhile: the hooks' "[#]" lines and
+ *                   output, and its errors, as wg-quick down shows them.
  *   save NAME|PATH  the running configuration written back to the file, with the file's
  *                   wg-quick keys in front, as wg-quick save does.
  * NAME is looked up as /etc/noisetun/NAME.conf, then /etc/wireguard/NAME.conf; the
@@ -14,11 +16,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,9 +228,27 @@ static void put_hooks(FILE *f, const char *key, char *const *hooks, size_t count
 		fprintf(f, "%s = %s\n", key, hooks[i]);
 }
 
+/* The link's MTU now (0: not found here, e.g. it lives in another namespace). */
+static unsigned link_mtu(const char *iface)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 0;
+
+	if (fd < 0)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
+	if (!ioctl(fd, SIOCGIFMTU, &ifr) && ifr.ifr_mtu > 0)
+		mtu = (unsigned)ifr.ifr_mtu;
+	close(fd);
+	return mtu;
+}
+
 /* The file's wg-quick keys, then the running config after its "[Interface]" line; trailing
- * empty lines become one '\n', as wg-quick's $(wg showconf) and echo leave it. */
-static char *saved_text(const struct nt_config *cfg, const char *running)
+ * empty lines become one '\n', as wg-quick's $(wg showconf) and echo leave it. As
+ * wg-quick save: an MTU the file sets is written as the link has it now; the rest of the
+ * wg-quick keys are the file's (addresses too: deliberately not the link's, see README). */
+static char *saved_text(const struct nt_config *cfg, const char *iface, const char *running)
 {
 	char *text = NULL;
 	size_t len = 0, rest_len;
@@ -241,10 +266,14 @@ static char *saved_text(const struct nt_config *cfg, const char *running)
 	}
 	for (size_t i = 0; i < cfg->dns_count; i++)
 		fprintf(f, "DNS = %s\n", cfg->dns[i]);
-	if (cfg->has_mtu)
-		fprintf(f, "MTU = %u\n", cfg->mtu);
+	if (cfg->has_mtu) {
+		unsigned mtu = link_mtu(iface);
+		fprintf(f, "MTU = %u\n", mtu ? mtu : cfg->mtu);
+	}
 	if (cfg->table == NT_TABLE_OFF)
 		fprintf(f, "Table = off\n");
+	else if (cfg->table_name)
+		fprintf(f, "Table = %s\n", cfg->table_name);
 	else if (cfg->table == NT_TABLE_ID)
 		fprintf(f, "Table = %u\n", cfg->table_id);
 	if (cfg->save_config)
@@ -284,7 +313,7 @@ static int save_config(const char *path, const char *iface, const struct nt_conf
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return -1;
 	}
-	text = saved_text(cfg, running);
+	text = saved_text(cfg, iface, running);
 	nt_wipe(running, strlen(running));
 	free(running);
 	if (!text) {
@@ -326,19 +355,111 @@ int cmd_save(int argc, char *argv[])
 
 /* ------------------------------------------------------------------ down */
 
-static void sleep_ms(long ms)
+/* RUN_DIR/IFACE.down, listening, before the SIGTERM: a config-mode daemon connects to it
+ * when it begins its down and writes there what wg-quick down would print. -1 when it
+ * cannot be made (the down goes on without a report); *made says to remove it. */
+static int report_listen(const char *iface, char *path, size_t size)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, err;
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s.down", ipc_run_dir(), iface) >=
+	    sizeof(addr.sun_path))
+		return -1;
+	snprintf(path, size, "%s", addr.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	old = umask(077);
+	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	if (err < 0 && errno == EADDRINUSE) {
+		/* Left by a down that was killed, unless another down listens there now. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct stat st;
+
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) < 0 && errno == ECONNREFUSED &&
+		    !lstat(addr.sun_path, &st) && S_ISSOCK(st.st_mode) && !unlink(addr.sun_path))
+			err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+		if (probe >= 0)
+			close(probe);
+	}
+	umask(old);
+	if (err < 0 || listen(fd, 1) < 0) {
+		if (!err)
+			unlink(path);
+		close(fd);
+		path[0] = 0;
+		return -1;
+	}
+	return fd;
+}
+
+/* Copy what the daemon reports to stderr until it closes; false once it has. */
+static bool report_copy(int fd)
+{
+	char buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	fflush(stderr);
+	for (ssize_t off = 0; off < n;) {
+		ssize_t w = write(STDERR_FILENO, buf + off, (size_t)(n - off));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break; /* our stderr is gone: keep draining */
+		off += w;
+	}
+	return true;
+}
+
+/* Wait for pid (a pidfd: no mistaking a new process for it) to exit, showing the report.
+ * Without a report, 10 s at most; while the daemon reports (its hooks run), as long as it
+ * takes, as wg-quick down. 0 when it is gone, -1 on timeout. */
+static int wait_down(pid_t pid, int listen_fd, const char *sock)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), conn = -1;
+	long waited = 0;
+	bool gone = false;
+
+	while (!gone || conn >= 0) {
+		struct pollfd pfd[3] = { { .fd = pidfd, .events = POLLIN }, { .fd = conn >= 0 ? -1 : listen_fd, .events = POLLIN },
+					 { .fd = conn, .events = POLLIN } };
+
+		if (gone)
+			pfd[0].fd = pfd[1].fd = -1;
+		if (poll(pfd, 3, 50) < 0 && errno != EINTR)
+			break;
+		if (pfd[2].revents && !report_copy(conn)) {
+			close(conn);
+			conn = -1;
+			listen_fd = -1; /* one report per down */
+		}
+		if (pfd[1].revents & POLLIN)
+			conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (pfd[0].revents & POLLIN)
+			gone = true;
+		/* No pidfd (a kernel before 5.3): gone with the socket file, as before. */
+		if (pidfd < 0 && (kill(pid, 0) < 0 || !file_exists(sock)))
+			gone = true;
+		if (conn < 0 && !gone && (waited += 50) >= STOP_TIMEOUT_MS)
+			break;
+	}
+	if (conn >= 0)
+		close(conn);
+	if (pidfd >= 0)
+		close(pidfd);
+	return gone ? 0 : -1;
 }
 
 int cmd_down(int argc, char *argv[])
 {
-	char path[4096] = "", iface[16], sock[PATH_MAX];
+	char path[4096] = "", iface[16], sock[PATH_MAX], report[PATH_MAX] = "";
 	pid_t pid;
-	int err, ret;
+	int err, ret, report_fd;
 
 	if (quick_usage(argc, argv, &ret))
 		return ret;
@@ -363,18 +484,22 @@ int cmd_down(int argc, char *argv[])
 		fprintf(stderr, "%s: `%s' is served by pid %d, which will not be signalled\n", prog_name, iface, (int)pid);
 		return 1;
 	}
-	if (kill(pid, SIGTERM) < 0) {
-		fprintf(stderr, "%s: cannot stop pid %d: %s\n", prog_name, (int)pid, strerror(errno));
-		return 1;
-	}
 	if (ipc_socket_path(sock, sizeof(sock), iface))
 		return 1;
-	for (long waited = 0; waited < STOP_TIMEOUT_MS; waited += 50) {
-		if (!file_exists(sock))
-			return 0;
-		sleep_ms(50);
+	report_fd = report_listen(iface, report, sizeof(report));
+	if (kill(pid, SIGTERM) < 0) {
+		fprintf(stderr, "%s: cannot stop pid %d: %s\n", prog_name, (int)pid, strerror(errno));
+		ret = 1;
+	} else if (wait_down(pid, report_fd, sock)) {
+		fprintf(stderr, "%s: `%s' (pid %d) did not stop within %d seconds\n", prog_name, iface, (int)pid,
+			STOP_TIMEOUT_MS / 1000);
+		ret = 1;
+	} else {
+		ret = 0;
 	}
-	fprintf(stderr, "%s: `%s' (pid %d) did not stop within %d seconds\n", prog_name, iface, (int)pid,
-		STOP_TIMEOUT_MS / 1000);
-	return 1;
+	if (report_fd >= 0) {
+		close(report_fd);
+		unlink(report);
+	}
+	return ret;
 }

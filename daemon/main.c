@@ -3,10 +3,14 @@
  * The contract of wireguard-go, so stock wg and wg-quick drive it: create the TUN device,
  * bind UDP, serve /var/run/wireguard/IFACE.sock, and (unless in the foreground) fork; the
  * launching process exits 0 only once all of that is ready, else non-zero with a reason.
- * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted, and when the socket
- * file is deleted. With -c FILE (config mode, setup.c) it also does what wg-quick does
- * around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE. Once all that
- * exists it splits into a root monitor and an unprivileged worker (privsep.c). */
+ * Exits cleanly on SIGTERM/SIGINT, when the TUN device is deleted (not when it moves to
+ * another network namespace: netlink.c), and when the socket file is deleted, saying why
+ * at the default log level. With -c FILE (config mode, setup.c) it also does what
+ * wg-quick does around it: addresses, routes, rules, DNS, hooks; SIGHUP reloads FILE.
+ * Once all that exists it splits into a root monitor and an unprivileged worker
+ * (privsep.c); the monitor runs PostUp once the worker serves the socket, or, unsplit,
+ * the loop runs PostUp and PreDown itself (hooks may run `wg`). The launcher's answer
+ * comes after PostUp; then the daemon lets go of its stdio (log.c: log_daemonized). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +29,7 @@
 #include "noisetund.h"
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
-       EV_WATCHDOG = 9 /* config mode: notify.c */ };
+       EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 
@@ -98,6 +102,66 @@ static int add_fd(struct device *dev, int fd, uint64_t tag)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
 
 	return epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* A daemon that did not split runs PostUp and PreDown from its loop, serving the control
+ * socket meanwhile (a hook may run `wg`); the launcher has its answer once PostUp is done. */
+static struct {
+	bool foreground;
+	int ready_fd;                   /* to the launcher until it has its answer; else -1 */
+	bool starting;                  /* PostUp runs: not ready yet */
+	bool failed;                    /* the start failed after all (PostUp, a signal) */
+	bool pre_down;                  /* a stop began with PreDown */
+	int hook_pidfd;                 /* the hook that runs; -1: none */
+} st = { .ready_fd = -1, .hook_pidfd = -1 };
+
+static void tell_launcher(const char *msg)
+{
+	if (st.foreground) {
+		if (strcmp(msg, "ok"))
+			fprintf(stderr, "%s\n", msg);
+	} else if (st.ready_fd >= 0) {
+		if (write(st.ready_fd, msg, strlen(msg)) < 0) {
+			/* the launcher is gone; nobody is left to tell */
+		}
+		close(st.ready_fd);
+		st.ready_fd = -1;
+	}
+}
+
+static void announce_ready(struct device *dev)
+{
+	st.starting = false;
+	notify_ready(dev);
+	tell_launcher("ok");
+	if (!st.foreground)
+		log_daemonized(); /* the launcher's pipe or terminal is not ours to hold */
+	log_verbose("ready: UDP port %u, control socket %s", dev->listen_port, dev->uapi_path);
+}
+
+/* r from config_hooks_start/next: 1 another hook runs, 0 done, -1 a hook failed. */
+static void hooks_progress(struct device *dev, int r)
+{
+	if (r == 1) {
+		int err = add_fd(dev, st.hook_pidfd, EV_HOOK);
+		if (!err)
+			return;
+		log_error("epoll: %s; the hooks are not waited for", strerror(-err));
+		config_hooks_abort();
+		r = -1;
+	}
+	st.hook_pidfd = -1;
+	if (st.starting && r == 0) {
+		announce_ready(dev);
+	} else if (st.starting) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "noisetund: %s: %s", dev->ifname, config_hooks_error());
+		tell_launcher(msg);
+		st.failed = true;
+		dev->stopping = true;
+	} else { /* PreDown is done: now stop */
+		dev->stopping = true;
+	}
 }
 
 /* Everything the launching process waits for. On failure, *what names the step. */
@@ -210,7 +274,7 @@ static void socket_deleted(struct device *dev)
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 			if (ev->len && !strcmp(ev->name, name)) {
-				log_verbose("control socket deleted, exiting");
+				log_notice("control socket %s deleted, exiting", dev->uapi_path);
 				dev->stopping = true;
 			}
 			p += sizeof(*ev) + ev->len;
@@ -269,9 +333,26 @@ static void run(struct device *dev)
 							config_reload(dev);
 						break;
 					}
-					log_verbose("received signal %u, exiting", si.ssi_signo);
+					log_notice("received signal %u (SIG%s), exiting", si.ssi_signo,
+						   sigabbrev_np((int)si.ssi_signo) ? sigabbrev_np((int)si.ssi_signo) : "?");
+					/* Unsplit config mode: PreDown while we still serve the socket. */
+					if (config_active() && !st.starting && !st.pre_down) {
+						st.pre_down = true;
+						notify_stopping();
+						int r = config_hooks_start(HOOK_PRE_DOWN, &st.hook_pidfd);
+						if (r == 1) {
+							hooks_progress(dev, r);
+							if (!dev->stopping)
+								break;
+						}
+					}
 				}
 				dev->stopping = true;
+				break;
+			case EV_HOOK:
+				if (epoll_ctl(dev->epoll, EPOLL_CTL_DEL, st.hook_pidfd, NULL) < 0)
+					log_error("epoll: %s", strerror(errno));
+				hooks_progress(dev, config_hooks_next(&st.hook_pidfd));
 				break;
 			case EV_WATCHDOG: /* config mode */
 				notify_watchdog();
@@ -403,18 +484,18 @@ int main(int argc, char *argv[])
 	}
 	if ((err = notify_init(dev.epoll, EV_WATCHDOG)))
 		log_error("sd_notify: cannot use $NOTIFY_SOCKET: %s", strerror(-err));
-	if (!foreground) {
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-			close(null);
-		}
-	}
+	st.foreground = foreground;
+	st.ready_fd = ready[1];
 	if (privsep_enabled()) {
+		/* The monitor runs PostUp once the worker serves the socket, then answers the
+		 * launcher and lets go of its stdio. */
 		pid = privsep_fork(&dev, ready[1]);
 		if (pid > 0)
 			return privsep_monitor(&dev, pid, ready[1], foreground);
+		if (!pid)
+			st.ready_fd = -1; /* closed: the monitor answers the launcher */
+		if (!pid && !foreground)
+			log_daemonized(); /* before the filter: it leaves no dup2 */
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
 		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
@@ -436,21 +517,27 @@ int main(int argc, char *argv[])
 			return 1;
 		}
 		privsep_worker_ready();
+		log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	} else {
-		notify_ready(&dev);
-		if (!foreground) {
-			if (write(ready[1], "ok", 2) != 2)
-				return 1;
-			close(ready[1]);
-		}
+		st.starting = true;
+		hooks_progress(&dev, config_hooks_start(HOOK_POST_UP, &st.hook_pidfd));
 	}
-	log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	run(&dev);
-	notify_stopping();
+	if (st.starting) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "noisetund: %s: stopped while starting", dev.ifname);
+		tell_launcher(msg);
+		st.failed = true;
+	}
+	if (!st.failed)
+		notify_stopping();
 	privsep_worker_save(&dev);
-	config_down(&dev, true);
+	/* Hooks from here on run while nobody serves the socket: a `wg` in them must fail at
+	 * once, not wait for an answer. */
+	uapi_close(&dev);
+	config_down(&dev, !st.failed);
 	teardown(&dev);
 	config_post_down();
 	notify_close();
-	return 0;
+	return st.failed ? 1 : 0;
 }

@@ -41,6 +41,14 @@ extern enum log_level log_level;
 extern const char *log_ifname;
 void log_init(void);
 void log_msg(enum log_level level, const char *peer, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An exit's reason: shown at the default level (syslog priority notice). */
+void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Once the launcher has its answer (not in the foreground): stdin and stdout become
+ * /dev/null, and so does stderr unless it is a regular file (a log the operator chose);
+ * then log lines go to syslog (/dev/log, connected now: no connect under seccomp). */
+void log_daemonized(void);
+/* fd >= 0: error lines also go to fd (the report of a down); -1: no more. */
+void log_mirror(int fd);
 #define log_error(...)       log_msg(LOG_ERROR, NULL, __VA_ARGS__)
 #define log_verbose(...)     log_msg(LOG_VERBOSE, NULL, __VA_ARGS__)
 #define peer_error(p, ...)   log_msg(LOG_ERROR, (p)->short_key, __VA_ARGS__)
@@ -238,8 +246,20 @@ void link_monitor_event(struct device *dev);
 int config_prepare(const char *path, const char *ifname);
 bool config_active(void);
 /* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy
- * rules, PostUp. On failure *what says which step; config_down(dev, false) undoes it. */
+ * rules. On failure *what says which step; config_down(dev, false) undoes it. */
 int config_up(struct device *dev, const char **what);
+/* PostUp runs once the control socket is served (a hook may run `wg set %i`): by the
+ * monitor, waiting (0, or -1 with *what), or by a daemon without one from its own loop,
+ * one hook at a time: config_hooks_start() gives the running hook's pidfd (1), or says
+ * all are done (0) or one failed (-1; PostUp stops there, and config_hooks_error() says
+ * which); when the pidfd is readable, config_hooks_next() goes on the same way.
+ * HOOK_PRE_DOWN that way runs PreDown at most once, as config_pre_down() does. */
+enum hook_phase { HOOK_PRE_UP, HOOK_POST_UP, HOOK_PRE_DOWN, HOOK_POST_DOWN };
+int config_post_up(const char **what);
+int config_hooks_start(enum hook_phase phase, int *pidfd);
+int config_hooks_next(int *pidfd);
+const char *config_hooks_error(void);
+void config_hooks_abort(void);
 void config_reload(struct device *dev);                 /* SIGHUP */
 void config_down(struct device *dev, bool orderly);     /* before teardown() */
 void config_post_down(void);                            /* after it: PostDown */

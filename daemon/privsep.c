@@ -1293,7 +1293,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 					config_reload(dev);
 			} else if (!stopping) { /* TERM, INT; HUP outside config mode, as before the split */
 				stopping = true;
-				log_verbose("received signal %u, stopping the worker (pid %d)", si.ssi_signo, (int)worker);
+				log_notice("received signal %u (SIG%s), stopping the worker (pid %d)", si.ssi_signo,
+					   signal_name((int)si.ssi_signo), (int)worker);
 				if (ready) {
 					notify_stopping();
 					config_pre_down(); /* PreDown while the link still exists, as wg-quick */
@@ -1338,19 +1339,36 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				continue;
 			}
 			switch (msg[0]) {
-			case 'R':
-				if (len != 1)
+			case 'R': {
+				const char *what;
+
+				if (len != 1) {
 					chan_refuse(&refused, "'R' with a payload");
-				else if (ready)
-					chan_refuse(&refused, "a second 'R'");
-				else if (!stopping) {
-					ready = true;
-					notify_ready(dev);
-					log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker,
-						    ps.user, ps.uapi_path);
-					tell_launcher(&ready_fd, foreground, "ok");
+					break;
 				}
+				if (ready) {
+					chan_refuse(&refused, "a second 'R'");
+					break;
+				}
+				if (stopping)
+					break;
+				/* PostUp now, while the worker serves the socket: a hook may run `wg`. */
+				if (config_post_up(&what)) {
+					snprintf(err_msg, sizeof(err_msg), "noisetund: %s: %s", dev->ifname, what);
+					stopping = true;
+					if (kill(worker, SIGTERM) < 0 && errno != ESRCH)
+						log_error("cannot signal the worker: %s", strerror(errno));
+					break;
+				}
+				ready = true;
+				notify_ready(dev);
+				log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker, ps.user,
+					    ps.uapi_path);
+				tell_launcher(&ready_fd, foreground, "ok");
+				if (!foreground)
+					log_daemonized();
 				break;
+			}
 			case 'E':
 				if (ready) {
 					chan_refuse(&refused, "'E' once ready");

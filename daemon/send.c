@@ -302,7 +302,7 @@ void send_tun_batch(struct device *dev)
 
 		if (n < 0) {
 			if (errno == EBADFD || errno == EIO) {
-				log_verbose("TUN device is gone, exiting");
+				log_notice("interface deleted (its TUN device is gone), exiting");
 				dev->stopping = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
 				log_error("TUN read: %s", strerror(errno));

@@ -6,7 +6,10 @@
  *           device is created by main.c], the wg settings through uapi_apply_set, each
  *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS through
  *           resolvconf, a route per allowed IP (longest prefix first, skipped when a route
- *           on the interface in table main already covers it), PostUp.
+ *           on the interface in table main already covers it); then, once the control
+ *           socket is served (a hook may run `wg set %i`), PostUp: the monitor runs it
+ *           (config_post_up) or an unsplit daemon from its loop (config_hooks_start).
+ *           Hooks are bash, as wg-quick's (see "hooks" below).
  *   /0      with Table=auto: fwmark (FwMark, else the first free table from 51820), the
  *           default route in that table, `not fwmark M table M`, `table main
  *           suppress_prefixlength 0` (per family, at the priorities the kernel would pick,
@@ -14,8 +17,9 @@
  *           noisetun-IFACE (nft.c: wg-quick's firewall), net.ipv4.conf.all.src_valid_mark=1.
  *           Routes and rules carry protocol RTPROT_NOISETUN (78): a start first removes
  *           what a killed instance left for the same table, and its noisetun-IFACE tables.
- *   down    PreDown, SaveConfig, the rules and routes we added, DNS, [the link goes with
- *           the TUN fd], PostDown.
+ *   down    PreDown (the socket still served), SaveConfig, the rules and routes we added,
+ *           DNS, [the link goes with the TUN fd], PostDown; their output and our errors
+ *           go to `noisetun down` when it listens (report_open).
  *   reload  (SIGHUP) syncconf semantics: peers missing from FILE are removed, the others
  *           updated in place (psk, endpoint, keepalive, allowed IPs; never the private
  *           key unless it changed, since that would drop every session), addresses and
@@ -23,6 +27,7 @@
  *
  * Everything up adds is recorded here, and down removes exactly that. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,7 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,12 +80,14 @@ static struct {
 	uint32_t mark_prio[2];          /* the priorities of our two rules */
 	uint32_t suppress_prio[2];
 	bool dns_set;
+	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
+	int report_fd;                  /* `noisetun down' listens: hooks and errors go there; else -1 */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
 	const char *device_text;        /* the worker's part of SaveConfig, as the monitor formatted it */
 	const char *device_why;         /* without one: why not ("": the worker left nothing) */
-} q;
+} q = { .report_fd = -1 };
 
 static char what_buf[512];
 
@@ -105,97 +115,6 @@ bool config_active(void)
 	return q.active;
 }
 
-/* ---- running programs: hooks and resolvconf ---- */
-
-/* Run argv (execvp) with data on its stdin (NULL: inherit ours); its exit status, or -1.
- * The child gets a clean signal state: we block TERM/INT/HUP for the signalfd and ignore
- * PIPE, and a hook must not inherit either. */
-static int run_program(char *const argv[], const char *data)
-{
-	int pipefd[2] = { -1, -1 }, status;
-	pid_t pid;
-
-	if (data && pipe2(pipefd, O_CLOEXEC) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0) {
-		if (data) {
-			close(pipefd[0]);
-			close(pipefd[1]);
-		}
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if (data && dup2(pipefd[0], STDIN_FILENO) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (data) {
-		size_t off = 0, len = strlen(data);
-
-		close(pipefd[0]);
-		while (off < len) {
-			ssize_t n = write(pipefd[1], data + off, len - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
-		close(pipefd[1]);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* Run each hook with /bin/sh -c, %i replaced by the interface name. Stops at the first
- * failure when stop_on_error (PreUp, PostUp: wg-quick's `set -e`); 0 or -1 with what_buf. */
-static int run_hooks(const char *phase, char **hooks, size_t count, bool stop_on_error)
-{
-	int ret = 0;
-
-	for (size_t i = 0; i < count; i++) {
-		size_t len = strlen(hooks[i]), ifl = strlen(q.ifname), n = 0;
-		char *cmd = malloc(len * (ifl + 1) + 1); /* room for every "%i" expanded */
-		int status;
-
-		if (!cmd)
-			return -1;
-		for (const char *p = hooks[i]; *p;) {
-			if (p[0] == '%' && p[1] == 'i') {
-				memcpy(cmd + n, q.ifname, ifl);
-				n += ifl;
-				p += 2;
-			} else {
-				cmd[n++] = *p++;
-			}
-		}
-		cmd[n] = 0;
-		log_verbose("%s: %s", phase, cmd);
-		status = run_program((char *const[]){ "/bin/sh", "-c", cmd, NULL }, NULL);
-		if (status) {
-			snprintf(what_buf, sizeof(what_buf), "%s `%s' %s %d", phase, cmd,
-				 status < 0 ? "could not run:" : "exited with status", status < 0 ? errno : status);
-			if (stop_on_error) { /* the caller reports it and stops */
-				free(cmd);
-				return -1;
-			}
-			log_error("%s", what_buf);
-			ret = -1;
-		}
-		free(cmd);
-	}
-	return ret;
-}
-
 static bool in_path(const char *prog)
 {
 	const char *path = getenv("PATH");
@@ -211,6 +130,334 @@ static bool in_path(const char *prog)
 		p += len + (p[len] == ':');
 	}
 	return false;
+}
+
+static void report_open(void);
+
+/* ---- running programs: hooks and resolvconf ---- */
+
+/* Start argv (execvp) with stdin from in_fd and stdout and stderr to out_fd (-1: ours);
+ * its pid, or -1. The child gets a clean signal state: we block TERM/INT/HUP for the
+ * signalfd and ignore PIPE, and a hook must not inherit either. */
+static pid_t spawn_program(char *const argv[], int in_fd, int out_fd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if ((in_fd >= 0 && dup2(in_fd, STDIN_FILENO) < 0) ||
+		    (out_fd >= 0 && (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)))
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* Run argv with data on its stdin (NULL: inherit ours); its exit status, or -1. */
+static int run_program(char *const argv[], const char *data)
+{
+	int pipefd[2] = { -1, -1 };
+	pid_t pid;
+
+	if (data && pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = spawn_program(argv, pipefd[0], -1);
+	if (data) {
+		size_t off = 0, len = strlen(data);
+
+		close(pipefd[0]);
+		while (pid > 0 && off < len) {
+			ssize_t n = write(pipefd[1], data + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		close(pipefd[1]);
+	}
+	return pid < 0 ? -1 : wait_status(pid);
+}
+
+/* ---- hooks ----
+ * As wg-quick: each hook with %i replaced by the interface name, evaluated by bash (hooks
+ * written for wg-quick use its syntax: <(...), [[ ]], arrays), "[#] HOOK" first on stderr.
+ * During a down that `noisetun down` waits for, stderr and the hooks' output go to it
+ * (report_open). */
+
+static const char *const phase_names[] = { "PreUp", "PostUp", "PreDown", "PostDown" };
+
+static char **phase_hooks(enum hook_phase phase, size_t *count)
+{
+	switch (phase) {
+	case HOOK_PRE_UP:
+		*count = q.cfg.pre_up_count;
+		return q.cfg.pre_up;
+	case HOOK_POST_UP:
+		*count = q.cfg.post_up_count;
+		return q.cfg.post_up;
+	case HOOK_PRE_DOWN:
+		*count = q.cfg.pre_down_count;
+		return q.cfg.pre_down;
+	default:
+		*count = q.cfg.post_down_count;
+		return q.cfg.post_down;
+	}
+}
+
+/* bash, found once in PATH; else /bin/sh, said once. */
+static const char *hook_shell(void)
+{
+	static const char *shell;
+
+	if (!shell) {
+		shell = in_path("bash") ? "bash" : "/bin/sh";
+		if (shell[0] == '/')
+			log_error("bash is not installed: hooks run with /bin/sh, so bash syntax in them fails");
+	}
+	return shell;
+}
+
+/* The fd hooks and "[#]" lines go to: the report of a down, else our stderr. */
+static int hook_out_fd(void)
+{
+	return q.report_fd >= 0 ? q.report_fd : STDERR_FILENO;
+}
+
+/* hook with %i expanded; NULL without memory. */
+static char *hook_command(const char *hook)
+{
+	size_t len = strlen(hook), ifl = strlen(q.ifname), n = 0;
+	char *cmd = malloc(len * (ifl + 1) + 1); /* room for every "%i" expanded */
+
+	if (!cmd)
+		return NULL;
+	for (const char *p = hook; *p;) {
+		if (p[0] == '%' && p[1] == 'i') {
+			memcpy(cmd + n, q.ifname, ifl);
+			n += ifl;
+			p += 2;
+		} else {
+			cmd[n++] = *p++;
+		}
+	}
+	cmd[n] = 0;
+	return cmd;
+}
+
+static pid_t hook_spawn(enum hook_phase phase, const char *cmd)
+{
+	int out = hook_out_fd();
+
+	log_verbose("%s: %s", phase_names[phase], cmd);
+	if (dprintf(out, "[#] %s\n", cmd) < 0) {
+		/* nobody reads: the hook still runs */
+	}
+	return spawn_program((char *const[]){ (char *)hook_shell(), "-c", (char *)cmd, NULL }, -1,
+			     out == STDERR_FILENO ? -1 : out);
+}
+
+/* A hook's status: 0, or -1 with what_buf (logged unless the caller stops on it). */
+static int hook_result(enum hook_phase phase, const char *cmd, int status, int spawn_errno, bool stop_on_error)
+{
+	if (!status)
+		return 0;
+	snprintf(what_buf, sizeof(what_buf), "%s `%s' %s %d", phase_names[phase], cmd,
+		 status < 0 ? "could not run:" : "exited with status", status < 0 ? spawn_errno : status);
+	if (!stop_on_error) /* the caller reports it and stops */
+		log_error("%s", what_buf);
+	return -1;
+}
+
+/* Run the hooks of phase one after the other, waiting for each. Stops at the first failure
+ * when stop_on_error (PreUp, PostUp: wg-quick's `set -e`); 0 or -1 with what_buf. */
+static int run_hooks(enum hook_phase phase, bool stop_on_error)
+{
+	size_t count;
+	char **hooks = phase_hooks(phase, &count);
+	int ret = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		char *cmd = hook_command(hooks[i]);
+		pid_t pid;
+		int err;
+
+		if (!cmd) {
+			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[phase], strerror(ENOMEM));
+			return -1;
+		}
+		pid = hook_spawn(phase, cmd);
+		err = errno;
+		if (hook_result(phase, cmd, pid < 0 ? -1 : wait_status(pid), err, stop_on_error)) {
+			ret = -1;
+			if (stop_on_error) {
+				free(cmd);
+				return -1;
+			}
+		}
+		free(cmd);
+	}
+	return ret;
+}
+
+/* The same, for a caller whose event loop must go on meanwhile (a daemon without its
+ * monitor serves the control socket, and a hook may well run `wg show %i`): each call
+ * starts the next hook and gives its pidfd, for the caller to wait on and hand back to
+ * config_hooks_next(). 1: a hook runs (*pidfd); 0: all done, no failure; -1: a hook
+ * failed (PostUp stops there; what_buf says which). */
+static struct {
+	enum hook_phase phase;
+	size_t next;
+	pid_t pid;
+	int pidfd;
+	char *cmd;
+	bool failed;
+} hr = { .pidfd = -1 };
+
+static int hooks_spawn_next(int *pidfd)
+{
+	size_t count;
+	char **hooks = phase_hooks(hr.phase, &count);
+	bool stop = hr.phase == HOOK_POST_UP;
+
+	while (hr.next < count) {
+		int err;
+
+		if (!(hr.cmd = hook_command(hooks[hr.next++]))) {
+			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[hr.phase], strerror(ENOMEM));
+			return -1;
+		}
+		hr.pid = hook_spawn(hr.phase, hr.cmd);
+		if (hr.pid > 0 && (hr.pidfd = (int)syscall(SYS_pidfd_open, hr.pid, 0)) >= 0) {
+			*pidfd = hr.pidfd;
+			return 1;
+		}
+		err = errno;
+		/* no pidfd (a kernel before 5.3): wait here */
+		if (hook_result(hr.phase, hr.cmd, hr.pid > 0 ? wait_status(hr.pid) : -1, err, stop))
+			hr.failed = true;
+		free(hr.cmd);
+		hr.cmd = NULL;
+		if (hr.failed && stop)
+			return -1;
+	}
+	return hr.failed ? -1 : 0;
+}
+
+int config_hooks_start(enum hook_phase phase, int *pidfd)
+{
+	if (!q.active)
+		return 0;
+	if (phase == HOOK_PRE_DOWN) {
+		if (q.pre_down_done)
+			return 0;
+		q.pre_down_done = true;
+		report_open();
+	}
+	hr.phase = phase;
+	hr.next = 0;
+	hr.failed = false;
+	return hooks_spawn_next(pidfd);
+}
+
+int config_hooks_next(int *pidfd)
+{
+	int status = wait_status(hr.pid);
+
+	close(hr.pidfd);
+	hr.pidfd = -1;
+	if (hook_result(hr.phase, hr.cmd, status, 0, hr.phase == HOOK_POST_UP))
+		hr.failed = true;
+	free(hr.cmd);
+	hr.cmd = NULL;
+	if (hr.failed && hr.phase == HOOK_POST_UP)
+		return -1;
+	return hooks_spawn_next(pidfd);
+}
+
+const char *config_hooks_error(void)
+{
+	return what_buf;
+}
+
+/* A stop while a hook runs: it is told to stop too, and not waited for. */
+void config_hooks_abort(void)
+{
+	if (hr.pidfd < 0)
+		return;
+	kill(hr.pid, SIGTERM);
+	close(hr.pidfd);
+	hr.pidfd = -1;
+	free(hr.cmd);
+	hr.cmd = NULL;
+}
+
+/* PostUp, waiting for it: the monitor runs it once the worker serves the socket. */
+int config_post_up(const char **what)
+{
+	*what = what_buf;
+	return q.active ? run_hooks(HOOK_POST_UP, true) : 0;
+}
+
+/* ---- the report of a down: `noisetun down` listens on RUN_DIR/IFACE.down (root's, made
+ * before it sends SIGTERM) and copies what arrives to its terminal, as wg-quick shows the
+ * output of PreDown and PostDown. Without a listener (systemctl stop, ip link delete) the
+ * output goes where ours does. ---- */
+
+static void report_open(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *slash = q.uapi_path[0] ? strrchr(q.uapi_path, '/') : NULL;
+	struct stat st;
+	int fd;
+
+	if (q.report_fd >= 0 || !slash ||
+	    (size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%.*s/%s.down", (int)(slash - q.uapi_path),
+			     q.uapi_path, q.ifname) >= sizeof(addr.sun_path))
+		return;
+	/* Only root's own listener: the directory is root's, and so must the socket be. */
+	if (lstat(addr.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+		return;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		close(fd); /* a stale file, or a listener that is not listening */
+		return;
+	}
+	/* Blocking again, for the hooks that write to it, but never stuck on a reader that
+	 * stopped reading. */
+	struct timeval tv = { .tv_sec = 5 };
+	if (fcntl(fd, F_SETFL, 0) < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		close(fd);
+		return;
+	}
+	q.report_fd = fd;
+	log_mirror(fd);
+	log_verbose("reporting the down to %s", addr.sun_path);
+}
+
+static void report_close(void)
+{
+	if (q.report_fd < 0)
+		return;
+	log_mirror(-1);
+	close(q.report_fd);
+	q.report_fd = -1;
 }
 
 /* ---- DNS through resolvconf, as wg-quick: the record is IFACE with the prefix that
@@ -383,6 +630,45 @@ static int read_file(const char *path, char **text, size_t *len)
 	return 0;
 }
 
+/* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
+ * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
+static int table_lookup(const char *name, uint32_t *id)
+{
+	static const char *const dirs[] = { "/etc/iproute2", "/usr/share/iproute2" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[PATH_MAX], *text;
+		size_t len;
+		DIR *d;
+		struct dirent *e;
+		int found = -ENOENT;
+
+		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
+		if (!read_file(path, &text, &len)) {
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+			if (!found)
+				return 0;
+		}
+		snprintf(path, sizeof(path), "%s/rt_tables.d", dirs[i]);
+		if (!(d = opendir(path)))
+			continue;
+		while (found && (e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
+			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
+			    read_file(path, &text, &len))
+				continue;
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+		}
+		closedir(d);
+		if (!found)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /* Parse and resolve q.path into *cfg and *eps; on error a `FILE:LINE: message` in msg. */
 static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retries, char *msg, size_t size)
 {
@@ -408,6 +694,15 @@ static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retrie
 		else
 			snprintf(msg, size, "%s: %s", q.path, strerror(-err));
 		return err;
+	}
+	if (cfg->table == NT_TABLE_NAME) {
+		if (table_lookup(cfg->table_name, &cfg->table_id)) {
+			snprintf(msg, size, "%s: Table: no table \"%s\" in /etc/iproute2/rt_tables or /usr/share/iproute2/rt_tables",
+				 q.path, cfg->table_name);
+			nt_config_free(cfg);
+			return -EINVAL;
+		}
+		cfg->table = NT_TABLE_ID;
 	}
 	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
 	if (!*eps) {
@@ -470,7 +765,8 @@ int config_prepare(const char *path, const char *ifname)
 		free(dir);
 	}
 	q.active = true;
-	if (run_hooks("PreUp", q.cfg.pre_up, q.cfg.pre_up_count, true)) {
+	q.report_fd = -1;
+	if (run_hooks(HOOK_PRE_UP, true)) {
 		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, what_buf);
 		return -1;
 	}
@@ -1088,6 +1384,7 @@ int config_up(struct device *dev, const char **what)
 
 	*what = what_buf;
 	snprintf(q.ifname, sizeof(q.ifname), "%s", dev->ifname);
+	snprintf(q.uapi_path, sizeof(q.uapi_path), "%s", dev->uapi_path);
 	table = policy_table_for(&q.cfg);
 
 	snprintf(what_buf, sizeof(what_buf), "cannot apply the configuration of %s", q.path);
@@ -1112,9 +1409,8 @@ int config_up(struct device *dev, const char **what)
 	policy_cleanup(dev, table);
 	if ((err = routes_sync(dev, &q.cfg, table, true)))
 		return err;
-
-	if (run_hooks("PostUp", q.cfg.post_up, q.cfg.post_up_count, true))
-		return -ECANCELED;
+	/* PostUp is not run here: whoever runs it (config_post_up(), config_hooks_start())
+	 * must serve the control socket meanwhile, since a hook may run `wg set %i ...`. */
 	return 0;
 }
 
@@ -1412,7 +1708,8 @@ void config_pre_down(void)
 	if (!q.active || q.pre_down_done)
 		return;
 	q.pre_down_done = true;
-	run_hooks("PreDown", q.cfg.pre_down, q.cfg.pre_down_count, false);
+	report_open();
+	run_hooks(HOOK_PRE_DOWN, false);
 }
 
 void config_set_device_text(const char *text, const char *why)
@@ -1439,7 +1736,9 @@ void config_forget(void)
 void config_post_down(void)
 {
 	if (q.active && q.orderly)
-		run_hooks("PostDown", q.cfg.post_down, q.cfg.post_down_count, false);
+		run_hooks(HOOK_POST_DOWN, false);
+	config_hooks_abort();
+	report_close();
 	nt_config_free(&q.cfg);
 	free(q.endpoints);
 	free(q.routes);
@@ -1447,4 +1746,5 @@ void config_post_down(void)
 	free(q.path);
 	free(q.real_path);
 	memset(&q, 0, sizeof(q));
+	q.report_fd = -1;
 }

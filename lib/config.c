@@ -295,12 +295,33 @@ static int parse_mtu(struct parser *p, const char *value, size_t len)
 	return 0;
 }
 
+/* The names ip(8) knows without rt_tables. */
+static const struct {
+	const char *name;
+	uint32_t id;
+} builtin_tables[] = { { "default", 253 }, { "main", 254 }, { "local", 255 } };
+
+/* A table name as rt_tables would have it: letters, digits, '_', '-', '.', starting with
+ * a letter or '_' (a digit starts a number). */
+static bool valid_table_name(const char *s, size_t len)
+{
+	if (!len || len > NT_TABLE_NAME_MAX || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return false;
+	return true;
+}
+
 static int parse_table(struct parser *p, const char *value, size_t len)
 {
 	char q[QUOTE_MAX + 4];
 	uint64_t v;
 
 	p->cfg->table_id = 0;
+	free(p->cfg->table_name);
+	p->cfg->table_name = NULL;
 	if (!len || equal_ci(value, len, "auto")) {
 		p->cfg->table = NT_TABLE_AUTO;
 	} else if (equal_ci(value, len, "off")) {
@@ -308,11 +329,68 @@ static int parse_table(struct parser *p, const char *value, size_t len)
 	} else if (!parse_number(&v, value, len, 10, UINT32_MAX) && v) {
 		p->cfg->table = NT_TABLE_ID;
 		p->cfg->table_id = (uint32_t)v;
+	} else if (valid_table_name(value, len)) {
+		if (!(p->cfg->table_name = strndup(value, len)))
+			return -ENOMEM;
+		p->cfg->table = NT_TABLE_NAME;
+		for (size_t i = 0; i < sizeof(builtin_tables) / sizeof(builtin_tables[0]); i++) {
+			if (!strcmp(p->cfg->table_name, builtin_tables[i].name)) {
+				p->cfg->table = NT_TABLE_ID;
+				p->cfg->table_id = builtin_tables[i].id;
+			}
+		}
 	} else {
-		return fail(p, "Table: \"%s\" is not \"auto\", \"off\" or a table number (1-4294967295)",
+		return fail(p, "Table: \"%s\" is not \"auto\", \"off\", a table number (1-4294967295) or a table name",
 			    quote(q, value, len));
 	}
 	return 0;
+}
+
+int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t *id)
+{
+	const char *end = text + len;
+	size_t name_len = strlen(name);
+
+	for (const char *line = text; line < end;) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line)), *s = line, *word;
+		uint64_t v = 0;
+		bool hex, any = false;
+
+		if (!eol)
+			eol = end;
+		while (s < eol && (*s == ' ' || *s == '\t'))
+			s++;
+		/* "ID NAME", the ID decimal or 0x hex; '#' starts a comment line. */
+		hex = eol - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+		if (hex)
+			s += 2;
+		for (; s < eol; s++) {
+			unsigned d;
+			if (*s >= '0' && *s <= '9')
+				d = (unsigned)(*s - '0');
+			else if (hex && ((*s | 0x20) >= 'a' && (*s | 0x20) <= 'f'))
+				d = (unsigned)((*s | 0x20) - 'a' + 10);
+			else
+				break;
+			v = v * (hex ? 16 : 10) + d;
+			any = true;
+			if (v > UINT32_MAX)
+				break;
+		}
+		if (any && v && v <= UINT32_MAX && s < eol && (*s == ' ' || *s == '\t')) {
+			while (s < eol && (*s == ' ' || *s == '\t'))
+				s++;
+			word = s;
+			while (s < eol && *s != ' ' && *s != '\t' && *s != '\r' && *s != '#')
+				s++;
+			if ((size_t)(s - word) == name_len && !memcmp(word, name, name_len)) {
+				*id = (uint32_t)v;
+				return 0;
+			}
+		}
+		line = eol + 1;
+	}
+	return -ENOENT;
 }
 
 static int parse_pre_up(struct parser *p, const char *value, size_t len)
@@ -726,6 +804,7 @@ void nt_config_free(struct nt_config *cfg)
 	free_strings(cfg->post_up, cfg->post_up_count);
 	free_strings(cfg->pre_down, cfg->pre_down_count);
 	free_strings(cfg->post_down, cfg->post_down_count);
+	free(cfg->table_name);
 	nt_wipe(cfg, sizeof(*cfg));
 }
 

@@ -31,7 +31,11 @@ struct nt_config_peer {
 	uint16_t persistent_keepalive;  /* "off" parses as 0 */
 };
 
-enum nt_config_table { NT_TABLE_AUTO = 0, NT_TABLE_OFF, NT_TABLE_ID };
+/* Table: auto, off, a number, or a name as ip(8) takes it. The names main, local and
+ * default are NT_TABLE_ID (254, 255, 253); any other name is NT_TABLE_NAME, for the
+ * caller to look up in rt_tables (nt_rt_tables_lookup) since the core reads no file. */
+enum nt_config_table { NT_TABLE_AUTO = 0, NT_TABLE_OFF, NT_TABLE_ID, NT_TABLE_NAME };
+#define NT_TABLE_NAME_MAX 64
 
 struct nt_config {
 	bool has_private_key;
@@ -49,6 +53,7 @@ struct nt_config {
 	uint32_t mtu;
 	enum nt_config_table table;
 	uint32_t table_id;              /* with NT_TABLE_ID */
+	char *table_name;               /* Table as written when it was a name (main, ...), else NULL */
 	char **pre_up, **post_up, **pre_down, **post_down; /* in file order */
 	size_t pre_up_count, post_up_count, pre_down_count, post_down_count;
 	bool save_config;
@@ -70,6 +75,9 @@ enum {
 int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err);
 /* Free and wipe (keys!) everything nt_config_parse allocated. Safe on a zeroed struct. */
 void nt_config_free(struct nt_config *cfg);
+/* The id of table name in text (len bytes) in the format of iproute2's rt_tables: lines
+ * "ID NAME", ID decimal or 0x hex, '#' comments. 0 with *id, or -ENOENT. */
+int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t *id);
 
 /* `wg-quick strip`: copy text (len bytes) into out without the lines of the wg-quick keys
  * (Address, DNS, MTU, Table, the hooks, SaveConfig) in [Interface] sections, sections and

@@ -382,8 +382,8 @@ static const struct {
 	/* 23 */ { "[Interface]\nMTU = 67\n", 2, "MTU: \"67\" is not an MTU (68-65535)" },
 	/* 24 */ { "[Interface]\nMTU = 65536\n", 2, "MTU: \"65536\" is not an MTU (68-65535)" },
 	/* 25 */ { "[Interface]\nMTU = 1.5k\n", 2, "MTU: \"1.5k\" is not an MTU (68-65535)" },
-	/* 26 */ { "[Interface]\nTable = main\n", 2, "Table: \"main\" is not \"auto\", \"off\" or a table number (1-4294967295)" },
-	/* 27 */ { "[Interface]\nTable = 0\n", 2, "Table: \"0\" is not \"auto\", \"off\" or a table number (1-4294967295)" },
+	/* 26 */ { "[Interface]\nTable = 1main\n", 2, "Table: \"1main\" is not \"auto\", \"off\", a table number (1-4294967295) or a table name" },
+	/* 27 */ { "[Interface]\nTable = 0\n", 2, "Table: \"0\" is not \"auto\", \"off\", a table number (1-4294967295) or a table name" },
 	/* 28 */ { "[Interface]\nSaveConfig = yes\n", 2, "SaveConfig: \"yes\" is neither true nor false" },
 	/* 29 */ { "[Interface]\nSaveConfig =\n", 2, "SaveConfig: missing value" },
 	/* 30 */ { "[Peer]\nPublicKey = abc\n", 2, "PublicKey: \"abc\" is not a key (44 characters of base64)" },
@@ -424,6 +424,68 @@ static const struct {
 	/* 61 */ { "# c\n[interface]\n\n[ INTERFACE ] # again\n", 4,
 		   "a second [Interface] section (the first is at line 2)" },
 };
+
+/* Table takes names as ip(8) does: main, local and default are known without a file;
+ * other names wait for rt_tables (NT_TABLE_NAME), looked up by nt_rt_tables_lookup. */
+START_TEST(table_names)
+{
+	static const struct {
+		const char *value;
+		enum nt_config_table table;
+		uint32_t id;
+	} ok[] = {
+		{ "main", NT_TABLE_ID, 254 }, { "local", NT_TABLE_ID, 255 }, { "default", NT_TABLE_ID, 253 },
+		{ "vpn", NT_TABLE_NAME, 0 },  { "my_table-2.x", NT_TABLE_NAME, 0 }, { "Main", NT_TABLE_NAME, 0 },
+		{ "auto", NT_TABLE_AUTO, 0 }, { "OFF", NT_TABLE_OFF, 0 }, { "254", NT_TABLE_ID, 254 },
+	};
+	static const char *const bad_names[] = { "ma:in", "ma/in", "1vpn", "-", "x\"y", "0x10",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 65 */ };
+	static const char rt_tables[] = "#\n# reserved values\n#\n255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n"
+					"  100 vpn # the tunnel\n0x1f4\thex\n# 7 commented\n4294967296 toobig\n12 vpnx\n9";
+	struct nt_config cfg;
+	struct nt_config_error err;
+	char text[200];
+	uint32_t id = 0;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "[Interface]\nTable = %s\n", ok[i].value);
+		ck_assert_msg(parse_str(&cfg, text, &err) == 0, "%s: %s", ok[i].value, err.message);
+		ck_assert_msg(cfg.table == ok[i].table && cfg.table_id == ok[i].id, "%s: table %d id %u", ok[i].value,
+			      cfg.table, cfg.table_id);
+		if (ok[i].table == NT_TABLE_NAME || ok[i].id > 255)
+			ck_assert_str_eq(cfg.table_name, ok[i].value);
+		else if (ok[i].table != NT_TABLE_ID || strcmp(ok[i].value, "254"))
+			ck_assert_ptr_null(ok[i].table == NT_TABLE_ID ? NULL : cfg.table_name);
+		nt_config_free(&cfg);
+	}
+	/* The name is kept (for save) and the last Table wins, name or not. */
+	ck_assert_int_eq(parse_str(&cfg, "[Interface]\nTable = main\n", &err), 0);
+	ck_assert_str_eq(cfg.table_name, "main");
+	nt_config_free(&cfg);
+	ck_assert_int_eq(parse_str(&cfg, "[Interface]\nTable = vpn\nTable = 7\n", &err), 0);
+	ck_assert(cfg.table == NT_TABLE_ID && cfg.table_id == 7 && !cfg.table_name);
+	nt_config_free(&cfg);
+	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+		snprintf(text, sizeof(text), "[Interface]\nTable = %s\n", bad_names[i]);
+		ck_assert_msg(parse_str(&cfg, text, &err) == -EINVAL, "%s accepted", bad_names[i]);
+	}
+
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "vpn", &id), 0);
+	ck_assert_uint_eq(id, 100);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "hex", &id), 0);
+	ck_assert_uint_eq(id, 500);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "vpnx", &id), 0);
+	ck_assert_uint_eq(id, 12);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "main", &id), 0);
+	ck_assert_uint_eq(id, 254);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "commented", &id), -ENOENT);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "unspec", &id), -ENOENT); /* 0 */
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "toobig", &id), -ENOENT);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables), "vp", &id), -ENOENT);
+	ck_assert_int_eq(nt_rt_tables_lookup(rt_tables, strlen(rt_tables) - 1, "9", &id), -ENOENT);
+	ck_assert_int_eq(nt_rt_tables_lookup("", 0, "vpn", &id), -ENOENT);
+}
+END_TEST
 
 START_TEST(bad_lines)
 {
@@ -660,6 +722,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, last_wins);
 	tcase_add_test(tc, value_forms);
 	tcase_add_loop_test(tc, bad_lines, 0, sizeof(bad) / sizeof(bad[0]));
+	tcase_add_test(tc, table_names);
 	tcase_add_test(tc, secrets_not_echoed);
 	tcase_add_test(tc, wg_only);
 	tcase_add_test(tc, two_interfaces);
