@@ -420,7 +420,8 @@ static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retrie
 			nt_config_free(cfg);
 			free(*eps);
 			*eps = NULL;
-			return err;
+			/* Not the file's fault (DNS may come later): unlike a parse error. */
+			return err == -EINVAL ? -EHOSTUNREACH : err;
 		}
 	}
 	return 0;
@@ -443,16 +444,20 @@ int config_prepare(const char *path, const char *ifname)
 	char msg[600], *dir;
 	struct stat st, dst;
 
+	int err;
+
 	q.path = strdup(path);
 	q.real_path = realpath(path, NULL);
 	if (!q.path || !q.real_path) {
-		fprintf(stderr, "noisetund: %s: %s\n", path, strerror(errno));
-		return -1;
+		err = errno;
+		fprintf(stderr, "noisetund: %s: %s\n", path, strerror(err));
+		return err == ENOMEM ? -1 : 1;
 	}
 	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
-	if (load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg))) {
+	if ((err = load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg)))) {
 		fprintf(stderr, "%s\n", msg);
-		return -1;
+		/* The file itself is bad (syntax, unreadable, too big): retrying cannot help. */
+		return err == -EINVAL || err == -EACCES || err == -ENOENT || err == -EISDIR || err == -EFBIG ? 1 : -1;
 	}
 	q.endpoints = eps;
 	/* The file holds a private key: say so when others may read it, as wg-quick does. */
