@@ -4,8 +4,9 @@
  *
  *   up      parse FILE (nothing exists yet, so an error changes nothing), PreUp, [the
  *           device is created by main.c], the wg settings through uapi_apply_set, each
- *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS through
- *           resolvconf, a route per allowed IP (longest prefix first, skipped when a route
+ *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS (per
+ *           link in systemd-resolved when it runs, `~.` for a full tunnel; else
+ *           resolvconf), a route per allowed IP (longest prefix first, skipped when a route
  *           on the interface in table main already covers it), PostUp.
  *   /0      with Table=auto: fwmark (FwMark, else the first free table from 51820), the
  *           default route in that table, `not fwmark M table M`, `table main
@@ -66,6 +67,7 @@ static struct {
 	uint32_t policy_table;          /* 0: no policy routing */
 	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
 	bool dns_set;
+	bool dns_resolved;              /* set per link in systemd-resolved, not resolvconf */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
@@ -231,6 +233,67 @@ static bool dns_is_address(const char *s)
 	return strchr(s, ':') || (*s && strspn(s, "0123456789.") == strlen(s));
 }
 
+static bool wants_default(const struct nt_config *cfg, int family);
+
+/* systemd-resolved runs (its Varlink socket exists), resolvectl is there, and we are in
+ * init's network namespace, where resolved knows our link. (Not in a test's namespace:
+ * there the host's resolved must not be touched; resolvconf, maybe a stand-in, is.) */
+static bool resolved_running(void)
+{
+	struct stat self, init;
+
+	return access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0 && in_path("resolvectl") &&
+	       stat("/proc/self/ns/net", &self) == 0 && stat("/proc/1/ns/net", &init) == 0 &&
+	       self.st_dev == init.st_dev && self.st_ino == init.st_ino;
+}
+
+/* resolvectl VERB IFACE, then the DNS entries that are (addresses) or are not (search
+ * domains) addresses, after `extra` if any; its exit status, or -1. */
+static int resolvectl(const char *verb, const struct nt_config *cfg, bool addresses, const char *extra)
+{
+	char **argv = calloc(cfg->dns_count + 5, sizeof(*argv));
+	size_t n = 0;
+	int status;
+
+	if (!argv)
+		return -1;
+	argv[n++] = (char *)"resolvectl";
+	argv[n++] = (char *)verb;
+	argv[n++] = q.ifname;
+	if (extra)
+		argv[n++] = (char *)extra;
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		if (dns_is_address(cfg->dns[i]) == addresses)
+			argv[n++] = cfg->dns[i];
+	argv[n] = NULL;
+	status = run_program(argv, NULL);
+	free(argv);
+	return status;
+}
+
+/* Per link, as systemd-networkd would: the servers on IFACE, the search domains as its
+ * domains, and for a full tunnel the routing domain `~.`, so every query goes through
+ * the tunnel. The link's settings vanish with the link. */
+static int dns_up_resolved(const struct nt_config *cfg)
+{
+	bool full = wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
+	bool servers = false, domains = false;
+
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		*(dns_is_address(cfg->dns[i]) ? &servers : &domains) = true;
+	log_verbose("DNS: systemd-resolved on %s%s", q.ifname, full ? ", routing domain ~." : "");
+	q.dns_set = q.dns_resolved = true;
+	if (servers && resolvectl("dns", cfg, true, NULL)) {
+		snprintf(what_buf, sizeof(what_buf), "resolvectl dns %s failed", q.ifname);
+		return -EIO;
+	}
+	if ((domains || full) && resolvectl("domain", cfg, false, full ? "~." : NULL)) {
+		snprintf(what_buf, sizeof(what_buf), "resolvectl domain %s failed", q.ifname);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int dns_up(const struct nt_config *cfg)
 {
 	char name[96], *data;
@@ -239,6 +302,8 @@ static int dns_up(const struct nt_config *cfg)
 
 	if (!cfg->dns_count)
 		return 0;
+	if (resolved_running())
+		return dns_up_resolved(cfg);
 	if (!in_path("resolvconf")) {
 		log_error("DNS: resolvconf is not installed: the DNS servers of the config are not set");
 		return 0;
@@ -277,6 +342,14 @@ static void dns_down(void)
 
 	if (!q.dns_set)
 		return;
+	if (q.dns_resolved) {
+		/* Once the link is gone (the worker took the TUN with it), so is its DNS. */
+		if (if_nametoindex(q.ifname) &&
+		    run_program((char *const[]){ "resolvectl", "revert", q.ifname, NULL }, NULL))
+			log_error("DNS: resolvectl revert %s failed", q.ifname);
+		q.dns_set = q.dns_resolved = false;
+		return;
+	}
 	resolvconf_name(name, sizeof(name));
 	log_verbose("resolvconf -d %s -f", name);
 	if (run_program((char *const[]){ "resolvconf", "-d", name, "-f", NULL }, NULL))

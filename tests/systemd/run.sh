@@ -160,6 +160,7 @@ cat >"$1/wg0.conf" <<EOF
 PrivateKey = $(cat /root/a.key)
 ListenPort = 51820
 Address = 10.77.0.1/24
+DNS = 10.77.0.2, tunnel.example
 PreDown = ip -o link show dev wg0
 [Peer]
 PublicKey = $(cat /root/b.pub)
@@ -198,6 +199,14 @@ check "start from $CONF_DIR" "systemctl start rc=$st, $(prop noisetun@wg0 Active
 C ping -c 3 -i 0.2 -W 2 -q 10.77.0.2 >"$WORK/ping1.log" 2>&1
 rc=$?
 check "ping the peer through wg0" "$(grep -o '[0-9]* received' "$WORK/ping1.log" || echo none)" $rc
+
+# 2b. DNS: per link in systemd-resolved, ~. for this full tunnel
+if C systemctl -q is-active systemd-resolved; then
+	dns=$(C resolvectl dns wg0 2>&1 | sed 's/.*: //')
+	dom=$(C resolvectl domain wg0 2>&1 | sed 's/.*: //')
+	check "DNS per link in resolved" "servers: $dns; domains: $dom" \
+		$([[ " $dns " == *" 10.77.0.2 "* ]] && [[ " $dom " == *" ~. "* ]] && [[ " $dom " == *" tunnel.example "* ]] && echo 0 || echo 1)
+fi
 
 # 3. processes: a root monitor, an unprivileged worker with two capabilities under seccomp
 WP=$(C pgrep -P "$MP" -x noisetund | head -1)
