@@ -121,8 +121,8 @@ check() { # check NAME DETAIL STATUS(0=pass) [pending-reason]
 		if [ -n "$pending" ]; then PENDING_FAILED=$((PENDING_FAILED + 1)); else FAILED=$((FAILED + 1)); fi
 	fi
 	[ -n "$pending" ] && word="$word (pending: $pending; not counted)"
-	RESULTS+=("$(printf '%-34s %-4s  %s' "$name" "${word%% *}" "$detail${pending:+  [pending: $pending; not counted]}")")
-	printf '  %-34s %s  %s\n' "$name" "$word" "$detail" >&2
+	RESULTS+=("$(printf '%-38s %-4s  %s' "$name" "${word%% *}" "$detail${pending:+  [pending: $pending; not counted]}")")
+	printf '  %-38s %s  %s\n' "$name" "$word" "$detail" >&2
 }
 
 prop() { C systemctl show -P "$2" "$1"; }
@@ -161,6 +161,7 @@ PrivateKey = $(cat /root/a.key)
 ListenPort = 51820
 Address = 10.77.0.1/24
 DNS = 10.77.0.2, tunnel.example
+SaveConfig = true
 PreDown = ip -o link show dev wg0
 [Peer]
 PublicKey = $(cat /root/b.pub)
@@ -239,7 +240,10 @@ check "reload keeps the session" "reload rc=$rrc; pids $MP/$WP -> $(main_pid wg0
 
 rules_before=$(C ip rule show | grep -c -e 'lookup 51820' -e 'suppress_prefixlength')
 
-# 5. systemctl stop: PreDown while the link exists, nothing left behind
+# 5. systemctl stop: PreDown while the link exists, nothing left behind, SaveConfig wrote
+# the file in $CONF_DIR (a peer added at run time is in it)
+newpub=$(C sh -c 'noisetun genkey | noisetun pubkey')
+C wg set wg0 peer "$newpub" allowed-ips 10.77.0.9/32
 since=$(C date '+%Y-%m-%d %H:%M:%S')
 t=$(ms)
 C timeout 60 systemctl stop noisetun@wg0
@@ -253,6 +257,9 @@ link=$(C ip -o link show dev wg0 2>/dev/null | wc -l)
 astate=$(prop noisetun@wg0 ActiveState)
 rules_after=$(C ip rule show | grep -c -e 'lookup 51820' -e 'suppress_prefixlength')
 routes_after=$(C ip route show table 51820 2>/dev/null | wc -l)
+saved=$(C grep -c "^PublicKey = $newpub" "$CONF_DIR/wg0.conf")
+check "stop: SaveConfig writes $CONF_DIR" "runtime peer in the file: $saved$(journal wg0 --since "$since" | grep -m1 -i 'SaveConfig\|could not write' | sed 's/^/; /')" \
+	$([ "$saved" = 1 ] && echo 0 || echo 1)
 check "stop: PreDown sees the link" "PreDown output lines naming wg0: $predown; 'cannot signal' lines: $nosig" \
 	$([ "$predown" -ge 1 ] && [ "$nosig" = 0 ] && echo 0 || echo 1)
 ok=1
@@ -296,6 +303,24 @@ n1=$(prop noisetun@wg0 NRestarts)
 C ping -c 3 -i 0.2 -W 2 -q 10.77.0.2 >/dev/null 2>&1
 prc=$?
 check "kill -9: Restart= brings it back" "NRestarts $n0 -> $n1, $(prop noisetun@wg0 ActiveState); pid $MP -> $(main_pid wg0); ping rc=$prc" \
+	$([ "$restarted" = 0 ] && [ "$prc" = 0 ] && echo 0 || echo 1)
+# ... and a killed worker: the monitor tears down and exits 137, Restart= again
+MP=$(main_pid wg0)
+WP=$(C pgrep -P "$MP" -x noisetund | head -1)
+[ "${WP:-0}" -gt 1 ] && C kill -KILL "$WP"
+restarted=1
+for _ in $(seq 1 150); do
+	mp=$(main_pid wg0)
+	if [ "$(prop noisetun@wg0 ActiveState)" = active ] && [ "$mp" != 0 ] && [ "$mp" != "$MP" ]; then
+		restarted=0
+		break
+	fi
+	sleep 0.1
+done
+n2=$(prop noisetun@wg0 NRestarts)
+C ping -c 3 -i 0.2 -W 2 -q 10.77.0.2 >/dev/null 2>&1
+prc=$?
+check "kill -9 worker: restarts" "worker ${WP:-none} killed; NRestarts $n1 -> $n2, $(prop noisetun@wg0 ActiveState); ping rc=$prc" \
 	$([ "$restarted" = 0 ] && [ "$prc" = 0 ] && echo 0 || echo 1)
 rules=$(C ip rule show | grep -c -e 'lookup 51820' -e 'suppress_prefixlength')
 check "kill -9: no leaked policy rules" "rules after the restart: $rules (one instance: $rules_before)" \
@@ -346,7 +371,7 @@ check "systemd-analyze security <= 2.0" "exposure ${score:-?} (largest: $(grep '
 
 # ---- report ----
 echo
-printf '%-34s %-4s  %s\n' CHECK "" DETAIL
+printf '%-38s %-4s  %s\n' CHECK "" DETAIL
 for r in "${RESULTS[@]}"; do echo "$r"; done
 echo
 echo "tests/systemd: $FAILED failed, $PENDING_FAILED pending failed; root ${T_ROOT}s, boot ${T_BOOT}s, total $(($(date +%s) - T0))s"
