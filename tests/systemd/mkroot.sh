@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build (or reuse) a minimal Debian bookworm root with systemd as PID 1, for
-# tests/systemd/run.sh. Prints the path of a ready root directory on stdout.
+# tests/systemd/run.sh: mkroot.sh WORKDIR prints WORKDIR/root, ready to boot, on stdout.
+# Exit 77: debootstrap is missing and nothing is cached.
 #
 # The root is cached as a tar in $NT_CACHE (default /var/cache/noisetun-test), keyed by
 # the package list and the mirror: a changed list builds a new one. The mirror is the
@@ -29,21 +30,25 @@ rm -rf "$ROOT"
 mkdir -p "$ROOT"
 
 if [ ! -s "$TAR" ]; then
+	command -v debootstrap >/dev/null || { echo "debootstrap is not installed (scripts/install-systemd-test-deps)" >&2; exit 77; }
 	echo "mkroot: building $SUITE root from $MIRROR (no cache $TAR)" >&2
 	BUILD="$CACHE/build.$$"
 	rm -rf "$BUILD"
-	trap 'rm -rf "$BUILD"' EXIT
-	debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$BUILD" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 || {
-		tail -20 "$CACHE/debootstrap.log" >&2
+	trap 'rm -rf "$BUILD" "$BUILD.log" "$TAR.tmp.$$"' EXIT
+	debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$BUILD" "$MIRROR" >"$BUILD.log" 2>&1 || {
+		tail -20 "$BUILD.log" >&2
+		rm -f "$BUILD.log"
 		exit 1
 	}
 	# No apt cache, no docs: a smaller tar.
 	rm -rf "$BUILD"/var/cache/apt/archives/*.deb "$BUILD"/var/lib/apt/lists/* "$BUILD"/usr/share/doc/* "$BUILD"/usr/share/man/*
-	# A root password-less console is not needed: machinectl shell / nsenter are used.
+	# (No root password, no getty set up: tests/systemd/run.sh enters with nsenter.)
 	echo noisetun-test >"$BUILD/etc/hostname"
-	tar -C "$BUILD" --numeric-owner -cf "$TAR.tmp" .
-	mv "$TAR.tmp" "$TAR"
-	rm -rf "$BUILD"
+	# Another run may build the same root at the same time: each writes its own, the
+	# rename is atomic.
+	tar -C "$BUILD" --numeric-owner -cf "$TAR.tmp.$$" .
+	mv "$TAR.tmp.$$" "$TAR"
+	rm -rf "$BUILD" "$BUILD.log"
 	trap - EXIT
 	echo "mkroot: cached $TAR ($(du -h "$TAR" | cut -f1))" >&2
 fi

@@ -58,7 +58,12 @@ trap 'exit 130' INT TERM
 
 # ---- the root ----
 t=$(date +%s)
-ROOT=$("$HERE/mkroot.sh" "$WORK") || { echo "tests/systemd: cannot make the root" >&2; exit 1; }
+ROOT=$("$HERE/mkroot.sh" "$WORK")
+case $? in
+0) ;;
+77) skip "no cached root and no debootstrap (scripts/install-systemd-test-deps)" ;;
+*) echo "tests/systemd: cannot make the root" >&2; exit 1 ;;
+esac
 T_ROOT=$(($(date +%s) - t))
 make -s -C "$NT_SRC" install DESTDIR="$ROOT" PREFIX=/usr/local BUILD="$BUILD" >"$WORK/install.log" 2>&1 || {
 	cat "$WORK/install.log" >&2
