@@ -47,7 +47,7 @@ UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
 
 BINS := $(if $(DAEMON_SRCS),$(BUILD)/noisetund) $(if $(CLI_SRCS),$(BUILD)/noisetun)
 
-.PHONY: all check unit net asan deps clean install bench demo
+.PHONY: all check unit net asan deps clean install bench demo check-systemd
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BINS)
 
@@ -106,6 +106,13 @@ install: all
 	install -m 0644 $(BUILD)/noisetun@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 configs/*.conf $(DESTDIR)$(PREFIX)/share/noisetun/examples/
 	install -d -m 0700 $(DESTDIR)/etc/noisetun
+
+# The unit under a real systemd (PID 1 in an nspawn container; root; not part of check):
+# a Debian bookworm root, cached in /var/cache/noisetun-test (tests/systemd/run.sh).
+check-systemd: deps
+	@scripts/install-systemd-test-deps
+	@$(MAKE) --no-print-directory SANITIZE= $(BINS)
+	@BUILD=$(BUILD) tests/systemd/run.sh
 
 # Two sites in network namespaces, up from configs/site-*.conf, a ping across (root).
 demo: deps

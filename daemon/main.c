@@ -32,6 +32,7 @@ enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLI
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
+#define NT_EXIT_CONFIG  78 /* EX_CONFIG */
 
 static void usage(FILE *f)
 {
@@ -55,7 +56,10 @@ static void usage(FILE *f)
 		   "\n"
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
 		   "without its seccomp filter (debugging, valgrind); NOISETUN_RUN_DIR moves the\n"
-		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n");
+		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n"
+		   "\n"
+		   "Exit status: 0; 78 (EX_CONFIG) when FILE is missing, unreadable or invalid;\n"
+		   "2 for a bad command line; 1 for any other failure.\n");
 }
 
 /* Descriptors the launcher left open without O_CLOEXEC (a shell's pipe, a supervisor's
@@ -440,9 +444,10 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "noisetund: cannot initialise libsodium\n");
 		return 1;
 	}
-	/* config mode: a bad FILE or a failing PreUp stops us before anything exists */
-	if (config_path && config_prepare(config_path, argv[optind]))
-		return 1;
+	/* config mode: a bad FILE or a failing PreUp stops us before anything exists. A bad
+	 * file is final (EX_CONFIG: systemd's RestartPreventExitStatus=, sysexits.h). */
+	if (config_path && (err = config_prepare(config_path, argv[optind])))
+		return err > 0 ? NT_EXIT_CONFIG : 1;
 
 	if (!foreground) {
 		if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0) {

@@ -242,7 +242,9 @@ void link_monitor_event(struct device *dev);
 
 /* setup.c: wg-quick's up/down/syncconf done by the daemon itself (see the top of setup.c).
  * config_prepare runs before anything is created: parse FILE and resolve its endpoints
- * (errors print `FILE:LINE: message`), then PreUp; 0 or -1, having printed why. */
+ * (errors print `FILE:LINE: message`), then PreUp; 0, or having printed why: 1 when the
+ * file itself is bad (missing, unreadable, does not parse: final, exit EX_CONFIG), -1 for
+ * what a retry may fix (an endpoint that does not resolve yet, PreUp). */
 int config_prepare(const char *path, const char *ifname);
 bool config_active(void);
 /* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy

@@ -1240,12 +1240,38 @@ static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
 	*ready_fd = -1;
 }
 
+/* The monitor may lack CAP_KILL (systemd's CapabilityBoundingSet= leaves it out): a
+ * signal to the worker, another user, is then EPERM. kill(2) also allows a sender whose
+ * effective uid is the target's real or saved uid, so the monitor sends it as the worker's
+ * user for that one call (CAP_SETUID, which the drop needs anyway), then takes uid 0 back:
+ * the real and saved uids stay 0, so the permitted set survives and the effective set is
+ * restored from it. 0 or -errno. */
+static int signal_worker(pid_t worker, int sig)
+{
+	int err = 0;
+
+	if (kill(worker, sig) == 0)
+		return 0;
+	if (errno != EPERM || !ps.split || !ps.uid)
+		return -errno;
+	if (setresuid((uid_t)-1, ps.uid, (uid_t)-1) < 0)
+		return -EPERM;
+	if (kill(worker, sig) < 0)
+		err = -errno;
+	if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0) {
+		/* Cannot happen (the real uid is 0); never carry on as another user. */
+		log_error("monitor: cannot take uid 0 back: %s", strerror(errno));
+		_exit(1);
+	}
+	return err;
+}
+
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground)
 {
 	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
 	bool ready = false, stopping = false, orderly;
 	struct pollfd pfd[2];
-	int status = 0, rc, sfd;
+	int status = 0, rc, sfd, err;
 	unsigned refused = 0;
 	sigset_t mask;
 
@@ -1257,7 +1283,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	sigaddset(&mask, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
 		log_error("monitor: signals: %s; stopping the worker", strerror(errno));
-		kill(worker, SIGTERM);
+		signal_worker(worker, SIGTERM);
 		sfd = -1;
 		goto wait_blocking;
 	}
@@ -1272,7 +1298,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			if (errno == EINTR)
 				continue;
 			log_error("monitor: poll: %s; stopping the worker", strerror(errno));
-			kill(worker, SIGTERM);
+			signal_worker(worker, SIGTERM);
 			goto wait_blocking;
 		}
 		if (!ready_n) {
@@ -1299,8 +1325,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 					notify_stopping();
 					config_pre_down(); /* PreDown while the link still exists, as wg-quick */
 				}
-				if (kill(worker, (int)si.ssi_signo) < 0 && errno != ESRCH)
-					log_error("cannot signal the worker: %s", strerror(errno));
+				if ((err = signal_worker(worker, (int)si.ssi_signo)) && err != -ESRCH)
+					log_error("monitor: cannot signal the worker (pid %d): %s", (int)worker, strerror(-err));
 			}
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {

@@ -4,9 +4,10 @@
  *
  *   up      parse FILE (nothing exists yet, so an error changes nothing), PreUp, [the
  *           device is created by main.c], the wg settings through uapi_apply_set, each
- *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS through
- *           resolvconf, a route per allowed IP (longest prefix first, skipped when a route
- *           on the interface in table main already covers it); then, once the control
+ *           Address, MTU (configured, or the best route MTU - 80) and link up, DNS (per
+ *           link in systemd-resolved when it runs, `~.` for a full tunnel; else
+ *           resolvconf), a route per allowed IP (longest prefix first, skipped when a
+ *           route on the interface in table main already covers it); then, once the control
  *           socket is served (a hook may run `wg set %i`), PostUp: the monitor runs it
  *           (config_post_up) or an unsplit daemon from its loop (config_hooks_start).
  *           Hooks are bash, as wg-quick's (see "hooks" below).
@@ -82,6 +83,7 @@ static struct {
 	bool dns_set;
 	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
 	int report_fd;                  /* `noisetun down' listens: hooks and errors go there; else -1 */
+	bool dns_resolved;              /* set per link in systemd-resolved, not resolvconf */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
@@ -485,6 +487,67 @@ static bool dns_is_address(const char *s)
 	return strchr(s, ':') || (*s && strspn(s, "0123456789.") == strlen(s));
 }
 
+static bool wants_default(const struct nt_config *cfg, int family);
+
+/* systemd-resolved runs (its Varlink socket exists), resolvectl is there, and we are in
+ * init's network namespace, where resolved knows our link. (Not in a test's namespace:
+ * there the host's resolved must not be touched; resolvconf, maybe a stand-in, is.) */
+static bool resolved_running(void)
+{
+	struct stat self, init;
+
+	return access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0 && in_path("resolvectl") &&
+	       stat("/proc/self/ns/net", &self) == 0 && stat("/proc/1/ns/net", &init) == 0 &&
+	       self.st_dev == init.st_dev && self.st_ino == init.st_ino;
+}
+
+/* resolvectl VERB IFACE, then the DNS entries that are (addresses) or are not (search
+ * domains) addresses, after `extra` if any; its exit status, or -1. */
+static int resolvectl(const char *verb, const struct nt_config *cfg, bool addresses, const char *extra)
+{
+	char **argv = calloc(cfg->dns_count + 5, sizeof(*argv));
+	size_t n = 0;
+	int status;
+
+	if (!argv)
+		return -1;
+	argv[n++] = (char *)"resolvectl";
+	argv[n++] = (char *)verb;
+	argv[n++] = q.ifname;
+	if (extra)
+		argv[n++] = (char *)extra;
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		if (dns_is_address(cfg->dns[i]) == addresses)
+			argv[n++] = cfg->dns[i];
+	argv[n] = NULL;
+	status = run_program(argv, NULL);
+	free(argv);
+	return status;
+}
+
+/* Per link, as systemd-networkd would: the servers on IFACE, the search domains as its
+ * domains, and for a full tunnel the routing domain `~.`, so every query goes through
+ * the tunnel. The link's settings vanish with the link. */
+static int dns_up_resolved(const struct nt_config *cfg)
+{
+	bool full = wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
+	bool servers = false, domains = false;
+
+	for (size_t i = 0; i < cfg->dns_count; i++)
+		*(dns_is_address(cfg->dns[i]) ? &servers : &domains) = true;
+	log_verbose("DNS: systemd-resolved on %s%s", q.ifname, full ? ", routing domain ~." : "");
+	q.dns_set = q.dns_resolved = true;
+	if (servers && resolvectl("dns", cfg, true, NULL)) {
+		snprintf(what_buf, sizeof(what_buf), "resolvectl dns %s failed", q.ifname);
+		return -EIO;
+	}
+	if ((domains || full) && resolvectl("domain", cfg, false, full ? "~." : NULL)) {
+		snprintf(what_buf, sizeof(what_buf), "resolvectl domain %s failed", q.ifname);
+		return -EIO;
+	}
+	return 0;
+}
+
 static int dns_up(const struct nt_config *cfg)
 {
 	char name[96], *data;
@@ -493,6 +556,8 @@ static int dns_up(const struct nt_config *cfg)
 
 	if (!cfg->dns_count)
 		return 0;
+	if (resolved_running())
+		return dns_up_resolved(cfg);
 	if (!in_path("resolvconf")) {
 		log_error("DNS: resolvconf is not installed: the DNS servers of the config are not set");
 		return 0;
@@ -531,6 +596,14 @@ static void dns_down(void)
 
 	if (!q.dns_set)
 		return;
+	if (q.dns_resolved) {
+		/* Once the link is gone (the worker took the TUN with it), so is its DNS. */
+		if (if_nametoindex(q.ifname) &&
+		    run_program((char *const[]){ "resolvectl", "revert", q.ifname, NULL }, NULL))
+			log_error("DNS: resolvectl revert %s failed", q.ifname);
+		q.dns_set = q.dns_resolved = false;
+		return;
+	}
 	resolvconf_name(name, sizeof(name));
 	log_verbose("resolvconf -d %s -f", name);
 	if (run_program((char *const[]){ "resolvconf", "-d", name, "-f", NULL }, NULL))
@@ -722,7 +795,8 @@ static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retrie
 			nt_config_free(cfg);
 			free(*eps);
 			*eps = NULL;
-			return err;
+			/* Not the file's fault (DNS may come later): unlike a parse error. */
+			return err == -EINVAL ? -EHOSTUNREACH : err;
 		}
 	}
 	return 0;
@@ -745,16 +819,20 @@ int config_prepare(const char *path, const char *ifname)
 	char msg[600], *dir;
 	struct stat st, dst;
 
+	int err;
+
 	q.path = strdup(path);
 	q.real_path = realpath(path, NULL);
 	if (!q.path || !q.real_path) {
-		fprintf(stderr, "noisetund: %s: %s\n", path, strerror(errno));
-		return -1;
+		err = errno;
+		fprintf(stderr, "noisetund: %s: %s\n", path, strerror(err));
+		return err == ENOMEM ? -1 : 1;
 	}
 	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
-	if (load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg))) {
+	if ((err = load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg)))) {
 		fprintf(stderr, "%s\n", msg);
-		return -1;
+		/* The file itself is bad (syntax, unreadable, too big): retrying cannot help. */
+		return err == -EINVAL || err == -EACCES || err == -ENOENT || err == -EISDIR || err == -EFBIG ? 1 : -1;
 	}
 	q.endpoints = eps;
 	/* The file holds a private key: say so when others may read it, as wg-quick does. */

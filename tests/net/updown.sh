@@ -101,15 +101,15 @@ BEFORE=$(snapshot)
 # The src_valid_mark line will read 1 after the first full tunnel (wg-quick never resets
 # it either), so the comparisons after that one use a snapshot taken after it.
 
-# Test that a bad config is refused with FILE:LINE: reason, exit 1, and nothing created
-# (not even PreUp ran).
+# Test that a bad config is refused with FILE:LINE: reason, exit 78 (EX_CONFIG: final, the
+# unit's RestartPreventExitStatus=), and nothing created (not even PreUp ran).
 CONF=$NT_TMP/bad.conf
 write_conf "$CONF" "10.0.0.2/32, 10.0.0.300/32" "PreUp = touch $NT_TMP/preup-ran"
 line=$(grep -n '10.0.0.300' "$CONF" | cut -d: -f1)
 rc=0
 out=$(ip netns exec "$NSA" "$NTD" -c "$CONF" "$IFA" 2>&1 </dev/null) || rc=$?
 log "bad config: rc=$rc: $out"
-[ "$rc" -eq 1 ] || fail "bad config: exit $rc, expected 1"
+[ "$rc" -eq 78 ] || fail "bad config: exit $rc, expected 78"
 [[ $out == "$CONF:$line: "* ]] || fail "bad config: message does not start with $CONF:$line: ($out)"
 [ ! -e "$NT_TMP/preup-ran" ] || fail "bad config: PreUp ran"
 ! ip -n "$NSA" link show "$IFA" >/dev/null 2>&1 || fail "bad config: $IFA was created"
