@@ -179,7 +179,7 @@ if unshare -m --propagation private true 2>/dev/null; then
 	down
 	write_conf "10.50.0.0/16" "Table = ntnosuch"
 	rc=0; out=$(in_ns_etc "$NT" up "$CONF" 2>&1 </dev/null) || rc=$?
-	[ "$rc" = 1 ] && [[ $out == *'Table: no table "ntnosuch"'* ]] || fail "Table = ntnosuch: exit $rc: $out"
+	[ "$rc" = 78 ] && [[ $out == *'Table: no table "ntnosuch"'* ]] || fail "Table = ntnosuch: exit $rc: $out"
 	! ip -n "$NSA" link show "$IFA" >/dev/null 2>&1 || fail "Table = ntnosuch: $IFA was created"
 	log "Table = ntvpn (rt_tables: 200) routes to table 200; an unknown name: '$out'"
 else
