@@ -402,14 +402,13 @@ fail:
 }
 
 /* Re-read what is about to be written: it must still parse (never leave a broken file). */
-static int check_new_text(const struct server *srv, const char *text, size_t len, struct nt_config *cfg)
+static int check_new_text(const char *what, const char *text, size_t len, struct nt_config *cfg)
 {
 	struct nt_config_error err;
 
 	if (!nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &err))
 		return 0;
-	fprintf(stderr, "%s: the changed file would not parse (line %u: %s); nothing written\n", srv->path, err.line,
-		err.message);
+	fprintf(stderr, "%s would not parse (line %u: %s); nothing written\n", what, err.line, err.message);
 	return -1;
 }
 
@@ -902,10 +901,8 @@ static int cmd_client_add(int argc, char *argv[])
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text(&srv, conf.s, conf.len, &check)) {
-		fprintf(stderr, "%s: (in the client's config: check --endpoint and --dns)\n", prog_name);
+	if (check_new_text("the client's config (check --endpoint and --dns)", conf.s, conf.len, &check))
 		goto out;
-	}
 	nt_config_free(&check);
 
 	/* The server's file: the endpoint comment after the [Interface] line the first time,
@@ -952,7 +949,7 @@ static int cmd_client_add(int argc, char *argv[])
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text(&srv, file.s, file.len, &check))
+	if (check_new_text(srv.path, file.s, file.len, &check))
 		goto out;
 	if (!peer_by_name(&check, a.name)) {
 		nt_config_free(&check);
@@ -1135,14 +1132,11 @@ static int cmd_client_remove(int argc, char *argv[])
 	}
 	sb_add(&file, srv.text, srv.starts[first - 1]);
 	sb_add(&file, srv.text + srv.starts[last], srv.len - srv.starts[last]);
-	/* The line before the removed ones must still end (a last line without '\n' went). */
-	if (file.len && file.s[file.len - 1] != '\n' && srv.starts[last] == srv.len)
-		sb_add(&file, "\n", 1);
 	if (file.oom) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text(&srv, file.s ? file.s : "", file.len, &check))
+	if (check_new_text(srv.path, file.s ? file.s : "", file.len, &check))
 		goto out;
 	if (check.peers_count + 1 != srv.cfg.peers_count || peer_by_name(&check, argv[1])) {
 		nt_config_free(&check);
