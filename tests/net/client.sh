@@ -270,4 +270,32 @@ mode_is_0600
 ping_ok "$NSE" 10.0.0.1
 [ "$(handshake_time "$NSS" "$IFS_" "$(key_pub e)")" = "$E_HS" ] || fail "E's session changed"
 ls -a "$NT_TMP" | grep -q "^\.$IFS_\.conf\." && fail "a temporary file was left beside the config"
+# Test that CONFIG may be a NAME as `up` resolves it (/etc/noisetun/NAME.conf first), in a
+# mount namespace of its own with an overlay on /etc, so the real one is not touched.
+IFN=$(if_name n)
+if command -v unshare >/dev/null && unshare -m --propagation private true 2>/dev/null; then
+	mkdir -p "$NT_TMP/etc.upper" "$NT_TMP/etc.work"
+	(umask 077; cp "$NT_TMP/orig.conf" "$NT_TMP/named.conf")
+	rc=0
+	NT="$NT" T="$NT_TMP" N="$IFN" unshare -m --propagation private bash -c '
+		set -eu
+		mount -t overlay nt-client-etc -o "lowerdir=/etc,upperdir=$T/etc.upper,workdir=$T/etc.work" /etc || exit 77
+		mkdir -p /etc/noisetun /etc/wireguard
+		cp -p "$T/named.conf" "/etc/noisetun/$N.conf"
+		echo "[Interface]" >"/etc/wireguard/$N.conf"
+		"$NT" client add "$N" zed --endpoint 192.0.2.1:51820 >"$T/zed.client" 2>/dev/null
+		"$NT" client list "$N" >"$T/named.list"
+		grep -qx "# friendly_name = zed" "/etc/noisetun/$N.conf"
+		[ "$(stat -c %a "/etc/noisetun/$N.conf")" = 600 ]
+		! grep -q zed "/etc/wireguard/$N.conf"' >"$NT_TMP/named.log" 2>&1 || rc=$?
+	if [ "$rc" = 77 ]; then
+		log "no overlay mount for /etc: client add NAME not tested"
+	else
+		[ "$rc" = 0 ] || fail "client add/list NAME (/etc/noisetun/NAME.conf) failed: $(cat "$NT_TMP/named.log")"
+		grep -q "^zed	10.0.0.3/32,fd00::3/128	" "$NT_TMP/named.list" || fail "client list NAME: $(cat "$NT_TMP/named.list")"
+		log "client add/list NAME: /etc/noisetun/NAME.conf"
+	fi
+else
+	log "no unshare -m: client add NAME not tested"
+fi
 log "pass"
