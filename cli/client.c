@@ -8,7 +8,8 @@
  *       client's private key is printed once and stored nowhere.
  *   client list CONFIG
  *       NAME<TAB>ADDRESSES<TAB>PUBLIC_KEY<TAB>HANDSHAKE per peer, HANDSHAKE "-" without a
- *       running daemon, "never", or the UTC time of the latest one.
+ *       running daemon, "absent" for a peer it does not have, "never", or the UTC time of
+ *       the latest one.
  *   client remove CONFIG NAME
  *       The peer's lines taken out of CONFIG, and the peer out of the running daemon.
  *
@@ -966,6 +967,8 @@ static int cmd_client_add(int argc, char *argv[])
 	err = server_write(&srv, file.s, file.len);
 	if (err) {
 		fprintf(stderr, "%s: cannot write: %s\n", srv.path, strerror(-err));
+		if (a.qr_path && unlink(a.qr_path) < 0)
+			fprintf(stderr, "%s: %s (it holds a private key)\n", a.qr_path, strerror(errno));
 		goto out;
 	}
 
@@ -1052,7 +1055,7 @@ static int cmd_client_list(int argc, char *argv[])
 		}
 		nt_key_to_base64(b64, p->public_key);
 		if (running) {
-			snprintf(when, sizeof(when), "(not running)");
+			snprintf(when, sizeof(when), "absent");
 			for (size_t j = 0; j < dev.peers_count; j++) {
 				time_t t;
 				struct tm tm;
