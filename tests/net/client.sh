@@ -257,6 +257,10 @@ mode_is_0600
 grep -q '^Endpoint = 192.0.2.1:51820$' "$NT_TMP/gina.client" || fail "the recorded endpoint was not used"
 grep -q "^Address = $(sed -n 's/^Address = //p' "$A")\$" "$NT_TMP/gina.client" || fail "alice's freed address was not reused"
 "$NT" strip "$CONF" | grep -q noisetun-endpoint && fail "strip kept the noisetun-endpoint comment"
+# The stock wg-quick reads the edited file: its strip differs from noisetun's only by the comment.
+"$(command -v wg-quick)" strip "$CONF" >"$NT_TMP/wq.strip" 2>"$NT_TMP/wq.strip.err" || fail "wg-quick strip failed: $(cat "$NT_TMP/wq.strip.err")"
+grep -v '^# noisetun-endpoint = ' "$NT_TMP/wq.strip" | cmp -s - <("$NT" strip "$CONF") ||
+	{ diff "$NT_TMP/wq.strip" <("$NT" strip "$CONF"); fail "wg-quick strip and noisetun strip differ by more than the endpoint comment"; }
 
 # Test that removing every added client leaves the original file byte for byte (but for the
 # recorded endpoint line), mode 0600.
