@@ -23,13 +23,16 @@ endif
 OPTFLAGS ?= -O2 -g
 CFLAGS  := -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wvla -D_GNU_SOURCE -Iinclude $(SANFLAGS) $(SANDEFS) \
-           $(shell pkg-config --cflags $(PKGS) libnftnl 2>/dev/null) $(EXTRA_CFLAGS)
+           $(shell pkg-config --cflags $(PKGS) libnftnl libqrencode libpng 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # libnftnl: config mode's full-tunnel nftables guard (daemon/nft.c), as wg-quick's `nft -f`.
 DAEMON_PKGS := libseccomp libnftnl
 DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
+# libqrencode, libpng: `noisetun client add` draws the client's config as a QR code / PNG.
+CLI_PKGS := libqrencode libpng
+CLI_LIBS := $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null)
 
 LIB_SRCS    := $(sort $(wildcard lib/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -63,7 +66,7 @@ $(BUILD)/noisetund: $(DAEMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/noisetun: $(CLI_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)

@@ -119,6 +119,11 @@ int cmd_strip(int argc, char *argv[]);
 int cmd_up(int argc, char *argv[]);
 int cmd_down(int argc, char *argv[]);
 int cmd_save(int argc, char *argv[]);
+int cmd_client(int argc, char *argv[]); /* client add|list|remove */
+
+/* client.c: whether a line is the "# noisetun-endpoint = HOST:PORT" comment that client add
+ * records in a server's [Interface] (strip drops it). */
+bool client_is_endpoint_comment(const char *line, size_t len);
 
 /* json.c: show --json. */
 int show_json(const char *which);

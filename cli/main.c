@@ -30,6 +30,7 @@ static const struct verb {
 	{ "down", cmd_down, "Stops the daemon of NAME|PATH|INTERFACE, which undoes what up set up" },
 	{ "save", cmd_save, "Writes the running configuration back to the config file of NAME|PATH" },
 	{ "strip", cmd_strip, "Prints a wg-quick config without its wg-quick keys, for setconf" },
+	{ "client", cmd_client, "Adds, lists or removes the road-warrior clients of a server's wg-quick config" },
 };
 
 static void usage(FILE *f)

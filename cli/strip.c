@@ -1,6 +1,7 @@
 /* strip NAME|PATH: the config without its wg-quick keys, for setconf, as `wg-quick strip`
  * prints it (including the empty line its echo adds). Unlike wg-quick, the whole file is
- * checked first: a config error is reported with its line and nothing is printed. */
+ * checked first: a config error is reported with its line and nothing is printed. The
+ * "# noisetun-endpoint = ..." comment that `client add` records is noisetun's alone: dropped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,14 @@ int cmd_strip(int argc, char *argv[])
 		return 1;
 	}
 	n = nt_config_strip(out, text, len);
-	fwrite(out, 1, n, stdout);
+	for (size_t start = 0; start < n;) {
+		const char *nl = memchr(out + start, '\n', n - start);
+		size_t end = nl ? (size_t)(nl - out) + 1 : n;
+
+		if (!client_is_endpoint_comment(out + start, end - start))
+			fwrite(out + start, 1, end - start, stdout);
+		start = end;
+	}
 	putchar('\n');
 	free_text(out, len + 1);
 	free_text(text, len);

@@ -629,6 +629,58 @@ static size_t trimmed_before(const char **text, size_t len, char c)
 	return len;
 }
 
+bool nt_config_valid_name(const char *s, size_t len)
+{
+	if (!len || len > NT_CONFIG_NAME_MAX || s[0] == ' ' || s[len - 1] == ' ')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* "# friendly_name = NAME" or "# Name = NAME" (keys in any case, blanks around each part)
+ * in a [Peer]: the peer's name. Any other comment, or a name that is not valid, is left
+ * alone: comments never make a file fail. */
+static int parse_name_comment(struct parser *p, const char *line, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	size_t i = 0, key_start, key_len;
+	char *copy;
+
+	while (i < len && is_space(line[i]))
+		i++;
+	if (i == len || line[i] != '#')
+		return 0;
+	i++;
+	while (i < len && is_space(line[i]))
+		i++;
+	key_start = i;
+	while (i < len && line[i] != '=' && !is_space(line[i]))
+		i++;
+	key_len = i - key_start;
+	if (!equal_ci(line + key_start, key_len, "friendly_name") && !equal_ci(line + key_start, key_len, "Name"))
+		return 0;
+	while (i < len && is_space(line[i]))
+		i++;
+	if (i == len || line[i] != '=')
+		return 0;
+	i++;
+	while (i < len && is_space(line[i]))
+		i++;
+	while (len > i && is_space(line[len - 1]))
+		len--;
+	if (!nt_config_valid_name(line + i, len - i))
+		return 0;
+	copy = strndup(line + i, len - i);
+	if (!copy)
+		return -ENOMEM;
+	free(peer->name);
+	peer->name = copy;
+	peer->name_line = p->line;
+	return 0;
+}
+
 static int parse_line(struct parser *p, const char *line, size_t len, int flags)
 {
 	char *s = p->scratch, q[QUOTE_MAX + 4];
@@ -636,7 +688,7 @@ static int parse_line(struct parser *p, const char *line, size_t len, int flags)
 	const char *eq, *raw = line, *raw_value;
 
 	if (!n)
-		return 0;
+		return p->section == SECTION_PEER ? parse_name_comment(p, line, len) : 0;
 	if (memchr(line, '\0', len))
 		return fail(p, "the line contains a NUL byte");
 	if (s[0] == '[') {
@@ -794,6 +846,7 @@ void nt_config_free(struct nt_config *cfg)
 	for (size_t i = 0; i < cfg->peers_count; i++) {
 		free(cfg->peers[i].allowed_ips);
 		free(cfg->peers[i].endpoint_host);
+		free(cfg->peers[i].name);
 	}
 	if (cfg->peers)
 		nt_wipe(cfg->peers, cfg->peers_count * sizeof(*cfg->peers));

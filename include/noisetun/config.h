@@ -29,6 +29,12 @@ struct nt_config_peer {
 	unsigned endpoint_line;         /* of the Endpoint that counted, for resolver errors */
 	bool has_persistent_keepalive;
 	uint16_t persistent_keepalive;  /* "off" parses as 0 */
+	/* A whole-line comment "# friendly_name = NAME" or "# Name = NAME" inside the [Peer]
+	 * (the convention of prometheus_wireguard_exporter and wg-gen-web): NULL without one;
+	 * the last valid one wins; an invalid name (see nt_config_valid_name) is ignored, as
+	 * any comment. */
+	char *name;
+	unsigned name_line;             /* of that comment, 0 without a name */
 };
 
 /* Table: auto, off, a number, or a name as ip(8) takes it. The names main, local and
@@ -70,6 +76,11 @@ enum {
 	NT_CONFIG_WG_QUICK = 0,         /* all keys above */
 	NT_CONFIG_WG_ONLY = 1,          /* what `wg setconf` accepts: wg-quick keys are errors */
 };
+
+/* A peer name: 1 to NT_CONFIG_NAME_MAX bytes of printable ASCII (0x20-0x7e), neither
+ * starting nor ending with a space. */
+#define NT_CONFIG_NAME_MAX 64
+bool nt_config_valid_name(const char *s, size_t len);
 
 /* Parse text (len bytes); a second [Interface] section is an error. 0, or -EINVAL with *err filled and *out empty, or -ENOMEM. */
 int nt_config_parse(struct nt_config *out, const char *text, size_t len, int flags, struct nt_config_error *err);

@@ -18,6 +18,7 @@
 #define PUB_A "71ijKzQYRpA6TEOHXexD5mXTm7ddWZKd6yHUM8Q2ino="
 #define PUB_B "LtfmRwrCloKVN2DqAwOrOJPvhhi9JwoE75GWjGdM5Fc="
 #define PUB_C "LH3eS/tnwxKmpuaLH923baZt5D8ar4Fp94nQfkUTtFg="
+#define PUB_D "R78jtzByt7l1X1YmBXEy0368stubWGNMp6Wli0D51hc="
 #define PSK "wTGpamKc3+lSkJPGdzVbUL2LhgDOjva4M0sLU95iJXU="
 
 /* Every key at least once, with comments and odd spacing. */
@@ -709,6 +710,62 @@ START_TEST(large)
 }
 END_TEST
 
+/* Peer names from "# friendly_name = NAME" / "# Name = NAME" whole-line comments in a [Peer]:
+ * either key in any case, blanks around the parts, the last valid one wins; comments in
+ * [Interface], trailing comments, other comment keys and invalid names are ignored; a name
+ * never makes a file fail. */
+START_TEST(peer_names)
+{
+	static const char text[] =
+		"[Interface]\n"
+		"# friendly_name = not-a-peer\n"
+		"PrivateKey = " PRIV_A "\n"
+		"[Peer]\n"
+		"# friendly_name = alice laptop\n"
+		"PublicKey = " PUB_A "\n"
+		"[Peer]\n"
+		"PublicKey = " PUB_B "\n"
+		"\t#NAME=bob   \n"
+		"# Name = \x01" "bad\n"
+		"# name = " "01234567890123456789012345678901234567890123456789012345678901234" "\n"
+		"[Peer]\n"
+		"PublicKey = " PUB_C " # friendly_name = trailing\n"
+		"# friendly_names = c\n"
+		"# Name c\n"
+		"# friendly_name =   \n"
+		"[Peer]\n"
+		"# Name = first\n"
+		"# FRIENDLY_NAME = second\n"
+		"PublicKey = " PUB_D "\n";
+	struct nt_config cfg;
+	struct nt_config_error err;
+
+	ck_assert_msg(parse_str(&cfg, text, &err) == 0, "%u: %s", err.line, err.message);
+	ck_assert_uint_eq(cfg.peers_count, 4);
+	ck_assert_str_eq(cfg.peers[0].name, "alice laptop");
+	ck_assert_uint_eq(cfg.peers[0].name_line, 5);
+	ck_assert_str_eq(cfg.peers[1].name, "bob");
+	ck_assert_uint_eq(cfg.peers[1].name_line, 9);
+	ck_assert_ptr_null(cfg.peers[2].name);
+	ck_assert_uint_eq(cfg.peers[2].name_line, 0);
+	ck_assert_str_eq(cfg.peers[3].name, "second");
+	ck_assert_uint_eq(cfg.peers[3].name_line, 19);
+	nt_config_free(&cfg);
+
+	ck_assert(nt_config_valid_name("a", 1));
+	ck_assert(nt_config_valid_name("phone of bob #2", 15));
+	ck_assert(!nt_config_valid_name("", 0));
+	ck_assert(!nt_config_valid_name(" a", 2));
+	ck_assert(!nt_config_valid_name("a ", 2));
+	ck_assert(!nt_config_valid_name("a\nb", 3));
+	ck_assert(!nt_config_valid_name("a\tb", 3));
+	ck_assert(!nt_config_valid_name("caf\xc3\xa9", 5));
+	ck_assert(!nt_config_valid_name("a\x7f", 2));
+	ck_assert(nt_config_valid_name("0123456789012345678901234567890123456789012345678901234567890123", 64));
+	ck_assert(!nt_config_valid_name("01234567890123456789012345678901234567890123456789012345678901234", 65));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -730,6 +787,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, truncations);
 	tcase_add_test(tc, mutations);
 	tcase_add_test(tc, large);
+	tcase_add_test(tc, peer_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
