@@ -1,7 +1,8 @@
 /* strip NAME|PATH: the config without its wg-quick keys, for setconf, as `wg-quick strip`
  * prints it (including the empty line its echo adds). Unlike wg-quick, the whole file is
  * checked first: a config error is reported with its line and nothing is printed. The
- * "# noisetun-endpoint = ..." comment that `client add` records is noisetun's alone: dropped. */
+ * "# noisetun-endpoint = ..." comment that `client add` records and "# noisetun-mss-clamp = ..."
+ * are noisetun's alone: dropped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,8 @@ int cmd_strip(int argc, char *argv[])
 		const char *nl = memchr(out + start, '\n', n - start);
 		size_t end = nl ? (size_t)(nl - out) + 1 : n;
 
-		if (!client_is_endpoint_comment(out + start, end - start))
+		if (!client_is_endpoint_comment(out + start, end - start) &&
+		    !nt_config_is_noisetun_comment(out + start, end - start))
 			fwrite(out + start, 1, end - start, stdout);
 		start = end;
 	}

@@ -681,14 +681,80 @@ static int parse_name_comment(struct parser *p, const char *line, size_t len)
 	return 0;
 }
 
+/* "# KEY = VALUE" as a whole line, blanks around each part: true with the value, trimmed,
+ * when the comment's key is key (any case). */
+static bool comment_value(const char *line, size_t len, const char *key, const char **value, size_t *value_len)
+{
+	size_t i = 0, start;
+
+	while (len && is_space(line[len - 1]))
+		len--;
+	while (i < len && is_space(line[i]))
+		i++;
+	if (i == len || line[i++] != '#')
+		return false;
+	while (i < len && is_space(line[i]))
+		i++;
+	start = i;
+	while (i < len && line[i] != '=' && !is_space(line[i]))
+		i++;
+	if (!equal_ci(line + start, i - start, key))
+		return false;
+	while (i < len && is_space(line[i]))
+		i++;
+	if (i == len || line[i++] != '=')
+		return false;
+	while (i < len && is_space(line[i]))
+		i++;
+	*value = line + i;
+	*value_len = len - i;
+	return true;
+}
+
+bool nt_config_is_noisetun_comment(const char *line, size_t len)
+{
+	const char *v;
+	size_t n;
+
+	return comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n);
+}
+
+/* "# noisetun-mss-clamp = on|off" (or true|false) in [Interface]: noisetun's own setting,
+ * a comment so that wg-quick and wg read the file as before. Unlike other comments, a
+ * wrong value or place is an error: the line is clearly meant for us, and a setting that
+ * silently does nothing is worse. */
+static int parse_noisetun_comment(struct parser *p, const char *line, size_t len)
+{
+	char q[QUOTE_MAX + 4];
+	const char *v;
+	size_t n;
+
+	if (!comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n))
+		return 0;
+	if (p->section != SECTION_INTERFACE)
+		return fail(p, "%s: a setting of [Interface]", NT_CONFIG_MSS_CLAMP_KEY);
+	if (equal_ci(v, n, "on") || equal_ci(v, n, "true"))
+		p->cfg->no_mss_clamp = false;
+	else if (equal_ci(v, n, "off") || equal_ci(v, n, "false"))
+		p->cfg->no_mss_clamp = true;
+	else
+		return fail(p, "%s: \"%s\" is neither on nor off", NT_CONFIG_MSS_CLAMP_KEY, quote(q, v, n));
+	return 0;
+}
+
 static int parse_line(struct parser *p, const char *line, size_t len, int flags)
 {
 	char *s = p->scratch, q[QUOTE_MAX + 4];
 	size_t n = squeeze(s, line, len), key_len, raw_len;
 	const char *eq, *raw = line, *raw_value;
 
-	if (!n)
-		return p->section == SECTION_PEER ? parse_name_comment(p, line, len) : 0;
+	if (!n) {
+		int ret = parse_noisetun_comment(p, line, len);
+
+		if (ret || p->section != SECTION_PEER)
+			return ret;
+		return parse_name_comment(p, line, len);
+	}
 	if (memchr(line, '\0', len))
 		return fail(p, "the line contains a NUL byte");
 	if (s[0] == '[') {

@@ -63,6 +63,9 @@ struct nt_config {
 	char **pre_up, **post_up, **pre_down, **post_down; /* in file order */
 	size_t pre_up_count, post_up_count, pre_down_count, post_down_count;
 	bool save_config;
+	/* noisetun's own, a whole-line comment in [Interface] ("# noisetun-mss-clamp = off"):
+	 * TCP MSS clamping to the tunnel MTU is on unless this is set. */
+	bool no_mss_clamp;
 	struct nt_config_peer *peers;
 	size_t peers_count;
 };
@@ -89,6 +92,11 @@ void nt_config_free(struct nt_config *cfg);
 /* The id of table name in text (len bytes) in the format of iproute2's rt_tables: lines
  * "ID NAME", ID decimal or 0x hex, '#' comments. 0 with *id, or -ENOENT. */
 int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t *id);
+
+#define NT_CONFIG_MSS_CLAMP_KEY "noisetun-mss-clamp"
+/* Whether line (len bytes, a '\n' at its end or not) is a whole-line comment holding a
+ * noisetun-only setting ("# noisetun-mss-clamp = ..."), which `noisetun strip` drops. */
+bool nt_config_is_noisetun_comment(const char *line, size_t len);
 
 /* `wg-quick strip`: copy text (len bytes) into out without the lines of the wg-quick keys
  * (Address, DNS, MTU, Table, the hooks, SaveConfig) in [Interface] sections, sections and

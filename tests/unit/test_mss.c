@@ -1,8 +1,10 @@
 /* lib/mss.c: MSS clamping of TCP SYNs, v4 and v6, with the TCP checksum checked by a full
  * recompute (written here, independent of lib/offload.c) after every clamp. */
 #include <check.h>
+#include <errno.h>
 #include <stdbool.h>
 
+#include "noisetun/config.h"
 #include "noisetun/mss.h"
 #include "util.h"
 
@@ -473,6 +475,60 @@ START_TEST(random_garbage_is_safe)
 }
 END_TEST
 
+/* The switch in a config file: "# noisetun-mss-clamp = off" in [Interface], a comment so
+ * wg and wg-quick read the file as before; on by default; a wrong value or place fails. */
+#define CONF_KEY "yFxSy/c3mPGMLtn52cSC8OpfBVeWoJP43oyQyL2OWk0="
+#define CONF_PUB "71ijKzQYRpA6TEOHXexD5mXTm7ddWZKd6yHUM8Q2ino="
+
+static int parse_conf(const char *text, int flags, struct nt_config *cfg, struct nt_config_error *err)
+{
+	return nt_config_parse(cfg, text, strlen(text), flags, err);
+}
+
+START_TEST(config_switch)
+{
+	static const struct {
+		const char *text;
+		int ret;      /* 0 or -EINVAL */
+		bool off;
+	} cases[] = {
+		{ "[Interface]\nPrivateKey = " CONF_KEY "\n", 0, false },
+		{ "[Interface]\n# noisetun-mss-clamp = off\nPrivateKey = " CONF_KEY "\n", 0, true },
+		{ "[Interface]\n  #NoiseTun-MSS-Clamp=OFF  \r\n", 0, true },
+		{ "[Interface]\n# noisetun-mss-clamp = false\n", 0, true },
+		{ "[Interface]\n# noisetun-mss-clamp = off\n# noisetun-mss-clamp = on\n", 0, false },
+		{ "[Interface]\n# noisetun-mss-clamp = true\n", 0, false },
+		{ "[Interface]\nListenPort = 1 # noisetun-mss-clamp = off\n", 0, false }, /* not a whole line */
+		{ "[Interface]\n# noisetun-mss-clamps = off\n", 0, false },            /* another key */
+		{ "[Interface]\n# noisetun-mss-clamp = of\n", -EINVAL, false },
+		{ "[Interface]\n# noisetun-mss-clamp =\n", -EINVAL, false },
+		{ "[Interface]\n[Peer]\nPublicKey = " CONF_PUB "\n# noisetun-mss-clamp = off\n", -EINVAL, false },
+		{ "# noisetun-mss-clamp = off\n[Interface]\n", -EINVAL, false },
+	};
+	struct nt_config cfg;
+	struct nt_config_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int flags = NT_CONFIG_WG_QUICK; flags <= NT_CONFIG_WG_ONLY; flags++) {
+			int ret = parse_conf(cases[i].text, flags, &cfg, &err);
+
+			ck_assert_msg(ret == cases[i].ret, "case %zu: %d (%u: %s)", i, ret, err.line, err.message);
+			if (!ret) {
+				ck_assert_msg(cfg.no_mss_clamp == cases[i].off, "case %zu", i);
+				nt_config_free(&cfg);
+			} else {
+				ck_assert_ptr_nonnull(strstr(err.message, "noisetun-mss-clamp"));
+			}
+		}
+	}
+	ck_assert(nt_config_is_noisetun_comment("# noisetun-mss-clamp = off\n", 27));
+	ck_assert(nt_config_is_noisetun_comment("#noisetun-mss-clamp=on", 22));
+	ck_assert(!nt_config_is_noisetun_comment("# noisetun-endpoint = a:1\n", 26));
+	ck_assert(!nt_config_is_noisetun_comment("MTU = 1 # noisetun-mss-clamp = off", 34));
+	ck_assert(!nt_config_is_noisetun_comment("# noisetun-mss-clamp off", 24));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("mss");
@@ -493,6 +549,7 @@ int main(void)
 	tcase_add_test(tc, vnet_header_not_misparsed);
 	tcase_add_test(tc, random_checksums_exact);
 	tcase_add_test(tc, random_garbage_is_safe);
+	tcase_add_test(tc, config_switch);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
