@@ -161,6 +161,7 @@ struct device {
 	int tun;
 	bool vnet;                      /* TUN packets carry a virtio_net_hdr (offloads) */
 	bool udp_gso;                   /* UDP_SEGMENT works on our sockets */
+	bool no_mss_clamp;              /* "# noisetun-mss-clamp = off": SYNs pass unclamped */
 	int epoll;
 	int timerfd;
 	int uapi_listen;

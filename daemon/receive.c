@@ -10,6 +10,7 @@
 
 #include <netinet/udp.h>
 
+#include "noisetun/mss.h"
 #include "noisetun/offload.h"
 #include "noisetund.h"
 
@@ -260,6 +261,8 @@ static void handle_data(struct device *dev, uint8_t *msg, size_t len, const unio
 	}
 	nt_timers_data_received(&peer->timers, now);
 	peer_timers_changed(peer);
+	if (!dev->no_mss_clamp)
+		nt_mss_clamp(plain, iplen, dev->mtu); /* the peer's SYNs to hosts behind us */
 	if (tunq_len == TUNQ_MAX)
 		flush_tun(dev); /* full: write what is queued (its buffers stay valid), then go on */
 	tunq[tunq_len++] = (struct nt_gro_packet){ .data = plain, .len = iplen, .cap = (size_t)(buf_end - plain) };

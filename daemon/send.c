@@ -8,6 +8,7 @@
 
 #include <netinet/udp.h>
 
+#include "noisetun/mss.h"
 #include "noisetun/offload.h"
 #include "noisetund.h"
 
@@ -256,6 +257,8 @@ static void send_packet(struct device *dev, struct out_batch *out, uint8_t *pkt,
 		dev->drops_no_peer++;
 		return;
 	}
+	if (!dev->no_mss_clamp)
+		nt_mss_clamp(pkt, iplen, dev->mtu); /* our hosts' SYNs: MSS to fit the tunnel */
 	if (peer->endpoint.sa.sa_family == AF_UNSPEC) {
 		dev->drops_no_endpoint++;
 		return;

@@ -1472,6 +1472,8 @@ int config_up(struct device *dev, const char **what)
 	free_set(&set);
 	if (err)
 		return err;
+	dev->no_mss_clamp = q.cfg.no_mss_clamp;
+	log_verbose("TCP MSS clamping %s", dev->no_mss_clamp ? "off" : "on");
 
 	if ((err = addresses_sync(dev, &q.cfg, true)))
 		return err;
