@@ -90,7 +90,8 @@ static size_t build(uint8_t *p, int v, size_t ip_opts, uint8_t flags, const uint
 	t[12] = (uint8_t)(thl / 4 << 4);
 	t[13] = flags;
 	put16(t + 14, 64240);
-	memcpy(t + 20, opts, opts_len);
+	if (opts_len)
+		memcpy(t + 20, opts, opts_len);
 	for (size_t i = 0; i < payload; i++)
 		t[thl + i] = (uint8_t)(i * 31 + 7);
 	put16(t + 16, ~tcp_sum(p) & 0xffff);
