@@ -1576,6 +1576,13 @@ void config_reload(struct device *dev)
 
 	old = q.cfg;
 	q.cfg = cfg;
+	if (q.cfg.no_mss_clamp != old.no_mss_clamp) {
+		if (privsep_is_monitor()) /* the worker's copy cannot be reached from here */
+			log_notice("reload: noisetun-mss-clamp = %s takes effect at the next start",
+				   q.cfg.no_mss_clamp ? "off" : "on");
+		else
+			dev->no_mss_clamp = q.cfg.no_mss_clamp;
+	}
 	free(q.endpoints);
 	q.endpoints = eps;
 

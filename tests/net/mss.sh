@@ -14,7 +14,8 @@
 #   - B's SYN-ACK: MSS 1460/1440 leaving B (B's MTU is 1500), <= 1240/1220 where A
 #     writes it to its TUN — A's receive path clamped it; the checksum of every SYN
 #     written to a TUN is verified by a full recompute;
-#   - with "# noisetun-mss-clamp = off" in A's file: 1460/1440 pass unchanged;
+#   - with "# noisetun-mss-clamp = off" in A's file: 1460/1440 pass unchanged; a reload
+#     (SIGHUP, daemon unsplit) switches it off and on again;
 #   - `noisetun strip` drops that line.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -58,8 +59,8 @@ mkdir -m 700 "$NT_TMP/conf"
 CONF=$NT_TMP/conf/$IFA.conf
 DPID=""
 
-# up [EXTRA INTERFACE LINE]: A's file, `noisetun up` in A.
-up() {
+# write_conf [EXTRA INTERFACE LINE]: A's file.
+write_conf() {
 	{
 		echo "[Interface]"
 		echo "PrivateKey = $(cat "$(key_file a)")"
@@ -74,7 +75,13 @@ up() {
 		echo "AllowedIPs = 10.0.0.2/32, fd00::2/128"
 	} >"$CONF"
 	chmod 600 "$CONF"
-	timeout 15 ip netns exec "$NSA" "$NT" up "$CONF" >>"$NT_TMP/$IFA.log" 2>&1 </dev/null ||
+}
+
+# up [EXTRA INTERFACE LINE]: write A's file, `noisetun up` in A (environment: UP_ENV).
+UP_ENV=()
+up() {
+	write_conf "$@"
+	timeout 15 env "${UP_ENV[@]}" ip netns exec "$NSA" "$NT" up "$CONF" >>"$NT_TMP/$IFA.log" 2>&1 </dev/null ||
 		fail "noisetun up failed: $(tail -5 "$NT_TMP/$IFA.log")"
 	DPID=$(_find_daemon "$IFA" "$NTD") || fail "no daemon for $IFA"
 	NT_PIDS+=("$DPID")
@@ -207,6 +214,26 @@ run off
 [ "$(seen off a in 4 SYNACK)" = 1460 ] || fail "clamping off: B's v4 SYN-ACK reached A with MSS $(seen off a in 4 SYNACK)"
 [ "$(seen off a in 6 SYNACK)" = 1440 ] || fail "clamping off: B's v6 SYN-ACK reached A with MSS $(seen off a in 6 SYNACK)"
 log "clamping off: 1460 / 1440 pass unchanged"
+
+# Test that a reload (SIGHUP) turns clamping on and off in a daemon that runs unsplit
+# (a split one logs that the change waits for the next start).
+down
+UP_ENV=(NOISETUN_USER=root)
+up
+write_conf "# noisetun-mss-clamp = off"
+kill -HUP "$DPID"
+sleep 1
+run reload-off
+[ "$(seen reload-off b in 4 SYN)" = 1460 ] || fail "reload to off: C's v4 SYN reached B with MSS $(seen reload-off b in 4 SYN)"
+[ "$(seen reload-off a in 6 SYNACK)" = 1440 ] || fail "reload to off: B's v6 SYN-ACK reached A with MSS $(seen reload-off a in 6 SYNACK)"
+write_conf
+kill -HUP "$DPID"
+sleep 1
+run reload-on
+[ "$(seen reload-on b in 4 SYN)" = 1240 ] || fail "reload to on: C's v4 SYN reached B with MSS $(seen reload-on b in 4 SYN)"
+[ "$(seen reload-on a in 6 SYNACK)" = 1220 ] || fail "reload to on: B's v6 SYN-ACK reached A with MSS $(seen reload-on a in 6 SYNACK)"
+log "reload: off and on again, applied"
+write_conf "# noisetun-mss-clamp = off"
 
 # Test that strip drops the line and keeps the rest.
 "$NT" strip "$CONF" >"$NT_TMP/stripped" || fail "noisetun strip failed"
