@@ -344,6 +344,9 @@ void privsep_worker_ready(void);
  * CAP_NET_BIND_SERVICE), and SO_MARK on our sockets (v6 may be -1). 0 or -errno. */
 int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6);
 int privsep_udp_mark(int v4, int v6, uint32_t fwmark);
+/* waitpid(pid), and in the monitor the worker's requests served meanwhile: a hook may run
+ * `wg set` that needs a new socket. 0 or -1 (errno). */
+int privsep_wait_child(pid_t pid, int *status);
 /* The worker has no socket() of its own: the monitor looks interfaces up for it. */
 int privsep_link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE]);
 void privsep_worker_failed(const char *msg);

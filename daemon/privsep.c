@@ -47,6 +47,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -818,6 +819,55 @@ static int uapi_connect(void)
  * (NUL-terminated, malloc'd: the caller wipes and frees it). 0 or -errno. */
 static bool notify_allowed(const char *text, size_t len);
 
+/* Monitor, busy with something that may need the worker (a reload's set, a hook that
+ * runs `wg set`): one message of the channel. Socket requests and lookups are served
+ * and notify messages relayed; the rest ('H': we are busy already) is dropped. false:
+ * the channel has ended. */
+static bool monitor_serve_pending(void)
+{
+	char msg[512];
+	int fds[CHAN_MAX_FDS], nfds;
+	ssize_t m = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
+	bool open = true;
+
+	if (m > 0) {
+		msg[m] = 0;
+		if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N' && notify_allowed(msg + 1, (size_t)m - 1))
+			notify_relay(msg + 1);
+	} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
+		open = false;
+	}
+	close_fds(fds, nfds);
+	return open;
+}
+
+int privsep_wait_child(pid_t pid, int *status)
+{
+	int pidfd = ps.monitor && ps.chan >= 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+	bool chan = true;
+
+	/* Without a pidfd (or a channel) the plain wait below is all there is. */
+	while (pidfd >= 0) {
+		struct pollfd pfd[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = chan ? ps.chan : -1, .events = POLLIN } };
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
+			chan = monitor_serve_pending();
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+			break;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	while (waitpid(pid, status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
 static int uapi_call(const char *request, size_t len, char **reply, size_t *reply_len)
 {
 	size_t cap = 4096, n = 0;
@@ -864,22 +914,8 @@ static int uapi_call(const char *request, size_t len, char **reply, size_t *repl
 			err = ready < 0 ? -errno : -ETIMEDOUT;
 			goto out;
 		}
-		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			char msg[512];
-			int fds[CHAN_MAX_FDS], nfds;
-			ssize_t m = chan_recv(chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
-
-			if (m > 0) {
-				msg[m] = 0;
-				/* 'H' (a SIGHUP while we reload) is dropped: we are reloading. */
-				if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N' &&
-				    notify_allowed(msg + 1, (size_t)m - 1))
-					notify_relay(msg + 1);
-			} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
-				chan = -1; /* the worker is gone: its reply ends too; the loop sees it */
-			}
-			close_fds(fds, nfds);
-		}
+		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && !monitor_serve_pending())
+			chan = -1; /* the worker is gone: its reply ends too; the loop sees it */
 		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		ssize_t r = recv(fd, buf + n, cap - n - 1, MSG_DONTWAIT);
