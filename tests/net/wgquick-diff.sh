@@ -1,6 +1,6 @@
 #!/bin/bash
 # Differential test (issue 21): each wg-quick config below is brought up, inspected,
-# brought down and inspected again twice, in twin fresh namespaces:
+# brought down and inspected again, once in each of two twin fresh namespaces:
 #
 #   twin W: stock `wg-quick up FILE` with wireguard-go as its userspace implementation
 #   twin N: the build's `noisetun up FILE` (noisetund -c FILE, which does wg-quick's work)
@@ -11,9 +11,9 @@
 # the order of allowed IPs and of peers, which no daemon promises).
 #
 # Each twin is a network namespace with an eth0 (a veth whose other end stays there;
-# 192.0.2.1/24, 2001:db8::1/64, MTU 1400, default routes through it: what the automatic MTU is computed from) and, by
-# `ip netns exec`, a private /etc/hosts and /etc/resolv.conf (/etc/netns/NS/): the host
-# names of the endpoints resolve there. A stand-in `resolvconf` first in PATH records what
+# 192.0.2.1/24, 2001:db8::1/64, MTU 1400, default routes through it: what the automatic
+# MTU is computed from) and, by `ip netns exec`, a private /etc/hosts and
+# /etc/resolv.conf (/etc/netns/NS/): the host names of the endpoints resolve there. A stand-in `resolvconf` first in PATH records what
 # each twin was given (stock resolvconf may be absent: wg-quick would then fail on DNS).
 # Hooks write to $NT_TMP/hooks/%i.log and print "HOOKOUT ..." lines.
 #
@@ -25,10 +25,14 @@
 # SaveConfig), left (what differs after down from before up: links, routes, rules, nft
 # tables, sockets in /var/run/wireguard, processes in the namespace).
 #
-# Each cell is: same; deliberate (equal once the DELIBERATE normalisations below are
-# applied: noisetun differs on purpose, the reason is printed); known (a difference
-# listed in KNOWN below: a noisetun bug, reported and open, that does not fail the run);
-# DIFFERENT (anything else: fails the scenario, with the two sides printed).
+# Each cell is: same; deliberate (equal once the DELIB normalisations below are applied,
+# or a DELIB_UP config: noisetun differs on purpose, the reason is printed); known (the
+# very difference listed in KNOWN below: a noisetun bug, reported and open, that does not
+# fail the run); DIFFERENT (anything else: fails the scenario, with the two sides shown).
+# The run ends with the table of configs by aspect and the reasons.
+#
+# The twins run NT_WQDIFF_JOBS (8) at a time; everything is in namespaces of this run,
+# named with NT_ID, and a trap stops what runs there and removes them.
 #
 # wg-quick uses the kernel's WireGuard when it can create one; when it can here, the run
 # uses a copy of wg-quick patched to skip that test beside an `ip` that refuses exactly
@@ -82,7 +86,7 @@ DELIB_UP_N[dnsnone]='resolvconf is not installed'
 # A listed item that turns out equal is reported so the entry can be removed.
 declare -A KNOWN_SED KNOWN_UPFAIL KNOWN_WHY
 KNOWN_UPFAIL[hookport]='Connection timed out'
-KNOWN_WHY[hookport]="a PostUp 'wg set %i listen-port N' fails under the split noisetund: the worker's set waits for the monitor to open the new port while the monitor waits for the hook to end (control: set request failed: Connection timed out), so up fails and is undone; wg-quick moves the port"
+KNOWN_WHY[hookport]="a PostUp 'wg set %i listen-port N' fails under the split noisetund (the default; NOISETUN_USER=root, unsplit, works): the worker's set waits for the monitor to open the new port while the monitor waits for the hook to end, until the set times out after about 5 s (control: set request failed: Connection timed out), so up fails and is undone; wg-quick moves the port"
 KNOWN_SED[save:file]='/^DNS = corp\.test$/d'
 KNOWN_WHY[save:file]="SaveConfig keeps the file's DNS search domains (DNS = corp.test); wg-quick's save writes only the name servers resolvconf -l lists, so it drops them: noisetun's is arguably right, the owner decides whether this becomes deliberate"
 KNOWN_SED[savetable:file]='s/^Table = 254$/Table = main/'
@@ -439,15 +443,21 @@ cfg_count() { echo "${1##*:}"; }
 # twin_if KIND IDX K: the interface K of config IDX in twin KIND (w or n).
 twin_if() { echo "d$1$NT_ID${LETTERS:$2:1}$3"; }
 
+# Our daemons are the processes in our namespaces (lib.sh's search of /proc by interface
+# name, once per interface, would take most of a minute for these 46): stopped by pid.
 ETC_DIRS=()
+WQD_IFACES=()
 wqd_cleanup() {
-	local ns p d
+	local ns p d i
 	for ns in "${NT_NETNS[@]}"; do
 		for p in $(ip netns pids "$ns" 2>/dev/null); do _stop_pid "$p"; done
 	done
+	for i in "${WQD_IFACES[@]}"; do
+		[ ! -e "$NT_SOCK_DIR/$i.sock" ] || { echo "cleanup: removing $NT_SOCK_DIR/$i.sock"; rm -f "$NT_SOCK_DIR/$i.sock"; }
+	done
 	for d in "${ETC_DIRS[@]}"; do rm -rf "$d"; done
 }
-trap 'rc=$?; wqd_cleanup; (exit $rc); nt_cleanup' EXIT
+trap 'rc=$?; set +e; wqd_cleanup; (exit $rc); nt_cleanup' EXIT
 
 # prepare IDX: namespaces, config files, stand-in resolvconf of both twins of config IDX.
 prepare() {
@@ -486,7 +496,7 @@ EOF
 		for ((k = 0; k < count; k++)); do
 			name=$(twin_if "$kind" "$idx" "$k")
 			[ "$c" = bad-name ] && name=${name}toolongforanifname
-			NT_IFACES+=("$name")
+			WQD_IFACES+=("$name")
 			echo "$name" >>"$dir/ifaces"
 			file=$dir/conf/$name.conf
 			conf_body "$c" "$k" | sed -e "s|@A@|$(cat "$(key_file a)")|g" -e "s|@P1@|$(key_pub p1)|g" \
