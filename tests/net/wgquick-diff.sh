@@ -468,6 +468,9 @@ prepare() {
 		mkdir -p "$dir/bin" "$dir/conf"
 		chmod 700 "$dir/conf"
 		ns_create "$ns"
+		# No duplicate address detection: the kernel's link-local addresses (eth0's, and
+		# the tunnel's) exist at once, not some time after a snapshot.
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 		ip -n "$ns" link add eth0 type veth peer name eth0p
 		ip -n "$ns" link set eth0p up
 		ip -n "$ns" link set eth0 mtu 1400 up
@@ -524,7 +527,7 @@ snap() {
 		ip -n "$ns" -o link show dev "$i" 2>/dev/null |
 			sed -E 's/^[0-9]+: ([^:]+): (<[^>]*>) mtu ([0-9]+).* state ([A-Z]+).*/\1 \2 mtu \3 state \4/' >>"$dir/$ph.link"
 		conf=$dir/conf/$i.conf
-		ip netns exec "$ns" wg show "$i" dump 2>/dev/null | awk -F'\t' -v ifc="$i" -v fixed="$(grep -ci '^ *listenport' "$conf")" '
+		timeout -k 2 5 ip netns exec "$ns" wg show "$i" dump 2>/dev/null | awk -F'\t' -v ifc="$i" -v fixed="$(grep -ci '^ *listenport' "$conf")" '
 			NR == 1 { port = $3; if (fixed == 0 && port != 0) port = "random"
 				print ifc ": " $1 " " $2 " port " port " fwmark " $4; next }
 			{ n = split($4, a, ","); for (j = 1; j <= n; j++) for (k = j + 1; k <= n; k++) if (a[k] < a[j]) { t = a[j]; a[j] = a[k]; a[k] = t }
@@ -572,9 +575,9 @@ twin() {
 	: >"$dir/up.out"; : >"$dir/down.out"; : >"$dir/exit"
 	while read -r i; do
 		if [ "$kind" = w ]; then
-			timeout 30 ip netns exec "$ns" "${env[@]}" "$WG_QUICK" up "$dir/conf/$i.conf" >>"$dir/up.out" 2>&1 </dev/null
+			timeout -k 5 30 ip netns exec "$ns" "${env[@]}" "$WG_QUICK" up "$dir/conf/$i.conf" >>"$dir/up.out" 2>&1 </dev/null
 		else
-			timeout 30 ip netns exec "$ns" "${env[@]}" "$NT" up "$dir/conf/$i.conf" >>"$dir/up.out" 2>&1 </dev/null
+			timeout -k 5 30 ip netns exec "$ns" "${env[@]}" "$NT" up "$dir/conf/$i.conf" >>"$dir/up.out" 2>&1 </dev/null
 		fi
 		rc=$?
 		echo "up $([ $rc = 0 ] && echo ok || echo refused)" >>"$dir/exit"
@@ -587,9 +590,9 @@ twin() {
 	for ((k = n - 1; k >= 0; k--)); do
 		i=$(sed -n "$((k + 1))p" "$dir/ifaces")
 		if [ "$kind" = w ]; then
-			timeout 30 ip netns exec "$ns" "${env[@]}" "$WG_QUICK" down "$dir/conf/$i.conf" >>"$dir/down.out" 2>&1 </dev/null
+			timeout -k 5 30 ip netns exec "$ns" "${env[@]}" "$WG_QUICK" down "$dir/conf/$i.conf" >>"$dir/down.out" 2>&1 </dev/null
 		else
-			timeout 30 ip netns exec "$ns" "${env[@]}" "$NT" down "$dir/conf/$i.conf" >>"$dir/down.out" 2>&1 </dev/null
+			timeout -k 5 30 ip netns exec "$ns" "${env[@]}" "$NT" down "$dir/conf/$i.conf" >>"$dir/down.out" 2>&1 </dev/null
 		fi
 		rc=$?
 		echo "down $([ $rc = 0 ] && echo ok || echo failed)" >>"$dir/exit"
@@ -705,6 +708,11 @@ for idx in "${!CONFIGS[@]}"; do
 done
 wait || true
 log "all twins done"
+# A sanitizer report (BUILD=build/asan) in what noisetun up/down showed fails the run.
+if grep -l -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$NT_TMP"/*/n/*.out >/dev/null 2>&1; then
+	grep -h -E -A 12 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$NT_TMP"/*/n/*.out | head -n 60
+	fail "sanitizer report from noisetun (outputs in $NT_TMP/CONFIG/n/)"
+fi
 
 for idx in "${!CONFIGS[@]}"; do
 	c=$(cfg_name "${CONFIGS[$idx]}")
