@@ -585,7 +585,8 @@ twin() {
 		[ $rc = 0 ] || break
 		n=$((n + 1))
 	done <"$dir/ifaces"
-	# Each daemon lets go of the launcher once up; wait until its socket answers.
+	# Both return once all is in place: wg-quick after its PostUp, noisetun up once the
+	# daemon reports ready, PostUp run.
 	snap "$ns" "$dir" up
 	for ((k = n - 1; k >= 0; k--)); do
 		i=$(sed -n "$((k + 1))p" "$dir/ifaces")
