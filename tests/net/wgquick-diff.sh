@@ -86,7 +86,7 @@ DELIB_UP_N[dnsnone]='resolvconf is not installed'
 # A listed item that turns out equal is reported so the entry can be removed.
 declare -A KNOWN_SED KNOWN_UPFAIL KNOWN_WHY
 KNOWN_UPFAIL[hookport]='Connection timed out'
-KNOWN_WHY[hookport]="a PostUp 'wg set %i listen-port N' fails under the split noisetund (the default; NOISETUN_USER=root, unsplit, works): the worker's set waits for the monitor to open the new port while the monitor waits for the hook to end, until the set times out after about 5 s (control: set request failed: Connection timed out), so up fails and is undone; wg-quick moves the port"
+KNOWN_WHY[hookport]="a PostUp 'wg set %i listen-port N' fails under the split noisetund (the default; NOISETUN_USER=root, unsplit, works): the monitor runs PostUp synchronously on the worker's 'R' (privsep.c) and serves no channel request meanwhile, so the worker's request to open the new UDP port waits until the set times out after about 5 s (control: set request failed: Connection timed out); up fails and is undone. The same for 'wg set %i fwmark M' in PostUp, and in a PreDown (down takes 5 s and the set fails); wg-quick applies them"
 KNOWN_SED[save:file]='/^DNS = corp\.test$/d'
 KNOWN_WHY[save:file]="SaveConfig keeps the file's DNS search domains (DNS = corp.test); wg-quick's save writes only the name servers resolvconf -l lists, so it drops them: noisetun's is arguably right, the owner decides whether this becomes deliberate"
 KNOWN_SED[savetable:file]='s/^Table = 254$/Table = main/'
