@@ -1730,6 +1730,8 @@ static int save_config(struct device *dev)
 		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
 	if (q.cfg.table == NT_TABLE_OFF)
 		fprintf(s.f, "Table = off\n");
+	else if (q.cfg.table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
+		fprintf(s.f, "Table = %s\n", q.cfg.table_name);
 	else if (q.cfg.table == NT_TABLE_ID)
 		fprintf(s.f, "Table = %u\n", q.cfg.table_id);
 	fprintf(s.f, "SaveConfig = true\n");
