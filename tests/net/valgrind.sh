@@ -13,7 +13,7 @@
 # endpoint), handshakes, pings both ways, carries bulk traffic (1300-byte pings, and iperf3
 # TCP both ways when installed, which goes through the TUN/UDP offloads), changes its
 # private key, loses and regains its peer, refuses bad requests (raw control lines, and a
-# `wg set` whose port is taken), answers `wg show`/`showconf`/`show all dump`, then stops
+# `wg set` whose port is taken), answers `wg show`/`showconf`/`show IFACE dump`, then stops
 # on SIGTERM. Every process valgrind ran (a privilege-separated daemon forks a worker,
 # which keeps the tool: one log per pid) must report 0 errors and 0 bytes definitely,
 # indirectly or possibly lost; valgrind's exit status must be 0 (--error-exitcode=99).
@@ -175,7 +175,7 @@ cmp -s "$NT_TMP/before.conf" "$NT_TMP/after.conf" || {
 
 # Test that the show requests are answered, and the tunnel still works after all that.
 wgn "$NSA" show "$IFA" >/dev/null
-wgn "$NSA" show all dump >/dev/null
+wgn "$NSA" show "$IFA" dump >/dev/null
 ping_ok "$NSA" 10.0.0.2 2
 daemon_alive "$IFA" || fail "$IFA (under valgrind) does not answer"
 
