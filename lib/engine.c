@@ -506,6 +506,11 @@ static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retr
 	timers_changed(p);
 }
 
+void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	send_initiation(e, p, false, now, out);
+}
+
 static void send_keepalive(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
 {
 	struct nt_keypair *kp = sending_keypair(p, now.mono);

@@ -263,6 +263,10 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct nt_now now,
 			  struct nt_engine_out *out);
 
+/* Start a handshake with p now, as a TUN packet without a session would: not while down,
+ * without an endpoint, or within REKEY_TIMEOUT of the last initiation. */
+void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out);
+
 /* Run every peer timer due at now (handshake retries, keepalives, key erasure). */
 void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
 /* The earliest timer deadline (monotonic ns), UINT64_MAX if none. */

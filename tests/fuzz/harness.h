@@ -1,15 +1,16 @@
-/* A daemon-like receiver over the pure core, for fuzz_datagram and gen_seeds.
+/* The daemon's engine (lib/engine.c) as a receiver, for fuzz_datagram and gen_seeds.
  *
- * Two in-process devices: D, the one under test, and P, its only peer, which built a real
- * session with D at setup (handshake A, initiated by P and confirmed by P's first data
- * message) and answered an initiation of D's (handshake B: D holds P's response and cookie
+ * Two in-process engines: D, the one under test, and P, its only peer, which built a real
+ * session with D at setup (handshake A, initiated by P for a packet it staged and
+ * confirmed by that packet) and answered an initiation of D's (handshake B: D holds P's response and cookie
  * reply as valid, not yet consumed messages). Everything is deterministic: fixed keys, a
  * counter-based rng, a fake clock. The state after setup is the baseline; every input
  * starts from a memcpy of it, so an input's outcome depends on that input alone.
  *
- * Decrypted packets queue up for the TUN as in the daemon and are flushed at the end of the
- * input (and before each timer step): with the TUN's vnet header on, through
- * nt_offload_coalesce first, whose merges are checked against the segments they absorbed.
+ * Each delivery is one receive batch: decrypted packets queue up for the TUN as in the
+ * daemon and are written at its end (or when the queue is full): with the TUN's vnet
+ * header on, through nt_offload_coalesce first, whose merges are checked against the
+ * segments they absorbed.
  *
  * Input format (fz_run_input):
  *   byte 0, flags: bit 0 clear: "single" form, the rest of the input is one datagram;
