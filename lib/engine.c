@@ -188,7 +188,7 @@ void nt_engine_peer_timers_changed(struct nt_engine *e, struct nt_peer *p)
 	heap_fix(e, p->heap_pos);
 }
 
-#define timers_changed(p) nt_engine_peer_timers_changed((p)->engine, (p))
+#define timers_changed(p) nt_engine_peer_timers_changed(e, (p))
 
 uint64_t nt_engine_next_deadline(const struct nt_engine *e)
 {
@@ -279,7 +279,6 @@ int nt_engine_peer_add(struct nt_engine *e, struct nt_peer *p, const uint8_t key
 
 	if (e->peer_hash_count + 1 > e->peer_hash_size && peer_hash_grow(e))
 		return -ENOMEM;
-	p->engine = e;
 	memcpy(p->public_key, key, NT_KEY_LEN);
 	nt_handshake_init(&p->hs, e->static_identity, key, NULL);
 	nt_cookie_maker_init(&p->cookie, key);

@@ -94,7 +94,6 @@ struct nt_engine;
 
 /* ---- a peer ---- */
 #define NT_PEER_FIELDS                                                                             \
-	struct nt_engine *engine;                                                                  \
 	struct nt_peer *hash_next;        /* the engine's public key hash chain */                 \
 	uint8_t public_key[NT_KEY_LEN];                                                            \
 	struct nt_handshake hs;           /* holds the PSK */                                      \
