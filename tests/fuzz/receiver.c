@@ -136,13 +136,19 @@ static struct {
 	struct nt_engine_out out;
 } outq[2];
 
-/* The batch in flight (daemon/receive.c rx_bufs): its receive buffer stays until the TUN
- * queue that points into it is flushed. Bytes past the datagram are poisoned while the
- * engine reads it, so an over-read shows; the coalescer may then grow packets into them. */
+/* The batch in flight (daemon/receive.c rx_bufs): each datagram's receive buffer stays
+ * until the TUN queue that points into it is flushed. Bytes past each datagram are
+ * poisoned while the engine reads it, so an over-read shows; the coalescer may then grow
+ * packets into them. A program with FZ_F_BATCH gathers D's datagrams into one batch until
+ * a timer step or the end of the input; otherwise each delivery is a batch of its own. */
+#define HELD_MAX FZ_MAX_STEPS
 static struct {
 	uint8_t *buf;
 	size_t len;
-} held;
+} held[HELD_MAX];
+static struct nt_datagram pending[HELD_MAX];
+static size_t held_count;
+static bool batching, pending_load;
 
 /* Immutable after setup. */
 static struct {
@@ -352,48 +358,48 @@ static bool is_handshake_len(const uint8_t *msg, size_t len)
 	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
 }
 
-/* One datagram (seg < len: a UDP GRO super-datagram of seg-byte datagrams, the last maybe
- * shorter), in a receive buffer of the daemon's size, as receive_udp hands it to the
- * engine. load: the rest of the batch was handshakes (as if a flood rode along). */
-static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, size_t seg, const struct endpoint *src,
-			bool load)
+static void poison_held(bool poison)
 {
-	struct nt_datagram d = { .cap = BUF_SIZE, .segment = seg, .from = to_nt(src) };
+	for (size_t i = 0; i < held_count; i++) {
+		if (poison)
+			ASAN_POISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+		else
+			ASAN_UNPOISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+	}
+}
+
+/* Hand the datagrams gathered so far to dev's engine as one batch, as receive_udp does
+ * after a recvmmsg, and write out what it queued. */
+static void deliver_batch(struct device *dev)
+{
 	uint64_t rx_before = dev->peer.rx_bytes, tun_before = outcome->tun_writes;
 	uint64_t src_before = dev->eng.drops_source, mal_before = dev->eng.drops[NT_DROP_MALFORMED];
 	unsigned init_before = outcome->initiations_accepted, resp_before = outcome->responses_accepted;
-	bool only_keepalives = len > 0;
+	bool only_keepalives = held_count > 0;
 
-	if (held.buf)
-		FAIL("the harness holds a receive buffer already");
-	held.buf = malloc(BUF_SIZE);
-	if (!held.buf)
-		abort();
-	if (len > BUF_SIZE) {
-		d.truncated = true; /* MSG_TRUNC */
-		len = 0;
-	}
-	if (len)
-		memcpy(held.buf, data, len);
-	held.len = len;
-	ASAN_POISON_MEMORY_REGION(held.buf + len, BUF_SIZE - len);
-	d.data = held.buf;
-	d.len = len;
-	if (!seg || seg > len)
-		seg = len;
-	for (size_t off = 0; off < len; off += seg) {
-		size_t mlen = len - off < seg ? len - off : seg;
+	if (!held_count)
+		return;
+	for (size_t i = 0; i < held_count; i++) {
+		size_t len = pending[i].len, seg = pending[i].segment && pending[i].segment < len ? pending[i].segment : len;
 
-		if (mlen != NT_DATA_MIN_LEN && !is_handshake_len(held.buf + off, mlen))
+		if (!len)
 			only_keepalives = false;
+		for (size_t off = 0; off < len; off += seg) {
+			size_t mlen = len - off < seg ? len - off : seg;
+
+			if (mlen != NT_DATA_MIN_LEN && !is_handshake_len(held[i].buf + off, mlen))
+				only_keepalives = false;
+		}
 	}
-	if (load)
+	if (pending_load)
 		dev->eng.last_under_load = W.now; /* fresh: under load for this batch */
-	nt_engine_receive(&dev->eng, &d, 1, now_of(), out_of(dev));
+	nt_engine_receive(&dev->eng, pending, held_count, now_of(), out_of(dev));
 	nt_engine_flush(out_of(dev));
-	ASAN_UNPOISON_MEMORY_REGION(held.buf + len, BUF_SIZE - len);
-	free(held.buf);
-	held.buf = NULL;
+	poison_held(false);
+	for (size_t i = 0; i < held_count; i++)
+		free(held[i].buf);
+	held_count = 0;
+	pending_load = false;
 	if (dev != &W.d)
 		return;
 	/* What opened: TUN writes, and the data the inner checks refused; keepalives by the
@@ -408,6 +414,36 @@ static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, siz
 
 		outcome->keepalives_accepted += (unsigned)((dev->peer.rx_bytes - rx_before - hs_bytes) / NT_DATA_MIN_LEN);
 	}
+}
+
+/* One datagram (seg < len: a UDP GRO super-datagram of seg-byte datagrams, the last maybe
+ * shorter), in a receive buffer of the daemon's size, as receive_udp hands it to the
+ * engine. load: the rest of the batch was handshakes (as if a flood rode along). */
+static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, size_t seg, const struct endpoint *src,
+			bool load)
+{
+	struct nt_datagram *d = &pending[held_count];
+	uint8_t *buf;
+
+	if (held_count == HELD_MAX)
+		FAIL("the harness holds too many receive buffers");
+	buf = malloc(BUF_SIZE);
+	if (!buf)
+		abort();
+	*d = (struct nt_datagram){ .data = buf, .cap = BUF_SIZE, .segment = seg, .from = to_nt(src) };
+	if (len > BUF_SIZE) {
+		d->truncated = true; /* MSG_TRUNC */
+		len = 0;
+	}
+	if (len)
+		memcpy(buf, data, len);
+	d->len = len;
+	held[held_count].buf = buf;
+	held[held_count++].len = len;
+	ASAN_POISON_MEMORY_REGION(buf + len, BUF_SIZE - len);
+	pending_load |= load;
+	if (!batching || dev != &W.d)
+		deliver_batch(dev);
 }
 
 static void deliver(struct device *dev, const uint8_t *data, size_t len, const struct endpoint *src, bool load)
@@ -518,15 +554,19 @@ static void write_tunq(struct nt_gro_packet *tunq, size_t tunq_len)
 	if (tunq_len > TUNQ_MAX)
 		FAIL("a TUN queue of %zu past its bound", tunq_len);
 	for (size_t i = 0; i < tunq_len; i++) {
-		if (!held.buf || tunq[i].data < held.buf + NT_DATA_HEADER_LEN || !tunq[i].len ||
-		    tunq[i].data + tunq[i].len > held.buf + held.len || tunq[i].data + tunq[i].cap != held.buf + BUF_SIZE)
+		size_t h = 0;
+
+		while (h < held_count && (tunq[i].data < held[h].buf || tunq[i].data >= held[h].buf + BUF_SIZE))
+			h++;
+		if (h == held_count || tunq[i].data < held[h].buf + NT_DATA_HEADER_LEN || !tunq[i].len ||
+		    tunq[i].data + tunq[i].len > held[h].buf + held[h].len ||
+		    tunq[i].data + tunq[i].cap != held[h].buf + BUF_SIZE)
 			FAIL("a TUN write of %zu bytes outside what was decrypted", tunq[i].len);
 		if (!naive_source_of_p(tunq[i].data))
 			FAIL("a packet from outside the peer's allowed IPs reached the TUN");
 		record_delivery(tunq[i].data);
 	}
-	if (held.buf)
-		ASAN_UNPOISON_MEMORY_REGION(held.buf + held.len, BUF_SIZE - held.len);
+	poison_held(false);
 	if (vnet && tunq_len) {
 		for (size_t i = 0; i < tunq_len; i++) {
 			orig_len[i] = tunq[i].len;
@@ -565,8 +605,7 @@ static void write_tunq(struct nt_gro_packet *tunq, size_t tunq_len)
 			nt_vnet_hdr_store(tunq[i].data - NT_VNET_HDR_LEN, &tunq[i].hdr);
 		outcome->tun_writes++;
 	}
-	if (held.buf)
-		ASAN_POISON_MEMORY_REGION(held.buf + held.len, BUF_SIZE - held.len);
+	poison_held(true);
 }
 
 /* The end of a batch: write the queue, give the receive buffers back. */
@@ -1047,6 +1086,7 @@ void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
 		return;
 	flags = rd_u8(&r);
 	vnet = !(flags & FZ_F_PROGRAM) || !(flags & FZ_F_NO_VNET);
+	batching = (flags & FZ_F_PROGRAM) && (flags & FZ_F_BATCH);
 	if (!(flags & FZ_F_PROGRAM)) {
 		W.now += time_steps[(flags >> FZ_F_TIME_SHIFT) & 7];
 		deliver(&W.d, r.p, r.n, &sources[(flags >> FZ_F_SRC_SHIFT) & 3], flags & FZ_F_LOAD);
@@ -1082,12 +1122,15 @@ void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
 				step_craft(&r, src, load);
 				break;
 			case FZ_STEP_TIMERS:
+				deliver_batch(&W.d); /* a timer wakes the loop: the batch before it is done */
 				run_timers(&W.d);
 				break;
 			}
 			check_device(&W.d);
 		}
 	}
+	deliver_batch(&W.d);
+	check_device(&W.d);
 	for (int i = 0; i < NT_STATUS_MAX && i < 16; i++)
 		outcome->drops[i] = (unsigned)(W.d.eng.drops[i] - baseline.d.eng.drops[i]);
 	outcome->drops_index = outcome->drops[NT_DROP_INDEX];
