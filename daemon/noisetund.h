@@ -13,6 +13,7 @@
 #include "noisetun/allowedips.h"
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
+#include "noisetun/engine.h"
 #include "noisetun/index.h"
 #include "noisetun/keypair.h"
 #include "noisetun/messages.h"
@@ -58,34 +59,15 @@ void log_mirror(int fd);
 uint64_t now_ns(void);       /* CLOCK_BOOTTIME: keeps counting across suspend */
 uint64_t wall_ns(void);      /* CLOCK_REALTIME */
 extern const struct nt_rng sys_rng;
-uint64_t random_jitter(void);
 
-/* ---- endpoints ---- */
-union endpoint {
-	struct sockaddr sa;
-	struct sockaddr_in in4;
-	struct sockaddr_in6 in6;
-};
-/* The local address a peer reached us at, so replies leave from it (sticky source, as
- * the kernel does when a host has several addresses). */
-struct endpoint_src {
-	bool set;
-	int ifindex;
-	union {
-		struct in_addr v4;
-		struct in6_addr v6;
-	};
-};
-socklen_t endpoint_len(const union endpoint *ep);
-bool endpoint_equal(const union endpoint *a, const union endpoint *b);
-/* The address ‖ port bytes that identify a source for cookies; returns the length. */
-size_t endpoint_cookie_src(const union endpoint *ep, uint8_t out[18]);
-/* Unmap ::ffff:a.b.c.d to AF_INET so one peer has one form of an IPv4 address. */
-void endpoint_normalize(union endpoint *ep);
+/* ---- endpoints: union nt_endpoint, struct nt_endpoint_src (noisetun/engine.h) ---- */
+socklen_t endpoint_len(const union nt_endpoint *ep);
+#define endpoint_equal     nt_endpoint_equal
+#define endpoint_normalize nt_endpoint_normalize
 /* The control protocol's form: "a.b.c.d:port", "[v6%scope]:port"; 0 and "" if unknown. */
-size_t endpoint_format(char *buf, size_t size, const union endpoint *ep);
+size_t endpoint_format(char *buf, size_t size, const union nt_endpoint *ep);
 struct nt_uapi_endpoint;
-void endpoint_from_uapi(union endpoint *ep, const struct nt_uapi_endpoint *u);
+void endpoint_from_uapi(union nt_endpoint *ep, const struct nt_uapi_endpoint *u);
 
 /* ---- pool.c: fixed-size objects in sodium_malloc'd slabs (secrets, few mappings) ---- */
 struct pool {
@@ -100,59 +82,37 @@ void pool_free(struct pool *p, void *obj); /* wiped */
 void pool_destroy(struct pool *p);
 
 /* ---- peers ---- */
-struct staged {
-	uint16_t len;
-	uint8_t data[];
-};
-
+/* A peer: the engine's part (np, whose fields read directly: peer->hs, peer->endpoint,
+ * peer->timers, ...) and the daemon's. */
 struct peer {
+	union {
+		struct nt_peer np;
+		struct {
+			NT_PEER_FIELDS
+		};
+	};
 	struct device *dev;
 	struct peer *prev, *next;       /* device list, in creation order */
-	struct peer *hash_next;         /* public key hash chain */
-	uint8_t public_key[NT_KEY_LEN];
 	char short_key[12];             /* base64 prefix, for logs */
-
-	struct nt_handshake hs;
-	struct nt_cookie_maker cookie;
-	struct nt_keypairs *kps;        /* from the keypair pool while a session exists, else NULL */
-	struct nt_timers timers;
-	struct nt_allowedips_owner aips;
-
-	union endpoint endpoint;        /* family AF_UNSPEC: unknown */
-	struct endpoint_src src;        /* where the peer last reached us */
-	uint64_t rx_bytes, tx_bytes;
-	uint64_t last_handshake_wall;   /* ns since the epoch; 0: never */
-	uint16_t persistent_keepalive;
-
-	struct staged **staged;         /* NT_MAX_STAGED_PACKETS slots, allocated on first use */
-	unsigned staged_head, staged_count;
-
-	size_t heap_pos;                /* position in the device's timer heap, or SIZE_MAX */
 };
+#define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 
 /* ---- the device ---- */
+/* The engine's part (eng: the protocol state, dev->up, dev->mtu, dev->aips,
+ * dev->static_identity, dev->drops, ...) and the daemon's: fds, peers in creation order. */
 struct device {
+	union {
+		struct nt_engine eng;
+		struct {
+			NT_ENGINE_FIELDS
+		};
+	};
 	char ifname[IFNAMSIZ];
 	int ifindex;
-	bool up;
-	unsigned mtu;
 
-	struct nt_noise_static *static_identity;  /* sodium_malloc'd: holds the private key */
-	struct nt_cookie_checker cookie_checker;
-	struct nt_ratelimiter ratelimiter;
-	uint64_t last_under_load;
-	uint64_t next_ratelimiter_gc;
-
-	struct nt_allowedips *aips;
 	struct pool peer_pool, keypairs_pool;
 	struct peer *peers_first, *peers_last;
 	size_t peer_count;
-	struct peer **peer_hash;        /* by public key */
-	size_t peer_hash_size;
-	struct nt_index_table indices;  /* local session index -> struct peer */
-
-	struct peer **heap;             /* min-heap of peers by next timer deadline */
-	size_t heap_len, heap_cap;
 
 	uint16_t listen_port;
 	uint32_t fwmark;
@@ -170,9 +130,6 @@ struct device {
 	int inotify;
 	int signalfd;
 	bool stopping;
-
-	uint64_t drops[NT_STATUS_MAX];
-	uint64_t drops_no_peer, drops_source, drops_no_endpoint, drops_staged;
 };
 
 /* device.c */
@@ -183,17 +140,13 @@ struct peer *peer_lookup(struct device *dev, const uint8_t key[NT_KEY_LEN]);
 struct peer *peer_create(struct device *dev, const uint8_t key[NT_KEY_LEN]);
 void peer_remove(struct peer *peer);
 void device_remove_all_peers(struct device *dev);
-uint32_t index_assign(struct device *dev, struct peer *peer);
-struct peer *index_lookup(struct device *dev, uint32_t index);
-void index_release(struct device *dev, struct peer *peer, uint32_t index);
-void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops);
-void peer_clear_sessions(struct peer *peer);
-/* The peer's keypairs, allocated from the pool if it has none yet; NULL if out of memory. */
-struct nt_keypairs *peer_keypairs(struct peer *peer);
 void peer_timers_changed(struct peer *peer);
 uint64_t device_next_deadline(const struct device *dev);
 void device_run_timers(struct device *dev, uint64_t now);
 void device_set_up(struct device *dev, bool up);
+/* The engine's output queues (one set: one thread) and the time it is given. */
+struct nt_engine_out *device_out(struct device *dev);
+struct nt_now device_now(void);
 
 /* tun.c */
 int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet);
@@ -206,23 +159,23 @@ int udp_open_pair(uint16_t port, uint32_t fwmark, int *v4, int *v6);
 int udp_bind(struct device *dev, uint16_t port);
 void udp_close(struct device *dev);
 int udp_set_fwmark(struct device *dev, uint32_t mark);
-int udp_send(struct device *dev, const union endpoint *to, struct endpoint_src *src, const void *buf, size_t len);
+int udp_send(struct device *dev, const union nt_endpoint *to, struct nt_endpoint_src *src, const void *buf, size_t len);
 /* Control messages for a send: the source address (if set) and a GSO size (if nonzero).
  * buf must hold UDP_CMSG_SPACE bytes; returns the length used. */
 #define UDP_CMSG_SPACE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)))
-size_t udp_cmsg(void *buf, int family, const struct endpoint_src *src, uint16_t gso_size);
+size_t udp_cmsg(void *buf, int family, const struct nt_endpoint_src *src, uint16_t gso_size);
 /* The local address a received datagram was sent to, from its IP_PKTINFO/IPV6_PKTINFO. */
-void udp_cmsg_src(struct msghdr *msg, struct endpoint_src *src);
+void udp_cmsg_src(struct msghdr *msg, struct nt_endpoint_src *src);
 
 /* send.c */
 void send_tun_batch(struct device *dev);
-int send_initiation(struct peer *peer, bool is_retry);
-void send_keepalive(struct peer *peer);
-void send_staged(struct peer *peer);
-void peer_drop_staged(struct peer *peer);
+/* The engine's sends: handshake messages one by one, data as sendmmsg/GSO batches. */
+void send_out(struct device *dev, struct nt_send *sends, size_t n);
 
 /* receive.c */
 void receive_udp(struct device *dev, int fd);
+/* The engine's TUN queue: coalesced (with offloads), then written. */
+void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n);
 
 /* uapi.c */
 int uapi_listen(struct device *dev, const char *dir);

@@ -465,7 +465,7 @@ struct scope_cache {
 
 /* As stock wg and wireguard-go show it: a scope by its interface name while the interface
  * exists, else by its index. */
-static void format_endpoint(char *buf, size_t size, const union endpoint *ep, struct scope_cache *cache)
+static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep, struct scope_cache *cache)
 {
 	uint32_t scope = ep->sa.sa_family == AF_INET6 ? ep->in6.sin6_scope_id : 0;
 	struct nt_uapi_endpoint u = { .family = AF_INET6 };

@@ -14,7 +14,7 @@
 
 static int udp_socket(int family, uint16_t port, uint32_t fwmark)
 {
-	union endpoint ep = { 0 };
+	union nt_endpoint ep = { 0 };
 	int fd, one = 1, size = SOCKET_BUFFER, err;
 
 	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -53,7 +53,7 @@ fail:
 
 static uint16_t bound_port(int fd)
 {
-	union endpoint ep;
+	union nt_endpoint ep;
 	socklen_t len = sizeof(ep);
 
 	if (getsockname(fd, &ep.sa, &len) < 0)
@@ -153,7 +153,7 @@ int udp_set_fwmark(struct device *dev, uint32_t mark)
 	return 0;
 }
 
-size_t udp_cmsg(void *buf, int family, const struct endpoint_src *src, uint16_t gso_size)
+size_t udp_cmsg(void *buf, int family, const struct nt_endpoint_src *src, uint16_t gso_size)
 {
 	struct msghdr m = { .msg_control = buf, .msg_controllen = UDP_CMSG_SPACE };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
@@ -188,7 +188,7 @@ size_t udp_cmsg(void *buf, int family, const struct endpoint_src *src, uint16_t 
 	return used;
 }
 
-void udp_cmsg_src(struct msghdr *msg, struct endpoint_src *src)
+void udp_cmsg_src(struct msghdr *msg, struct nt_endpoint_src *src)
 {
 	memset(src, 0, sizeof(*src));
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
@@ -209,7 +209,7 @@ void udp_cmsg_src(struct msghdr *msg, struct endpoint_src *src)
 	}
 }
 
-int udp_send(struct device *dev, const union endpoint *to, struct endpoint_src *src, const void *buf, size_t len)
+int udp_send(struct device *dev, const union nt_endpoint *to, struct nt_endpoint_src *src, const void *buf, size_t len)
 {
 	int fd = to->sa.sa_family == AF_INET6 ? dev->udp6 : to->sa.sa_family == AF_INET ? dev->udp4 : -1;
 	union {

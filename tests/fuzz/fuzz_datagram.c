@@ -1,4 +1,4 @@
-/* libFuzzer target: every datagram type against a daemon-like receiver with a live peer
+/* libFuzzer target: every datagram type against the daemon's engine with a live peer
  * and keypair (harness.h describes the scenario and the input format). */
 #include <stddef.h>
 #include <stdint.h>

@@ -459,6 +459,20 @@ int main(int argc, char **argv)
 		o = run(s);
 		emit("p-raw-gro-init-budget", s, "handle 64 handshake segments and drop 36",
 		     o.sent_cookie_replies == 64 && o.drops[NT_DROP_FLOOD] == 36);
+
+		/* Eight initiations in eight datagrams of one batch: an eighth of the queue, so
+		 * the batch is the load, and every one gets a cookie reply; apart, none does. */
+		s = program();
+		s->buf[0] |= FZ_F_BATCH;
+		for (int i = 0; i < 8; i++)
+			template_step(s, FZ_TPL_INIT_NOMAC2, 0, false, FZ_SRC_OTHER4, 0);
+		o = run(s);
+		emit("p-batch-init-load", s, "count the batch's handshakes as load",
+		     o.sent_cookie_replies == 8 && !o.initiations_accepted);
+		s->buf[0] &= (uint8_t)~FZ_F_BATCH;
+		o = run(s);
+		emit("p-apart-init-no-load", s, "not be load one at a time",
+		     !o.sent_cookie_replies && o.initiations_accepted == 1);
 	}
 
 	/* ---- decrypted TCP segments for the coalescer ---- */
@@ -467,16 +481,22 @@ int main(int argc, char **argv)
 		size_t len[4];
 
 		s = program();
+		s->buf[0] |= FZ_F_BATCH;
 		for (int i = 0; i < 3; i++) {
 			len[i] = tcp_segment(pkt[i], false, 1000 + 100 * (uint32_t)i, 100);
 			craft_data(s, pkt[i], len[i]);
 		}
 		o = run(s);
-		emit("p-coalesce", s, "merge three segments", o.tun_writes == 1 && o.coalesced == 2);
+		emit("p-coalesce", s, "merge three datagrams of one batch", o.tun_writes == 1 && o.coalesced == 2);
 
 		s->buf[0] |= FZ_F_NO_VNET;
 		o = run(s);
 		emit("p-coalesce-novnet", s, "write three packets", o.tun_writes == 3 && !o.coalesced);
+
+		/* Three batches (three wakeups of the daemon): nothing to merge across them. */
+		s->buf[0] &= (uint8_t)~(FZ_F_BATCH | FZ_F_NO_VNET);
+		o = run(s);
+		emit("p-coalesce-apart", s, "write three batches apart", o.tun_writes == 3 && !o.coalesced);
 
 		s = program();
 		len[0] = tcp_segment(pkt[0], false, 5000, 120);

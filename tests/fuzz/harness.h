@@ -1,23 +1,25 @@
-/* A daemon-like receiver over the pure core, for fuzz_datagram and gen_seeds.
+/* The daemon's engine (lib/engine.c) as a receiver, for fuzz_datagram and gen_seeds.
  *
- * Two in-process devices: D, the one under test, and P, its only peer, which built a real
- * session with D at setup (handshake A, initiated by P and confirmed by P's first data
- * message) and answered an initiation of D's (handshake B: D holds P's response and cookie
+ * Two in-process engines: D, the one under test, and P, its only peer, which built a real
+ * session with D at setup (handshake A, initiated by P for a packet it staged and
+ * confirmed by that packet) and answered an initiation of D's (handshake B: D holds P's response and cookie
  * reply as valid, not yet consumed messages). Everything is deterministic: fixed keys, a
  * counter-based rng, a fake clock. The state after setup is the baseline; every input
  * starts from a memcpy of it, so an input's outcome depends on that input alone.
  *
- * Decrypted packets queue up for the TUN as in the daemon and are flushed at the end of the
- * input (and before each timer step): with the TUN's vnet header on, through
- * nt_offload_coalesce first, whose merges are checked against the segments they absorbed.
+ * Each delivery is one receive batch: decrypted packets queue up for the TUN as in the
+ * daemon and are written at its end (or when the queue is full): with the TUN's vnet
+ * header on, through nt_offload_coalesce first, whose merges are checked against the
+ * segments they absorbed.
  *
  * Input format (fz_run_input):
  *   byte 0, flags: bit 0 clear: "single" form, the rest of the input is one datagram;
  *     bit 1 under load, bits 2-3 source, bits 4-6 time step, bit 7 run timers after;
  *     vnet on.
- *   bit 0 set: "program" form, bit 1 vnet off; the rest is up to FZ_MAX_STEPS steps, each
- *     op byte: bits 0-1 kind, bit 2 under load, bits 3-4 source, bits 5-7 time step
- *     (added to the clock before the step), then by kind:
+ *   bit 0 set: "program" form, bit 1 vnet off, bit 2 one batch (D's datagrams go to the
+ *     engine together at a timer step or the end, as one recvmmsg's would); the rest is
+ *     up to FZ_MAX_STEPS steps, each op byte: bits 0-1 kind, bit 2 under load, bits 3-4
+ *     source, bits 5-7 time step (added to the clock before the step), then by kind:
  *     FZ_STEP_RAW:      u16 length (LE; bit 15 FZ_RAW_GRO: a u16 UDP_GRO segment size
  *                       follows, and the datagram is split at it as receive_udp does,
  *                       any count of segments), then the datagram (clipped to what is left)
@@ -39,6 +41,7 @@ enum fz_flags {
 	FZ_F_PROGRAM   = 1 << 0,
 	FZ_F_LOAD      = 1 << 1, /* single form */
 	FZ_F_NO_VNET   = 1 << 1, /* program form */
+	FZ_F_BATCH     = 1 << 2, /* program form: D's datagrams form one batch up to a timer step */
 	FZ_F_SRC_SHIFT = 2,
 	FZ_F_TIME_SHIFT = 4,
 	FZ_F_TIMERS    = 1 << 7,

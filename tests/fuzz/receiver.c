@@ -1,18 +1,19 @@
-/* The daemon-like receiver of fuzz_datagram (see harness.h for the scenario and the input
- * format). The dispatch below follows daemon/receive.c step for step (type -> size ->
- * mac1, and under load mac2 / cookie reply / rate limit -> Noise or cookie or keypair ->
- * inner packet checks), and what the daemon sends in answer (responses, cookie replies,
- * keepalives, initiations from the timers) goes through the same core calls as
- * daemon/send.c, into an outbox instead of a socket. That includes the answer to issue 20:
- * the TUN queue written out when full (whatever the segment count), the handshake load
- * counted per GRO segment, and a per-delivery budget for handshake segments.
+/* The receiver of fuzz_datagram (see harness.h for the scenario and the input format):
+ * the real engine of lib/engine.c, the one the daemon runs, as device D, with a host
+ * around it that does what daemon/receive.c and device.c do with its outputs. What D
+ * sends (responses, cookie replies, keepalives, initiations from its timers) lands in an
+ * outbox instead of a socket; what it decrypts goes through the TUN queue, coalesced with
+ * the vnet header on. Its peer P is a second engine, used to build the scenario, and as a
+ * toolbox for crafted messages. Each delivery is one receive batch, flushed at its end (a
+ * full TUN queue is written mid-batch, as in the daemon).
  *
  * After every step the harness checks what must hold whatever the input:
- *   - a keypair slot no one references is all zeros, a zeroed handshake holds no secret;
+ *   - a keypair slot no one references is all zeros, a zeroed handshake holds no secret,
+ *     keypairs the engine gave back are wiped;
  *   - every index in the index table is still used by the handshake or a keypair, and
- *     every index in use is in the table (the core reports every keypair it drops);
- *   - nothing reaches the TUN twice (same key, same counter), nothing from outside the
- *     peer's allowed IPs, nothing longer than what was decrypted;
+ *     every index in use is in the table (the engine releases what the core drops);
+ *   - nothing reaches the TUN twice (same receiver index, same counter), nothing from
+ *     outside the peer's allowed IPs, nothing longer than what was decrypted;
  *   - a packet nt_offload_coalesce merged carries exactly the payloads of the segments it
  *     absorbed, in order, is a consistent IP packet, and nt_offload_split cuts it back
  *     into as many segments with the same payloads;
@@ -28,6 +29,7 @@
 #include "noisetun/allowedips.h"
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
+#include "noisetun/engine.h"
 #include "noisetun/index.h"
 #include "noisetun/keypair.h"
 #include "noisetun/messages.h"
@@ -38,20 +40,20 @@
 
 #include "harness.h"
 
-#define HANDSHAKE_QUEUE 64 /* as the daemon: the handshakes of one batch */
 #define MTU             1420
 #define INDEX_SLOTS     NT_INDEX_MIN_SLOTS /* the cap: 32 live, far more than one input can use */
 #define OUTBOX          16
-#define OUT_MAX         NT_INIT_LEN /* the longest message the harness ever sends */
+#define OUT_MAX         256 /* the longest message the harness ever sends: P's staged data */
 #define DELIVERED_MAX   64
 #define RL_CAPACITY     64
 #define MAX_PACKET      65536 /* daemon/noisetund.h: a receive buffer per datagram */
 #define BUF_SIZE        (MAX_PACKET + NT_DATA_MIN_LEN + NT_DATA_PAD)
-#define HELD_MAX        (FZ_MAX_STEPS + 1)
-/* Smaller than what one input can queue (FZ_MAX_STEPS super-datagrams of up to
- * FZ_GRO_MAX_SEGMENTS, or a raw one split at any size): as in the daemon, the queue is
- * written out when full, mid-datagram, and that path gets fuzzed too. */
+/* Smaller than what one input can queue (a super-datagram of up to FZ_GRO_MAX_SEGMENTS,
+ * or a raw one split at any size): as in the daemon, the queue is written out when full,
+ * mid-datagram, and that path gets fuzzed too. */
 #define TUNQ_MAX        64
+#define SENDS_MAX       16
+#define EVENTS_MAX      16
 
 #define NOW0  (1000 * NT_NSEC_PER_SEC)
 #define WALL0 (1700000000ULL * NT_NSEC_PER_SEC)
@@ -83,39 +85,29 @@ static const struct endpoint sources[4] = {
 };
 static const struct endpoint d_endpoint = { AF_INET, { 192, 0, 2, 1 }, 51820 };
 
-struct peer {
-	uint8_t public_key[NT_KEY_LEN];
-	struct nt_handshake hs;
-	struct nt_cookie_maker cookie;
-	struct nt_keypairs kps;
-	struct nt_timers timers;
-	struct nt_allowedips_owner aips;
-	struct endpoint endpoint;
-	uint64_t rx_bytes, tx_bytes, last_handshake_wall;
-};
-
 struct sent {
 	size_t len;
-	struct endpoint to;
+	union nt_endpoint to;
 	uint8_t buf[OUT_MAX];
 };
 
+/* An engine and its one peer. Everything an input can change lives in here (or in the
+ * index slots, rate limiter arrays and timer heap, which restore() copies apart), so that
+ * a struct copy of the world is a snapshot: every pointer inside points into the world. */
 struct device {
 	struct nt_noise_static id;
-	struct nt_cookie_checker checker;
-	struct nt_ratelimiter rl; /* its arrays are restored apart, see restore() */
-	uint64_t last_under_load, next_ratelimiter_gc;
+	struct nt_engine eng;
+	struct nt_peer peer;
+	struct nt_keypairs kps;   /* the peer's keypairs, when the engine asks for them */
+	bool kps_taken;
 	uint64_t rng;
-	struct nt_index_table indices; /* its slots are copied apart, see restore() */
-	struct peer peer;      /* the one peer */
-	struct nt_allowedips *aips;
-	uint64_t drops[NT_STATUS_MAX], drops_source;
+	struct nt_rng rng_obj;    /* the engine's host.rng: fills from rng */
 	struct sent outbox[OUTBOX];
 	unsigned sent; /* total; outbox[(sent - 1) % OUTBOX] is the latest */
 };
 
 struct delivered {
-	uint8_t key[8];
+	uint32_t receiver;
 	uint64_t counter;
 };
 
@@ -133,18 +125,30 @@ static struct nt_allowedips_owner other_owner; /* prefixes of "another peer" */
 static struct nt_ratelimiter_entry *rl_entries_saved[2];
 static uint32_t *rl_buckets_saved[2];
 static struct fz_outcome *outcome, outcome_sink;
+static bool vnet;
 
-/* The batch in flight (daemon/receive.c rx_bufs and tunq): receive buffers stay until the
- * TUN queue that points into them is flushed. Bytes past each datagram are poisoned while
- * the core reads it, so an over-read shows; the coalescer may then grow packets into them. */
+/* The engine's output queues, one set per device (empty between deliveries). */
+static struct {
+	struct nt_send sends[SENDS_MAX];
+	struct nt_gro_packet tunq[TUNQ_MAX];
+	struct nt_event events[EVENTS_MAX];
+	uint8_t bytes[NT_ENGINE_MIN_BYTES];
+	struct nt_engine_out out;
+} outq[2];
+
+/* The batch in flight (daemon/receive.c rx_bufs): each datagram's receive buffer stays
+ * until the TUN queue that points into it is flushed. Bytes past each datagram are
+ * poisoned while the engine reads it, so an over-read shows; the coalescer may then grow
+ * packets into them. A program with FZ_F_BATCH gathers D's datagrams into one batch until
+ * a timer step or the end of the input; otherwise each delivery is a batch of its own. */
+#define HELD_MAX FZ_MAX_STEPS
 static struct {
 	uint8_t *buf;
 	size_t len;
 } held[HELD_MAX];
+static struct nt_datagram pending[HELD_MAX];
 static size_t held_count;
-static struct nt_gro_packet tunq[TUNQ_MAX];
-static size_t tunq_len;
-static bool vnet;
+static bool batching, pending_load;
 
 /* Immutable after setup. */
 static struct {
@@ -179,6 +183,7 @@ static const uint8_t low_order[8][NT_KEY_LEN] = {
 	{ 0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, /* p + 1, bit 255 set */
 };
+
 
 /* ---- deterministic randomness and clocks ---- */
 
@@ -215,12 +220,12 @@ static uint64_t wall_ns(void)
 	return WALL0 + W.now;
 }
 
-static uint64_t random_jitter(struct device *dev)
+static struct nt_now now_of(void)
 {
-	return splitmix64(&dev->rng);
+	return (struct nt_now){ .mono = W.now, .wall = wall_ns() };
 }
 
-/* ---- endpoints and the outbox ---- */
+/* ---- endpoints ---- */
 
 static size_t cookie_src(const struct endpoint *ep, uint8_t out[18])
 {
@@ -232,23 +237,21 @@ static size_t cookie_src(const struct endpoint *ep, uint8_t out[18])
 	return n + 2;
 }
 
-static void udp_send(struct device *dev, const struct endpoint *to, const uint8_t *buf, size_t len)
+static union nt_endpoint to_nt(const struct endpoint *ep)
 {
-	struct sent *s = &dev->outbox[dev->sent++ % OUTBOX];
+	union nt_endpoint u;
 
-	if (len > OUT_MAX)
-		FAIL("the harness sent %zu bytes", len);
-	s->len = len;
-	s->to = *to;
-	memcpy(s->buf, buf, len);
-	if (dev != &W.d)
-		return;
-	switch (buf[0]) {
-	case NT_MSG_INITIATION: outcome->sent_initiations++; break;
-	case NT_MSG_RESPONSE: outcome->sent_responses++; break;
-	case NT_MSG_COOKIE: outcome->sent_cookie_replies++; break;
-	case NT_MSG_DATA: outcome->sent_keepalives++; break;
+	memset(&u, 0, sizeof(u));
+	if (ep->family == AF_INET) {
+		u.in4.sin_family = AF_INET;
+		u.in4.sin_port = htons(ep->port);
+		memcpy(&u.in4.sin_addr, ep->addr, 4);
+	} else {
+		u.in6.sin6_family = AF_INET6;
+		u.in6.sin6_port = htons(ep->port);
+		memcpy(&u.in6.sin6_addr, ep->addr, 16);
 	}
+	return u;
 }
 
 static const struct sent *last_sent(const struct device *dev, unsigned since)
@@ -256,39 +259,7 @@ static const struct sent *last_sent(const struct device *dev, unsigned since)
 	return dev->sent > since ? &dev->outbox[(dev->sent - 1) % OUTBOX] : NULL;
 }
 
-/* ---- the index table: lib/index.c, wrapped as daemon/device.c does ---- */
-
-/* 0 when the table is full (the daemon's ENOMEM path). */
-static uint32_t index_assign(struct device *dev)
-{
-	struct nt_rng rng = dev_rng(dev);
-	uint32_t index = 0;
-
-	return nt_index_assign(&dev->indices, &dev->peer, &rng, &index) ? 0 : index;
-}
-
-static struct peer *index_lookup(struct device *dev, uint32_t index)
-{
-	return nt_index_lookup(&dev->indices, index);
-}
-
-static void index_release(struct device *dev, struct peer *peer, uint32_t index)
-{
-	if (nt_index_lookup(&dev->indices, index) != peer)
-		return;
-	if (peer->hs.state != NT_HS_ZEROED && peer->hs.local_index == index)
-		return;
-	if (nt_keypairs_find(&peer->kps, index))
-		return;
-	nt_index_release(&dev->indices, index, peer);
-}
-
-static void index_release_drops(struct device *dev, struct peer *peer, const struct nt_keypair_drops *drops)
-{
-	for (unsigned i = 0; i < drops->count; i++)
-		index_release(dev, peer, drops->index[i]);
-}
-
+/* P's handshake lookup, for crafting: P knows D alone. */
 static struct nt_handshake *lookup_handshake(void *ctx, const uint8_t key[NT_KEY_LEN])
 {
 	struct device *dev = ctx;
@@ -296,269 +267,194 @@ static struct nt_handshake *lookup_handshake(void *ctx, const uint8_t key[NT_KEY
 	return nt_equal(dev->peer.public_key, key, NT_KEY_LEN) ? &dev->peer.hs : NULL;
 }
 
-/* ---- the send half (daemon/send.c) ---- */
+/* ---- the host: keypair memory, and the engine's outputs ---- */
 
-static void send_initiation(struct device *dev, bool is_retry);
-
-static struct nt_keypair *sending_keypair(struct peer *peer, uint64_t now)
+static void *kps_alloc(void *ctx)
 {
-	struct nt_keypair *kp = nt_keypairs_current(&peer->kps);
+	struct device *dev = ctx;
 
-	return kp && nt_keypair_usable(kp, now, kp->send_counter) ? kp : NULL;
+	if (dev->kps_taken)
+		FAIL("the engine asked for a second keypair set for one peer");
+	dev->kps_taken = true;
+	return &dev->kps;
 }
 
-static void after_data_sent(struct device *dev, struct nt_keypair *kp, size_t wire_len)
+static void kps_free(void *ctx, void *kps)
 {
-	struct peer *peer = &dev->peer;
+	struct device *dev = ctx;
 
-	peer->tx_bytes += wire_len;
-	nt_timers_any_authenticated_packet_sent(&peer->timers);
-	nt_timers_any_authenticated_packet_traversal(&peer->timers, W.now);
-	if (nt_timers_rekey_on_send(W.now, kp->birth, kp->send_counter, kp->initiator))
-		send_initiation(dev, false);
+	if (kps != &dev->kps || !dev->kps_taken)
+		FAIL("the engine gave back keypairs it never had");
+	for (int s = 0; s < 3; s++)
+		if (!nt_is_zero(&dev->kps.slot[s], sizeof(dev->kps.slot[s])))
+			FAIL("keypairs given back with a key in them");
+	memset(&dev->kps, 0, sizeof(dev->kps));
+	dev->kps_taken = false;
 }
 
-static void send_initiation(struct device *dev, bool is_retry)
-{
-	struct peer *peer = &dev->peer;
-	struct nt_rng rng = dev_rng(dev);
-	uint8_t msg[NT_INIT_LEN];
-	uint32_t old_index = peer->hs.local_index, index;
-	bool had = peer->hs.state != NT_HS_ZEROED;
-	enum nt_status st;
+static void write_tunq(struct nt_gro_packet *tunq, size_t tunq_len);
 
-	if (!nt_timers_may_send_initiation(&peer->timers, W.now, is_retry))
-		return;
-	index = index_assign(dev);
-	if (!index)
-		return;
-	st = nt_noise_create_initiation(msg, &peer->hs, &dev->id, index, wall_ns(), &rng);
-	if (had)
-		index_release(dev, peer, old_index);
-	if (st != NT_OK) {
-		index_release(dev, peer, index);
-		return;
+static void host_flush(void *ctx, struct nt_engine_out *out)
+{
+	struct device *dev = ctx;
+	bool is_d = dev == &W.d;
+
+	for (size_t i = 0; i < out->events_len && is_d; i++) {
+		switch (out->events[i].type) {
+		case NT_EV_INITIATION_RECEIVED: outcome->initiations_accepted++; break;
+		case NT_EV_SESSION_ESTABLISHED: outcome->responses_accepted++; break;
+		case NT_EV_COOKIE_RECEIVED: outcome->cookies_accepted++; break;
+		case NT_EV_SESSION_CONFIRMED: outcome->confirmed++; break;
+		default: break;
+		}
+		if (out->events[i].peer && out->events[i].peer != &dev->peer)
+			FAIL("an event about a peer D does not have");
 	}
-	if (nt_cookie_add_macs(&peer->cookie, msg, sizeof(msg), W.now))
-		return;
-	udp_send(dev, &peer->endpoint, msg, sizeof(msg));
-	peer->tx_bytes += sizeof(msg);
-	nt_timers_any_authenticated_packet_sent(&peer->timers);
-	nt_timers_any_authenticated_packet_traversal(&peer->timers, W.now);
-	nt_timers_handshake_initiated(&peer->timers, W.now, random_jitter(dev));
-}
+	for (size_t i = 0; i < out->sends_len; i++) {
+		const struct nt_send *s = &out->sends[i];
+		struct sent *o = &dev->outbox[dev->sent++ % OUTBOX];
 
-static void send_keepalive(struct device *dev)
-{
-	struct peer *peer = &dev->peer;
-	struct nt_keypair *kp = sending_keypair(peer, W.now);
-	uint8_t buf[NT_DATA_MIN_LEN];
-	size_t len;
-
-	if (!kp) {
-		send_initiation(dev, false);
-		return;
+		if (s->len > OUT_MAX || !s->len)
+			FAIL("the engine sent %zu bytes", s->len);
+		if (s->peer && s->peer != &dev->peer)
+			FAIL("a send for a peer D does not have");
+		if (s->count_tx)
+			s->peer->tx_bytes += s->len;
+		o->len = s->len;
+		o->to = s->to;
+		memcpy(o->buf, s->data, s->len);
+		if (!is_d)
+			continue;
+		switch (s->data[0]) {
+		case NT_MSG_INITIATION: outcome->sent_initiations++; break;
+		case NT_MSG_RESPONSE: outcome->sent_responses++; break;
+		case NT_MSG_COOKIE:
+			outcome->sent_cookie_replies++;
+			if (s->len != NT_COOKIE_MSG_LEN || s->peer)
+				FAIL("a cookie reply of %zu bytes, or for a peer", s->len);
+			break;
+		case NT_MSG_DATA:
+			outcome->sent_keepalives++;
+			if (s->len != NT_DATA_MIN_LEN)
+				FAIL("a keepalive sealed to %zu bytes", s->len);
+			break;
+		}
 	}
-	if (nt_keypair_seal(kp, buf, &len, NULL, 0, MTU, W.now) != NT_OK)
-		return;
-	if (len != NT_DATA_MIN_LEN)
-		FAIL("a keepalive sealed to %zu bytes", len);
-	udp_send(dev, &peer->endpoint, buf, len);
-	after_data_sent(dev, kp, len);
+	if (is_d)
+		write_tunq(out->tun, out->tun_len);
 }
 
-static void peer_clear_sessions(struct device *dev)
+static struct nt_engine_out *out_of(struct device *dev)
 {
-	struct peer *peer = &dev->peer;
-	struct nt_keypair_drops drops = { .count = 0 };
-	uint32_t hs_index = peer->hs.local_index;
-	bool had_hs = peer->hs.state != NT_HS_ZEROED;
-
-	nt_keypairs_clear(&peer->kps, &drops);
-	nt_handshake_clear(&peer->hs);
-	index_release_drops(dev, peer, &drops);
-	if (had_hs)
-		index_release(dev, peer, hs_index);
+	return &outq[dev == &W.p].out;
 }
 
-/* daemon/device.c device_run_timers, for the one peer. */
+/* ---- delivery: one datagram, one receive batch ---- */
+
+static bool is_handshake_len(const uint8_t *msg, size_t len)
+{
+	enum nt_message_type t = nt_message_type(msg, len);
+
+	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
+}
+
+static void poison_held(bool poison)
+{
+	for (size_t i = 0; i < held_count; i++) {
+		if (poison)
+			ASAN_POISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+		else
+			ASAN_UNPOISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+	}
+}
+
+/* Hand the datagrams gathered so far to dev's engine as one batch, as receive_udp does
+ * after a recvmmsg, and write out what it queued. */
+static void deliver_batch(struct device *dev)
+{
+	uint64_t rx_before = dev->peer.rx_bytes, tun_before = outcome->tun_writes;
+	uint64_t src_before = dev->eng.drops_source, mal_before = dev->eng.drops[NT_DROP_MALFORMED];
+	unsigned init_before = outcome->initiations_accepted, resp_before = outcome->responses_accepted;
+	bool only_keepalives = held_count > 0;
+
+	if (!held_count)
+		return;
+	for (size_t i = 0; i < held_count; i++) {
+		size_t len = pending[i].len, seg = pending[i].segment && pending[i].segment < len ? pending[i].segment : len;
+
+		if (!len)
+			only_keepalives = false;
+		for (size_t off = 0; off < len; off += seg) {
+			size_t mlen = len - off < seg ? len - off : seg;
+
+			if (mlen != NT_DATA_MIN_LEN && !is_handshake_len(held[i].buf + off, mlen))
+				only_keepalives = false;
+		}
+	}
+	if (pending_load)
+		dev->eng.last_under_load = W.now; /* fresh: under load for this batch */
+	nt_engine_receive(&dev->eng, pending, held_count, now_of(), out_of(dev));
+	nt_engine_flush(out_of(dev));
+	poison_held(false);
+	for (size_t i = 0; i < held_count; i++)
+		free(held[i].buf);
+	held_count = 0;
+	pending_load = false;
+	if (dev != &W.d)
+		return;
+	/* What opened: TUN writes, and the data the inner checks refused; keepalives by the
+	 * bytes received where nothing else could account for them. */
+	outcome->data_accepted += (unsigned)(outcome->tun_writes - tun_before + dev->eng.drops_source - src_before +
+					     dev->eng.drops[NT_DROP_MALFORMED] - mal_before);
+	outcome->drops_source += (unsigned)(dev->eng.drops_source - src_before);
+	outcome->drops_malformed += (unsigned)(dev->eng.drops[NT_DROP_MALFORMED] - mal_before);
+	if (only_keepalives) {
+		uint64_t hs_bytes = (uint64_t)(outcome->initiations_accepted - init_before) * NT_INIT_LEN +
+				    (uint64_t)(outcome->responses_accepted - resp_before) * NT_RESP_LEN;
+
+		outcome->keepalives_accepted += (unsigned)((dev->peer.rx_bytes - rx_before - hs_bytes) / NT_DATA_MIN_LEN);
+	}
+}
+
+/* One datagram (seg < len: a UDP GRO super-datagram of seg-byte datagrams, the last maybe
+ * shorter), in a receive buffer of the daemon's size, as receive_udp hands it to the
+ * engine. load: the rest of the batch was handshakes (as if a flood rode along). */
+static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, size_t seg, const struct endpoint *src,
+			bool load)
+{
+	struct nt_datagram *d = &pending[held_count];
+	uint8_t *buf;
+
+	if (held_count == HELD_MAX)
+		FAIL("the harness holds too many receive buffers");
+	buf = malloc(BUF_SIZE);
+	if (!buf)
+		abort();
+	*d = (struct nt_datagram){ .data = buf, .cap = BUF_SIZE, .segment = seg, .from = to_nt(src) };
+	if (len > BUF_SIZE) {
+		d->truncated = true; /* MSG_TRUNC */
+		len = 0;
+	}
+	if (len)
+		memcpy(buf, data, len);
+	d->len = len;
+	held[held_count].buf = buf;
+	held[held_count++].len = len;
+	ASAN_POISON_MEMORY_REGION(buf + len, BUF_SIZE - len);
+	pending_load |= load;
+	if (!batching || dev != &W.d)
+		deliver_batch(dev);
+}
+
+static void deliver(struct device *dev, const uint8_t *data, size_t len, const struct endpoint *src, bool load)
+{
+	deliver_gro(dev, data, len, len, src, load);
+}
+
 static void run_timers(struct device *dev)
 {
-	struct peer *peer = &dev->peer;
-
-	for (int guard = 0; nt_timers_next_deadline(&peer->timers) <= W.now; guard++) {
-		unsigned actions = nt_timers_expire(&peer->timers, W.now);
-
-		if (guard > 100)
-			FAIL("timers keep expiring at the same time");
-		if (actions & NT_TIMER_ERASE_KEYS)
-			peer_clear_sessions(dev);
-		if (actions & NT_TIMER_RETRY_INITIATION)
-			send_initiation(dev, true);
-		else if (actions & NT_TIMER_SEND_INITIATION)
-			send_initiation(dev, false);
-		if (actions & NT_TIMER_SEND_KEEPALIVE)
-			send_keepalive(dev);
-	}
-	if (W.now >= dev->next_ratelimiter_gc) {
-		nt_ratelimiter_gc(&dev->rl, W.now);
-		dev->next_ratelimiter_gc = W.now + NT_NSEC_PER_SEC;
-	}
-}
-
-/* ---- the receive half (daemon/receive.c) ---- */
-
-static void authenticated_received(struct peer *peer, const struct endpoint *src, size_t len)
-{
-	peer->endpoint = *src;
-	peer->rx_bytes += len;
-	nt_timers_any_authenticated_packet_received(&peer->timers);
-	nt_timers_any_authenticated_packet_traversal(&peer->timers, W.now);
-}
-
-static bool handshake_admitted(struct device *dev, const uint8_t *msg, size_t len, const struct endpoint *src,
-			       bool under_load)
-{
-	uint8_t src_bytes[18], reply[NT_COOKIE_MSG_LEN];
-	size_t src_len = cookie_src(src, src_bytes);
-	struct nt_rng rng = dev_rng(dev);
-	enum nt_cookie_mac_state mac =
-		nt_cookie_validate(&dev->checker, msg, len, src_bytes, src_len, W.now, under_load);
-
-	if (mac == NT_COOKIE_MAC_INVALID) {
-		dev->drops[NT_DROP_DECRYPT]++;
-		return false;
-	}
-	if (!under_load)
-		return true;
-	if (mac != NT_COOKIE_MAC2_VALID) {
-		if (nt_cookie_create_reply(&dev->checker, reply, msg, len, src_bytes, src_len, W.now, &rng) == 0) {
-			if (reply[0] != NT_MSG_COOKIE || nt_load_le32(reply + NT_COOKIE_OFF_RECEIVER) !=
-							     nt_load_le32(msg + NT_INIT_OFF_SENDER))
-				FAIL("a cookie reply that does not answer its message");
-			udp_send(dev, src, reply, sizeof(reply));
-		}
-		return false;
-	}
-	return nt_ratelimiter_allow(&dev->rl, src->family, src->addr, W.now);
-}
-
-static void handle_initiation(struct device *dev, const uint8_t *msg, size_t len, const struct endpoint *src,
-			      bool under_load)
-{
-	uint8_t resp[NT_RESP_LEN];
-	struct nt_keypair_drops drops = { .count = 0 };
-	struct nt_rng rng = dev_rng(dev);
-	struct nt_handshake *hs;
-	struct peer *peer = &dev->peer;
-	uint32_t old_index, index;
-	enum nt_status st;
-
-	if (len != NT_INIT_LEN) {
-		dev->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(dev, msg, len, src, under_load))
-		return;
-	st = nt_noise_consume_initiation(&hs, msg, len, &dev->id, lookup_handshake, dev, W.now);
-	if (st != NT_OK) {
-		dev->drops[st]++;
-		return;
-	}
-	if (hs != &peer->hs)
-		FAIL("consume_initiation returned a handshake the lookup never gave");
-	if (dev == &W.d)
-		outcome->initiations_accepted++;
-	old_index = hs->local_index;
-	authenticated_received(peer, src, len);
-
-	index = index_assign(dev);
-	if (!index || nt_noise_create_response(resp, hs, &dev->id, index, &rng) != NT_OK ||
-	    nt_cookie_add_macs(&peer->cookie, resp, sizeof(resp), W.now)) {
-		nt_handshake_clear(hs);
-		if (index)
-			index_release(dev, peer, index);
-		index_release(dev, peer, old_index);
-		return;
-	}
-	index_release(dev, peer, old_index);
-	if (nt_noise_begin_session(hs, &peer->kps, W.now, &drops) != NT_OK) {
-		index_release(dev, peer, index);
-		return;
-	}
-	index_release_drops(dev, peer, &drops);
-	udp_send(dev, src, resp, sizeof(resp));
-	peer->tx_bytes += sizeof(resp);
-	nt_timers_any_authenticated_packet_sent(&peer->timers);
-	nt_timers_any_authenticated_packet_traversal(&peer->timers, W.now);
-	nt_timers_session_derived(&peer->timers, W.now);
-}
-
-static void handle_response(struct device *dev, const uint8_t *msg, size_t len, const struct endpoint *src,
-			    bool under_load)
-{
-	struct nt_keypair_drops drops = { .count = 0 };
-	struct peer *peer;
-	enum nt_status st;
-
-	if (len != NT_RESP_LEN) {
-		dev->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(dev, msg, len, src, under_load))
-		return;
-	peer = index_lookup(dev, nt_noise_response_receiver(msg));
-	if (!peer) {
-		dev->drops[NT_DROP_INDEX]++;
-		return;
-	}
-	st = nt_noise_consume_response(&peer->hs, msg, len, &dev->id);
-	if (st == NT_OK)
-		st = nt_noise_begin_session(&peer->hs, &peer->kps, W.now, &drops);
-	if (st != NT_OK) {
-		dev->drops[st]++;
-		return;
-	}
-	if (dev == &W.d)
-		outcome->responses_accepted++;
-	index_release_drops(dev, peer, &drops);
-	authenticated_received(peer, src, len);
-	nt_timers_handshake_complete(&peer->timers);
-	nt_timers_session_derived(&peer->timers, W.now);
-	peer->last_handshake_wall = wall_ns();
-	send_keepalive(dev); /* nothing is ever staged here */
-}
-
-static void handle_cookie(struct device *dev, const uint8_t *msg, size_t len)
-{
-	struct peer *peer;
-
-	if (len != NT_COOKIE_MSG_LEN) {
-		dev->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	peer = index_lookup(dev, nt_load_le32(msg + NT_COOKIE_OFF_RECEIVER));
-	if (!peer) {
-		dev->drops[NT_DROP_INDEX]++;
-		return;
-	}
-	if (nt_cookie_consume_reply(&peer->cookie, msg, len, W.now)) {
-		dev->drops[NT_DROP_DECRYPT]++;
-		return;
-	}
-	if (dev == &W.d)
-		outcome->cookies_accepted++;
-}
-
-static bool source_allowed(struct device *dev, struct peer *peer, const uint8_t *pkt)
-{
-	struct nt_allowedips_owner *owner;
-
-	if ((pkt[0] >> 4) == 4)
-		owner = nt_allowedips_lookup(dev->aips, AF_INET, pkt + 12);
-	else
-		owner = nt_allowedips_lookup(dev->aips, AF_INET6, pkt + 8);
-	return owner == &peer->aips;
+	nt_engine_timers(&dev->eng, now_of(), out_of(dev));
+	nt_engine_flush(out_of(dev));
 }
 
 /* P's prefixes at D, written out plainly: 10.0.0.2/32, 10.0.1.0/24, fd00::/64. */
@@ -571,182 +467,19 @@ static bool naive_source_of_p(const uint8_t *pkt)
 	return !memcmp(pkt + 8, fd00, 8);
 }
 
-static void write_tunq(void);
-
-/* The daemon queues decrypted packets and writes them at the end of the batch, or as soon
- * as the queue is full (daemon/receive.c handle_data). */
-static void tun_enqueue(struct device *dev, uint8_t *pkt, size_t iplen, size_t plainlen, const uint8_t *buf_end)
+/* The receiver index and counter in front of a decrypted packet: nothing twice. */
+static void record_delivery(const uint8_t *plain)
 {
-	if (dev != &W.d)
-		return;
-	if (!iplen || iplen > plainlen)
-		FAIL("TUN write of %zu bytes out of %zu decrypted", iplen, plainlen);
-	if (!naive_source_of_p(pkt))
-		FAIL("a packet from outside the peer's allowed IPs reached the TUN");
-	if (tunq_len == TUNQ_MAX)
-		write_tunq();
-	tunq[tunq_len++] = (struct nt_gro_packet){ .data = pkt, .len = iplen, .cap = (size_t)(buf_end - pkt) };
-}
+	uint32_t receiver = nt_load_le32(plain - NT_DATA_HEADER_LEN + NT_DATA_OFF_RECEIVER);
+	uint64_t counter = nt_data_counter(plain - NT_DATA_HEADER_LEN);
 
-static void record_delivery(const struct nt_keypair *kp, uint64_t counter)
-{
 	for (unsigned i = 0; i < W.delivered_count; i++)
-		if (W.delivered[i].counter == counter && !memcmp(W.delivered[i].key, kp->recv_key, 8))
+		if (W.delivered[i].counter == counter && W.delivered[i].receiver == receiver)
 			FAIL("counter %llu accepted twice on one keypair", (unsigned long long)counter);
 	if (W.delivered_count < DELIVERED_MAX) {
-		memcpy(W.delivered[W.delivered_count].key, kp->recv_key, 8);
+		W.delivered[W.delivered_count].receiver = receiver;
 		W.delivered[W.delivered_count++].counter = counter;
 	}
-}
-
-static void handle_data(struct device *dev, uint8_t *msg, size_t len, const struct endpoint *src,
-			const uint8_t *buf_end)
-{
-	struct nt_keypair_drops drops = { .count = 0 };
-	uint8_t *plain = msg + NT_DATA_HEADER_LEN;
-	struct nt_keypair *kp;
-	struct peer *peer;
-	size_t plainlen, iplen;
-	uint64_t counter;
-	enum nt_status st;
-
-	if (len < NT_DATA_MIN_LEN) {
-		dev->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	peer = index_lookup(dev, nt_load_le32(msg + NT_DATA_OFF_RECEIVER));
-	kp = peer ? nt_keypairs_find(&peer->kps, nt_load_le32(msg + NT_DATA_OFF_RECEIVER)) : NULL;
-	if (!kp) {
-		dev->drops[NT_DROP_INDEX]++;
-		return;
-	}
-	counter = nt_data_counter(msg);
-	st = nt_keypair_open(kp, plain, &plainlen, msg, len, W.now);
-	if (st != NT_OK) {
-		dev->drops[st]++;
-		return;
-	}
-	if (plainlen != len - NT_DATA_MIN_LEN)
-		FAIL("opened %zu bytes out of a %zu-byte message", plainlen, len);
-	if (dev == &W.d) {
-		record_delivery(kp, counter);
-		if (plainlen)
-			outcome->data_accepted++;
-		else
-			outcome->keepalives_accepted++;
-	}
-	authenticated_received(peer, src, len);
-	if (nt_keypairs_confirm(&peer->kps, kp, &drops)) {
-		if (dev == &W.d)
-			outcome->confirmed++;
-		index_release_drops(dev, peer, &drops);
-		nt_timers_handshake_complete(&peer->timers);
-		peer->last_handshake_wall = wall_ns();
-		/* send_staged: nothing is ever staged here */
-	}
-	if (nt_timers_rekey_on_receive(&peer->timers, W.now, kp->birth, kp->initiator))
-		send_initiation(dev, false);
-	if (!plainlen)
-		return;
-	iplen = nt_ip_packet_len(plain, plainlen);
-	if (!iplen) {
-		dev->drops[NT_DROP_MALFORMED]++;
-		if (dev == &W.d)
-			outcome->drops_malformed++;
-		return;
-	}
-	if (!source_allowed(dev, peer, plain)) {
-		dev->drops_source++;
-		if (dev == &W.d)
-			outcome->drops_source++;
-		return;
-	}
-	nt_timers_data_received(&peer->timers, W.now);
-	tun_enqueue(dev, plain, iplen, plainlen, buf_end);
-}
-
-/* One message, as receive_udp dispatches it. */
-static void dispatch(struct device *dev, uint8_t *msg, size_t len, const struct endpoint *src, bool under_load,
-		     const uint8_t *buf_end)
-{
-	switch (nt_message_type(msg, len)) {
-	case NT_MSG_INITIATION:
-		handle_initiation(dev, msg, len, src, under_load);
-		break;
-	case NT_MSG_RESPONSE:
-		handle_response(dev, msg, len, src, under_load);
-		break;
-	case NT_MSG_COOKIE:
-		handle_cookie(dev, msg, len);
-		break;
-	case NT_MSG_DATA:
-		handle_data(dev, msg, len, src, buf_end);
-		break;
-	default:
-		dev->drops[NT_DROP_SIZE]++;
-		break;
-	}
-}
-
-/* One datagram (seg < len: a UDP GRO super-datagram of seg-byte datagrams, the last maybe
- * shorter), into a receive buffer of the daemon's size, as receive_udp handles it. */
-static bool is_handshake(const uint8_t *msg, size_t len)
-{
-	enum nt_message_type t = nt_message_type(msg, len);
-
-	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
-}
-
-/* As receive_udp: the load is counted per segment (the input's load flag stands for the
- * rest of a batch), and handshake messages after the first segment of a super-datagram
- * draw on a budget of HANDSHAKE_QUEUE per wakeup (one delivery here); the excess is
- * dropped and counted as NT_DROP_FLOOD. */
-static void deliver_gro(struct device *dev, const uint8_t *data, size_t len, size_t seg, const struct endpoint *src,
-			bool load_signal)
-{
-	size_t handshakes = 0, hs_budget = HANDSHAKE_QUEUE;
-	bool under_load;
-	uint8_t *buf;
-
-	if (len > BUF_SIZE) {
-		dev->drops[NT_DROP_SIZE]++; /* MSG_TRUNC */
-		return;
-	}
-	if (held_count == HELD_MAX)
-		FAIL("the harness holds too many receive buffers");
-	buf = malloc(BUF_SIZE);
-	if (!buf)
-		abort();
-	if (len)
-		memcpy(buf, data, len);
-	ASAN_POISON_MEMORY_REGION(buf + len, BUF_SIZE - len);
-	held[held_count].buf = buf;
-	held[held_count++].len = len;
-	if (!seg || seg > len)
-		seg = len;
-	for (size_t off = 0; off < len; off += seg)
-		handshakes += is_handshake(buf + off, len - off < seg ? len - off : seg);
-	under_load = nt_cookie_under_load(load_signal ? HANDSHAKE_QUEUE : handshakes, HANDSHAKE_QUEUE, W.now,
-					  &dev->last_under_load);
-	for (size_t off = 0; off < len; off += seg) {
-		size_t mlen = len - off < seg ? len - off : seg;
-		enum nt_message_type t = nt_message_type(buf + off, mlen);
-
-		if (t == NT_MSG_INITIATION || t == NT_MSG_RESPONSE) {
-			if (off && !hs_budget) {
-				dev->drops[NT_DROP_FLOOD]++;
-				continue;
-			}
-			if (hs_budget)
-				hs_budget--;
-		}
-		dispatch(dev, buf + off, mlen, src, under_load, buf + BUF_SIZE);
-	}
-}
-
-static void deliver(struct device *dev, const uint8_t *data, size_t len, const struct endpoint *src, bool load)
-{
-	deliver_gro(dev, data, len, len, src, load);
 }
 
 /* ---- the TUN queue ---- */
@@ -810,16 +543,30 @@ static void check_merge(const struct nt_gro_packet *head, uint8_t *const orig[],
 	}
 }
 
-/* daemon/receive.c flush_tun: coalesce (vnet), then write each remaining packet. The
- * receive buffers stay (a full queue is written mid-datagram); their tails are poisoned
+/* daemon/receive.c receive_write_tun: coalesce (vnet), then write each remaining packet.
+ * The receive buffer stays (a full queue is written mid-datagram); its tail is poisoned
  * again for what is left of the batch. */
-static void write_tunq(void)
+static void write_tunq(struct nt_gro_packet *tunq, size_t tunq_len)
 {
 	uint8_t *orig[TUNQ_MAX];
 	size_t orig_len[TUNQ_MAX];
 
-	for (size_t i = 0; i < held_count; i++)
-		ASAN_UNPOISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+	if (tunq_len > TUNQ_MAX)
+		FAIL("a TUN queue of %zu past its bound", tunq_len);
+	for (size_t i = 0; i < tunq_len; i++) {
+		size_t h = 0;
+
+		while (h < held_count && (tunq[i].data < held[h].buf || tunq[i].data >= held[h].buf + BUF_SIZE))
+			h++;
+		if (h == held_count || tunq[i].data < held[h].buf + NT_DATA_HEADER_LEN || !tunq[i].len ||
+		    tunq[i].data + tunq[i].len > held[h].buf + held[h].len ||
+		    tunq[i].data + tunq[i].cap != held[h].buf + BUF_SIZE)
+			FAIL("a TUN write of %zu bytes outside what was decrypted", tunq[i].len);
+		if (!naive_source_of_p(tunq[i].data))
+			FAIL("a packet from outside the peer's allowed IPs reached the TUN");
+		record_delivery(tunq[i].data);
+	}
+	poison_held(false);
 	if (vnet && tunq_len) {
 		for (size_t i = 0; i < tunq_len; i++) {
 			orig_len[i] = tunq[i].len;
@@ -858,22 +605,10 @@ static void write_tunq(void)
 			nt_vnet_hdr_store(tunq[i].data - NT_VNET_HDR_LEN, &tunq[i].hdr);
 		outcome->tun_writes++;
 	}
-	tunq_len = 0;
-	for (size_t i = 0; i < held_count; i++)
-		ASAN_POISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
+	poison_held(true);
 }
 
 /* The end of a batch: write the queue, give the receive buffers back. */
-static void flush_tun(void)
-{
-	write_tunq();
-	for (size_t i = 0; i < held_count; i++) {
-		ASAN_UNPOISON_MEMORY_REGION(held[i].buf + held[i].len, BUF_SIZE - held[i].len);
-		free(held[i].buf);
-	}
-	held_count = 0;
-}
-
 /* ---- invariants ---- */
 
 static bool slot_referenced(const struct nt_keypairs *kps, int i)
@@ -881,17 +616,17 @@ static bool slot_referenced(const struct nt_keypairs *kps, int i)
 	return kps->next == i || kps->current == i || kps->previous == i;
 }
 
-static bool index_in_use(const struct peer *peer, uint32_t index)
+static bool index_in_use(const struct nt_peer *peer, uint32_t index)
 {
 	if (peer->hs.state != NT_HS_ZEROED && peer->hs.local_index == index)
 		return true;
-	return nt_keypairs_find((struct nt_keypairs *)&peer->kps, index) != NULL;
+	return peer->kps && nt_keypairs_find(peer->kps, index) != NULL;
 }
 
 /* The table's own bookkeeping, and every live index still used by the peer. */
 static void check_index_table(struct device *dev)
 {
-	const struct nt_index_table *t = &dev->indices;
+	const struct nt_index_table *t = &dev->eng.indices;
 	size_t live = 0, tombstones = 0;
 
 	if (t->size & (t->size - 1) || t->size > INDEX_SLOTS || (t->size && !t->slots))
@@ -911,6 +646,8 @@ static void check_index_table(struct device *dev)
 			tombstones++;
 		}
 	}
+	if (dev->eng.heap_len > 1 || (dev->eng.heap_len && (dev->eng.heap[0] != &dev->peer || dev->peer.heap_pos)))
+		FAIL("the timer heap holds %zu entries", dev->eng.heap_len);
 	if (live != t->live || tombstones != t->tombstones || 2 * (live + tombstones) > t->size)
 		FAIL("index table counts %zu live %zu tombstones, holds %zu and %zu in %zu slots",
 		     t->live, t->tombstones, live, tombstones, t->size);
@@ -918,9 +655,17 @@ static void check_index_table(struct device *dev)
 
 static void check_device(struct device *dev)
 {
-	struct peer *peer = &dev->peer;
-	const struct nt_keypairs *kps = &peer->kps;
+	struct nt_peer *peer = &dev->peer;
+	const struct nt_keypairs *kps = &dev->kps;
 	const int8_t refs[3] = { kps->next, kps->current, kps->previous };
+
+	if (peer->kps != (dev->kps_taken ? &dev->kps : NULL))
+		FAIL("the peer's keypairs are not the ones the host gave");
+	if (!peer->kps) {
+		if (!nt_is_zero(kps, sizeof(*kps)))
+			FAIL("keypairs given back were not wiped");
+		goto handshake;
+	}
 
 	for (int i = 0; i < 3; i++) {
 		if (refs[i] < -1 || refs[i] > 2)
@@ -933,16 +678,17 @@ static void check_device(struct device *dev)
 		if (slot_referenced(kps, i)) {
 			if (!kps->slot[i].valid)
 				FAIL("an invalid keypair is referenced");
-			if (index_lookup(dev, kps->slot[i].local_index) != peer)
+			if (nt_index_lookup(&dev->eng.indices, kps->slot[i].local_index) != peer)
 				FAIL("keypair index %08x is not in the index table", kps->slot[i].local_index);
 		} else if (!nt_is_zero(&kps->slot[i], sizeof(kps->slot[i]))) {
 			FAIL("a dropped keypair was not wiped");
 		}
 	}
+handshake:
 	if (peer->hs.state == NT_HS_ZEROED) {
 		if (!nt_is_zero(&peer->hs.secrets, sizeof(peer->hs.secrets)))
 			FAIL("a finished handshake kept its secrets");
-	} else if (index_lookup(dev, peer->hs.local_index) != peer) {
+	} else if (nt_index_lookup(&dev->eng.indices, peer->hs.local_index) != peer) {
 		FAIL("handshake index %08x is not in the index table", peer->hs.local_index);
 	}
 	check_index_table(dev);
@@ -1004,7 +750,7 @@ static void set_macs(uint8_t *msg, size_t len, bool mac1, bool mac2)
 		return;
 	/* Messages to D: mac1 keyed by D's public key, mac2 by the cookie D gave P. */
 	if (mac1)
-		nt_mac(msg + len - 2 * NT_MAC_LEN, W.d.checker.mac1_key, NT_KEY_LEN, msg, len - 2 * NT_MAC_LEN);
+		nt_mac(msg + len - 2 * NT_MAC_LEN, W.d.eng.cookie_checker.mac1_key, NT_KEY_LEN, msg, len - 2 * NT_MAC_LEN);
 	if (mac2)
 		nt_mac(msg + len - NT_MAC_LEN, W.p.peer.cookie.cookie, NT_COOKIE_LEN, msg, len - NT_MAC_LEN);
 }
@@ -1078,7 +824,7 @@ static void check_answers_at_p(unsigned since, struct nt_handshake *resp_hs, str
 			size_t src_len = cookie_src(&d_endpoint, src);
 			enum nt_status st;
 
-			if (nt_cookie_validate(&W.p.checker, s->buf, s->len, src, src_len, W.now, false) ==
+			if (nt_cookie_validate(&W.p.eng.cookie_checker, s->buf, s->len, src, src_len, W.now, false) ==
 			    NT_COOKIE_MAC_INVALID)
 				FAIL("D's response has a bad mac1");
 			st = nt_noise_consume_response(resp_hs, s->buf, s->len, &W.p.id);
@@ -1230,7 +976,7 @@ static void step_craft(struct reader *r, const struct endpoint *src, bool load)
 		uint32_t sender = rd_u32(r);
 		uint8_t flags = rd_u8(r);
 		struct nt_keypair_drops drops = { .count = 0 };
-		struct peer *p = &W.p.peer;
+		struct nt_peer *p = &W.p.peer;
 
 		p->hs = p_hs_consumed_b;
 		if (flags & 2) {
@@ -1249,12 +995,12 @@ static void step_craft(struct reader *r, const struct endpoint *src, bool load)
 		}
 		if (nt_noise_create_response(msg, &p->hs, &W.p.id, sender, &p_rng) != NT_OK ||
 		    nt_cookie_add_macs(&p->cookie, msg, NT_RESP_LEN, W.now) ||
-		    nt_noise_begin_session(&p->hs, &p->kps, W.now, &drops) != NT_OK)
+		    nt_noise_begin_session(&p->hs, p->kps, W.now, &drops) != NT_OK)
 			FAIL("P cannot answer D's initiation");
 		if (flags & 1)
 			memset(msg + NT_RESP_OFF_MAC2, 0, NT_MAC_LEN);
 		deliver(&W.d, msg, NT_RESP_LEN, src, load);
-		check_answers_at_p(since, NULL, &p->kps.slot[p->kps.next]);
+		check_answers_at_p(since, NULL, &p->kps->slot[p->kps->next]);
 		break;
 	}
 	}
@@ -1267,7 +1013,7 @@ static void step_craft(struct reader *r, const struct endpoint *src, bool load)
  * last input made before the copy. */
 static void free_ciphers(struct world *w)
 {
-	struct nt_keypairs *all[2] = { &w->d.peer.kps, &w->p.peer.kps };
+	struct nt_keypairs *all[2] = { &w->d.kps, &w->p.kps };
 
 	for (int i = 0; i < 2; i++) {
 		for (int s = 0; s < 3; s++) {
@@ -1292,18 +1038,40 @@ static void index_copy(struct nt_index_table *to, const struct nt_index_table *f
 	memcpy(to->slots, from->slots, from->size * sizeof(*from->slots));
 }
 
+/* A copy of the baseline's timer heap (pointers into the world) in memory of its own. */
+static void heap_copy(struct nt_engine *to, const struct nt_engine *from)
+{
+	to->heap = NULL;
+	if (!from->heap_cap)
+		return;
+	to->heap = malloc(from->heap_cap * sizeof(*from->heap));
+	if (!to->heap)
+		FAIL("out of memory");
+	memcpy(to->heap, from->heap, from->heap_cap * sizeof(*from->heap));
+}
+
+static void restore_device(struct device *dev, const struct device *base, int i)
+{
+	struct nt_ratelimiter *rl = &dev->eng.ratelimiter;
+
+	index_copy(&dev->eng.indices, &base->eng.indices);
+	heap_copy(&dev->eng, &base->eng);
+	if (i < 0)
+		return; /* the baseline's own copy, at setup */
+	memcpy(rl->entries, rl_entries_saved[i], rl->capacity * sizeof(*rl->entries));
+	memcpy(rl->buckets, rl_buckets_saved[i], (rl->bucket_mask + 1) * sizeof(*rl->buckets));
+}
+
 static void restore(void)
 {
 	free_ciphers(&W);
-	nt_index_free(&W.d.indices);
-	nt_index_free(&W.p.indices);
+	nt_index_free(&W.d.eng.indices);
+	nt_index_free(&W.p.eng.indices);
+	free(W.d.eng.heap);
+	free(W.p.eng.heap);
 	W = baseline;
-	index_copy(&W.d.indices, &baseline.d.indices);
-	index_copy(&W.p.indices, &baseline.p.indices);
-	memcpy(W.d.rl.entries, rl_entries_saved[0], W.d.rl.capacity * sizeof(*W.d.rl.entries));
-	memcpy(W.d.rl.buckets, rl_buckets_saved[0], (W.d.rl.bucket_mask + 1) * sizeof(*W.d.rl.buckets));
-	memcpy(W.p.rl.entries, rl_entries_saved[1], W.p.rl.capacity * sizeof(*W.p.rl.entries));
-	memcpy(W.p.rl.buckets, rl_buckets_saved[1], (W.p.rl.bucket_mask + 1) * sizeof(*W.p.rl.buckets));
+	restore_device(&W.d, &baseline.d, 0);
+	restore_device(&W.p, &baseline.p, 1);
 }
 
 void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
@@ -1318,12 +1086,12 @@ void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
 		return;
 	flags = rd_u8(&r);
 	vnet = !(flags & FZ_F_PROGRAM) || !(flags & FZ_F_NO_VNET);
+	batching = (flags & FZ_F_PROGRAM) && (flags & FZ_F_BATCH);
 	if (!(flags & FZ_F_PROGRAM)) {
 		W.now += time_steps[(flags >> FZ_F_TIME_SHIFT) & 7];
 		deliver(&W.d, r.p, r.n, &sources[(flags >> FZ_F_SRC_SHIFT) & 3], flags & FZ_F_LOAD);
 		check_device(&W.d);
 		if (flags & FZ_F_TIMERS) {
-			flush_tun();
 			run_timers(&W.d);
 			check_device(&W.d);
 		}
@@ -1354,16 +1122,17 @@ void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out)
 				step_craft(&r, src, load);
 				break;
 			case FZ_STEP_TIMERS:
-				flush_tun(); /* a timer wakes the loop: the batch before it is done */
+				deliver_batch(&W.d); /* a timer wakes the loop: the batch before it is done */
 				run_timers(&W.d);
 				break;
 			}
 			check_device(&W.d);
 		}
 	}
-	flush_tun();
+	deliver_batch(&W.d);
+	check_device(&W.d);
 	for (int i = 0; i < NT_STATUS_MAX && i < 16; i++)
-		outcome->drops[i] = (unsigned)(W.d.drops[i] - baseline.d.drops[i]);
+		outcome->drops[i] = (unsigned)(W.d.eng.drops[i] - baseline.d.eng.drops[i]);
 	outcome->drops_index = outcome->drops[NT_DROP_INDEX];
 }
 
@@ -1386,34 +1155,51 @@ const uint8_t *fz_template(enum fz_template t, size_t *len)
 
 static void device_init(struct device *dev, uint8_t key_byte, uint64_t seed)
 {
+	struct nt_engine_host host = { .keypairs_alloc = kps_alloc, .keypairs_free = kps_free, .ctx = dev };
+	struct nt_engine_out *out = &outq[dev == &W.p].out;
 	uint8_t key[NT_KEY_LEN];
-	struct nt_rng rng;
+	int i = dev == &W.p;
 
 	memset(dev, 0, sizeof(*dev));
 	memset(key, key_byte, sizeof(key));
 	nt_noise_static_init(&dev->id, key);
 	SETUP_CHECK(dev->id.has_key);
-	nt_cookie_checker_init(&dev->checker);
-	nt_cookie_checker_set_public_key(&dev->checker, dev->id.public_key);
 	dev->rng = seed;
-	rng = dev_rng(dev);
-	SETUP_CHECK(nt_ratelimiter_init(&dev->rl, RL_CAPACITY, &rng) == 0);
-	SETUP_CHECK(nt_index_init(&dev->indices, INDEX_SLOTS) == 0);
-	dev->aips = nt_allowedips_new();
-	SETUP_CHECK(dev->aips);
+	dev->rng_obj = dev_rng(dev);
+	host.rng = &dev->rng_obj;
+	SETUP_CHECK(nt_engine_init(&dev->eng, &dev->id, &host, INDEX_SLOTS, RL_CAPACITY) == 0);
+	dev->eng.mtu = MTU;
+	dev->eng.up = true;
+	*out = (struct nt_engine_out){ .sends = outq[i].sends, .sends_cap = SENDS_MAX, .tun = outq[i].tunq,
+				       .tun_cap = TUNQ_MAX, .events = outq[i].events, .events_cap = EVENTS_MAX,
+				       .bytes = outq[i].bytes, .bytes_cap = sizeof(outq[i].bytes),
+				       .flush = host_flush, .ctx = dev };
 }
 
 static void peer_init(struct device *dev, const struct device *remote, const uint8_t *psk,
 		      const struct endpoint *ep)
 {
-	struct peer *peer = &dev->peer;
+	struct nt_peer *peer = &dev->peer;
 
-	memcpy(peer->public_key, remote->id.public_key, NT_KEY_LEN);
-	nt_handshake_init(&peer->hs, &dev->id, peer->public_key, psk);
-	nt_cookie_maker_init(&peer->cookie, peer->public_key);
-	nt_keypairs_init(&peer->kps);
-	nt_timers_init(&peer->timers);
-	peer->endpoint = *ep;
+	SETUP_CHECK(nt_engine_peer_add(&dev->eng, peer, remote->id.public_key) == 0);
+	nt_handshake_set_psk(&peer->hs, psk);
+	peer->endpoint = to_nt(ep);
+}
+
+/* An IPv4 packet from P's tunnel address to D's, read from P's TUN: no session yet, so P
+ * stages it and sends an initiation. */
+static void p_tun_packet(void)
+{
+	uint8_t buf[NT_DATA_HEADER_LEN + 40 + NT_ENGINE_TAIL_ROOM] = { 0 }, *pkt = buf + NT_DATA_HEADER_LEN;
+
+	pkt[0] = 0x45;
+	pkt[3] = 40;
+	pkt[8] = 64;
+	pkt[9] = 17;
+	memcpy(pkt + 12, "\x0a\x00\x00\x02", 4);
+	memcpy(pkt + 16, "\x0a\x00\x00\x01", 4);
+	nt_engine_tun_packet(&W.p.eng, pkt, 40, now_of(), out_of(&W.p));
+	nt_engine_flush(out_of(&W.p));
 }
 
 static void insert_prefix(struct nt_allowedips *t, int family, const char *text, uint8_t cidr,
@@ -1432,7 +1218,6 @@ static void relay(struct device *from, unsigned since, struct device *to, const 
 
 	SETUP_CHECK(s);
 	deliver(to, s->buf, s->len, src, load);
-	flush_tun();
 }
 
 static void save_template(enum fz_template t, const uint8_t *buf, size_t len)
@@ -1483,12 +1268,15 @@ void fz_setup(void)
 						 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44,
 						 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44,
 						 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44, 0x44 };
-	struct device *d = &W.d, *p = &W.p, q;
+	struct device *d = &W.d, *p = &W.p;
+	struct nt_noise_static q_id;
+	struct nt_handshake q_hs;
+	struct nt_cookie_maker q_maker;
 	struct nt_keypair *kp;
-	struct device p_before_b;
+	static struct device p_before_b;
 	struct nt_handshake *hs;
 	struct nt_rng rng;
-	uint8_t msg[NT_INIT_LEN], pkt[MTU], src[18];
+	uint8_t msg[NT_INIT_LEN], pkt[MTU], src[18], key[NT_KEY_LEN];
 	unsigned since;
 
 	SETUP_CHECK(nt_crypto_init() == 0);
@@ -1499,26 +1287,28 @@ void fz_setup(void)
 	device_init(p, 0x22, 2);
 	peer_init(d, p, psk, &sources[FZ_SRC_PEER]);
 	peer_init(p, d, psk, &d_endpoint);
-	insert_prefix(d->aips, AF_INET, "10.0.0.2", 32, &d->peer.aips);
-	insert_prefix(d->aips, AF_INET, "10.0.1.0", 24, &d->peer.aips);
-	insert_prefix(d->aips, AF_INET6, "fd00::", 64, &d->peer.aips);
-	insert_prefix(d->aips, AF_INET, "10.0.0.0", 8, &other_owner);
-	insert_prefix(d->aips, AF_INET6, "::", 0, &other_owner);
+	insert_prefix(d->eng.aips, AF_INET, "10.0.0.2", 32, &d->peer.aips);
+	insert_prefix(d->eng.aips, AF_INET, "10.0.1.0", 24, &d->peer.aips);
+	insert_prefix(d->eng.aips, AF_INET6, "fd00::", 64, &d->peer.aips);
+	insert_prefix(d->eng.aips, AF_INET, "10.0.0.0", 8, &other_owner);
+	insert_prefix(d->eng.aips, AF_INET6, "::", 0, &other_owner);
+	insert_prefix(p->eng.aips, AF_INET, "10.0.0.1", 32, &p->peer.aips);
 
-	/* A cookie for P: its first initiation meets D under load. */
+	/* A cookie for P: its first initiation (for a packet it staged) meets D under load. */
 	since = p->sent;
-	send_initiation(p, false);
+	p_tun_packet();
+	SETUP_CHECK(last_sent(p, since) && last_sent(p, since)->buf[0] == NT_MSG_INITIATION);
 	since = d->sent;
-	relay(p, since, d, &sources[FZ_SRC_PEER], true);
+	relay(p, p->sent - 1, d, &sources[FZ_SRC_PEER], true);
 	SETUP_CHECK(last_sent(d, since) && last_sent(d, since)->buf[0] == NT_MSG_COOKIE);
 	relay(d, since, p, &d_endpoint, false);
 	SETUP_CHECK(p->peer.cookie.has_cookie);
 
-	/* Handshake A, initiated by P once its retransmit guard and D's load have passed. */
+	/* Handshake A: P's retransmit, once its timer and D's load have passed. */
 	W.now += 6 * NT_NSEC_PER_SEC;
 	since = p->sent;
-	send_initiation(p, false);
-	SETUP_CHECK(last_sent(p, since));
+	run_timers(p);
+	SETUP_CHECK(last_sent(p, since) && last_sent(p, since)->buf[0] == NT_MSG_INITIATION);
 	save_template(FZ_TPL_INIT_REPLAY, last_sent(p, since)->buf, NT_INIT_LEN);
 	since = d->sent;
 	relay(p, p->sent - 1, d, &sources[FZ_SRC_PEER], false);
@@ -1526,14 +1316,15 @@ void fz_setup(void)
 	W.now += MSEC;
 	since = p->sent;
 	relay(d, d->sent - 1, p, &d_endpoint, false);
-	SETUP_CHECK(last_sent(p, since) && last_sent(p, since)->buf[0] == NT_MSG_DATA); /* the keepalive */
-	save_template(FZ_TPL_DATA_REPLAY, last_sent(p, since)->buf, NT_DATA_MIN_LEN);
+	/* P's staged packet, the first on the new session: it confirms A at D */
+	SETUP_CHECK(last_sent(p, since) && last_sent(p, since)->buf[0] == NT_MSG_DATA);
+	save_template(FZ_TPL_DATA_REPLAY, last_sent(p, since)->buf, last_sent(p, since)->len);
 	tpl[FZ_TPL_DATA_REPLAY].keypair = 0;
 	tpl[FZ_TPL_DATA_REPLAY].counter = 0;
 	W.now += MSEC;
 	relay(p, p->sent - 1, d, &sources[FZ_SRC_PEER], false);
-	SETUP_CHECK(d->peer.kps.current >= 0 && d->peer.kps.next < 0);
-	kp = nt_keypairs_current(&p->peer.kps);
+	SETUP_CHECK(d->peer.kps && d->peer.kps->current >= 0 && d->peer.kps->next < 0);
+	kp = nt_keypairs_current(p->peer.kps);
 	SETUP_CHECK(kp && kp->initiator && kp->send_counter == 1);
 	memcpy(p_keypair[0].send_key, kp->send_key, NT_KEY_LEN);
 	p_keypair[0].receiver = kp->remote_index;
@@ -1541,7 +1332,8 @@ void fz_setup(void)
 	/* Handshake B, initiated by D: P answers, D has not read the answer yet. */
 	W.now += MSEC;
 	since = d->sent;
-	send_initiation(d, false);
+	nt_engine_initiate(&d->eng, &d->peer, now_of(), out_of(d));
+	nt_engine_flush(out_of(d));
 	SETUP_CHECK(last_sent(d, since) && last_sent(d, since)->buf[0] == NT_MSG_INITIATION);
 	memcpy(msg, last_sent(d, since)->buf, NT_INIT_LEN);
 	rng = dev_rng(p);
@@ -1549,20 +1341,20 @@ void fz_setup(void)
 	{
 		uint8_t reply[NT_COOKIE_MSG_LEN];
 
-		SETUP_CHECK(nt_cookie_create_reply(&p->checker, reply, msg, NT_INIT_LEN, src, 6, W.now, &rng) == 0);
+		SETUP_CHECK(nt_cookie_create_reply(&p->eng.cookie_checker, reply, msg, NT_INIT_LEN, src, 6, W.now,
+						   &rng) == 0);
 		save_template(FZ_TPL_COOKIE, reply, sizeof(reply));
 	}
 	p_before_b = *p;
 	since = p->sent;
 	deliver(p, msg, NT_INIT_LEN, &d_endpoint, false);
-	flush_tun();
 	SETUP_CHECK(last_sent(p, since) && last_sent(p, since)->buf[0] == NT_MSG_RESPONSE);
 	save_template(FZ_TPL_RESP, last_sent(p, since)->buf, NT_RESP_LEN);
 	SETUP_CHECK(nt_noise_consume_initiation(&hs, msg, NT_INIT_LEN, &p_before_b.id, lookup_handshake,
 						&p_before_b, W.now) == NT_OK);
 	p_hs_consumed_b = *hs;
-	SETUP_CHECK(p->peer.kps.next >= 0);
-	kp = &p->peer.kps.slot[p->peer.kps.next];
+	SETUP_CHECK(p->peer.kps->next >= 0);
+	kp = &p->peer.kps->slot[p->peer.kps->next];
 	memcpy(p_keypair[1].send_key, kp->send_key, NT_KEY_LEN);
 	p_keypair[1].receiver = kp->remote_index;
 
@@ -1584,15 +1376,15 @@ void fz_setup(void)
 	memset(tpl[FZ_TPL_RESP_NOMAC2].buf + NT_RESP_OFF_MAC2, 0, NT_MAC_LEN);
 
 	/* An initiation from a key D does not know. */
-	device_init(&q, 0x33, 3);
-	peer_init(&q, d, NULL, &d_endpoint);
-	rng = dev_rng(&q);
-	SETUP_CHECK(nt_noise_create_initiation(msg, &q.peer.hs, &q.id, 0x0badcafe, wall_ns(), &rng) == NT_OK);
-	SETUP_CHECK(nt_cookie_add_macs(&q.peer.cookie, msg, NT_INIT_LEN, W.now) == 0);
+	memset(key, 0x33, sizeof(key));
+	nt_noise_static_init(&q_id, key);
+	nt_handshake_init(&q_hs, &q_id, d->id.public_key, NULL);
+	nt_cookie_maker_init(&q_maker, d->id.public_key);
+	rng = dev_rng(p);
+	SETUP_CHECK(nt_noise_create_initiation(msg, &q_hs, &q_id, 0x0badcafe, wall_ns(), &rng) == NT_OK);
+	SETUP_CHECK(nt_cookie_add_macs(&q_maker, msg, NT_INIT_LEN, W.now) == 0);
 	save_template(FZ_TPL_INIT_UNKNOWN, msg, NT_INIT_LEN);
-	nt_ratelimiter_free(&q.rl);
-	nt_index_free(&q.indices);
-	nt_allowedips_free(q.aips);
+	nt_handshake_destroy(&q_hs);
 
 	/* Data from P, each with its own counter so that a program can send them all. */
 	data_template(FZ_TPL_DATA_KEEPALIVE, 0, 1, NULL, 0);
@@ -1615,10 +1407,10 @@ void fz_setup(void)
 	W.now += 100 * MSEC;
 	free_ciphers(&W);
 	baseline = W;
-	index_copy(&baseline.d.indices, &W.d.indices);
-	index_copy(&baseline.p.indices, &W.p.indices);
+	restore_device(&baseline.d, &W.d, -1);
+	restore_device(&baseline.p, &W.p, -1);
 	for (int i = 0; i < 2; i++) {
-		struct nt_ratelimiter *rl = i ? &p->rl : &d->rl;
+		struct nt_ratelimiter *rl = i ? &p->eng.ratelimiter : &d->eng.ratelimiter;
 		size_t e = rl->capacity * sizeof(*rl->entries), b = (rl->bucket_mask + 1) * sizeof(*rl->buckets);
 
 		rl_entries_saved[i] = malloc(e);

@@ -1,0 +1,274 @@
+/* The engine: the protocol's sequencing over the primitives of lib/ (Noise, cookies,
+ * keypairs, timers, allowed IPs, the index table), with no fd, no clock read and no global.
+ *
+ * The host (the daemon, a test, a fuzzer) owns the sockets, the TUN and the clock. It
+ * hands the engine inputs and gets back what to do:
+ *
+ *   inputs                                   outputs (in a struct nt_engine_out)
+ *   nt_engine_receive    datagrams (a batch) sends:  bytes for an endpoint, from a source
+ *   nt_engine_tun_packet one packet read     tun:    plaintext IP packets for the TUN
+ *   nt_engine_timers     the time            events: handshake done, endpoint changed, ...
+ *   nt_engine_peer_add/remove, _set_private_key, _set_up: configuration
+ *   nt_engine_next_deadline: when to call nt_engine_timers next.
+ *   Drops are counted in the engine (drops[status] and the four named counters below).
+ *
+ * Outputs go into bounded queues the host provides (struct nt_engine_out). When one is
+ * full the engine calls out->flush, which must carry out everything queued (send, write,
+ * log); the engine then empties the queues and goes on. At the end of a batch the host
+ * calls nt_engine_flush(out) once. So a batch stays a batch: a wakeup's datagrams are
+ * decrypted in place and written to the TUN together (coalesced, with offloads), and what
+ * a TUN read seals goes out as one sendmmsg/GSO batch.
+ *
+ * Time is two numbers per call (struct nt_now): a monotonic clock for every timer and a
+ * wall clock for handshake timestamps and last_handshake_wall.
+ *
+ * Memory: the host allocates each struct nt_peer (zeroed, e.g. in locked memory: it holds
+ * the PSK and handshake secrets) and the static identity; the engine asks the host for a
+ * peer's keypairs (host.keypairs_alloc) when a session begins and gives them back
+ * (host.keypairs_free) when the sessions are cleared. The rest (index table, peer hash,
+ * timer heap, staged packets) the engine mallocs itself, each with a bound.
+ *
+ * A host that adds fields of its own to a peer or an engine can embed the fields with
+ * NT_PEER_FIELDS / NT_ENGINE_FIELDS, as the kernel's struct_group does:
+ *   struct peer { union { struct nt_peer np; struct { NT_PEER_FIELDS }; }; ... };
+ * so that peer->np is the engine's view and peer->hs, peer->endpoint read as before. */
+#ifndef NOISETUN_ENGINE_H
+#define NOISETUN_ENGINE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "noisetun/allowedips.h"
+#include "noisetun/cookie.h"
+#include "noisetun/crypto.h"
+#include "noisetun/index.h"
+#include "noisetun/keypair.h"
+#include "noisetun/messages.h"
+#include "noisetun/noise.h"
+#include "noisetun/offload.h"
+#include "noisetun/ratelimiter.h"
+#include "noisetun/timers.h"
+
+/* Handshake messages one batch may carry before it counts as load; also the budget of
+ * handshake segments after the first of a UDP GRO super-datagram per nt_engine_receive. */
+#define NT_ENGINE_HANDSHAKE_QUEUE 64
+
+/* ---- endpoints ---- */
+union nt_endpoint {
+	struct sockaddr sa;             /* family AF_UNSPEC: unknown */
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+/* The local address a peer reached us at, so replies leave from it (sticky source, as the
+ * kernel does when a host has several addresses). */
+struct nt_endpoint_src {
+	bool set;
+	int ifindex;
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	};
+};
+
+bool nt_endpoint_equal(const union nt_endpoint *a, const union nt_endpoint *b);
+/* The address ‖ port bytes that identify a source for cookies; returns the length. */
+size_t nt_endpoint_cookie_src(const union nt_endpoint *ep, uint8_t out[18]);
+/* Unmap ::ffff:a.b.c.d to AF_INET so one peer has one form of an IPv4 address. */
+void nt_endpoint_normalize(union nt_endpoint *ep);
+
+struct nt_now {
+	uint64_t mono;                  /* ns, monotonic (CLOCK_BOOTTIME in the daemon) */
+	uint64_t wall;                  /* ns since the epoch */
+};
+
+/* A packet waiting for a session. */
+struct nt_staged {
+	uint16_t len;
+	uint8_t data[];
+};
+
+struct nt_engine;
+
+/* ---- a peer ---- */
+#define NT_PEER_FIELDS                                                                             \
+	struct nt_peer *hash_next;        /* the engine's public key hash chain */                 \
+	uint8_t public_key[NT_KEY_LEN];                                                            \
+	struct nt_handshake hs;           /* holds the PSK */                                      \
+	struct nt_cookie_maker cookie;                                                             \
+	struct nt_keypairs *kps;          /* from host.keypairs_alloc while a session exists */    \
+	struct nt_timers timers;                                                                   \
+	struct nt_allowedips_owner aips;  /* its prefixes in the engine's aips */                  \
+	union nt_endpoint endpoint;       /* follows the latest authenticated packet (roaming) */  \
+	struct nt_endpoint_src src;       /* where the peer last reached us */                     \
+	uint64_t rx_bytes, tx_bytes;                                                               \
+	uint64_t last_handshake_wall;     /* ns since the epoch; 0: never */                       \
+	uint16_t persistent_keepalive;    /* seconds; 0: off */                                    \
+	struct nt_staged **staged;        /* NT_MAX_STAGED_PACKETS slots, allocated on first use */ \
+	unsigned staged_head, staged_count;                                                        \
+	size_t heap_pos;                  /* in the engine's timer heap, or SIZE_MAX */
+
+struct nt_peer {
+	NT_PEER_FIELDS
+};
+
+/* ---- what the engine needs of its host ---- */
+struct nt_engine_host {
+	const struct nt_rng *rng;       /* ephemerals, indices, cookie secrets, timer jitter */
+	/* A struct nt_keypairs (zeroed or not: the engine initialises it); NULL when out of
+	 * memory. keypairs_free gets it back wiped of keys; it should wipe it again if it
+	 * recycles memory. */
+	void *(*keypairs_alloc)(void *ctx);
+	void (*keypairs_free)(void *ctx, void *kps);
+	void *ctx;
+};
+
+/* ---- the engine ---- */
+#define NT_ENGINE_FIELDS                                                                           \
+	struct nt_noise_static *static_identity; /* the host's: holds the private key */          \
+	struct nt_cookie_checker cookie_checker;                                                   \
+	struct nt_ratelimiter ratelimiter;                                                         \
+	uint64_t last_under_load;                                                                  \
+	bool was_under_load;                                                                       \
+	uint64_t next_ratelimiter_gc;                                                              \
+	struct nt_allowedips *aips;       /* cryptokey routing: prefix -> &peer->aips */           \
+	struct nt_index_table indices;    /* local session index -> struct nt_peer */              \
+	struct nt_peer **peer_hash;       /* by public key */                                      \
+	size_t peer_hash_size, peer_hash_count;                                                    \
+	struct nt_peer **heap;            /* min-heap of peers by next timer deadline */           \
+	size_t heap_len, heap_cap;                                                                 \
+	bool up;                          /* the link: nothing is processed while down */          \
+	unsigned mtu;                     /* data messages are padded within it */                 \
+	struct nt_engine_host host;                                                                \
+	uint64_t jitter_state;                                                                     \
+	/* Drops, one taxonomy: why a datagram or a TUN packet went nowhere. */                    \
+	uint64_t drops[NT_STATUS_MAX];    /* by the status the core returned */                    \
+	uint64_t drops_no_peer;           /* TUN: no allowed IP routes the destination */          \
+	uint64_t drops_source;            /* received: inner source not the peer's */              \
+	uint64_t drops_no_endpoint;       /* TUN: the peer has no endpoint */                      \
+	uint64_t drops_staged;            /* TUN: the staging queue overflowed */
+
+struct nt_engine {
+	NT_ENGINE_FIELDS
+};
+
+/* ---- outputs ---- */
+struct nt_send {
+	struct nt_peer *peer;           /* NULL: a cookie reply, which belongs to no peer */
+	union nt_endpoint to;
+	/* The source to send from: &peer->src (a host whose send fails with the source gone
+	 * clears ->set and retries), or &src_copy. */
+	struct nt_endpoint_src *src;
+	struct nt_endpoint_src src_copy;
+	uint8_t *data;                  /* in out->bytes, or sealed in place in the host's buffer */
+	size_t len;
+	/* A message the engine does not count: the host adds len to peer->tx_bytes once the
+	 * send succeeded (handshake messages, keepalives, staged data). Data sealed from a TUN
+	 * read is counted when sealed, as a batch is. */
+	bool count_tx;
+};
+
+enum nt_event_type {
+	NT_EV_INITIATION_RECEIVED,      /* peer */
+	NT_EV_INITIATION_DROPPED,       /* no peer: status says why (unknown key, replay, ...) */
+	NT_EV_RESPONSE_SENT,            /* peer */
+	NT_EV_RESPONSE_DROPPED,         /* peer, status */
+	NT_EV_SESSION_ESTABLISHED,      /* peer: our initiation was answered (handshake done) */
+	NT_EV_SESSION_CONFIRMED,        /* peer: the initiator sent on the session we answered */
+	NT_EV_COOKIE_RECEIVED,          /* peer: it is under load */
+	NT_EV_ENDPOINT_CHANGED,         /* peer, endpoint: the new one */
+	NT_EV_INITIATION_SENT,          /* peer, value 1: a retry */
+	NT_EV_INITIATION_FAILED,        /* peer, status: could not create one */
+	NT_EV_NO_INDEX,                 /* peer, err (-errno), value: indices in use */
+	NT_EV_HANDSHAKE_GAVE_UP,        /* peer: staged packets dropped after REKEY_ATTEMPT_TIME */
+	NT_EV_KEYS_ERASED,              /* peer: no handshake for 3 x REJECT_AFTER_TIME */
+	NT_EV_UNDER_LOAD,               /* no peer: a batch started the under-load state */
+};
+
+struct nt_event {
+	enum nt_event_type type;
+	struct nt_peer *peer;
+	enum nt_status status;
+	int err;
+	uint64_t value;
+	union nt_endpoint endpoint;
+};
+
+/* Queues the host provides; lengths start at 0 and only the engine (nt_engine_flush)
+ * resets them. Each cap must be at least 1, bytes_cap at least NT_ENGINE_MIN_BYTES. */
+struct nt_engine_out {
+	struct nt_send *sends;
+	size_t sends_len, sends_cap;
+	struct nt_gro_packet *tun;      /* data: plaintext in the datagram's buffer, cap: room */
+	size_t tun_len, tun_cap;
+	struct nt_event *events;
+	size_t events_len, events_cap;
+	uint8_t *bytes;                 /* where the engine writes the messages it makes */
+	size_t bytes_used, bytes_cap;
+	/* Carry out everything queued; the engine empties the queues after it returns. */
+	void (*flush)(void *ctx, struct nt_engine_out *out);
+	void *ctx;
+};
+/* A staged packet sealed: the largest message the engine writes into out->bytes. */
+#define NT_ENGINE_MIN_BYTES (65535 + NT_DATA_MIN_LEN + NT_DATA_PAD + 16)
+
+/* out->flush, then empty the queues. */
+void nt_engine_flush(struct nt_engine_out *out);
+
+/* ---- inputs ---- */
+
+/* identity: the host's (sodium_malloc'd), nt_noise_static_init'ed; 0 or -errno. */
+int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const struct nt_engine_host *host,
+		   size_t max_indices, size_t ratelimiter_capacity);
+/* Frees what the engine allocated; the peers must have been removed first. */
+void nt_engine_destroy(struct nt_engine *e);
+
+/* A new peer in zeroed memory; 0 or -ENOMEM. */
+int nt_engine_peer_add(struct nt_engine *e, struct nt_peer *p, const uint8_t key[NT_KEY_LEN]);
+/* Clears its sessions, staged packets, timers, allowed IPs; the host then frees p. */
+void nt_engine_peer_remove(struct nt_engine *e, struct nt_peer *p);
+struct nt_peer *nt_engine_peer_lookup(const struct nt_engine *e, const uint8_t key[NT_KEY_LEN]);
+/* Call after changing p->timers from outside (persistent keepalive). */
+void nt_engine_peer_timers_changed(struct nt_engine *e, struct nt_peer *p);
+/* A new private key (NULL: none): sessions of every peer are cleared. The same key again
+ * changes nothing. Returns a peer whose public key is now our own, which the host must
+ * remove (nt_engine_peer_remove), or NULL. */
+struct nt_peer *nt_engine_set_private_key(struct nt_engine *e, const uint8_t key[NT_KEY_LEN]);
+/* The link's state gates the peers: down clears sessions and stops timers; up restarts
+ * persistent keepalives. */
+void nt_engine_set_up(struct nt_engine *e, bool up, struct nt_now now);
+
+/* A received datagram: data/len in a buffer of cap bytes (decrypted in place; the TUN
+ * queue points into it until flushed, and coalescing may grow a packet up to cap). */
+struct nt_datagram {
+	uint8_t *data;
+	size_t len, cap;
+	size_t segment;                 /* the UDP GRO size: len bytes are datagrams of this
+					 * size back to back, the last maybe shorter; 0: one */
+	bool truncated;                 /* MSG_TRUNC: dropped */
+	union nt_endpoint from;         /* normalized (no v4-mapped v6) */
+	struct nt_endpoint_src local;   /* the address it was sent to */
+};
+/* One wakeup's datagrams. The load (for the cookie rule) is their handshake count. */
+void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
+		       struct nt_engine_out *out);
+
+/* One IP packet read from the TUN at pkt, with NT_DATA_HEADER_LEN bytes of room before it
+ * and NT_ENGINE_TAIL_ROOM after its len: route it by destination, then seal it in place
+ * and queue the send, or (no usable session) stage a copy and start a handshake. */
+#define NT_ENGINE_TAIL_ROOM (NT_DATA_PAD + NT_AEAD_TAG_LEN)
+void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct nt_now now,
+			  struct nt_engine_out *out);
+
+/* Start a handshake with p now, as a TUN packet without a session would: not while down,
+ * without an endpoint, or within REKEY_TIMEOUT of the last initiation. */
+void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out);
+
+/* Run every peer timer due at now (handshake retries, keepalives, key erasure). */
+void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
+/* The earliest timer deadline (monotonic ns), UINT64_MAX if none. */
+uint64_t nt_engine_next_deadline(const struct nt_engine *e);
+
+#endif

@@ -1,0 +1,986 @@
+/* The engine (include/noisetun/engine.h): handshake and session sequencing, the receive
+ * decisions, staging, keepalives and the timer dispatch, over the primitives of lib/.
+ *
+ * Receive, by message type:
+ *   1, 2: mac1 -> (under load: mac2 or a cookie reply, then the rate limiter) -> Noise
+ *   3:    cookie reply for a pending handshake
+ *   4:    keypair by receiver index -> replay -> open in place -> cryptokey routing on the
+ *         inner source -> the TUN queue
+ * The peer's endpoint follows the latest authenticated packet (roaming).
+ *
+ * Session indices: a peer owns the local index of its pending handshake and of each of
+ * its keypairs; index_release forgets one only when neither uses it any more, so the
+ * order of releases in the handshake paths below is what keeps the table exact. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "noisetun/encoding.h"
+#include "noisetun/engine.h"
+
+#define PEER_OF_HS(p)   ((struct nt_peer *)((char *)(p) - offsetof(struct nt_peer, hs)))
+#define PEER_OF_AIPS(p) ((struct nt_peer *)((char *)(p) - offsetof(struct nt_peer, aips)))
+
+/* ---- endpoints ---- */
+
+bool nt_endpoint_equal(const union nt_endpoint *a, const union nt_endpoint *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_port == b->in4.sin_port && a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return a->in6.sin6_port == b->in6.sin6_port &&
+		       !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr)) &&
+		       a->in6.sin6_scope_id == b->in6.sin6_scope_id;
+	return true;
+}
+
+size_t nt_endpoint_cookie_src(const union nt_endpoint *ep, uint8_t out[18])
+{
+	if (ep->sa.sa_family == AF_INET) {
+		memcpy(out, &ep->in4.sin_addr, 4);
+		memcpy(out + 4, &ep->in4.sin_port, 2);
+		return 6;
+	}
+	memcpy(out, &ep->in6.sin6_addr, 16);
+	memcpy(out + 16, &ep->in6.sin6_port, 2);
+	return 18;
+}
+
+void nt_endpoint_normalize(union nt_endpoint *ep)
+{
+	if (ep->sa.sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&ep->in6.sin6_addr)) {
+		struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = ep->in6.sin6_port };
+
+		memcpy(&in4.sin_addr, &ep->in6.sin6_addr.s6_addr[12], 4);
+		memset(ep, 0, sizeof(*ep));
+		ep->in4 = in4;
+	}
+}
+
+/* ---- the output queues ---- */
+
+void nt_engine_flush(struct nt_engine_out *out)
+{
+	if (out->sends_len || out->tun_len || out->events_len)
+		out->flush(out->ctx, out);
+	out->sends_len = out->tun_len = out->events_len = out->bytes_used = 0;
+}
+
+static void event(struct nt_engine_out *out, enum nt_event_type type, struct nt_peer *peer, enum nt_status st,
+		  uint64_t value)
+{
+	if (out->events_len == out->events_cap)
+		nt_engine_flush(out);
+	out->events[out->events_len++] = (struct nt_event){ .type = type, .peer = peer, .status = st, .value = value };
+}
+
+/* Room for len bytes of a message the engine makes, and for one send; NULL if len can
+ * never fit (a host whose bytes_cap is below NT_ENGINE_MIN_BYTES). */
+static uint8_t *out_bytes(struct nt_engine_out *out, size_t len)
+{
+	uint8_t *p;
+
+	len = (len + 15) & ~(size_t)15;
+	if (out->bytes_cap - out->bytes_used < len || out->sends_len == out->sends_cap)
+		nt_engine_flush(out);
+	if (out->bytes_cap - out->bytes_used < len)
+		return NULL;
+	p = out->bytes + out->bytes_used;
+	out->bytes_used += len;
+	return p;
+}
+
+static void out_send(struct nt_engine_out *out, struct nt_peer *peer, const union nt_endpoint *to,
+		     const struct nt_endpoint_src *src_copy, uint8_t *data, size_t len, bool count_tx)
+{
+	struct nt_send *s;
+
+	if (out->sends_len == out->sends_cap)
+		nt_engine_flush(out);
+	s = &out->sends[out->sends_len++];
+	s->peer = peer;
+	s->to = *to;
+	if (src_copy) {
+		s->src_copy = *src_copy;
+		s->src = &s->src_copy;
+	} else {
+		s->src = &peer->src;
+	}
+	s->data = data;
+	s->len = len;
+	s->count_tx = count_tx;
+}
+
+static uint64_t jitter(struct nt_engine *e)
+{
+	/* Timer jitter needs spread, not secrecy: xorshift64 seeded from the rng. */
+	while (!e->jitter_state)
+		e->host.rng->fill(e->host.rng->ctx, &e->jitter_state, sizeof(e->jitter_state));
+	e->jitter_state ^= e->jitter_state >> 12;
+	e->jitter_state ^= e->jitter_state << 25;
+	e->jitter_state ^= e->jitter_state >> 27;
+	return (e->jitter_state * 0x2545f4914f6cdd1dULL) % NT_REKEY_TIMEOUT_JITTER_MAX;
+}
+
+/* ---- the timer heap ---- */
+
+static bool heap_less(const struct nt_peer *a, const struct nt_peer *b)
+{
+	return nt_timers_next_deadline(&a->timers) < nt_timers_next_deadline(&b->timers);
+}
+
+static void heap_set(struct nt_engine *e, size_t pos, struct nt_peer *p)
+{
+	e->heap[pos] = p;
+	p->heap_pos = pos;
+}
+
+static void heap_fix(struct nt_engine *e, size_t pos)
+{
+	struct nt_peer *p = e->heap[pos];
+
+	while (pos > 0 && heap_less(p, e->heap[(pos - 1) / 2])) {
+		heap_set(e, pos, e->heap[(pos - 1) / 2]);
+		pos = (pos - 1) / 2;
+	}
+	for (;;) {
+		size_t child = 2 * pos + 1;
+		if (child >= e->heap_len)
+			break;
+		if (child + 1 < e->heap_len && heap_less(e->heap[child + 1], e->heap[child]))
+			child++;
+		if (!heap_less(e->heap[child], p))
+			break;
+		heap_set(e, pos, e->heap[child]);
+		pos = child;
+	}
+	heap_set(e, pos, p);
+}
+
+static void heap_remove(struct nt_engine *e, struct nt_peer *p)
+{
+	size_t pos = p->heap_pos;
+
+	if (pos == SIZE_MAX)
+		return;
+	p->heap_pos = SIZE_MAX;
+	if (--e->heap_len != pos) {
+		heap_set(e, pos, e->heap[e->heap_len]);
+		heap_fix(e, pos);
+	}
+}
+
+void nt_engine_peer_timers_changed(struct nt_engine *e, struct nt_peer *p)
+{
+	if (p->heap_pos == SIZE_MAX) {
+		if (e->heap_len == e->heap_cap) {
+			size_t cap = e->heap_cap ? e->heap_cap * 2 : 64;
+			struct nt_peer **heap = realloc(e->heap, cap * sizeof(*heap));
+			if (!heap)
+				return; /* the peer's timers stay unscheduled until memory returns */
+			e->heap = heap;
+			e->heap_cap = cap;
+		}
+		heap_set(e, e->heap_len++, p);
+	}
+	heap_fix(e, p->heap_pos);
+}
+
+#define timers_changed(p) nt_engine_peer_timers_changed(e, (p))
+
+uint64_t nt_engine_next_deadline(const struct nt_engine *e)
+{
+	return e->heap_len ? nt_timers_next_deadline(&e->heap[0]->timers) : UINT64_MAX;
+}
+
+/* ---- session indices, owned by peers ---- */
+
+/* A fresh random index no session uses; 0 at the cap or out of memory. Random, so that
+ * indices say nothing about how many sessions exist. */
+static uint32_t index_assign(struct nt_engine *e, struct nt_peer *p, struct nt_engine_out *out)
+{
+	uint32_t index = 0;
+	int err = nt_index_assign(&e->indices, p, e->host.rng, &index);
+
+	if (err) {
+		if (out) {
+			event(out, NT_EV_NO_INDEX, p, NT_OK, nt_index_count(&e->indices));
+			out->events[out->events_len - 1].err = err;
+		}
+		return 0;
+	}
+	return index;
+}
+
+/* Forget index unless the peer's pending handshake or one of its keypairs still uses it. */
+static void index_release(struct nt_engine *e, struct nt_peer *p, uint32_t index)
+{
+	if (nt_index_lookup(&e->indices, index) != p)
+		return;
+	if (p->hs.state != NT_HS_ZEROED && p->hs.local_index == index)
+		return;
+	if (p->kps && nt_keypairs_find(p->kps, index))
+		return;
+	nt_index_release(&e->indices, index, p);
+}
+
+static void index_release_drops(struct nt_engine *e, struct nt_peer *p, const struct nt_keypair_drops *drops)
+{
+	for (unsigned i = 0; i < drops->count; i++)
+		index_release(e, p, drops->index[i]);
+}
+
+/* ---- peers ---- */
+
+static size_t key_hash(const struct nt_engine *e, const uint8_t key[NT_KEY_LEN])
+{
+	/* Public keys are uniformly random: their first bytes are a fine hash. */
+	uint64_t h;
+
+	memcpy(&h, key, sizeof(h));
+	return (size_t)(h & (e->peer_hash_size - 1));
+}
+
+static int peer_hash_grow(struct nt_engine *e)
+{
+	size_t old = e->peer_hash_size, size = old ? old * 2 : 64;
+	struct nt_peer **table = calloc(size, sizeof(*table)), **prev = e->peer_hash;
+
+	if (!table)
+		return -ENOMEM;
+	e->peer_hash = table;
+	e->peer_hash_size = size;
+	for (size_t i = 0; i < old; i++) {
+		for (struct nt_peer *p = prev[i], *next; p; p = next) {
+			size_t h = key_hash(e, p->public_key);
+
+			next = p->hash_next;
+			p->hash_next = table[h];
+			table[h] = p;
+		}
+	}
+	free(prev);
+	return 0;
+}
+
+struct nt_peer *nt_engine_peer_lookup(const struct nt_engine *e, const uint8_t key[NT_KEY_LEN])
+{
+	for (struct nt_peer *p = e->peer_hash[key_hash(e, key)]; p; p = p->hash_next)
+		if (nt_equal(p->public_key, key, NT_KEY_LEN))
+			return p;
+	return NULL;
+}
+
+int nt_engine_peer_add(struct nt_engine *e, struct nt_peer *p, const uint8_t key[NT_KEY_LEN])
+{
+	size_t h;
+
+	if (e->peer_hash_count + 1 > e->peer_hash_size && peer_hash_grow(e))
+		return -ENOMEM;
+	memcpy(p->public_key, key, NT_KEY_LEN);
+	nt_handshake_init(&p->hs, e->static_identity, key, NULL);
+	nt_cookie_maker_init(&p->cookie, key);
+	nt_timers_init(&p->timers);
+	p->heap_pos = SIZE_MAX;
+	h = key_hash(e, key);
+	p->hash_next = e->peer_hash[h];
+	e->peer_hash[h] = p;
+	e->peer_hash_count++;
+	return 0;
+}
+
+static void drop_staged(struct nt_peer *p)
+{
+	while (p->staged_count) {
+		free(p->staged[p->staged_head]);
+		p->staged[p->staged_head] = NULL;
+		p->staged_head = (p->staged_head + 1) % NT_MAX_STAGED_PACKETS;
+		p->staged_count--;
+	}
+	p->staged_head = 0;
+	free(p->staged);
+	p->staged = NULL;
+}
+
+static void clear_sessions(struct nt_engine *e, struct nt_peer *p)
+{
+	struct nt_keypair_drops drops = { .count = 0 };
+	uint32_t hs_index = p->hs.local_index;
+	bool had_hs = p->hs.state != NT_HS_ZEROED;
+
+	if (p->kps) {
+		nt_keypairs_clear(p->kps, &drops);
+		e->host.keypairs_free(e->host.ctx, p->kps);
+		p->kps = NULL;
+	}
+	nt_handshake_clear(&p->hs);
+	index_release_drops(e, p, &drops);
+	if (had_hs)
+		index_release(e, p, hs_index);
+}
+
+/* The peer's keypairs, from the host if it has none yet; NULL if out of memory. */
+static struct nt_keypairs *peer_keypairs(struct nt_engine *e, struct nt_peer *p)
+{
+	if (!p->kps && (p->kps = e->host.keypairs_alloc(e->host.ctx)))
+		nt_keypairs_init(p->kps);
+	return p->kps;
+}
+
+void nt_engine_peer_remove(struct nt_engine *e, struct nt_peer *p)
+{
+	struct nt_peer **pp = &e->peer_hash[key_hash(e, p->public_key)];
+
+	clear_sessions(e, p);
+	drop_staged(p);
+	nt_timers_stop(&p->timers);
+	heap_remove(e, p);
+	nt_allowedips_remove_owner(e->aips, &p->aips);
+	while (*pp != p)
+		pp = &(*pp)->hash_next;
+	*pp = p->hash_next;
+	e->peer_hash_count--;
+	nt_handshake_destroy(&p->hs);
+	nt_cookie_maker_wipe(&p->cookie);
+}
+
+#define FOR_EACH_PEER(e, p)                                     \
+	for (size_t b_ = 0; b_ < (e)->peer_hash_size; b_++)     \
+		for (struct nt_peer *p = (e)->peer_hash[b_]; p; p = p->hash_next)
+
+struct nt_peer *nt_engine_set_private_key(struct nt_engine *e, const uint8_t key[NT_KEY_LEN])
+{
+	struct nt_peer *self = NULL;
+	uint8_t clamped[NT_KEY_LEN];
+	bool same;
+
+	/* The same key again (stock `wg syncconf` always sends it) must not drop sessions. */
+	if (key && !nt_is_zero(key, NT_KEY_LEN)) {
+		memcpy(clamped, key, NT_KEY_LEN);
+		nt_key_clamp(clamped);
+		same = e->static_identity->has_key && nt_equal(clamped, e->static_identity->private_key, NT_KEY_LEN);
+		nt_wipe(clamped, sizeof(clamped));
+	} else {
+		same = !e->static_identity->has_key;
+	}
+	if (same)
+		return NULL;
+	nt_noise_static_init(e->static_identity, key);
+	nt_cookie_checker_set_public_key(&e->cookie_checker,
+					 e->static_identity->has_key ? e->static_identity->public_key : NULL);
+	/* A peer with our own public key would be talking to itself: the host removes it. */
+	if (e->static_identity->has_key)
+		self = nt_engine_peer_lookup(e, e->static_identity->public_key);
+	FOR_EACH_PEER(e, p) {
+		uint8_t psk[NT_KEY_LEN];
+
+		if (p == self)
+			continue;
+		clear_sessions(e, p);
+		/* A new identity may handshake at once: the REKEY_TIMEOUT rate limit was for the
+		 * old one (the kernel's selftest changes a key and expects traffic right away). */
+		p->timers.initiation_sent = false;
+		memcpy(psk, p->hs.preshared_key, NT_KEY_LEN);
+		nt_handshake_init(&p->hs, e->static_identity, p->public_key, psk);
+		nt_wipe(psk, sizeof(psk));
+	}
+	return self;
+}
+
+void nt_engine_set_up(struct nt_engine *e, bool up, struct nt_now now)
+{
+	e->up = up;
+	FOR_EACH_PEER(e, p) {
+		if (!up) {
+			clear_sessions(e, p);
+			drop_staged(p);
+			nt_timers_stop(&p->timers);
+		} else if (p->persistent_keepalive) {
+			nt_timers_set_persistent_keepalive(&p->timers, p->persistent_keepalive, now.mono);
+		}
+		timers_changed(p);
+	}
+}
+
+int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const struct nt_engine_host *host,
+		   size_t max_indices, size_t ratelimiter_capacity)
+{
+	memset(e, 0, sizeof(*e));
+	e->static_identity = identity;
+	e->host = *host;
+	e->mtu = NT_DEFAULT_MTU;
+	e->aips = nt_allowedips_new();
+	if (!e->aips || peer_hash_grow(e))
+		return -ENOMEM;
+	nt_cookie_checker_init(&e->cookie_checker);
+	if (identity->has_key)
+		nt_cookie_checker_set_public_key(&e->cookie_checker, identity->public_key);
+	if (nt_ratelimiter_init(&e->ratelimiter, ratelimiter_capacity, host->rng))
+		return -ENOMEM;
+	if (nt_index_init(&e->indices, max_indices))
+		return -EINVAL;
+	return 0;
+}
+
+void nt_engine_destroy(struct nt_engine *e)
+{
+	nt_allowedips_free(e->aips);
+	nt_ratelimiter_free(&e->ratelimiter);
+	nt_cookie_checker_wipe(&e->cookie_checker);
+	nt_index_free(&e->indices);
+	free(e->peer_hash);
+	free(e->heap);
+	e->aips = NULL;
+	e->peer_hash = NULL;
+	e->heap = NULL;
+	e->peer_hash_size = e->heap_len = e->heap_cap = 0;
+}
+
+/* ---- sending: initiations, keepalives, staged data ---- */
+
+/* The peer's current keypair if it may still send at now, else NULL. */
+static struct nt_keypair *sending_keypair(struct nt_peer *p, uint64_t now)
+{
+	struct nt_keypair *kp = p->kps ? nt_keypairs_current(p->kps) : NULL;
+
+	return kp && nt_keypair_usable(kp, now, kp->send_counter) ? kp : NULL;
+}
+
+static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retry, struct nt_now now,
+			    struct nt_engine_out *out);
+
+/* Bookkeeping after a data or keepalive message was queued for the peer; counted: its
+ * bytes are in tx_bytes already (else the host adds them once sent). */
+static void after_data_sent(struct nt_engine *e, struct nt_peer *p, struct nt_keypair *kp, size_t wire_len,
+			    bool counted, size_t payload, struct nt_now now, struct nt_engine_out *out)
+{
+	if (counted)
+		p->tx_bytes += wire_len;
+	if (payload)
+		nt_timers_data_sent(&p->timers, now.mono, jitter(e));
+	nt_timers_any_authenticated_packet_sent(&p->timers);
+	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);
+	timers_changed(p);
+	if (nt_timers_rekey_on_send(now.mono, kp->birth, kp->send_counter, kp->initiator))
+		send_initiation(e, p, false, now, out);
+}
+
+static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retry, struct nt_now now,
+			    struct nt_engine_out *out)
+{
+	uint32_t old_index = p->hs.local_index, index;
+	bool had = p->hs.state != NT_HS_ZEROED;
+	enum nt_status st;
+	uint8_t *msg;
+
+	if (!e->up || p->endpoint.sa.sa_family == AF_UNSPEC)
+		return;
+	if (!nt_timers_may_send_initiation(&p->timers, now.mono, is_retry))
+		return;
+	msg = out_bytes(out, NT_INIT_LEN);
+	if (!msg)
+		return;
+	index = index_assign(e, p, out);
+	if (!index) {
+		out->bytes_used -= (NT_INIT_LEN + 15) & ~(size_t)15;
+		return;
+	}
+	st = nt_noise_create_initiation(msg, &p->hs, e->static_identity, index, now.wall, e->host.rng);
+	if (had)
+		index_release(e, p, old_index);
+	if (st != NT_OK) {
+		index_release(e, p, index);
+		event(out, NT_EV_INITIATION_FAILED, p, st, 0);
+		return;
+	}
+	if (nt_cookie_add_macs(&p->cookie, msg, NT_INIT_LEN, now.mono))
+		return;
+	event(out, NT_EV_INITIATION_SENT, p, NT_OK, is_retry);
+	out_send(out, p, &p->endpoint, NULL, msg, NT_INIT_LEN, true);
+	nt_timers_any_authenticated_packet_sent(&p->timers);
+	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);
+	nt_timers_handshake_initiated(&p->timers, now.mono, jitter(e));
+	timers_changed(p);
+}
+
+void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	send_initiation(e, p, false, now, out);
+}
+
+static void send_keepalive(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	struct nt_keypair *kp = sending_keypair(p, now.mono);
+	uint8_t *buf;
+	size_t len;
+
+	if (p->endpoint.sa.sa_family == AF_UNSPEC)
+		return;
+	if (!kp) {
+		send_initiation(e, p, false, now, out);
+		return;
+	}
+	buf = out_bytes(out, NT_DATA_MIN_LEN);
+	if (!buf)
+		return;
+	if (nt_keypair_seal(kp, buf, &len, NULL, 0, e->mtu, now.mono) != NT_OK)
+		return;
+	out_send(out, p, &p->endpoint, NULL, buf, len, true);
+	after_data_sent(e, p, kp, len, false, 0, now, out);
+}
+
+static void stage(struct nt_engine *e, struct nt_peer *p, const uint8_t *pkt, size_t len)
+{
+	struct nt_staged *s;
+
+	if (!p->staged && !(p->staged = calloc(NT_MAX_STAGED_PACKETS, sizeof(*p->staged)))) {
+		e->drops_staged++;
+		return;
+	}
+	s = malloc(sizeof(*s) + len);
+	if (!s) {
+		e->drops_staged++;
+		return;
+	}
+	s->len = (uint16_t)len;
+	memcpy(s->data, pkt, len);
+	if (p->staged_count == NT_MAX_STAGED_PACKETS) {
+		/* the oldest goes first */
+		free(p->staged[p->staged_head]);
+		p->staged_head = (p->staged_head + 1) % NT_MAX_STAGED_PACKETS;
+		p->staged_count--;
+		e->drops_staged++;
+	}
+	p->staged[(p->staged_head + p->staged_count++) % NT_MAX_STAGED_PACKETS] = s;
+}
+
+/* Seal and send what waited for a session, now that one exists. */
+static void send_staged(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	while (p->staged_count) {
+		struct nt_keypair *kp = sending_keypair(p, now.mono);
+		struct nt_staged *s = p->staged[p->staged_head];
+		uint8_t *buf;
+		size_t len;
+
+		if (!kp || p->endpoint.sa.sa_family == AF_UNSPEC)
+			return;
+		p->staged[p->staged_head] = NULL;
+		p->staged_head = (p->staged_head + 1) % NT_MAX_STAGED_PACKETS;
+		p->staged_count--;
+		buf = out_bytes(out, (size_t)s->len + NT_DATA_MIN_LEN + NT_DATA_PAD);
+		if (buf && nt_keypair_seal(kp, buf, &len, s->data, s->len, e->mtu, now.mono) == NT_OK) {
+			out_send(out, p, &p->endpoint, NULL, buf, len, true);
+			after_data_sent(e, p, kp, len, false, s->len, now, out);
+		}
+		free(s);
+	}
+	drop_staged(p); /* empty now: give the ring back */
+}
+
+/* ---- the TUN side ---- */
+
+static struct nt_peer *route(struct nt_engine *e, const uint8_t *pkt, size_t len, size_t *iplen)
+{
+	struct nt_allowedips_owner *owner = NULL;
+
+	*iplen = nt_ip_packet_len(pkt, len);
+	if (!*iplen)
+		return NULL;
+	if ((pkt[0] >> 4) == 4)
+		owner = nt_allowedips_lookup(e->aips, AF_INET, pkt + 16);
+	else
+		owner = nt_allowedips_lookup(e->aips, AF_INET6, pkt + 24);
+	return owner ? PEER_OF_AIPS(owner) : NULL;
+}
+
+void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct nt_now now,
+			  struct nt_engine_out *out)
+{
+	uint8_t *buf = pkt - NT_DATA_HEADER_LEN;
+	struct nt_keypair *kp;
+	struct nt_peer *p;
+	size_t iplen, wire_len;
+
+	p = route(e, pkt, len, &iplen);
+	if (!p) {
+		e->drops_no_peer++;
+		return;
+	}
+	if (p->endpoint.sa.sa_family == AF_UNSPEC) {
+		e->drops_no_endpoint++;
+		return;
+	}
+	kp = sending_keypair(p, now.mono);
+	if (!kp) {
+		stage(e, p, pkt, iplen);
+		send_initiation(e, p, false, now, out);
+		return;
+	}
+	if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, e->mtu, now.mono) != NT_OK)
+		return;
+	out_send(out, p, &p->endpoint, NULL, buf, wire_len, false);
+	after_data_sent(e, p, kp, wire_len, true, iplen, now, out);
+}
+
+/* ---- the receive side ---- */
+
+static struct nt_handshake *lookup_handshake(void *ctx, const uint8_t key[NT_KEY_LEN])
+{
+	struct nt_peer *p = nt_engine_peer_lookup(ctx, key);
+
+	return p ? &p->hs : NULL;
+}
+
+static void authenticated_received(struct nt_peer *p, const struct nt_datagram *d, size_t len, uint64_t now,
+				   struct nt_engine_out *out)
+{
+	p->src = d->local;
+	if (!nt_endpoint_equal(&p->endpoint, &d->from)) {
+		p->endpoint = d->from;
+		event(out, NT_EV_ENDPOINT_CHANGED, p, NT_OK, 0);
+		out->events[out->events_len - 1].endpoint = d->from;
+	}
+	p->rx_bytes += len;
+	nt_timers_any_authenticated_packet_received(&p->timers);
+	nt_timers_any_authenticated_packet_traversal(&p->timers, now);
+}
+
+/* mac1, and under load mac2 or a cookie reply, and the per-source rate limit.
+ * true: go on and process the handshake message. */
+static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			       uint64_t now, bool under_load, struct nt_engine_out *out)
+{
+	uint8_t src_bytes[18], *reply;
+	size_t src_len = nt_endpoint_cookie_src(&d->from, src_bytes);
+	enum nt_cookie_mac_state mac =
+		nt_cookie_validate(&e->cookie_checker, msg, len, src_bytes, src_len, now, under_load);
+
+	if (mac == NT_COOKIE_MAC_INVALID) {
+		e->drops[NT_DROP_DECRYPT]++;
+		return false;
+	}
+	if (!under_load)
+		return true;
+	if (mac != NT_COOKIE_MAC2_VALID) {
+		reply = out_bytes(out, NT_COOKIE_MSG_LEN);
+		if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
+						    e->host.rng) == 0)
+			out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
+		return false;
+	}
+	if (d->from.sa.sa_family == AF_INET)
+		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
+	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+}
+
+static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			      struct nt_now now, bool under_load, struct nt_engine_out *out)
+{
+	struct nt_keypair_drops drops = { .count = 0 };
+	struct nt_handshake *hs;
+	struct nt_peer *p;
+	uint32_t old_index, index;
+	enum nt_status st;
+	uint8_t *resp;
+
+	if (len != NT_INIT_LEN) {
+		e->drops[NT_DROP_SIZE]++;
+		return;
+	}
+	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
+		return;
+	st = nt_noise_consume_initiation(&hs, msg, len, e->static_identity, lookup_handshake, e, now.mono);
+	if (st != NT_OK) {
+		e->drops[st]++;
+		event(out, NT_EV_INITIATION_DROPPED, NULL, st, 0);
+		return;
+	}
+	p = PEER_OF_HS(hs);
+	old_index = hs->local_index; /* of a handshake this one replaced, if any */
+	event(out, NT_EV_INITIATION_RECEIVED, p, NT_OK, 0);
+	authenticated_received(p, d, len, now.mono, out);
+	timers_changed(p);
+
+	resp = out_bytes(out, NT_RESP_LEN);
+	index = resp ? index_assign(e, p, out) : 0;
+	if (!index || nt_noise_create_response(resp, hs, e->static_identity, index, e->host.rng) != NT_OK ||
+	    nt_cookie_add_macs(&p->cookie, resp, NT_RESP_LEN, now.mono)) {
+		nt_handshake_clear(hs);
+		if (index)
+			index_release(e, p, index);
+		index_release(e, p, old_index);
+		return;
+	}
+	index_release(e, p, old_index);
+	if (!peer_keypairs(e, p) || nt_noise_begin_session(hs, p->kps, now.mono, &drops) != NT_OK) {
+		index_release(e, p, index);
+		return;
+	}
+	index_release_drops(e, p, &drops);
+	event(out, NT_EV_RESPONSE_SENT, p, NT_OK, 0);
+	out_send(out, p, &d->from, NULL, resp, NT_RESP_LEN, true);
+	nt_timers_any_authenticated_packet_sent(&p->timers);
+	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);
+	nt_timers_session_derived(&p->timers, now.mono);
+	timers_changed(p);
+}
+
+static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			    struct nt_now now, bool under_load, struct nt_engine_out *out)
+{
+	struct nt_keypair_drops drops = { .count = 0 };
+	struct nt_peer *p;
+	enum nt_status st;
+
+	if (len != NT_RESP_LEN) {
+		e->drops[NT_DROP_SIZE]++;
+		return;
+	}
+	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
+		return;
+	p = nt_index_lookup(&e->indices, nt_noise_response_receiver(msg));
+	if (!p) {
+		e->drops[NT_DROP_INDEX]++;
+		return;
+	}
+	st = nt_noise_consume_response(&p->hs, msg, len, e->static_identity);
+	if (st == NT_OK)
+		st = peer_keypairs(e, p) ? nt_noise_begin_session(&p->hs, p->kps, now.mono, &drops) : NT_DROP_STATE;
+	if (st != NT_OK) {
+		e->drops[st]++;
+		event(out, NT_EV_RESPONSE_DROPPED, p, st, 0);
+		return;
+	}
+	index_release_drops(e, p, &drops);
+	event(out, NT_EV_SESSION_ESTABLISHED, p, NT_OK, 0);
+	authenticated_received(p, d, len, now.mono, out);
+	nt_timers_handshake_complete(&p->timers);
+	nt_timers_session_derived(&p->timers, now.mono);
+	p->last_handshake_wall = now.wall;
+	timers_changed(p);
+	/* Key confirmation: the responder waits for our first message on the new keypair. */
+	if (p->staged_count)
+		send_staged(e, p, now, out);
+	else
+		send_keepalive(e, p, now, out);
+}
+
+static void handle_cookie(struct nt_engine *e, const uint8_t *msg, size_t len, uint64_t now,
+			  struct nt_engine_out *out)
+{
+	struct nt_peer *p;
+
+	if (len != NT_COOKIE_MSG_LEN) {
+		e->drops[NT_DROP_SIZE]++;
+		return;
+	}
+	p = nt_index_lookup(&e->indices, nt_load_le32(msg + NT_COOKIE_OFF_RECEIVER));
+	if (!p) {
+		e->drops[NT_DROP_INDEX]++;
+		return;
+	}
+	if (nt_cookie_consume_reply(&p->cookie, msg, len, now)) {
+		e->drops[NT_DROP_DECRYPT]++;
+		return;
+	}
+	event(out, NT_EV_COOKIE_RECEIVED, p, NT_OK, 0);
+}
+
+/* Cryptokey routing on receive: the inner source must route back to the same peer. */
+static bool source_allowed(struct nt_engine *e, struct nt_peer *p, const uint8_t *pkt)
+{
+	struct nt_allowedips_owner *owner;
+
+	if ((pkt[0] >> 4) == 4)
+		owner = nt_allowedips_lookup(e->aips, AF_INET, pkt + 12);
+	else
+		owner = nt_allowedips_lookup(e->aips, AF_INET6, pkt + 8);
+	return owner == &p->aips;
+}
+
+static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const struct nt_datagram *d,
+			struct nt_now now, struct nt_engine_out *out)
+{
+	struct nt_keypair_drops drops = { .count = 0 };
+	uint8_t *plain = msg + NT_DATA_HEADER_LEN;
+	struct nt_keypair *kp;
+	struct nt_peer *p;
+	size_t plainlen, iplen;
+	enum nt_status st;
+
+	if (len < NT_DATA_MIN_LEN) {
+		e->drops[NT_DROP_SIZE]++;
+		return;
+	}
+	p = nt_index_lookup(&e->indices, nt_load_le32(msg + NT_DATA_OFF_RECEIVER));
+	kp = p && p->kps ? nt_keypairs_find(p->kps, nt_load_le32(msg + NT_DATA_OFF_RECEIVER)) : NULL;
+	if (!kp) {
+		e->drops[NT_DROP_INDEX]++;
+		return;
+	}
+	st = nt_keypair_open(kp, plain, &plainlen, msg, len, now.mono);
+	if (st != NT_OK) {
+		e->drops[st]++;
+		return;
+	}
+	authenticated_received(p, d, len, now.mono, out);
+	if (nt_keypairs_confirm(p->kps, kp, &drops)) {
+		index_release_drops(e, p, &drops);
+		nt_timers_handshake_complete(&p->timers);
+		p->last_handshake_wall = now.wall;
+		event(out, NT_EV_SESSION_CONFIRMED, p, NT_OK, 0);
+		send_staged(e, p, now, out);
+	}
+	if (nt_timers_rekey_on_receive(&p->timers, now.mono, kp->birth, kp->initiator))
+		send_initiation(e, p, false, now, out);
+	if (!plainlen) {
+		timers_changed(p);
+		return; /* a keepalive */
+	}
+	iplen = nt_ip_packet_len(plain, plainlen);
+	if (!iplen) {
+		e->drops[NT_DROP_MALFORMED]++;
+		timers_changed(p);
+		return;
+	}
+	if (!source_allowed(e, p, plain)) {
+		e->drops_source++;
+		timers_changed(p);
+		return;
+	}
+	nt_timers_data_received(&p->timers, now.mono);
+	timers_changed(p);
+	if (out->tun_len == out->tun_cap)
+		nt_engine_flush(out); /* full: write what is queued (its buffers stay valid), then go on */
+	out->tun[out->tun_len++] =
+		(struct nt_gro_packet){ .data = plain, .len = iplen, .cap = (size_t)(d->data + d->cap - plain) };
+}
+
+/* A handshake message of exactly its size: what counts as handshake load. Only
+ * well-formed sizes count, or a burst of junk headers would force real peers through a
+ * cookie round trip. */
+static bool is_handshake(const uint8_t *msg, size_t len)
+{
+	enum nt_message_type t = nt_message_type(msg, len);
+
+	return (t == NT_MSG_INITIATION && len == NT_INIT_LEN) || (t == NT_MSG_RESPONSE && len == NT_RESP_LEN);
+}
+
+static size_t segment_of(const struct nt_datagram *d)
+{
+	return d->segment && d->segment < d->len ? d->segment : d->len;
+}
+
+void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
+		       struct nt_engine_out *out)
+{
+	size_t handshakes = 0, hs_budget = NT_ENGINE_HANDSHAKE_QUEUE;
+	bool under_load;
+
+	if (!e->up)
+		return; /* the link's state gates the peers: nothing is processed while down */
+	/* The load is counted per segment: a GRO super-datagram (the kernel's, or a sender's
+	 * GSO handed over unchanged) of 64 initiations is 64 handshakes, not none. */
+	for (size_t i = 0; i < n; i++) {
+		size_t len = dgrams[i].len, seg = segment_of(&dgrams[i]);
+
+		if (dgrams[i].truncated)
+			continue;
+		for (size_t off = 0; off < len; off += seg)
+			handshakes += is_handshake(dgrams[i].data + off, len - off < seg ? len - off : seg);
+	}
+	under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
+	if (under_load && !e->was_under_load)
+		event(out, NT_EV_UNDER_LOAD, NULL, NT_OK, handshakes);
+	e->was_under_load = under_load;
+
+	for (size_t i = 0; i < n; i++) {
+		struct nt_datagram *d = &dgrams[i];
+		size_t len = d->len, seg = segment_of(d);
+
+		if (d->truncated) {
+			e->drops[NT_DROP_SIZE]++;
+			continue;
+		}
+		/* A GRO super-datagram: same-sized datagrams back to back, the last maybe shorter. */
+		for (size_t off = 0; off < len; off += seg) {
+			uint8_t *msg = d->data + off;
+			size_t mlen = len - off < seg ? len - off : seg;
+			enum nt_message_type type = nt_message_type(msg, mlen);
+
+			/* A wakeup handles at most NT_ENGINE_HANDSHAKE_QUEUE handshake messages that
+			 * ride in a super-datagram after its first segment: no more than a batch of
+			 * plain datagrams could carry, so segmentation buys no extra Diffie-Hellman
+			 * (or cookie reply) work, while the first segment of every datagram keeps its
+			 * chance, as a plain datagram from a real peer would. */
+			if (type == NT_MSG_INITIATION || type == NT_MSG_RESPONSE) {
+				if (off && !hs_budget) {
+					e->drops[NT_DROP_FLOOD]++;
+					continue;
+				}
+				if (hs_budget)
+					hs_budget--;
+			}
+			switch (type) {
+			case NT_MSG_INITIATION:
+				handle_initiation(e, msg, mlen, d, now, under_load, out);
+				break;
+			case NT_MSG_RESPONSE:
+				handle_response(e, msg, mlen, d, now, under_load, out);
+				break;
+			case NT_MSG_COOKIE:
+				handle_cookie(e, msg, mlen, now.mono, out);
+				break;
+			case NT_MSG_DATA:
+				handle_data(e, msg, mlen, d, now, out);
+				break;
+			default:
+				e->drops[NT_DROP_SIZE]++;
+				break;
+			}
+		}
+	}
+}
+
+/* ---- timers ---- */
+
+static void run_peer_timers(struct nt_engine *e, struct nt_peer *p, unsigned actions, struct nt_now now,
+			    struct nt_engine_out *out)
+{
+	if (actions & NT_TIMER_DROP_STAGED) {
+		event(out, NT_EV_HANDSHAKE_GAVE_UP, p, NT_OK, p->staged_count);
+		drop_staged(p);
+	}
+	if (actions & NT_TIMER_ERASE_KEYS) {
+		event(out, NT_EV_KEYS_ERASED, p, NT_OK, 0);
+		clear_sessions(e, p);
+	}
+	if (actions & NT_TIMER_CLEAR_ENDPOINT_SOURCE)
+		p->src.set = false; /* a retry may need another route: let routing pick the source */
+	if (actions & NT_TIMER_RETRY_INITIATION)
+		send_initiation(e, p, true, now, out);
+	else if (actions & NT_TIMER_SEND_INITIATION)
+		send_initiation(e, p, false, now, out);
+	if (actions & NT_TIMER_SEND_KEEPALIVE)
+		send_keepalive(e, p, now, out);
+}
+
+void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out)
+{
+	while (e->heap_len && nt_timers_next_deadline(&e->heap[0]->timers) <= now.mono) {
+		struct nt_peer *p = e->heap[0];
+		unsigned actions = nt_timers_expire(&p->timers, now.mono);
+
+		timers_changed(p);
+		if (e->up)
+			run_peer_timers(e, p, actions, now, out);
+		timers_changed(p);
+	}
+	if (now.mono >= e->next_ratelimiter_gc) {
+		nt_ratelimiter_gc(&e->ratelimiter, now.mono);
+		e->next_ratelimiter_gc = now.mono + NT_NSEC_PER_SEC;
+	}
+}

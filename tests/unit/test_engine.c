@@ -1,0 +1,625 @@
+/* A deterministic simulation of the engine (lib/engine.c): two engines A and B wired
+ * in-process through a link that can lose, delay, reorder and duplicate datagrams, under a
+ * fake clock. Each test drives real handshakes and data and asserts on the engine's
+ * actions (what it sends, what reaches the TUN) and events.
+ *
+ * The simulation loop: the next thing to happen is the earliest of a datagram's arrival
+ * and an engine's timer deadline; the clock jumps there. Datagrams due for a node at the
+ * same instant are handed over as one batch, as one recvmmsg would. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "noisetun/engine.h"
+#include "util.h"
+
+#define SEC(x)  ((uint64_t)(x) * NT_NSEC_PER_SEC)
+#define MSEC(x) ((uint64_t)(x) * 1000000ULL)
+#define WALL0   (1700000000ULL * NT_NSEC_PER_SEC)
+#define LINK_MAX 4096
+#define EV_MAX   4096
+#define RX_MAX   8192
+#define PKT_LEN  100
+/* For the simulation's hot paths: ck_assert records a mark point (a write) each time. */
+#define SIM_CHECK(c)                                      \
+	do {                                              \
+		if (!(c))                                 \
+			ck_abort_msg("failed: %s", #c);  \
+	} while (0)
+
+struct node {
+	const char *name;
+	struct nt_engine eng;
+	struct nt_noise_static id;
+	struct nt_peer peer;            /* the other node */
+	union nt_endpoint addr;         /* where this node sends from and listens */
+	struct test_rng rng_state;
+	struct nt_rng rng;
+	/* the engine's output queues */
+	struct nt_send sends[64];
+	struct nt_gro_packet tunq[64];
+	struct nt_event evq[16];
+	uint8_t bytes[NT_ENGINE_MIN_BYTES * 2];
+	struct nt_engine_out out;
+	/* what happened */
+	unsigned ev_count[NT_EV_UNDER_LOAD + 1];
+	struct nt_event events[EV_MAX];
+	size_t events_len;
+	uint32_t rx_ids[RX_MAX];        /* the id of each packet that reached the TUN */
+	size_t rx_len;
+	unsigned sent_by_type[5];       /* datagrams sent, by message type */
+	unsigned tx_ids;
+	size_t keypairs_live;
+};
+
+struct flight {
+	struct node *to;
+	union nt_endpoint from;
+	uint64_t at;
+	size_t len;
+	uint8_t data[NT_ENGINE_MIN_BYTES > 2048 ? 2048 : NT_ENGINE_MIN_BYTES];
+};
+
+static struct {
+	struct node a, b;
+	uint64_t now;
+	struct flight link[LINK_MAX];
+	size_t link_len;
+	/* the link's behaviour, in per-mille */
+	unsigned loss, dup, reorder;
+	bool cut;                       /* drop everything */
+	uint64_t delay;
+	struct test_rng rng;
+	uint8_t flood_init[NT_INIT_LEN]; /* an initiation to replay as load (0: none) */
+	unsigned flood_per_batch;
+} S;
+
+static struct nt_now now_of(void)
+{
+	return (struct nt_now){ .mono = S.now, .wall = WALL0 + S.now };
+}
+
+static uint32_t link_rand(void)
+{
+	return (uint32_t)(test_rand64(&S.rng) >> 32);
+}
+
+/* ---- the host side of a node ---- */
+
+static void *kps_alloc(void *ctx)
+{
+	struct node *n = ctx;
+
+	n->keypairs_live++;
+	return calloc(1, sizeof(struct nt_keypairs));
+}
+
+static void kps_free(void *ctx, void *kps)
+{
+	struct node *n = ctx;
+
+	n->keypairs_live--;
+	nt_wipe(kps, sizeof(struct nt_keypairs));
+	free(kps);
+}
+
+static struct node *node_at(const union nt_endpoint *ep)
+{
+	if (nt_endpoint_equal(ep, &S.a.addr))
+		return &S.a;
+	if (nt_endpoint_equal(ep, &S.b.addr))
+		return &S.b;
+	return NULL;
+}
+
+static void link_put(struct node *to, const union nt_endpoint *from, const uint8_t *data, size_t len, uint64_t at)
+{
+	struct flight *f;
+
+	SIM_CHECK(S.link_len < LINK_MAX);
+	SIM_CHECK(len <= sizeof(f->data));
+	f = &S.link[S.link_len++];
+	f->to = to;
+	f->from = *from;
+	f->at = at;
+	f->len = len;
+	memcpy(f->data, data, len);
+}
+
+static void host_flush(void *ctx, struct nt_engine_out *out)
+{
+	struct node *n = ctx;
+
+	for (size_t i = 0; i < out->events_len; i++) {
+		n->ev_count[out->events[i].type]++;
+		if (n->events_len < EV_MAX)
+			n->events[n->events_len++] = out->events[i];
+	}
+	for (size_t i = 0; i < out->sends_len; i++) {
+		const struct nt_send *s = &out->sends[i];
+		struct node *to = node_at(&s->to);
+		uint64_t at = S.now + S.delay;
+
+		SIM_CHECK(s->len >= 1);
+		if (s->data[0] >= 1 && s->data[0] <= 4)
+			n->sent_by_type[s->data[0]]++;
+		if (s->count_tx && s->peer)
+			s->peer->tx_bytes += s->len;
+		if (!to || S.cut || link_rand() % 1000 < S.loss)
+			continue;
+		if (link_rand() % 1000 < S.reorder)
+			at += MSEC(1 + link_rand() % 50); /* overtaken by what follows */
+		link_put(to, &n->addr, s->data, s->len, at);
+		if (link_rand() % 1000 < S.dup)
+			link_put(to, &n->addr, s->data, s->len, at + MSEC(link_rand() % 20));
+	}
+	for (size_t i = 0; i < out->tun_len; i++) {
+		const struct nt_gro_packet *p = &out->tun[i];
+		uint32_t id;
+
+		SIM_CHECK(p->len == PKT_LEN);
+		memcpy(&id, p->data + 28, sizeof(id));
+		SIM_CHECK(n->rx_len < RX_MAX);
+		n->rx_ids[n->rx_len++] = id;
+	}
+}
+
+static void node_init(struct node *n, const char *name, uint8_t key_byte, const char *ip, uint16_t port)
+{
+	struct nt_engine_host host = { .keypairs_alloc = kps_alloc, .keypairs_free = kps_free, .ctx = n };
+	uint8_t key[NT_KEY_LEN];
+
+	memset(n, 0, sizeof(*n));
+	n->name = name;
+	n->rng = test_rng(&n->rng_state, key_byte * 7919u);
+	host.rng = &n->rng;
+	memset(key, key_byte, sizeof(key));
+	nt_noise_static_init(&n->id, key);
+	ck_assert_int_eq(nt_engine_init(&n->eng, &n->id, &host, NT_INDEX_MIN_SLOTS, 64), 0);
+	n->eng.up = true;
+	n->addr.in4.sin_family = AF_INET;
+	n->addr.in4.sin_port = htons(port);
+	ck_assert_int_eq(inet_pton(AF_INET, ip, &n->addr.in4.sin_addr), 1);
+	n->out = (struct nt_engine_out){ .sends = n->sends, .sends_cap = 64, .tun = n->tunq, .tun_cap = 64,
+					 .events = n->evq, .events_cap = 16, .bytes = n->bytes,
+					 .bytes_cap = sizeof(n->bytes), .flush = host_flush, .ctx = n };
+}
+
+/* n knows other as its peer, with the other's tunnel address as allowed IP. */
+static void peer_init(struct node *n, const struct node *other, const char *other_tunnel_ip, bool with_endpoint)
+{
+	uint8_t addr[4];
+
+	memset(&n->peer, 0, sizeof(n->peer));
+	ck_assert_int_eq(nt_engine_peer_add(&n->eng, &n->peer, other->id.public_key), 0);
+	ck_assert_int_eq(inet_pton(AF_INET, other_tunnel_ip, addr), 1);
+	ck_assert_int_eq(nt_allowedips_insert(n->eng.aips, AF_INET, addr, 32, &n->peer.aips), 0);
+	if (with_endpoint)
+		n->peer.endpoint = other->addr;
+}
+
+static void sim_setup(void)
+{
+	ck_assert_int_eq(nt_crypto_init(), 0);
+	memset(&S, 0, sizeof(S));
+	S.now = SEC(1000);
+	S.delay = MSEC(10);
+	S.rng.s = 12345;
+	node_init(&S.a, "A", 0x11, "192.0.2.1", 51820);
+	node_init(&S.b, "B", 0x22, "192.0.2.2", 51820);
+	peer_init(&S.a, &S.b, "10.0.0.2", true);
+	peer_init(&S.b, &S.a, "10.0.0.1", true);
+}
+
+static void node_destroy(struct node *n)
+{
+	nt_engine_peer_remove(&n->eng, &n->peer);
+	nt_engine_destroy(&n->eng);
+	ck_assert_uint_eq(n->keypairs_live, 0);
+}
+
+static void sim_teardown(void)
+{
+	node_destroy(&S.a);
+	node_destroy(&S.b);
+}
+
+/* ---- driving it ---- */
+
+/* An IPv4 UDP packet from n's tunnel address to the other's, carrying id; handed to
+ * n's engine as a TUN read. */
+static void app_send(struct node *n)
+{
+	static uint8_t buf[NT_DATA_HEADER_LEN + PKT_LEN + NT_ENGINE_TAIL_ROOM];
+	uint8_t *pkt = buf + NT_DATA_HEADER_LEN;
+	uint32_t id = ++n->tx_ids;
+
+	memset(pkt, 0, PKT_LEN);
+	pkt[0] = 0x45;
+	pkt[2] = 0;
+	pkt[3] = PKT_LEN;
+	pkt[8] = 64;
+	pkt[9] = 17;
+	SIM_CHECK(inet_pton(AF_INET, n == &S.a ? "10.0.0.1" : "10.0.0.2", pkt + 12) == 1);
+	SIM_CHECK(inet_pton(AF_INET, n == &S.a ? "10.0.0.2" : "10.0.0.1", pkt + 16) == 1);
+	memcpy(pkt + 28, &id, sizeof(id));
+	nt_engine_tun_packet(&n->eng, pkt, PKT_LEN, now_of(), &n->out);
+	nt_engine_flush(&n->out);
+}
+
+/* Everything for n arriving at S.now, as one batch (plus the flood, if any). */
+static void deliver_due(struct node *n)
+{
+	static struct nt_datagram dg[LINK_MAX + 128];
+	static uint8_t bufs[LINK_MAX + 128][2048];
+	size_t count = 0;
+
+	for (size_t i = 0; i < S.link_len;) {
+		struct flight *f = &S.link[i];
+
+		if (f->to != n || f->at > S.now) {
+			i++;
+			continue;
+		}
+		memcpy(bufs[count], f->data, f->len);
+		dg[count] = (struct nt_datagram){ .data = bufs[count], .len = f->len, .cap = sizeof(bufs[0]),
+						  .from = f->from };
+		count++;
+		S.link[i] = S.link[--S.link_len]; /* order among equal times is the link's */
+	}
+	if (!count)
+		return;
+	for (unsigned k = 0; k < S.flood_per_batch && n == &S.b; k++) {
+		memcpy(bufs[count], S.flood_init, NT_INIT_LEN);
+		dg[count] = (struct nt_datagram){ .data = bufs[count], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]) };
+		dg[count].from.in4.sin_family = AF_INET;
+		dg[count].from.in4.sin_port = htons((uint16_t)(1000 + k));
+		dg[count].from.in4.sin_addr.s_addr = htonl(0xc6336400u + k); /* 198.51.100.k */
+		count++;
+	}
+	nt_engine_receive(&n->eng, dg, count, now_of(), &n->out);
+	nt_engine_flush(&n->out);
+}
+
+/* Run the world until `until`, with app traffic from `sender` (NULL: none) every `every`. */
+static void run(uint64_t until, struct node *sender, uint64_t every, struct node *sender2)
+{
+	uint64_t next_app = sender ? S.now : UINT64_MAX;
+
+	while (S.now <= until) {
+		uint64_t next = UINT64_MAX;
+
+		if (next_app <= S.now) {
+			app_send(sender);
+			if (sender2)
+				app_send(sender2);
+			next_app = S.now + every;
+		}
+		deliver_due(&S.a);
+		deliver_due(&S.b);
+		if (nt_engine_next_deadline(&S.a.eng) <= S.now) {
+			nt_engine_timers(&S.a.eng, now_of(), &S.a.out);
+			nt_engine_flush(&S.a.out);
+		}
+		if (nt_engine_next_deadline(&S.b.eng) <= S.now) {
+			nt_engine_timers(&S.b.eng, now_of(), &S.b.out);
+			nt_engine_flush(&S.b.out);
+		}
+		for (size_t i = 0; i < S.link_len; i++)
+			if (S.link[i].at < next)
+				next = S.link[i].at;
+		if (nt_engine_next_deadline(&S.a.eng) < next)
+			next = nt_engine_next_deadline(&S.a.eng);
+		if (nt_engine_next_deadline(&S.b.eng) < next)
+			next = nt_engine_next_deadline(&S.b.eng);
+		if (next_app < next)
+			next = next_app;
+		if (next <= S.now)
+			next = S.now + 1; /* a deadline just handled may sit at now: move on */
+		if (next > until)
+			break;
+		S.now = next;
+	}
+	S.now = until;
+}
+
+static bool received(const struct node *n, uint32_t id)
+{
+	for (size_t i = 0; i < n->rx_len; i++)
+		if (n->rx_ids[i] == id)
+			return true;
+	return false;
+}
+
+static void assert_no_duplicates(const struct node *n)
+{
+	for (size_t i = 0; i < n->rx_len; i++)
+		for (size_t j = i + 1; j < n->rx_len; j++)
+			if (n->rx_ids[i] == n->rx_ids[j])
+				ck_abort_msg("%s got packet %u twice", n->name, n->rx_ids[i]);
+}
+
+static const struct nt_keypair *current_kp(struct node *n)
+{
+	return n->peer.kps ? nt_keypairs_current(n->peer.kps) : NULL;
+}
+
+/* ---- the tests ---- */
+
+START_TEST(test_handshake_and_data_both_ways)
+{
+	sim_setup();
+	app_send(&S.a); /* no session: staged, and an initiation goes out */
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_INITIATION], 1);
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_DATA], 0);
+	ck_assert_uint_eq(S.a.peer.staged_count, 1);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_INITIATION_RECEIVED], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_RESPONSE_SENT], 1);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_CONFIRMED], 1); /* by the staged packet */
+	ck_assert_uint_eq(S.a.peer.staged_count, 0);
+	ck_assert(received(&S.b, 1));
+	ck_assert_uint_eq(S.a.peer.last_handshake_wall, WALL0 + SEC(1000) + MSEC(20));
+	app_send(&S.b);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert(received(&S.a, 1));
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_INITIATION], 1); /* one handshake did it */
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_INITIATION], 0);
+	ck_assert_uint_eq(S.b.peer.rx_bytes, NT_INIT_LEN + PKT_LEN + 12 + NT_DATA_MIN_LEN);
+	ck_assert_uint_eq(S.a.peer.tx_bytes, S.b.peer.rx_bytes);
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_lossy_link_rekeys_and_never_delivers_twice)
+{
+	uint64_t start;
+	unsigned a_rx, b_rx;
+
+	sim_setup();
+	S.loss = 100;   /* 10% */
+	S.dup = 100;    /* 10% */
+	S.reorder = 200;
+	start = S.now;
+	run(start + SEC(600), &S.a, MSEC(500), &S.b);
+	assert_no_duplicates(&S.a);
+	assert_no_duplicates(&S.b);
+	a_rx = (unsigned)S.a.rx_len;
+	b_rx = (unsigned)S.b.rx_len;
+	/* 1,200 sent each way; 10% lost, a few staged away or sealed on a dying session */
+	ck_assert_uint_ge(a_rx, 1000);
+	ck_assert_uint_ge(b_rx, 1000);
+	/* REKEY_AFTER_TIME: a new session at least every 120 s (plus retries on loss) */
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_SESSION_ESTABLISHED] + S.b.ev_count[NT_EV_SESSION_ESTABLISHED], 5);
+	ck_assert_uint_eq(S.a.eng.drops[NT_DROP_DECRYPT] + S.b.eng.drops[NT_DROP_DECRYPT], 0);
+	ck_assert_uint_gt(S.a.eng.drops[NT_DROP_REPLAY] + S.b.eng.drops[NT_DROP_REPLAY], 0); /* the duplicates */
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_rekey_after_time)
+{
+	const struct nt_keypair *kp;
+	uint32_t first;
+
+	sim_setup();
+	run(S.now + SEC(1), &S.a, SEC(1), NULL);
+	kp = current_kp(&S.a);
+	ck_assert_ptr_nonnull(kp);
+	ck_assert(kp->initiator);
+	first = kp->local_index;
+	run(S.now + SEC(118), &S.a, SEC(1), NULL);
+	ck_assert_uint_eq(current_kp(&S.a)->local_index, first);
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_INITIATION], 1);
+	run(S.now + SEC(3), &S.a, SEC(1), NULL); /* past 120 s: the next send starts a rekey */
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_INITIATION], 2);
+	ck_assert_uint_ne(current_kp(&S.a)->local_index, first);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 2);
+	/* the old keypair stays as previous, for packets in flight */
+	ck_assert_int_ge(S.a.peer.kps->previous, 0);
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_reject_after_time_then_erase_keys)
+{
+	unsigned data_before;
+
+	sim_setup();
+	run(S.now + SEC(1), &S.a, SEC(1), NULL);
+	ck_assert_ptr_nonnull(current_kp(&S.a));
+	S.cut = true;
+	run(S.now + SEC(181), NULL, 0, NULL); /* REJECT_AFTER_TIME passed, silently */
+	/* nothing came back for the data A sent: A tried a handshake for 90 s and gave up */
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_HANDSHAKE_GAVE_UP], 1);
+	data_before = S.a.sent_by_type[NT_MSG_DATA];
+	app_send(&S.a);
+	/* the keypair is too old to seal with: staged, and a handshake instead */
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_DATA], data_before);
+	ck_assert_uint_eq(S.a.peer.staged_count, 1);
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_INITIATION_SENT], 2);
+	/* nobody answers: retries for REKEY_ATTEMPT_TIME, then it gives up on the staged data */
+	run(S.now + SEC(100), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_HANDSHAKE_GAVE_UP], 2);
+	ck_assert_uint_eq(S.a.peer.staged_count, 0);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_KEYS_ERASED], 0);
+	/* 3 x REJECT_AFTER_TIME after the session: every key is gone, every index released */
+	run(S.now + SEC(540 - 280), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_KEYS_ERASED], 1);
+	ck_assert_ptr_null(S.a.peer.kps);
+	ck_assert_int_eq(S.a.peer.hs.state, NT_HS_ZEROED);
+	ck_assert_uint_eq(nt_index_count(&S.a.eng.indices), 0);
+	ck_assert_uint_eq(S.a.keypairs_live, 0);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_KEYS_ERASED], 1);
+	ck_assert_uint_eq(nt_index_count(&S.b.eng.indices), 0);
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_roaming_endpoint_changed)
+{
+	union nt_endpoint old = S.b.addr;
+	const struct nt_event *ev = NULL;
+
+	sim_setup();
+	old = S.b.addr;
+	run(S.now + SEC(1), &S.a, SEC(1), NULL);
+	app_send(&S.b);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert(received(&S.a, 1));
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_ENDPOINT_CHANGED], 0);
+	/* B moves: a new address and port; its next packet teaches A */
+	S.b.addr.in4.sin_addr.s_addr = htonl(0xcb007107); /* 203.0.113.7 */
+	S.b.addr.in4.sin_port = htons(40000);
+	app_send(&S.b);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_ENDPOINT_CHANGED], 1);
+	for (size_t i = 0; i < S.a.events_len; i++)
+		if (S.a.events[i].type == NT_EV_ENDPOINT_CHANGED)
+			ev = &S.a.events[i];
+	ck_assert_ptr_nonnull(ev);
+	ck_assert(nt_endpoint_equal(&ev->endpoint, &S.b.addr));
+	ck_assert(nt_endpoint_equal(&S.a.peer.endpoint, &S.b.addr));
+	ck_assert(!nt_endpoint_equal(&S.a.peer.endpoint, &old));
+	/* A's replies reach B at its new address (the old one has no node) */
+	app_send(&S.a);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert(received(&S.b, S.a.tx_ids));
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_cookies_under_load)
+{
+	sim_setup();
+	/* Load at B: a replayed initiation of A's from 64 sources in every batch. */
+	app_send(&S.a);
+	ck_assert_uint_eq(S.link_len, 1);
+	memcpy(S.flood_init, S.link[0].data, NT_INIT_LEN);
+	S.flood_per_batch = NT_ENGINE_HANDSHAKE_QUEUE;
+	run(S.now + SEC(1), NULL, 0, NULL);
+	/* B answered A's initiation (no mac2) with a cookie reply, not a response */
+	ck_assert_uint_ge(S.b.sent_by_type[NT_MSG_COOKIE], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 0);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_COOKIE_RECEIVED], 1);
+	ck_assert(S.a.peer.cookie.has_cookie);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 0);
+	/* A's retry after REKEY_TIMEOUT carries mac2: B, still under load, takes it */
+	S.flood_per_batch = 8; /* with A's retry, still enough to count as load (< 1 s ago) */
+	run(S.now + SEC(6), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert(received(&S.b, 1));
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_simultaneous_initiation)
+{
+	sim_setup();
+	app_send(&S.a);
+	app_send(&S.b); /* both start a handshake at the same instant */
+	ck_assert_uint_eq(S.a.sent_by_type[NT_MSG_INITIATION], 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_INITIATION], 1);
+	/* Each answers the other's initiation, which replaces its own: each response then
+	 * names an index its receiver no longer has, and each side holds an unconfirmed
+	 * responder session it may not send on. */
+	run(S.now + SEC(2), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_RESPONSE_SENT], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_RESPONSE_SENT], 1);
+	ck_assert_uint_eq(S.a.eng.drops[NT_DROP_INDEX], 1);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_INDEX], 1);
+	ck_assert_uint_eq(S.a.rx_len + S.b.rx_len, 0);
+	/* The retransmits (REKEY_TIMEOUT + jitter, different at each side) settle it. */
+	run(S.now + NT_REKEY_TIMEOUT + NT_REKEY_TIMEOUT_JITTER_MAX, NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED] + S.b.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert(received(&S.a, 1));
+	ck_assert(received(&S.b, 1));
+	/* afterwards both directions keep working on one agreed session */
+	run(S.now + SEC(20), &S.a, MSEC(300), &S.b);
+	ck_assert_uint_ge(S.a.rx_len, 60);
+	ck_assert_uint_ge(S.b.rx_len, 60);
+	ck_assert(received(&S.a, S.b.tx_ids - 1));
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	assert_no_duplicates(&S.a);
+	assert_no_duplicates(&S.b);
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_key_change_mid_session)
+{
+	uint8_t key[NT_KEY_LEN];
+	uint64_t decrypt_before;
+
+	sim_setup();
+	run(S.now + SEC(1), &S.a, SEC(1), NULL);
+	run(S.now + SEC(5), &S.a, SEC(1), &S.b);
+	ck_assert(received(&S.b, S.a.tx_ids - 1)); /* the last is still in flight */
+	ck_assert(received(&S.a, S.b.tx_ids - 1));
+	/* B takes a new private key: its sessions go at once */
+	memset(key, 0x33, sizeof(key));
+	ck_assert_ptr_null(nt_engine_set_private_key(&S.b.eng, key));
+	ck_assert_ptr_null(S.b.peer.kps);
+	ck_assert_uint_eq(nt_index_count(&S.b.eng.indices), 0);
+	/* A still seals for the old session: B cannot read it; A's new handshakes go to the
+	 * old key and fail mac1 at B */
+	decrypt_before = S.b.eng.drops[NT_DROP_DECRYPT];
+	run(S.now + SEC(10), &S.a, SEC(1), NULL);
+	ck_assert_uint_gt(S.b.eng.drops[NT_DROP_INDEX] + S.b.eng.drops[NT_DROP_DECRYPT] - decrypt_before, 0);
+	/* A learns B's new public key (remove and add the peer): traffic flows again */
+	nt_engine_peer_remove(&S.a.eng, &S.a.peer);
+	peer_init(&S.a, &S.b, "10.0.0.2", true);
+	run(S.now + SEC(5), &S.a, SEC(1), NULL);
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 2);
+	sim_teardown();
+}
+END_TEST
+
+/* Not a check of behaviour: how fast the simulation runs, for the record. */
+START_TEST(test_speed_protocol_hours)
+{
+	struct timespec t0, t1, c0, c1;
+	double wall, cpu;
+
+	sim_setup();
+	S.loss = 20;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	run(S.now + SEC(2 * 3600), &S.a, SEC(1), &S.b); /* two hours, a packet a second each way */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+	printf("test_engine: 2 protocol hours (%zu + %zu packets, %u + %u handshakes) in %.3f s wall, %.3f s CPU: "
+	       "%.0f protocol-hours per wall second, %.0f per CPU second\n",
+	       S.a.rx_len, S.b.rx_len, S.a.ev_count[NT_EV_SESSION_ESTABLISHED], S.b.ev_count[NT_EV_SESSION_ESTABLISHED],
+	       wall, cpu, 2 / wall, 2 / cpu);
+	ck_assert_uint_ge(S.a.rx_len, 6500);
+	ck_assert_uint_ge(S.b.rx_len, 6500);
+	sim_teardown();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("simulation");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_handshake_and_data_both_ways);
+	tcase_add_test(tc, test_lossy_link_rekeys_and_never_delivers_twice);
+	tcase_add_test(tc, test_rekey_after_time);
+	tcase_add_test(tc, test_reject_after_time_then_erase_keys);
+	tcase_add_test(tc, test_roaming_endpoint_changed);
+	tcase_add_test(tc, test_cookies_under_load);
+	tcase_add_test(tc, test_simultaneous_initiation);
+	tcase_add_test(tc, test_key_change_mid_session);
+	tcase_add_test(tc, test_speed_protocol_hours);
+	suite_add_tcase(s, tc);
+	return run_suite(s);
+}
