@@ -76,6 +76,8 @@
 
 static struct {
 	bool split, worker, monitor;
+	bool ready_seen;                /* the monitor has taken the worker's 'R' */
+	unsigned refused;               /* channel messages refused, for the log's limit */
 	char user[64];
 	uid_t uid;
 	gid_t gid;
@@ -818,6 +820,7 @@ static int uapi_connect(void)
 /* Send request (len bytes), read the reply through its final empty line into *reply
  * (NUL-terminated, malloc'd: the caller wipes and frees it). 0 or -errno. */
 static bool notify_allowed(const char *text, size_t len);
+static bool chan_message_ok(char *msg, ssize_t n, size_t cap);
 
 /* Monitor, busy with something that may need the worker (a reload's set, a hook that
  * runs `wg set`): one message of the channel. Socket requests and lookups are served
@@ -827,18 +830,26 @@ static bool monitor_serve_pending(void)
 {
 	char msg[512];
 	int fds[CHAN_MAX_FDS], nfds;
-	ssize_t m = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT, fds, &nfds);
-	bool open = true;
+	ssize_t m = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_TRUNC, fds, &nfds);
+	bool served;
 
-	if (m > 0) {
-		msg[m] = 0;
-		if (!monitor_serve(msg, (size_t)m, fds, nfds) && msg[0] == 'N' && notify_allowed(msg + 1, (size_t)m - 1))
-			notify_relay(msg + 1);
-	} else if (m == 0 || (errno != EAGAIN && errno != EINTR)) {
-		open = false;
+	if (m < 0 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	if (m < 0)
+		return false;
+	/* Nothing read: the end of the channel (POLLHUP, as the loop tells it), else an empty
+	 * message, refused as in the loop. */
+	if (m == 0) {
+		struct pollfd p = { .fd = ps.chan, .events = POLLIN };
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+			return false;
 	}
+	served = m > 0 && (size_t)m <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)m, fds, nfds);
 	close_fds(fds, nfds);
-	return open;
+	/* Acted on here: notify messages. 'H' waits: we are reloading or running a hook. */
+	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1) && msg[0] == 'N')
+		notify_relay(msg + 1);
+	return true;
 }
 
 int privsep_wait_child(pid_t pid, int *status)
@@ -1216,12 +1227,58 @@ out:
 
 /* ---- the channel, monitor side ---- */
 
-static void chan_refuse(unsigned *refused, const char *why)
+static void chan_refuse(const char *why)
 {
-	if (++*refused < MAX_LOGGED_REFUSALS)
+	if (++ps.refused < MAX_LOGGED_REFUSALS)
 		log_error("refused a message from the worker: %s", why);
-	else if (*refused == MAX_LOGGED_REFUSALS)
+	else if (ps.refused == MAX_LOGGED_REFUSALS)
 		log_error("refused a message from the worker: %s; further refusals are not logged", why);
+}
+
+/* A message of n bytes (n may exceed cap: recv's MSG_TRUNC) that is not a socket request:
+ * true if it is one the monitor acts on, NUL-terminated in place; else refused, one log
+ * line. The same rules whether the monitor waits in its loop or on a hook or a reload. */
+static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
+{
+	char why[64];
+	size_t len = (size_t)n;
+
+	if (n <= 0) {
+		chan_refuse("an empty message");
+		return false;
+	}
+	if (len > cap) {
+		snprintf(why, sizeof(why), "%zd bytes, more than %zu", n, cap);
+		chan_refuse(why);
+		return false;
+	}
+	msg[len] = 0;
+	if (memchr(msg, 0, len)) {
+		chan_refuse("a NUL byte");
+		return false;
+	}
+	switch (msg[0]) {
+	case 'R':
+		if (len != 1 || ps.ready_seen)
+			chan_refuse(len != 1 ? "'R' with a payload" : "a second 'R'");
+		return len == 1 && !ps.ready_seen;
+	case 'E':
+		if (ps.ready_seen)
+			chan_refuse("'E' once ready");
+		return !ps.ready_seen;
+	case 'H':
+		if (len != 1)
+			chan_refuse("'H' with a payload");
+		return len == 1;
+	case 'N':
+		if (!notify_allowed(msg + 1, len - 1))
+			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
+		return notify_allowed(msg + 1, len - 1);
+	default:
+		snprintf(why, sizeof(why), "unknown type 0x%02x", (unsigned)(unsigned char)msg[0]);
+		chan_refuse(why);
+		return false;
+	}
 }
 
 /* What a notify message may be; printable ASCII only, one line. */
@@ -1308,7 +1365,6 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	bool ready = false, stopping = false, orderly;
 	struct pollfd pfd[2];
 	int status = 0, rc, sfd, err;
-	unsigned refused = 0;
 	sigset_t mask;
 
 	monitor_shed(dev);
@@ -1385,35 +1441,16 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			close_fds(fds, nfds);
 			if (served)
 				continue;
-			if (n == 0) {
-				chan_refuse(&refused, "an empty message");
+			if (!chan_message_ok(msg, n, sizeof(msg) - 1))
 				continue;
-			}
-			if ((size_t)n > sizeof(msg) - 1) {
-				snprintf(why, sizeof(why), "%zd bytes, more than %zu", n, sizeof(msg) - 1);
-				chan_refuse(&refused, why);
-				continue;
-			}
 			len = (size_t)n;
-			msg[len] = 0;
-			if (memchr(msg, 0, len)) {
-				chan_refuse(&refused, "a NUL byte");
-				continue;
-			}
 			switch (msg[0]) {
 			case 'R': {
 				const char *what;
 
-				if (len != 1) {
-					chan_refuse(&refused, "'R' with a payload");
-					break;
-				}
-				if (ready) {
-					chan_refuse(&refused, "a second 'R'");
-					break;
-				}
 				if (stopping)
 					break;
+				ps.ready_seen = true; /* a hook may run while we wait: its 'R' is a second */
 				/* PostUp now, while the worker serves the socket: a hook may run `wg`. */
 				if (config_post_up(&what)) {
 					snprintf(err_msg, sizeof(err_msg), "noisetund: %s: %s", dev->ifname, what);
@@ -1432,10 +1469,6 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				break;
 			}
 			case 'E':
-				if (ready) {
-					chan_refuse(&refused, "'E' once ready");
-					break;
-				}
 				/* The launcher prints it to a terminal: no escape sequences get there. */
 				for (size_t i = 1; i < len; i++)
 					if (msg[i] < 0x20 || msg[i] > 0x7e)
@@ -1443,21 +1476,11 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				snprintf(err_msg, sizeof(err_msg), "%s", msg + 1);
 				break;
 			case 'H':
-				if (len != 1)
-					chan_refuse(&refused, "'H' with a payload");
-				else if (ready && !stopping)
+				if (ready && !stopping)
 					config_reload(dev);
 				break;
 			case 'N':
-				if (!notify_allowed(msg + 1, len - 1))
-					chan_refuse(&refused, "a notify message other than one line of STATUS=, "
-							      "WATCHDOG=1 or STOPPING=1");
-				else
-					notify_relay(msg + 1);
-				break;
-			default:
-				snprintf(why, sizeof(why), "unknown type 0x%02x", (unsigned)(unsigned char)msg[0]);
-				chan_refuse(&refused, why);
+				notify_relay(msg + 1);
 				break;
 			}
 		}
