@@ -231,4 +231,4 @@ else
 	for s in "${skipped[@]}"; do log "skipped: $s"; done
 	[ ${#passed[@]} -gt 0 ] || skip "no implementation to test against: ${skipped[*]}"
 fi
-log "pass: $(printf '%s; ' "${passed[@]}")"
+log "pass: $(IFS=';'; echo "${passed[*]}")"
