@@ -50,7 +50,7 @@ UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
 
 BINS := $(if $(DAEMON_SRCS),$(BUILD)/noisetund) $(if $(CLI_SRCS),$(BUILD)/noisetun)
 
-.PHONY: all check unit net asan deps clean install bench demo check-systemd
+.PHONY: all check unit net asan deps clean install bench anchors demo check-systemd
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BINS)
 
@@ -95,10 +95,19 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-# make bench [QUICK=1]: noisetund against wireguard-go, release build (bench/README.md)
+# make bench [QUICK=1] [ANCHORS=0]: noisetund against Debian's wireguard-go and the modern
+# anchors (scripts/anchors; built once per pinned version, skipped when their toolchain is
+# missing; ANCHORS=0: do not build them, use those already cached), release build
+# (bench/README.md)
 bench: deps
 	@$(MAKE) --no-print-directory SANITIZE= build/release/noisetund
+	@$(if $(filter 0,$(ANCHORS)),,scripts/anchors build)
 	@bench/run $(if $(filter 1,$(QUICK)),--quick)
+
+# make anchors: build the pinned wireguard-go (Go module) and boringtun (crate) into
+# /var/cache/noisetun-anchors, once per version; skips one whose toolchain is missing.
+anchors:
+	@scripts/anchors build
 
 # Binaries, the unit (its /usr/local/bin rewritten to $(PREFIX)/bin), example configs.
 UNITDIR ?= $(PREFIX)/lib/systemd/system

@@ -9,8 +9,10 @@
 #                             the namespaces only)
 #   lan_create NS...          a bridge in its own namespace, one veth per NS; the k-th NS
 #                             (from 1) gets 192.0.2.k/24 and 2001:db8::k/64
-#   start_wg IMPL NS IFACE    start noisetund or wireguard-go the way wg-quick does (one
-#                             argument, the daemon forks itself away); IMPL may be a path
+#   start_wg IMPL NS IFACE    start noisetund, wireguard-go or an anchor the way wg-quick
+#                             does (one argument, the daemon forks itself away); IMPL may be
+#                             a path
+#   impl_missing IMPL         prints why IMPL cannot run here (and succeeds), or fails
 #   key_new NAME              $NT_TMP/NAME.key and NAME.pub via wg genkey / wg pubkey
 #   tun_up NS IFACE V4 V6     inner addresses (10.x, fd00::) and link up
 #   wgn NS ARGS...            the stock wg inside NS
@@ -18,7 +20,9 @@
 #   handshake_time, transfer_total, assert_handshake, ping_ok, daemon_alive, ...
 #   skip REASON (exit 77, last line is the reason), fail REASON (exit 1)
 #
-# Environment: NT_IMPL_A / NT_IMPL_B choose the implementations (default noisetund);
+# Environment: NT_IMPL_A / NT_IMPL_B choose the implementations (default noisetund):
+# noisetund, wireguard-go (Debian's), the anchors wireguard-go-modern and boringtun (built by
+# scripts/anchors into its cache, never by a scenario), or a path;
 # BUILD locates noisetund (default build/release); NT_KEEP_LOGS=1 keeps the temp dir.
 #
 # Every name carries NT_ID (the pid in hex) so two runs cannot collide: the socket
@@ -192,41 +196,78 @@ daemon_worker_pid() {
 	echo "$main"
 }
 
+NT_ANCHORS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/anchors
+
 impl_bin() {
 	case $1 in
 	noisetund) echo "$BUILD/noisetund";;
 	wireguard-go) command -v wireguard-go || echo /nonexistent/wireguard-go;;
+	wireguard-go-modern|boringtun) "$NT_ANCHORS" path "$1" 2>/dev/null || echo "/nonexistent/$1";;
 	*) echo "$1";;
 	esac
 }
 
-# Skip (not fail) when an implementation the scenario needs is not there.
-need_impl() {
+# impl_missing IMPL: succeeds, printing why, when IMPL cannot run here; fails when it can.
+impl_missing() {
 	local b
 	b=$(impl_bin "$1")
-	[ -x "$b" ] || skip "$1 not available ($b missing)"
+	[ -x "$b" ] && return 1
+	case $1 in
+	wireguard-go-modern|boringtun) "$NT_ANCHORS" path "$1" 2>&1 >/dev/null || true;;
+	wireguard-go) echo "$b missing (apt-get install wireguard-go)";;
+	*) echo "$1 not available ($b missing)";;
+	esac
+	return 0
 }
+
+# Skip (not fail) when an implementation the scenario needs is not there.
+need_impl() {
+	local why
+	why=$(impl_missing "$1") && skip "$1 not available: $why"
+	return 0
+}
+
+# The arguments IMPL takes before the interface name. boringtun: its privilege drop goes to
+# getlogin()'s user, which fails with no login session (as here), so it keeps root.
+_impl_args() {
+	case $1 in
+	boringtun) echo "--disable-drop-privileges --verbosity info";;
+	esac
+}
+
+# IMPL is started in the foreground (-f) rather than as wg-quick does. boringtun: daemonized,
+# it sends stderr to /dev/null, so a panic (e.g. 0.7.1 on "wg set" of an existing peer) would
+# leave no trace; in the foreground it lands in IFACE.log, which the cleanup scans.
+_impl_foreground() { [ "$1" = boringtun ]; }
 
 # start_wg IMPL NS IFACE: run "IMPL IFACE" in NS exactly as wg-quick does; the launcher
 # must exit 0 with the socket already in place and a daemon left behind. If the daemonizing start fails, warn (the contract is broken) and fall
 # back to a foreground daemon so the scenario still tests the data path.
 # The pid is kept in $NT_TMP/IFACE.pid (see daemon_pid).
 start_wg() {
-	local impl=$1 ns=$2 ifc=$3 bin launcher rc=running i pid=""
+	local impl=$1 ns=$2 ifc=$3 bin launcher rc=running i pid="" args
 	bin=$(impl_bin "$impl")
 	[ -x "$bin" ] || skip "$impl not available ($bin missing)"
+	args=$(_impl_args "$impl" "$ifc")
 	NT_IFACES+=("$ifc")
 	rm -f "$NT_SOCK_DIR/$ifc.sock"
-	LOG_LEVEL=verbose ip netns exec "$ns" "$bin" "$ifc" >>"$NT_TMP/$ifc.log" 2>&1 </dev/null &
-	launcher=$!
-	for i in $(seq 100); do
+	if _impl_foreground "$impl"; then
+		rc=foreground
+	else
+		# shellcheck disable=SC2086 # args: words without spaces, by construction
+		LOG_LEVEL=verbose ip netns exec "$ns" "$bin" $args "$ifc" >>"$NT_TMP/$ifc.log" 2>&1 </dev/null &
+		launcher=$!
+	fi
+	[ "$rc" = foreground ] || for i in $(seq 100); do
 		if ! kill -0 "$launcher" 2>/dev/null; then
 			rc=0; wait "$launcher" || rc=$?
 			break
 		fi
 		sleep 0.1
 	done
-	if [ "$rc" = running ]; then
+	if [ "$rc" = foreground ]; then
+		:
+	elif [ "$rc" = running ]; then
 		# Still attached after 10 s: it never forked away. Keep it as a foreground daemon.
 		warn "start_wg $impl $ifc: launcher did not return within 10 s (did not daemonize)"
 		NT_PIDS+=("$launcher")
@@ -237,7 +278,8 @@ start_wg() {
 		warn "start_wg $impl $ifc: launcher exited before $NT_SOCK_DIR/$ifc.sock existed"
 	fi
 	if [ -z "$pid" ] && [ "$rc" != 0 ]; then
-		WG_PROCESS_FOREGROUND=1 LOG_LEVEL=verbose ip netns exec "$ns" "$bin" -f "$ifc" \
+		# shellcheck disable=SC2086
+		NO_COLOR=1 WG_PROCESS_FOREGROUND=1 LOG_LEVEL=verbose ip netns exec "$ns" "$bin" $args -f "$ifc" \
 			>>"$NT_TMP/$ifc.log" 2>&1 </dev/null &
 		pid=$!
 		NT_PIDS+=("$pid")
@@ -249,6 +291,7 @@ start_wg() {
 	fi
 	wait_for 5 "$ifc to exist in $ns" ip -n "$ns" link show "$ifc"
 	echo "$pid" >"$NT_TMP/$ifc.pid"
+	echo "$impl" >"$NT_TMP/$ifc.impl"
 	log "started $impl for $ifc in $ns (pid $pid)"
 }
 
@@ -292,10 +335,10 @@ nt_cleanup() {
 	# A sanitizer (make check SANITIZE=1) or Go runtime report in any daemon log fails
 	# the scenario: the daemons were stopped with SIGTERM so LeakSanitizer had its say.
 	if [ "$rc" -eq 0 ] && [ -d "$NT_TMP" ] &&
-		grep -l -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|^panic:' \
+		grep -l -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|^panic:|panicked at' \
 			"$NT_TMP"/*.log >/dev/null 2>&1; then
 		echo "---- sanitizer or runtime reports in the daemon logs"
-		grep -h -E -A 12 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|^panic:' \
+		grep -h -E -A 12 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|^panic:|panicked at' \
 			"$NT_TMP"/*.log | head -n 60
 		echo "FAIL: sanitizer/runtime report from a daemon (logs in $NT_TMP)"
 		rc=1
@@ -367,6 +410,13 @@ handshake_time() {
 has_handshake() { [ "$(handshake_time "$@")" -gt 0 ] 2>/dev/null; }
 
 assert_handshake() {
+	# boringtun (0.7.1) reports the seconds since the handshake where the UAPI has its UNIX
+	# time, so "wg show" prints 0 for the whole first second after it: wait up to 3 s for
+	# it to become positive (a peer with no handshake stays at 0).
+	if [ "$(cat "$NT_TMP/$2.impl" 2>/dev/null)" = boringtun ]; then
+		local end=$(( $(date +%s) + 3 ))
+		until has_handshake "$@" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+	fi
 	has_handshake "$@" || fail "no handshake on $2 ($(wgn "$1" show "$2" latest-handshakes))"
 	log "handshake on $2: $(handshake_time "$@")"
 }
