@@ -188,46 +188,12 @@ static size_t *line_starts(const char *text, size_t len, size_t *count)
 	return starts;
 }
 
-static bool equal_ci(const char *s, size_t len, const char *word)
-{
-	return strlen(word) == len && !strncasecmp(s, word, len);
-}
-
-/* "# KEY = VALUE" as a whole line (blanks around each part): the value, trimmed. */
-static bool comment_value(const char *line, size_t len, const char *key, const char **value, size_t *value_len)
-{
-	size_t i = 0, start;
-
-	while (len && (line[len - 1] == '\n' || is_blank(line[len - 1])))
-		len--;
-	while (i < len && is_blank(line[i]))
-		i++;
-	if (i == len || line[i++] != '#')
-		return false;
-	while (i < len && is_blank(line[i]))
-		i++;
-	start = i;
-	while (i < len && line[i] != '=' && !is_blank(line[i]))
-		i++;
-	if (!equal_ci(line + start, i - start, key))
-		return false;
-	while (i < len && is_blank(line[i]))
-		i++;
-	if (i == len || line[i++] != '=')
-		return false;
-	while (i < len && is_blank(line[i]))
-		i++;
-	*value = line + i;
-	*value_len = len - i;
-	return true;
-}
-
 bool client_is_endpoint_comment(const char *line, size_t len)
 {
 	const char *v;
 	size_t n;
 
-	return comment_value(line, len, ENDPOINT_KEY, &v, &n);
+	return nt_config_comment_value(line, len, ENDPOINT_KEY, &v, &n);
 }
 
 /* What may stand in a host:port or a DNS entry written into a config: no blanks, no '#',
@@ -437,7 +403,7 @@ static bool recorded_endpoint(const struct server *srv, char *out, size_t size)
 			/* A header line as the parser reads it: only [Interface] parses alone. */
 			in_interface = !nt_config_parse(&tmp, line, len, NT_CONFIG_WG_QUICK, &err);
 			nt_config_free(&tmp);
-		} else if (in_interface && comment_value(line, len, ENDPOINT_KEY, &v, &vlen) && vlen < size) {
+		} else if (in_interface && nt_config_comment_value(line, len, ENDPOINT_KEY, &v, &vlen) && vlen < size) {
 			memcpy(out, v, vlen);
 			out[vlen] = '\0';
 			return true;

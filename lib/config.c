@@ -681,9 +681,7 @@ static int parse_name_comment(struct parser *p, const char *line, size_t len)
 	return 0;
 }
 
-/* "# KEY = VALUE" as a whole line, blanks around each part: true with the value, trimmed,
- * when the comment's key is key (any case). */
-static bool comment_value(const char *line, size_t len, const char *key, const char **value, size_t *value_len)
+bool nt_config_comment_value(const char *line, size_t len, const char *key, const char **value, size_t *value_len)
 {
 	size_t i = 0, start;
 
@@ -716,7 +714,7 @@ bool nt_config_is_noisetun_comment(const char *line, size_t len)
 	const char *v;
 	size_t n;
 
-	return comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n);
+	return nt_config_comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n);
 }
 
 /* "# noisetun-mss-clamp = on|off" (or true|false) in [Interface]: noisetun's own setting,
@@ -729,7 +727,7 @@ static int parse_noisetun_comment(struct parser *p, const char *line, size_t len
 	const char *v;
 	size_t n;
 
-	if (!comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n))
+	if (!nt_config_comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n))
 		return 0;
 	if (p->section != SECTION_INTERFACE)
 		return fail(p, "%s: a setting of [Interface]", NT_CONFIG_MSS_CLAMP_KEY);

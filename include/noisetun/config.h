@@ -97,6 +97,10 @@ int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t
 /* Whether line (len bytes, a '\n' at its end or not) is a whole-line comment holding a
  * noisetun-only setting ("# noisetun-mss-clamp = ..."), which `noisetun strip` drops. */
 bool nt_config_is_noisetun_comment(const char *line, size_t len);
+/* "# KEY = VALUE" as a whole line, blanks around each part: true with the value, trimmed,
+ * when the comment's key is key (any case). noisetun's own settings and records are such
+ * comments, so that wg-quick and wg read the file as before. */
+bool nt_config_comment_value(const char *line, size_t len, const char *key, const char **value, size_t *value_len);
 
 /* `wg-quick strip`: copy text (len bytes) into out without the lines of the wg-quick keys
  * (Address, DNS, MTU, Table, the hooks, SaveConfig) in [Interface] sections, sections and
