@@ -10,7 +10,23 @@ set -euo pipefail
 
 CACHE=${NT_CACHE:-/var/cache/noisetun-test}
 SUITE=bookworm
-PKGS="systemd,systemd-sysv,dbus,iproute2,wireguard-tools,iputils-ping,procps,libsodium23,libb2-1,libmnl0,libssl3,libseccomp2,libnftnl11,systemd-resolved"
+BASE_PKGS="systemd,systemd-sysv,dbus,iproute2,wireguard-tools,iputils-ping,procps,systemd-resolved"
+
+# The Debian packages holding the libraries the built binaries link (ldd, dpkg -S): a new
+# library dependency reaches the container without anyone listing it here.
+lib_pkgs() {
+	local b=${BUILD:-build/release} f p
+	ldd "$b/noisetund" "$b/noisetun" 2>/dev/null | awk '/=> \// {print $3}' | sort -u | while read -r f; do
+		p=$(dpkg -S "$f" 2>/dev/null || dpkg -S "$(readlink -f "$f")" 2>/dev/null || dpkg -S "/usr$f" 2>/dev/null) || {
+			echo "mkroot: no Debian package holds $f" >&2
+			continue
+		}
+		echo "${p%%:*}"
+	done | sort -u | paste -sd, -
+}
+LIBS=$(lib_pkgs)
+[ -n "$LIBS" ] || { echo "mkroot: cannot tell the binaries' libraries (ldd ${BUILD:-build/release}/noisetund)" >&2; exit 1; }
+PKGS="$BASE_PKGS,$LIBS"
 
 mirror() {
 	local m=""
