@@ -13,6 +13,7 @@
 #include "noisetun/allowedips.h"
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
+#include "noisetun/config.h"
 #include "noisetun/engine.h"
 #include "noisetun/index.h"
 #include "noisetun/keypair.h"
@@ -94,6 +95,7 @@ struct peer {
 	struct device *dev;
 	struct peer *prev, *next;       /* device list, in creation order */
 	char short_key[12];             /* base64 prefix, for logs */
+	char name[NT_CONFIG_NAME_MAX + 1]; /* the operator's name for it ("": none); no NUL inside */
 };
 #define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 
