@@ -8,7 +8,7 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SEED    ?= 1
-FUZZ_TARGETS ?= fuzz_datagram fuzz_uapi fuzz_keys fuzz_config
+FUZZ_TARGETS ?= fuzz_datagram fuzz_tun fuzz_uapi fuzz_keys fuzz_config
 FUZZ_FLAGS   ?=
 O            := build/fuzz
 
@@ -31,7 +31,7 @@ toolchain:
 		echo "fuzz: '$(FUZZ_CC) -fsanitize=fuzzer' does not link; install clang and libclang-rt-dev" \
 		     "(scripts/install-deps)" >&2; exit 1; }
 
-$(O)/fuzz_datagram: tests/fuzz/fuzz_datagram.c tests/fuzz/receiver.c $(DEPS) | toolchain
+$(O)/fuzz_datagram $(O)/fuzz_tun: $(O)/%: tests/fuzz/%.c tests/fuzz/receiver.c $(DEPS) | toolchain
 	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
 
 $(O)/fuzz_uapi $(O)/fuzz_keys: $(O)/%: tests/fuzz/%.c $(DEPS) | toolchain

@@ -113,6 +113,15 @@ struct fz_outcome {
 void fz_setup(void);
 /* Run one input from the baseline; *out (may be NULL) gets what happened. */
 void fz_run_input(const uint8_t *data, size_t size, struct fz_outcome *out);
+/* fuzz_tun: the same scenario without "another peer" (every route leads to P), then
+ * inputs of up to FZ_MAX_STEPS steps, each an op byte (bits 0-2 kind, bits 5-7 time
+ * step): 0 a raw TUN packet (u16 length, bytes), 1-2 a packet whose IP header the harness
+ * builds (u8 selector: bits 0-1 destination, bit 2 IPv6, bit 3 a short read; u16 total
+ * length mod 2048; payload), 3 D's timers, 4 D's latest initiation answered by P, 5 P's
+ * baseline response B, 6 the link down and up, 7 a keepalive from P. Every data message D
+ * sends must open at P and hold a packet given, addressed to P's prefixes. */
+void fz_setup_tun(void);
+void fz_run_tun_input(const uint8_t *data, size_t size);
 /* A template's bytes (for gen_seeds). */
 const uint8_t *fz_template(enum fz_template t, size_t *len);
 

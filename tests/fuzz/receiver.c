@@ -43,7 +43,9 @@
 #define MTU             1420
 #define INDEX_SLOTS     NT_INDEX_MIN_SLOTS /* the cap: 32 live, far more than one input can use */
 #define OUTBOX          16
-#define OUT_MAX         256 /* the longest message the harness ever sends: P's staged data */
+/* The longest message a device sends: a sealed TUN packet of fuzz_tun (the engine pads
+ * within the MTU, so a packet longer than it grows by the header and tag alone). */
+#define OUT_MAX         (65535 + NT_DATA_MIN_LEN + NT_DATA_PAD)
 #define DELIVERED_MAX   64
 #define RL_CAPACITY     64
 #define MAX_PACKET      65536 /* daemon/noisetund.h: a receive buffer per datagram */
@@ -126,6 +128,7 @@ static struct nt_ratelimiter_entry *rl_entries_saved[2];
 static uint32_t *rl_buckets_saved[2];
 static struct fz_outcome *outcome, outcome_sink;
 static bool vnet;
+static bool tun_mode; /* fuzz_tun: D's TUN packets are the input */
 
 /* The engine's output queues, one set per device (empty between deliveries). */
 static struct {
@@ -293,6 +296,8 @@ static void kps_free(void *ctx, void *kps)
 }
 
 static void write_tunq(struct nt_gro_packet *tunq, size_t tunq_len);
+static void check_sealed_at_p(const uint8_t *msg, size_t len);
+static size_t ip_packet(uint8_t *pkt, int family, const char *src, const char *dst, size_t total);
 
 static void host_flush(void *ctx, struct nt_engine_out *out)
 {
@@ -334,6 +339,10 @@ static void host_flush(void *ctx, struct nt_engine_out *out)
 				FAIL("a cookie reply of %zu bytes, or for a peer", s->len);
 			break;
 		case NT_MSG_DATA:
+			if (tun_mode && s->len > NT_DATA_MIN_LEN) {
+				check_sealed_at_p(s->data, s->len);
+				break;
+			}
 			outcome->sent_keepalives++;
 			if (s->len != NT_DATA_MIN_LEN)
 				FAIL("a keepalive sealed to %zu bytes", s->len);
@@ -1062,8 +1071,21 @@ static void restore_device(struct device *dev, const struct device *base, int i)
 	memcpy(rl->buckets, rl_buckets_saved[i], (rl->bucket_mask + 1) * sizeof(*rl->buckets));
 }
 
+/* Packets the engine staged during the last input (the baseline stages none). */
+static void free_staged(struct nt_peer *peer)
+{
+	if (!peer->staged)
+		return;
+	for (unsigned i = 0; i < NT_MAX_STAGED_PACKETS; i++)
+		free(peer->staged[i]);
+	free(peer->staged);
+	peer->staged = NULL;
+}
+
 static void restore(void)
 {
+	free_staged(&W.d.peer);
+	free_staged(&W.p.peer);
 	free_ciphers(&W);
 	nt_index_free(&W.d.eng.indices);
 	nt_index_free(&W.p.eng.indices);
@@ -1140,6 +1162,174 @@ const uint8_t *fz_template(enum fz_template t, size_t *len)
 {
 	*len = tpl[t].len;
 	return tpl[t].buf;
+}
+
+/* ---- fuzz_tun: packets read from D's TUN ---- */
+
+/* Every packet given to D's engine in this input, so that a sealed one met later (sent at
+ * once, or staged and sent after a handshake) can be matched to what went in. */
+static struct {
+	uint8_t data[65535];
+	size_t len;
+} tun_given[FZ_MAX_STEPS];
+static unsigned tun_given_count;
+
+/* P's prefixes at D, written out plainly, by destination (fuzz_tun routes only to P). */
+static bool naive_dest_of_p(const uint8_t *pkt)
+{
+	static const uint8_t fd00[8] = { 0xfd, 0 };
+
+	if ((pkt[0] >> 4) == 4)
+		return !memcmp(pkt + 16, "\x0a\x00\x00\x02", 4) || !memcmp(pkt + 16, "\x0a\x00\x01", 3);
+	return !memcmp(pkt + 24, fd00, 8);
+}
+
+/* A data message D sent: it opens at P on the keypair its receiver index names, and holds
+ * exactly the IP packet of one TUN packet given (as long as its header claims), padded with
+ * zeros, addressed to one of P's prefixes. */
+static void check_sealed_at_p(const uint8_t *msg, size_t len)
+{
+	static uint8_t plain[OUT_MAX];
+	struct nt_keypair *kp;
+	size_t plain_len;
+
+	if (!W.p.peer.kps || !(kp = nt_keypairs_find(W.p.peer.kps, nt_load_le32(msg + NT_DATA_OFF_RECEIVER))))
+		FAIL("D sealed data on a keypair P does not have");
+	/* P's session B dates from the baseline; an input may complete it at D (the response
+	 * template) long after, which a P living in time would have expired. The content is
+	 * what is checked here, so P's keypair is opened as if it were fresh. */
+	uint64_t birth = kp->birth;
+	if (W.now - kp->birth >= NT_REJECT_AFTER_TIME)
+		kp->birth = W.now;
+	enum nt_status st = nt_keypair_open(kp, plain, &plain_len, msg, len, W.now);
+	kp->birth = birth;
+	if (st != NT_OK)
+		FAIL("data D sealed does not open at P (%zu bytes, status %d, now %llu)", len, (int)st, (unsigned long long)W.now);
+	for (unsigned i = 0; i < tun_given_count; i++) {
+		size_t iplen = nt_ip_packet_len(tun_given[i].data, tun_given[i].len);
+
+		if (!iplen || iplen > plain_len || memcmp(plain, tun_given[i].data, iplen))
+			continue;
+		if (!nt_is_zero(plain + iplen, plain_len - iplen))
+			FAIL("padding of a sealed packet is not zero");
+		if (!naive_dest_of_p(plain))
+			FAIL("a packet for outside P's allowed IPs was sent to P");
+		return;
+	}
+	FAIL("D sent P a packet it was never given (%zu bytes)", plain_len);
+}
+
+/* One IP packet: raw bytes, or a header the harness builds (so the fuzzer need not find
+ * the lengths): a destination from a small set, a length, then the payload. */
+static void step_tun_packet(struct reader *r, bool build)
+{
+	static const char *const dst4[] = { "10.0.0.2", "10.0.1.9", "10.0.2.1", "192.0.2.7" };
+	static const char *const dst6[] = { "fd00::2", "fd00::1:2", "fd01::2", "2001:db8::1" };
+	uint8_t *buf, *pkt;
+	size_t len;
+
+	if (tun_given_count == FZ_MAX_STEPS)
+		return;
+	pkt = tun_given[tun_given_count].data;
+	if (build) {
+		uint8_t sel = rd_u8(r);
+		bool v6 = sel & 4;
+		size_t total = rd_u16(r) % 2048, hdr = v6 ? 40 : 20;
+		const uint8_t *payload;
+		size_t plen;
+
+		if (total < hdr)
+			total = hdr;
+		if (total > sizeof(tun_given[0].data))
+			total = sizeof(tun_given[0].data);
+		ip_packet(pkt, v6 ? AF_INET6 : AF_INET, v6 ? "fd00::1" : "10.0.0.1", v6 ? dst6[sel & 3] : dst4[sel & 3],
+			  total);
+		plen = total - hdr;
+		payload = rd_bytes(r, &plen);
+		memcpy(pkt + hdr, payload, plen);
+		len = total;
+		if (sel & 8 && len > hdr) /* a short read: fewer bytes than the header claims */
+			len -= 1 + (sel >> 4) % (len - hdr);
+	} else {
+		const uint8_t *raw;
+
+		len = rd_u16(r);
+		raw = rd_bytes(r, &len);
+		memcpy(pkt, raw, len);
+	}
+	tun_given[tun_given_count++].len = len;
+	/* As the daemon reads it: room for the data header before, the tail room after. */
+	buf = malloc(NT_DATA_HEADER_LEN + len + NT_ENGINE_TAIL_ROOM + NT_DATA_PAD);
+	if (!buf)
+		abort();
+	memcpy(buf + NT_DATA_HEADER_LEN, pkt, len);
+	nt_engine_tun_packet(&W.d.eng, buf + NT_DATA_HEADER_LEN, len, now_of(), out_of(&W.d));
+	nt_engine_flush(out_of(&W.d));
+	free(buf);
+}
+
+/* D's latest initiation (if its latest send was one) answered by P, and the answer
+ * delivered: the staged packets then go out on the new session. */
+static void step_tun_handshake(void)
+{
+	const struct sent *s = last_sent(&W.d, 0);
+	unsigned since = W.p.sent;
+	static uint8_t msg[NT_INIT_LEN];
+
+	if (!s || s->len != NT_INIT_LEN || s->buf[0] != NT_MSG_INITIATION)
+		return;
+	memcpy(msg, s->buf, NT_INIT_LEN);
+	deliver(&W.p, msg, NT_INIT_LEN, &d_endpoint, false);
+	if ((s = last_sent(&W.p, since)) && s->buf[0] == NT_MSG_RESPONSE)
+		deliver(&W.d, s->buf, s->len, &sources[FZ_SRC_PEER], false);
+}
+
+void fz_run_tun_input(const uint8_t *data, size_t size)
+{
+	struct reader r = { data, size };
+
+	outcome = &outcome_sink;
+	memset(outcome, 0, sizeof(*outcome));
+	restore();
+	tun_given_count = 0;
+	vnet = true;
+	batching = false;
+	for (int step = 0; step < FZ_MAX_STEPS && r.n; step++) {
+		uint8_t op = rd_u8(&r);
+
+		W.now += time_steps[(op >> FZ_OP_TIME_SHIFT) & 7];
+		if (getenv("FZ_DEBUG"))
+			fprintf(stderr, "step %d op %d now %llu\n", step, op & 7, (unsigned long long)W.now);
+		switch (op & 7) {
+		case 0: case 1: case 2:
+			step_tun_packet(&r, op & 3);
+			break;
+		case 3:
+			run_timers(&W.d);
+			break;
+		case 4:
+			step_tun_handshake();
+			break;
+		case 5: /* P's answer to D's initiation B, from the baseline: D's session B begins */
+			deliver(&W.d, tpl[FZ_TPL_RESP].buf, tpl[FZ_TPL_RESP].len, &sources[FZ_SRC_PEER], false);
+			break;
+		case 6: /* the link goes down and up again */
+			nt_engine_set_up(&W.d.eng, false, now_of());
+			nt_engine_set_up(&W.d.eng, true, now_of());
+			break;
+		default: /* a keepalive from P on A: traffic both ways */
+			deliver(&W.d, tpl[FZ_TPL_DATA_KEEPALIVE].buf, tpl[FZ_TPL_DATA_KEEPALIVE].len,
+				&sources[FZ_SRC_PEER], false);
+			break;
+		}
+		check_device(&W.d);
+	}
+}
+
+void fz_setup_tun(void)
+{
+	tun_mode = true;
+	fz_setup();
 }
 
 /* ---- setup ---- */
@@ -1290,8 +1480,10 @@ void fz_setup(void)
 	insert_prefix(d->eng.aips, AF_INET, "10.0.0.2", 32, &d->peer.aips);
 	insert_prefix(d->eng.aips, AF_INET, "10.0.1.0", 24, &d->peer.aips);
 	insert_prefix(d->eng.aips, AF_INET6, "fd00::", 64, &d->peer.aips);
-	insert_prefix(d->eng.aips, AF_INET, "10.0.0.0", 8, &other_owner);
-	insert_prefix(d->eng.aips, AF_INET6, "::", 0, &other_owner);
+	if (!tun_mode) { /* in fuzz_tun every route must lead to a peer */
+		insert_prefix(d->eng.aips, AF_INET, "10.0.0.0", 8, &other_owner);
+		insert_prefix(d->eng.aips, AF_INET6, "::", 0, &other_owner);
+	}
 	insert_prefix(p->eng.aips, AF_INET, "10.0.0.1", 32, &p->peer.aips);
 
 	/* A cookie for P: its first initiation (for a packet it staged) meets D under load. */
