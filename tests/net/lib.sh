@@ -189,10 +189,9 @@ _find_daemon() {
 daemon_worker_pid() {
 	local main p
 	main=$(daemon_pid "$1")
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[ "$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" = "$main" ] &&
-			_pid_is "$p" "$1" && { echo "$p"; return 0; }
+	# main's children: one pgrep, not an awk per process on the machine
+	for p in $(pgrep -P "$main"); do
+		_pid_is "$p" "$1" && { echo "$p"; return 0; }
 	done
 	echo "$main"
 }
