@@ -501,6 +501,10 @@ static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retr
 		return;
 	event(out, NT_EV_INITIATION_SENT, p, NT_OK, is_retry);
 	p->handshake_attempts++;
+	/* One still waiting for its response is given up for this one: it failed. (A retry
+	 * comes after the timer counted its predecessor, and found it disarmed.) */
+	if (p->timers.retransmit_handshake.armed)
+		p->handshake_failures++;
 	out_send(out, p, &p->endpoint, NULL, msg, NT_INIT_LEN, true);
 	nt_timers_any_authenticated_packet_sent(&p->timers);
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);

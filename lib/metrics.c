@@ -198,7 +198,7 @@ static const struct {
 	{ "noisetun_peer_transmit_packets_total", "Messages sent to the peer (handshake, data, keepalive).", TX_PACKETS },
 	{ "noisetun_peer_handshakes_total", "Handshakes completed with the peer (either side initiating).", HANDSHAKES },
 	{ "noisetun_peer_handshake_attempts_total", "Handshake initiations sent to the peer, retries included.", ATTEMPTS },
-	{ "noisetun_peer_handshake_failures_total", "Handshake initiations the peer left unanswered for REKEY_TIMEOUT (5 s).", FAILURES },
+	{ "noisetun_peer_handshake_failures_total", "Handshake initiations that got no response: timed out (REKEY_TIMEOUT, 5 s) or given up for a newer one.", FAILURES },
 };
 
 size_t nt_metrics_format(char *buf, size_t size, const struct nt_metrics_device *devs, size_t n)

@@ -108,7 +108,7 @@ struct nt_engine;
 	uint64_t rx_packets, tx_packets;  /* authenticated messages, counted as rx/tx_bytes */     \
 	uint64_t handshakes;              /* completed: established or confirmed */                \
 	uint64_t handshake_attempts;      /* initiations sent (retries included) */                \
-	uint64_t handshake_failures;      /* initiations unanswered for REKEY_TIMEOUT */           \
+	uint64_t handshake_failures;      /* initiations timed out or superseded, unanswered */    \
 	uint64_t last_handshake_wall;     /* ns since the epoch; 0: never */                       \
 	uint16_t persistent_keepalive;    /* seconds; 0: off */                                    \
 	struct nt_staged **staged;        /* NT_MAX_STAGED_PACKETS slots, allocated on first use */ \
