@@ -38,7 +38,7 @@ struct mconn {
 	struct mconn *next;
 	uint64_t deadline;
 	char in[MAX_REQUEST];
-	size_t in_len, in_scan;         /* no head end in in[0, in_scan) */
+	size_t in_len, in_scan;         /* nt_metrics_http_head_end's */
 	char *out;                      /* the whole reply, once the request is in */
 	size_t out_len, out_off;
 };
@@ -343,47 +343,20 @@ static void reply_metrics(struct device *dev, struct mconn *c)
 /* The request head is in (it ends at end): answer it. */
 static void handle_request(struct device *dev, struct mconn *c, size_t end)
 {
-	char *line = c->in, *eol = memchr(c->in, '\n', end), *sp1, *sp2, *target_end;
-	size_t len;
-
-	len = (size_t)(eol - line);
-	if (len && line[len - 1] == '\r')
-		len--;
-	line[len] = '\0';
-	sp1 = strchr(line, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || !sp2 || sp1 == line || sp2 == sp1 + 1 || strchr(sp2 + 1, ' ') ||
-	    (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0"))) {
-		reply_simple(c, "400 Bad Request", "");
-		return;
-	}
-	*sp1 = *sp2 = '\0';
-	target_end = strchr(sp1 + 1, '?');
-	if (target_end)
-		*target_end = '\0';
-	if (strcmp(sp1 + 1, "/metrics"))
-		reply_simple(c, "404 Not Found", "");
-	else if (strcmp(line, "GET"))
-		reply_simple(c, "405 Method Not Allowed", "Allow: GET\r\n");
-	else
+	switch (nt_metrics_http_status(c->in, end)) {
+	case 200:
 		reply_metrics(dev, c);
-}
-
-/* The end of the request head (past its blank line), or 0 while it has not arrived. */
-static size_t head_end(struct mconn *c)
-{
-	size_t from = c->in_scan > 3 ? c->in_scan - 3 : 1;
-
-	c->in_scan = c->in_len;
-	for (size_t i = from; i < c->in_len; i++) {
-		if (c->in[i] != '\n')
-			continue;
-		if (c->in[i - 1] == '\n')
-			return i + 1;
-		if (i >= 3 && c->in[i - 1] == '\r' && c->in[i - 2] == '\n' && c->in[i - 3] == '\r')
-			return i + 1;
+		break;
+	case 404:
+		reply_simple(c, "404 Not Found", "");
+		break;
+	case 405:
+		reply_simple(c, "405 Method Not Allowed", "Allow: GET\r\n");
+		break;
+	default:
+		reply_simple(c, "400 Bad Request", "");
+		break;
 	}
-	return 0;
 }
 
 /* Whatever the client sends once its request is in is read and ignored (64 KiB a turn):
@@ -402,7 +375,7 @@ void metrics_event(struct device *dev, void *ptr)
 	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
 
 	if (!c->out) {
-		ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len);
+		ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
 		size_t end;
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -410,9 +383,9 @@ void metrics_event(struct device *dev, void *ptr)
 		if (n < 0)
 			return;
 		c->in_len += (size_t)n;
-		if ((end = head_end(c)))
+		if ((end = nt_metrics_http_head_end(c->in, c->in_len, &c->in_scan)))
 			handle_request(dev, c, end);
-		else if (c->in_len == sizeof(c->in) - 1)
+		else if (c->in_len == sizeof(c->in))
 			reply_simple(c, "431 Request Header Fields Too Large", "");
 		else
 			return;

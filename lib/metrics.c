@@ -265,3 +265,56 @@ size_t nt_metrics_format(char *buf, size_t size, const struct nt_metrics_device 
 		buf[w.len < size ? w.len : size - 1] = '\0';
 	return w.len;
 }
+
+/* ---- the HTTP request ---- */
+
+size_t nt_metrics_http_head_end(const char *buf, size_t len, size_t *scan)
+{
+	size_t i = *scan > 3 ? *scan - 3 : 1;
+
+	*scan = len;
+	for (; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (buf[i - 1] == '\n')
+			return i + 1;
+		if (i >= 3 && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+			return i + 1;
+	}
+	return 0;
+}
+
+int nt_metrics_http_status(const char *head, size_t len)
+{
+	const char *eol = memchr(head, '\n', len), *sp[2], *path_end;
+	size_t n, spaces = 0;
+
+	if (!eol)
+		return 400;
+	n = (size_t)(eol - head);
+	if (n && head[n - 1] == '\r')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)head[i];
+
+		if (c == ' ') {
+			if (spaces == 2)
+				return 400;
+			sp[spaces++] = head + i;
+		} else if (c < 0x21 || c > 0x7e) {
+			return 400;
+		}
+	}
+	/* "M T V": the method and the target not empty, the version exactly HTTP/1.0 or 1.1 */
+	if (spaces != 2 || sp[0] == head || sp[1] == sp[0] + 1 || (size_t)(head + n - (sp[1] + 1)) != 8 ||
+	    (memcmp(sp[1] + 1, "HTTP/1.1", 8) && memcmp(sp[1] + 1, "HTTP/1.0", 8)))
+		return 400;
+	path_end = memchr(sp[0] + 1, '?', (size_t)(sp[1] - (sp[0] + 1)));
+	if (!path_end)
+		path_end = sp[1];
+	if ((size_t)(path_end - (sp[0] + 1)) != 8 || memcmp(sp[0] + 1, "/metrics", 8))
+		return 404;
+	if (sp[0] - head != 3 || memcmp(head, "GET", 3))
+		return 405;
+	return 200;
+}

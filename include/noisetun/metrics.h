@@ -60,4 +60,17 @@ size_t nt_metrics_format(char *buf, size_t size, const struct nt_metrics_device 
 
 #define NT_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* ---- the HTTP side of --metrics-listen: the request, parsed here so it can be tested ---- */
+
+/* The length of the request head in buf[0, len) (through its blank line: CRLF CRLF, or
+ * LF LF), 0 while it is not all there. *scan (0 at first) remembers how far a previous
+ * call looked, so bytes trickling in are looked at once each. */
+size_t nt_metrics_http_head_end(const char *buf, size_t len, size_t *scan);
+
+/* The status a request head gets: 200 for GET /metrics (any query string), 404 for
+ * another path, 405 for another method, 400 when the request line is not "METHOD SP
+ * TARGET SP HTTP/1.x" of visible ASCII. Only the request line is read: headers change
+ * nothing. */
+int nt_metrics_http_status(const char *head, size_t len);
+
 #endif

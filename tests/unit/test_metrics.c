@@ -170,6 +170,72 @@ START_TEST(test_short_buffer)
 }
 END_TEST
 
+static int status(const char *head)
+{
+	return nt_metrics_http_status(head, strlen(head));
+}
+
+START_TEST(test_http_status)
+{
+	ck_assert_int_eq(status("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+	ck_assert_int_eq(status("GET /metrics HTTP/1.0\n\n"), 200);
+	ck_assert_int_eq(status("GET /metrics?name[]=x&y HTTP/1.1\r\n\r\n"), 200);
+	ck_assert_int_eq(status("GET /metrics? HTTP/1.1\r\n\r\n"), 200);
+	/* other paths */
+	ck_assert_int_eq(status("GET / HTTP/1.1\r\n\r\n"), 404);
+	ck_assert_int_eq(status("GET /metricsx HTTP/1.1\r\n\r\n"), 404);
+	ck_assert_int_eq(status("GET /metric HTTP/1.1\r\n\r\n"), 404);
+	ck_assert_int_eq(status("GET /metrics/ HTTP/1.1\r\n\r\n"), 404);
+	ck_assert_int_eq(status("GET http://x/metrics HTTP/1.1\r\n\r\n"), 404);
+	ck_assert_int_eq(status("POST / HTTP/1.1\r\n\r\n"), 404);
+	/* other methods */
+	ck_assert_int_eq(status("POST /metrics HTTP/1.1\r\n\r\n"), 405);
+	ck_assert_int_eq(status("HEAD /metrics HTTP/1.1\r\n\r\n"), 405);
+	ck_assert_int_eq(status("get /metrics HTTP/1.1\r\n\r\n"), 405);
+	ck_assert_int_eq(status("GETX /metrics HTTP/1.1\r\n\r\n"), 405);
+	/* not a request line */
+	ck_assert_int_eq(status("HELLO\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET /metrics\r\n\r\n"), 400);            /* HTTP/0.9 */
+	ck_assert_int_eq(status("GET /metrics HTTP/2.0\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET /metrics HTTP/1.1x\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET  /metrics HTTP/1.1\r\n\r\n"), 400);   /* empty target */
+	ck_assert_int_eq(status(" /metrics HTTP/1.1\r\n\r\n"), 400);       /* empty method */
+	ck_assert_int_eq(status("GET /metrics HTTP/1.1 x\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET /met\trics HTTP/1.1\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET /m\x80 HTTP/1.1\r\n\r\n"), 400);
+	ck_assert_int_eq(status("GET /metrics HTTP/1.1\r\r\n\r\n"), 400);
+	ck_assert_int_eq(status(""), 400);
+	ck_assert_int_eq(nt_metrics_http_status("GET /metrics HTTP/1.1\0\r\n\r\n", 26), 400);
+	/* only the request line counts */
+	ck_assert_int_eq(status("GET /metrics HTTP/1.1\r\nX: POST / HTTP/1.1\r\n\r\n"), 200);
+}
+END_TEST
+
+START_TEST(test_http_head_end)
+{
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nTRAILING";
+	size_t whole = strlen(req) - strlen("TRAILING"), scan = 0, end = 0, i;
+
+	ck_assert_uint_eq(nt_metrics_http_head_end(req, strlen(req), &scan), whole);
+	/* a byte at a time: found exactly when its last byte arrives, never before */
+	scan = 0;
+	for (i = 1; i <= strlen(req) && !end; i++)
+		end = nt_metrics_http_head_end(req, i, &scan);
+	ck_assert_uint_eq(end, whole);
+	ck_assert_uint_eq(i - 1, whole);
+	scan = 0;
+	ck_assert_uint_eq(nt_metrics_http_head_end("GET / HTTP/1.0\n\n", 16, &scan), 16);
+	scan = 0;
+	ck_assert_uint_eq(nt_metrics_http_head_end("GET / HTTP/1.0\r\n\n", 17, &scan), 17);
+	scan = 0;
+	ck_assert_uint_eq(nt_metrics_http_head_end("GET / HTTP/1.0\r\n\r", 17, &scan), 0);
+	scan = 0;
+	ck_assert_uint_eq(nt_metrics_http_head_end("\r\n", 2, &scan), 0);
+	scan = 0;
+	ck_assert_uint_eq(nt_metrics_http_head_end("", 0, &scan), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("metrics");
@@ -179,6 +245,8 @@ int main(void)
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_families_grouped_across_interfaces);
 	tcase_add_test(tc, test_short_buffer);
+	tcase_add_test(tc, test_http_status);
+	tcase_add_test(tc, test_http_head_end);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
