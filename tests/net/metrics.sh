@@ -146,6 +146,12 @@ done
 # ---- HTTP
 
 ina() { ip netns exec "$NSA" "$@"; }
+
+# Test that the listening socket is the worker's alone: the root monitor closed its copy.
+holders=$(ina ss -ltnpH "sport = :9586" | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' ')
+worker=$(daemon_worker_pid "$IFA")
+[ "$worker" != "$PIDA" ] || fail "A did not split"
+[ "$holders" = "pid=$worker " ] || fail "port 9586 held by $holders, not only by the worker ($worker; monitor $PIDA)"
 # http NS METHOD URL: the status code (000 when the connection failed).
 http() {
 	ip netns exec "$1" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$2" "$3" || true
