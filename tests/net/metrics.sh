@@ -4,7 +4,7 @@
 #
 #   ns A (noisetund -c, split)                 ns B (noisetund, wg set)
 #   +-----------------------------------+      +-----------------------------+
-#   | ntme<id>a 10.0.0.1                |      | ntme<id>b 10.0.0.2          |
+#   | ntme<id>a 10.0.0.1                |      | ntme<id>b 10.0.0.2 (unsplit)|
 #   | --metrics-listen 192.0.2.1:9586   | veth | NOISETUN_METRICS_LISTEN=    |
 #   | prometheus 127.0.0.1:9090 scrapes |------|   [2001:db8::2]:9586        |
 #   |   192.0.2.1:9586 every 1 s        |      |                             |
@@ -63,10 +63,11 @@ PIDA=$(_find_daemon "$IFA" "$NTD") || fail "no daemon for A"
 NT_PIDS+=("$PIDA")
 echo "$PIDA" >"$NT_TMP/$IFA.pid"
 
-# B: as wg-quick starts it, metrics from the environment (IPv6).
-export NOISETUN_METRICS_LISTEN='[2001:db8::2]:9586'
+# B: as wg-quick starts it, metrics from the environment (IPv6), one process (no split:
+# the same loop serves the tunnel and the metrics).
+export NOISETUN_METRICS_LISTEN='[2001:db8::2]:9586' NOISETUN_USER=root
 start_wg noisetund "$NSB" "$IFB"
-unset NOISETUN_METRICS_LISTEN
+unset NOISETUN_METRICS_LISTEN NOISETUN_USER
 wgn "$NSB" set "$IFB" private-key "$(key_file b)" listen-port 51821 \
 	peer "$PUBA" endpoint 192.0.2.1:51820 allowed-ips 10.0.0.1/32
 tun_up "$NSB" "$IFB" 10.0.0.2/24 fd00::2/64
@@ -168,7 +169,11 @@ diff <(grep -v -e session_age -e '^noisetun_under_load' "$NT_TMP/http.prom" | se
 	<("$NT" metrics "$IFA" | grep -v -e session_age -e '^noisetun_under_load' | sed 's/ [0-9.]*$//') >/dev/null ||
 	fail "GET /metrics and noisetun metrics differ in their samples"
 [ "$(http "$NSA" GET "http://$MA/metrics?name%5B%5D=x")" = 200 ] || fail "GET /metrics?query refused"
-[ "$(http "$NSB" GET "http://[2001:db8::2]:9586/metrics")" = 200 ] || fail "B (NOISETUN_METRICS_LISTEN, IPv6): no 200"
+[ "$(daemon_worker_pid "$IFB")" = "$(daemon_pid "$IFB")" ] || fail "B split despite NOISETUN_USER=root"
+ip netns exec "$NSB" curl -sf --max-time 5 -o "$NT_TMP/b.http" "http://[2001:db8::2]:9586/metrics" ||
+	fail "B (NOISETUN_METRICS_LISTEN, IPv6, unsplit): GET /metrics failed"
+grep -q "^noisetun_peer_receive_bytes_total{interface=\"$IFB\",public_key=\"$PUBA\",name=\"\"} [1-9]" "$NT_TMP/b.http" ||
+	fail "B's metrics lack A's received bytes"
 
 # Test that anything but GET /metrics is refused.
 [ "$(http "$NSA" POST "http://$MA/metrics")" = 405 ] || fail "POST /metrics not refused with 405"
