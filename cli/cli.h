@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "noisetun/config.h"
+#include "noisetun/metrics.h"
 #include "noisetun/uapi.h"
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
@@ -29,6 +30,12 @@ struct ipc_peer {
 	uint16_t persistent_keepalive;
 	struct nt_uapi_allowed_ip *allowed_ips;
 	size_t allowed_ips_count;
+	char name[NT_CONFIG_NAME_MAX + 1];  /* noisetun_name= ("": none) */
+	struct ipc_peer_metrics {           /* noisetun=1 (ipc_get_noisetun) */
+		uint64_t rx_packets, tx_packets, handshakes, handshake_attempts, handshake_failures;
+		bool has_session;
+		uint64_t session_age_ns;
+	} metrics;
 };
 
 struct ipc_device {
@@ -39,6 +46,13 @@ struct ipc_device {
 	uint32_t fwmark;
 	struct ipc_peer *peers; /* in the daemon's order */
 	size_t peers_count;
+	struct ipc_device_metrics {         /* noisetun=1 (ipc_get_noisetun) */
+		bool up, under_load;
+		uint64_t cookie_replies_sent;
+		char drop_reasons[NT_METRICS_MAX_DROPS][32];
+		uint64_t drops[NT_METRICS_MAX_DROPS];
+		size_t drops_count;
+	} metrics;
 };
 
 /* NOISETUN_RUN_DIR, else /var/run/wireguard (where wg looks). */
@@ -47,6 +61,8 @@ const char *ipc_run_dir(void);
 int ipc_socket_path(char *buf, size_t size, const char *iface);
 /* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface). */
 int ipc_get(const char *iface, struct ipc_device *dev);
+/* The same with noisetun=1: the noisetun_ keys too (names, metrics). */
+int ipc_get_noisetun(const char *iface, struct ipc_device *dev);
 /* Wipe (keys!) and free. */
 void ipc_device_free(struct ipc_device *dev);
 /* A set=1 request in the wg order of lines; the daemon's answer: 0 or a negative errno. */
@@ -120,6 +136,7 @@ int cmd_up(int argc, char *argv[]);
 int cmd_down(int argc, char *argv[]);
 int cmd_save(int argc, char *argv[]);
 int cmd_client(int argc, char *argv[]); /* client add|list|remove */
+int cmd_metrics(int argc, char *argv[]);
 
 /* client.c: whether a line is the "# noisetun-endpoint = HOST:PORT" comment that client add
  * records in a server's [Interface] (strip drops it). */

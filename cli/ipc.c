@@ -187,6 +187,62 @@ static int add_allowed_ip(struct ipc_peer *peer, const char *value)
 	return 0;
 }
 
+/* A noisetun_ line of a get=1 noisetun=1 reply (the metrics, a peer's name); unknown
+ * ones are skipped. 0 or -EPROTO. */
+static int get_line_noisetun(struct ipc_device *dev, struct ipc_peer *peer, const char *key, const char *value)
+{
+	struct ipc_device_metrics *dm = &dev->metrics;
+	uint64_t v;
+	int ret;
+
+	if (peer && !strcmp(key, "noisetun_name")) {
+		size_t len = strlen(value);
+
+		if (len > NT_CONFIG_NAME_MAX)
+			return -EPROTO;
+		memcpy(peer->name, value, len + 1);
+		return 0;
+	}
+	if ((ret = parse_u64(value, UINT64_MAX, &v)))
+		return ret;
+	if (peer) {
+		struct ipc_peer_metrics *pm = &peer->metrics;
+
+		if (!strcmp(key, "noisetun_rx_packets"))
+			pm->rx_packets = v;
+		else if (!strcmp(key, "noisetun_tx_packets"))
+			pm->tx_packets = v;
+		else if (!strcmp(key, "noisetun_handshakes"))
+			pm->handshakes = v;
+		else if (!strcmp(key, "noisetun_handshake_attempts"))
+			pm->handshake_attempts = v;
+		else if (!strcmp(key, "noisetun_handshake_failures"))
+			pm->handshake_failures = v;
+		else if (!strcmp(key, "noisetun_session_age_nsec"))
+			pm->has_session = true, pm->session_age_ns = v;
+		return 0;
+	}
+	if (!strcmp(key, "noisetun_up")) {
+		dm->up = v != 0;
+	} else if (!strcmp(key, "noisetun_under_load")) {
+		dm->under_load = v != 0;
+	} else if (!strcmp(key, "noisetun_cookie_replies_sent")) {
+		dm->cookie_replies_sent = v;
+	} else if (!strncmp(key, "noisetun_drops_", 15)) {
+		const char *reason = key + 15;
+		size_t len = strspn(reason, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+		/* a label value of our own making: the daemon's word is not trusted for more */
+		if (!len || reason[len] || len >= sizeof(dm->drop_reasons[0]))
+			return -EPROTO;
+		if (dm->drops_count < NT_METRICS_MAX_DROPS) {
+			memcpy(dm->drop_reasons[dm->drops_count], reason, len + 1);
+			dm->drops[dm->drops_count++] = v;
+		}
+	}
+	return 0;
+}
+
 /* One key=value line of a get reply. Unknown keys are skipped, as wg does. 1 once the
  * errno line has been seen (with *daemon_errno), 0 to go on, or a negative errno. */
 static int get_line(struct ipc_device *dev, char *line, int *daemon_errno)
@@ -245,11 +301,13 @@ static int get_line(struct ipc_device *dev, char *line, int *daemon_errno)
 			peer->persistent_keepalive = (uint16_t)v;
 	} else if (peer && !strcmp(line, "allowed_ip")) {
 		ret = add_allowed_ip(peer, value);
+	} else if (!strncmp(line, "noisetun_", 9)) {
+		ret = get_line_noisetun(dev, peer, line, value);
 	}
 	return ret;
 }
 
-int ipc_get(const char *iface, struct ipc_device *dev)
+static int get_request(const char *iface, struct ipc_device *dev, const char *request)
 {
 	struct reader r = { 0 };
 	char line[MAX_REPLY_LINE];
@@ -260,7 +318,7 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
-	ret = write_all(r.fd, "get=1\n\n", 7);
+	ret = write_all(r.fd, request, strlen(request));
 	while (!ret) {
 		n = read_line(&r, line);
 		if (n < 0) {
@@ -283,6 +341,16 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 	if (ret)
 		ipc_device_free(dev);
 	return ret;
+}
+
+int ipc_get(const char *iface, struct ipc_device *dev)
+{
+	return get_request(iface, dev, "get=1\n\n");
+}
+
+int ipc_get_noisetun(const char *iface, struct ipc_device *dev)
+{
+	return get_request(iface, dev, "get=1\nnoisetun=1\n\n");
 }
 
 void ipc_device_free(struct ipc_device *dev)

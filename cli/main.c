@@ -31,6 +31,7 @@ static const struct verb {
 	{ "save", cmd_save, "Writes the running configuration back to the config file of NAME|PATH" },
 	{ "strip", cmd_strip, "Prints a wg-quick config without its wg-quick keys, for setconf" },
 	{ "client", cmd_client, "Adds, lists or removes the road-warrior clients of a server's wg-quick config" },
+	{ "metrics", cmd_metrics, "Prints the Prometheus metrics of one or all interfaces (for node_exporter's textfile collector)" },
 };
 
 static void usage(FILE *f)

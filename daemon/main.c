@@ -29,7 +29,8 @@
 #include "noisetund.h"
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
-       EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */ };
+       EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
+       EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 #define NT_EXIT_CONFIG  78 /* EX_CONFIG */
@@ -52,6 +53,10 @@ static void usage(FILE *f)
 		   "                     root process (also: NOISETUN_USER)\n"
 		   "  -g, --group GROUP  members of GROUP may change settings over the control\n"
 		   "                     socket (mode 0770), not only root (also: NOISETUN_GROUP)\n"
+		   "      --metrics-listen ADDR:PORT\n"
+		   "                     serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		   "                     (IPv6 as [ADDR]:PORT; also: NOISETUN_METRICS_LISTEN; off\n"
+		   "                     by default)\n"
 		   "  -h, --help         this text\n"
 		   "\n"
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
@@ -169,7 +174,8 @@ static void hooks_progress(struct device *dev, int r)
 }
 
 /* Everything the launching process waits for. On failure, *what names the step. */
-static int setup(struct device *dev, const char *ifname, const char *run_dir, const char **what)
+static int setup(struct device *dev, const char *ifname, const char *run_dir, const char *metrics,
+		 const char **what)
 {
 	sigset_t mask;
 	int err;
@@ -215,6 +221,11 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 	    inotify_add_watch(dev->inotify, run_dir, IN_DELETE | IN_MOVED_FROM) < 0)
 		return -errno;
 	if ((err = add_fd(dev, dev->inotify, EV_INOTIFY)))
+		return err;
+
+	/* As root and before the split: the worker may open no socket. */
+	*what = "cannot listen for metrics (--metrics-listen ADDR:PORT)";
+	if (metrics && *metrics && (err = metrics_open(metrics, dev->epoll, EV_METRICS, EV_METRICS_TIMER)))
 		return err;
 
 	*what = "signals";
@@ -361,9 +372,17 @@ static void run(struct device *dev)
 			case EV_WATCHDOG: /* config mode */
 				notify_watchdog();
 				break;
+			case EV_METRICS:
+				metrics_accept(dev);
+				break;
+			case EV_METRICS_TIMER:
+				metrics_tick(dev);
+				break;
 			default:
 				if (uapi_is_conn(dev, events[i].data.ptr))
 					uapi_event(dev, events[i].data.ptr, events[i].events);
+				else if (metrics_is_conn(events[i].data.ptr))
+					metrics_event(dev, events[i].data.ptr);
 				break;
 			}
 		}
@@ -373,6 +392,7 @@ static void run(struct device *dev)
 static void teardown(struct device *dev)
 {
 	uapi_close(dev);
+	metrics_shed(dev);
 	udp_close(dev);
 	device_destroy(dev);
 	int fds[] = { dev->tun, dev->epoll, dev->timerfd, dev->netlink, dev->inotify, dev->signalfd };
@@ -388,11 +408,13 @@ int main(int argc, char *argv[])
 		{ "config", required_argument, NULL, 'c' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
 	const char *run_dir = getenv("NOISETUN_RUN_DIR");
+	const char *metrics = getenv("NOISETUN_METRICS_LISTEN");
 	bool foreground = fg_env && !strcmp(fg_env, "1");
 	static struct device dev;
 	const char *what = "", *config_path = NULL, *user = NULL, *group = NULL;
@@ -412,6 +434,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'g':
 			group = optarg;
+			break;
+		case 'M':
+			metrics = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -472,7 +497,7 @@ int main(int argc, char *argv[])
 			return 1;
 	}
 
-	err = setup(&dev, argv[optind], run_dir, &what);
+	err = setup(&dev, argv[optind], run_dir, metrics, &what);
 	if (!err && config_path)
 		err = config_up(&dev, &what);
 	if (err) {

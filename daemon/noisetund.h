@@ -190,6 +190,16 @@ bool uapi_is_conn(struct device *dev, void *ptr);
 struct nt_uapi_set;
 int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set);
 
+/* metrics.c: --metrics-listen, GET /metrics over HTTP (lib/metrics.c's text). Opened
+ * before the split (the worker may open no socket), served by the worker's loop; the
+ * listener's and the timer's epoll tags are the caller's, connections carry data.ptr. */
+int metrics_open(const char *addr_port, int epoll, uint64_t listen_tag, uint64_t timer_tag);
+void metrics_accept(struct device *dev);
+void metrics_tick(struct device *dev);
+bool metrics_is_conn(void *ptr);
+void metrics_event(struct device *dev, void *conn);
+void metrics_shed(struct device *dev);   /* every fd of it closed */
+
 /* netlink.c */
 int link_monitor_open(struct device *dev);
 void link_monitor_event(struct device *dev);

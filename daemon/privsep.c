@@ -1308,6 +1308,7 @@ static void monitor_shed(struct device *dev)
 	size_t peers = dev->peer_count;
 
 	uapi_shed(dev); /* the listener and its timer: the worker's */
+	metrics_shed(dev); /* --metrics-listen: the worker's too */
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -135,8 +135,10 @@ void send_out(struct device *dev, struct nt_send *sends, size_t n)
 		if (!is_control(s))
 			continue;
 		err = udp_send(dev, &s->to, s->src, s->data, s->len);
-		if (!err && s->count_tx)
+		if (!err && s->count_tx) {
 			s->peer->tx_bytes += s->len;
+			s->peer->tx_packets++;
+		}
 		else if (err && s->peer && s->len == NT_INIT_LEN && s->data[0] == NT_MSG_INITIATION)
 			peer_verbose(PEER(s->peer), "send initiation: %s", strerror(-err));
 	}

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "noisetun/encoding.h"
+#include "noisetun/metrics.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 
@@ -488,10 +489,39 @@ static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep,
 	nt_uapi_format_endpoint(buf, size, &u);
 }
 
-static void reply_get(struct device *dev, struct conn *c)
+/* noisetun=1 (the metrics): the device's counters, before the first public_key=. */
+static void reply_get_metrics_device(struct device *dev, struct conn *c, uint64_t now)
+{
+	struct nt_metrics_device d = { 0 };
+
+	out_printf(c, "noisetun_up=%d\nnoisetun_under_load=%d\nnoisetun_cookie_replies_sent=%llu\n", dev->up,
+		   nt_engine_under_load(&dev->eng, now), (unsigned long long)dev->cookie_replies_sent);
+	nt_metrics_engine_drops(&dev->eng, &d);
+	for (size_t i = 0; i < d.drops_count; i++)
+		out_printf(c, "noisetun_drops_%s=%llu\n", d.drops[i].reason, (unsigned long long)d.drops[i].count);
+}
+
+/* noisetun=1 (the metrics): a peer's counters, inside its block. */
+static void reply_get_metrics_peer(struct peer *p, struct conn *c, uint64_t now)
+{
+	uint64_t age;
+
+	out_printf(c, "noisetun_rx_packets=%llu\nnoisetun_tx_packets=%llu\nnoisetun_handshakes=%llu\n"
+		      "noisetun_handshake_attempts=%llu\nnoisetun_handshake_failures=%llu\n",
+		   (unsigned long long)p->rx_packets, (unsigned long long)p->tx_packets,
+		   (unsigned long long)p->handshakes, (unsigned long long)p->handshake_attempts,
+		   (unsigned long long)p->handshake_failures);
+	if (nt_engine_session_age(&p->np, now, &age))
+		out_printf(c, "noisetun_session_age_nsec=%llu\n", (unsigned long long)age);
+}
+
+/* noisetun: the request's `noisetun=1` line (get=1\nnoisetun=1\n\n) adds the noisetun_
+ * keys; a plain get=1 reply stays byte for byte what stock wg expects. */
+static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
 	struct scope_cache scope_cache = { 0 };
+	uint64_t now = noisetun ? now_ns() : 0;
 
 	if (id->has_key)
 		out_key(c, "private_key", id->private_key);
@@ -499,6 +529,8 @@ static void reply_get(struct device *dev, struct conn *c)
 		out_printf(c, "listen_port=%u\n", dev->listen_port);
 	if (dev->fwmark)
 		out_printf(c, "fwmark=%u\n", dev->fwmark);
+	if (noisetun)
+		reply_get_metrics_device(dev, c, now);
 	for (struct peer *p = dev->peers_first; p; p = p->next) {
 		out_key(c, "public_key", p->public_key);
 		out_key(c, "preshared_key", p->hs.preshared_key);
@@ -514,6 +546,8 @@ static void reply_get(struct device *dev, struct conn *c)
 		out_printf(c, "tx_bytes=%llu\nrx_bytes=%llu\npersistent_keepalive_interval=%u\n",
 			   (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_bytes, p->persistent_keepalive);
 		nt_allowedips_foreach(&p->aips, out_allowed_ip, c);
+		if (noisetun)
+			reply_get_metrics_peer(p, c, now);
 	}
 	out_printf(c, "errno=0\n\n");
 }
@@ -640,9 +674,11 @@ static void handle_request(struct device *dev, struct conn *c, size_t end)
 
 	if (op_len == 5 && !memcmp(start, "get=1", 5)) {
 		if (nl + 1 == c->in + end - 1)
-			reply_get(dev, c);
+			reply_get(dev, c, false);
+		else if ((size_t)(c->in + end - 1 - (nl + 1)) == 11 && !memcmp(nl + 1, "noisetun=1\n", 11))
+			reply_get(dev, c, true);
 		else
-			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no lines */
+			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no other line */
 	} else if (op_len == 5 && !memcmp(start, "set=1", 5)) {
 		/* body: the lines after "set=1\n", each ending in '\n'; none for "set=1\n\n" */
 		handle_set(dev, c, nl + 1, (size_t)(c->in + end - 1 - (nl + 1)));

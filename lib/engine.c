@@ -456,8 +456,10 @@ static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retr
 static void after_data_sent(struct nt_engine *e, struct nt_peer *p, struct nt_keypair *kp, size_t wire_len,
 			    bool counted, size_t payload, struct nt_now now, struct nt_engine_out *out)
 {
-	if (counted)
+	if (counted) {
 		p->tx_bytes += wire_len;
+		p->tx_packets++;
+	}
 	if (payload)
 		nt_timers_data_sent(&p->timers, now.mono, jitter(e));
 	nt_timers_any_authenticated_packet_sent(&p->timers);
@@ -498,6 +500,11 @@ static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retr
 	if (nt_cookie_add_macs(&p->cookie, msg, NT_INIT_LEN, now.mono))
 		return;
 	event(out, NT_EV_INITIATION_SENT, p, NT_OK, is_retry);
+	p->handshake_attempts++;
+	/* One still waiting for its response is given up for this one: it failed. (A retry
+	 * comes after the timer counted its predecessor, and found it disarmed.) */
+	if (p->timers.retransmit_handshake.armed)
+		p->handshake_failures++;
 	out_send(out, p, &p->endpoint, NULL, msg, NT_INIT_LEN, true);
 	nt_timers_any_authenticated_packet_sent(&p->timers);
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);
@@ -644,6 +651,7 @@ static void authenticated_received(struct nt_peer *p, const struct nt_datagram *
 		out->events[out->events_len - 1].endpoint = d->from;
 	}
 	p->rx_bytes += len;
+	p->rx_packets++;
 	nt_timers_any_authenticated_packet_received(&p->timers);
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now);
 }
@@ -667,8 +675,10 @@ static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t l
 	if (mac != NT_COOKIE_MAC2_VALID) {
 		reply = out_bytes(out, NT_COOKIE_MSG_LEN);
 		if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
-						    e->host.rng) == 0)
+						    e->host.rng) == 0) {
 			out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
+			e->cookie_replies_sent++;
+		}
 		return false;
 	}
 	if (d->from.sa.sa_family == AF_INET)
@@ -760,6 +770,7 @@ static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len,
 	nt_timers_handshake_complete(&p->timers);
 	nt_timers_session_derived(&p->timers, now.mono);
 	p->last_handshake_wall = now.wall;
+	p->handshakes++;
 	timers_changed(p);
 	/* Key confirmation: the responder waits for our first message on the new keypair. */
 	if (p->staged_count)
@@ -831,6 +842,7 @@ static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const str
 		index_release_drops(e, p, &drops);
 		nt_timers_handshake_complete(&p->timers);
 		p->last_handshake_wall = now.wall;
+		p->handshakes++;
 		event(out, NT_EV_SESSION_CONFIRMED, p, NT_OK, 0);
 		send_staged(e, p, now, out);
 	}
@@ -972,7 +984,13 @@ void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_o
 {
 	while (e->heap_len && nt_timers_next_deadline(&e->heap[0]->timers) <= now.mono) {
 		struct nt_peer *p = e->heap[0];
+		/* The pending initiation went unanswered for REKEY_TIMEOUT: a retry or the
+		 * give-up follows. */
+		bool timed_out = p->timers.retransmit_handshake.armed && p->timers.retransmit_handshake.at <= now.mono;
 		unsigned actions = nt_timers_expire(&p->timers, now.mono);
+
+		if (timed_out && e->up)
+			p->handshake_failures++;
 
 		timers_changed(p);
 		if (e->up)
@@ -983,4 +1001,21 @@ void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_o
 		nt_ratelimiter_gc(&e->ratelimiter, now.mono);
 		e->next_ratelimiter_gc = now.mono + NT_NSEC_PER_SEC;
 	}
+}
+
+/* ---- metrics ---- */
+
+bool nt_engine_under_load(const struct nt_engine *e, uint64_t now)
+{
+	return e->last_under_load && now >= e->last_under_load && now - e->last_under_load < NT_COOKIE_UNDER_LOAD_HOLD;
+}
+
+bool nt_engine_session_age(const struct nt_peer *p, uint64_t now, uint64_t *age)
+{
+	struct nt_keypair *kp = p->kps ? nt_keypairs_current(p->kps) : NULL;
+
+	if (!kp || !nt_keypair_usable(kp, now, kp->send_counter))
+		return false;
+	*age = now >= kp->birth ? now - kp->birth : 0;
+	return true;
 }

@@ -104,6 +104,11 @@ struct nt_engine;
 	union nt_endpoint endpoint;       /* follows the latest authenticated packet (roaming) */  \
 	struct nt_endpoint_src src;       /* where the peer last reached us */                     \
 	uint64_t rx_bytes, tx_bytes;                                                               \
+	/* Metrics (counters, never reset while the peer exists): */                               \
+	uint64_t rx_packets, tx_packets;  /* authenticated messages, counted as rx/tx_bytes */     \
+	uint64_t handshakes;              /* completed: established or confirmed */                \
+	uint64_t handshake_attempts;      /* initiations sent (retries included) */                \
+	uint64_t handshake_failures;      /* initiations timed out or superseded, unanswered */    \
 	uint64_t last_handshake_wall;     /* ns since the epoch; 0: never */                       \
 	uint16_t persistent_keepalive;    /* seconds; 0: off */                                    \
 	struct nt_staged **staged;        /* NT_MAX_STAGED_PACKETS slots, allocated on first use */ \
@@ -148,7 +153,8 @@ struct nt_engine_host {
 	uint64_t drops_no_peer;           /* TUN: no allowed IP routes the destination */          \
 	uint64_t drops_source;            /* received: inner source not the peer's */              \
 	uint64_t drops_no_endpoint;       /* TUN: the peer has no endpoint */                      \
-	uint64_t drops_staged;            /* TUN: the staging queue overflowed */
+	uint64_t drops_staged;            /* TUN: the staging queue overflowed */                  \
+	uint64_t cookie_replies_sent;     /* cookie replies queued while under load */
 
 struct nt_engine {
 	NT_ENGINE_FIELDS
@@ -270,5 +276,13 @@ void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now no
 void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
 /* The earliest timer deadline (monotonic ns), UINT64_MAX if none. */
 uint64_t nt_engine_next_deadline(const struct nt_engine *e);
+
+/* ---- metrics ---- */
+/* Whether the cookie rule holds at now: a batch was under load less than
+ * NT_COOKIE_UNDER_LOAD_HOLD ago. */
+bool nt_engine_under_load(const struct nt_engine *e, uint64_t now);
+/* The age of the peer's current session (its newest keypair that may send) at now, in ns;
+ * false when it has none. */
+bool nt_engine_session_age(const struct nt_peer *p, uint64_t now, uint64_t *age);
 
 #endif

@@ -8,7 +8,7 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SEED    ?= 1
-FUZZ_TARGETS ?= fuzz_datagram fuzz_tun fuzz_uapi fuzz_keys fuzz_config
+FUZZ_TARGETS ?= fuzz_datagram fuzz_tun fuzz_uapi fuzz_keys fuzz_config fuzz_metrics
 FUZZ_FLAGS   ?=
 O            := build/fuzz
 
@@ -34,7 +34,7 @@ toolchain:
 $(O)/fuzz_datagram $(O)/fuzz_tun: $(O)/%: tests/fuzz/%.c tests/fuzz/receiver.c $(DEPS) | toolchain
 	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
 
-$(O)/fuzz_uapi $(O)/fuzz_keys: $(O)/%: tests/fuzz/%.c $(DEPS) | toolchain
+$(O)/fuzz_uapi $(O)/fuzz_keys $(O)/fuzz_metrics: $(O)/%: tests/fuzz/%.c $(DEPS) | toolchain
 	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
 
 # lib/config.c is new: until it exists and compiles, this target is skipped, not failed.

@@ -145,8 +145,10 @@ static void host_flush(void *ctx, struct nt_engine_out *out)
 		SIM_CHECK(s->len >= 1);
 		if (s->data[0] >= 1 && s->data[0] <= 4)
 			n->sent_by_type[s->data[0]]++;
-		if (s->count_tx && s->peer)
+		if (s->count_tx && s->peer) {
 			s->peer->tx_bytes += s->len;
+			s->peer->tx_packets++;
+		}
 		if (!to || S.cut || link_rand() % 1000 < S.loss)
 			continue;
 		if (link_rand() % 1000 < S.reorder)
@@ -507,12 +509,67 @@ START_TEST(test_cookies_under_load)
 	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 0);
 	ck_assert_uint_eq(S.a.ev_count[NT_EV_COOKIE_RECEIVED], 1);
 	ck_assert(S.a.peer.cookie.has_cookie);
+	/* metrics: every cookie reply counted, the state visible between batches */
+	ck_assert_uint_eq(S.b.eng.cookie_replies_sent, S.b.sent_by_type[NT_MSG_COOKIE]);
+	ck_assert(nt_engine_under_load(&S.b.eng, S.now));
+	ck_assert(!nt_engine_under_load(&S.a.eng, S.now));
 	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 0);
 	/* A's retry after REKEY_TIMEOUT carries mac2: B, still under load, takes it */
 	S.flood_per_batch = 8; /* with A's retry, still enough to count as load (< 1 s ago) */
 	run(S.now + SEC(6), NULL, 0, NULL);
 	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
 	ck_assert(received(&S.b, 1));
+	S.flood_per_batch = 0;
+	run(S.now + SEC(2), NULL, 0, NULL);
+	ck_assert(!nt_engine_under_load(&S.b.eng, S.now)); /* the hold (1 s) is over */
+	sim_teardown();
+}
+END_TEST
+
+/* The metrics counters (packets, handshakes completed / attempted / failed, session age)
+ * against what the simulation saw on the link. */
+START_TEST(test_metrics_counters)
+{
+	uint64_t age, born;
+
+	sim_setup();
+	ck_assert(!nt_engine_session_age(&S.a.peer, S.now, &age));
+	app_send(&S.a);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	app_send(&S.b);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	/* A: initiation + staged data out, response + data in; B the mirror */
+	ck_assert_uint_eq(S.a.peer.tx_packets, 2);
+	ck_assert_uint_eq(S.b.peer.rx_packets, 2);
+	ck_assert_uint_eq(S.b.peer.tx_packets, 2);
+	ck_assert_uint_eq(S.a.peer.rx_packets, 2);
+	ck_assert_uint_eq(S.a.peer.handshake_attempts, 1);
+	ck_assert_uint_eq(S.a.peer.handshakes, 1); /* established */
+	ck_assert_uint_eq(S.b.peer.handshakes, 1); /* confirmed by the staged packet */
+	ck_assert_uint_eq(S.b.peer.handshake_attempts, 0);
+	ck_assert_uint_eq(S.a.peer.handshake_failures + S.b.peer.handshake_failures, 0);
+	born = current_kp(&S.a)->birth;
+	ck_assert(nt_engine_session_age(&S.a.peer, S.now, &age));
+	ck_assert_uint_eq(age, S.now - born);
+	ck_assert_uint_ge(age, SEC(1));
+
+	/* The link goes dead: every REKEY_TIMEOUT without an answer is one failure. */
+	S.cut = true;
+	/* past REKEY_AFTER_TIME (120 s): a rekey, then its retries every ~5 s, unanswered */
+	run(S.now + SEC(140), &S.a, SEC(1), NULL);
+	ck_assert_uint_eq(S.a.peer.handshakes, 1);
+	ck_assert_uint_eq(S.a.peer.handshake_attempts, S.a.ev_count[NT_EV_INITIATION_SENT]);
+	ck_assert_uint_ge(S.a.peer.handshake_attempts, 4);
+	/* each attempt but the first (answered) and one still pending failed: timed out, or
+	 * given up for a newer one (new data restarting the handshake, not a retry) */
+	ck_assert_uint_eq(S.a.peer.handshake_failures,
+			  S.a.peer.handshake_attempts - 1 - S.a.peer.timers.retransmit_handshake.armed);
+	/* the data sent meanwhile is counted, though nobody received it */
+	ck_assert_uint_gt(S.a.peer.tx_packets, 100);
+	ck_assert_uint_eq(S.b.peer.rx_packets, 2);
+	/* REJECT_AFTER_TIME: no session any more */
+	run(S.now + SEC(60), NULL, 0, NULL);
+	ck_assert(!nt_engine_session_age(&S.a.peer, S.now, &age));
 	sim_teardown();
 }
 END_TEST
@@ -617,6 +674,7 @@ int main(void)
 	tcase_add_test(tc, test_reject_after_time_then_erase_keys);
 	tcase_add_test(tc, test_roaming_endpoint_changed);
 	tcase_add_test(tc, test_cookies_under_load);
+	tcase_add_test(tc, test_metrics_counters);
 	tcase_add_test(tc, test_simultaneous_initiation);
 	tcase_add_test(tc, test_key_change_mid_session);
 	tcase_add_test(tc, test_speed_protocol_hours);
