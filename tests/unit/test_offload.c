@@ -329,6 +329,19 @@ static size_t udp_packet(uint8_t *p, int v, size_t payload, uint16_t sport, uint
 	return len;
 }
 
+/* Make a datagram's checksum compute to 0 (sent as 0xffff) by choosing its first payload
+ * word; returns the word. */
+static uint16_t udp_csum_to_zero(uint8_t *p, size_t len)
+{
+	size_t l3 = (p[0] >> 4) == 4 ? 20 : 40;
+	put16(p + l3 + 6, 0);
+	put16(p + l3 + 8, 0);
+	uint16_t w = (uint16_t)~nt_csum_fold(nt_csum_pseudo(p, 17, (uint32_t)(len - l3)) + nt_csum_add(0, p + l3, len - l3));
+	put16(p + l3 + 8, w);
+	put16(p + l3 + 6, 0xffff);
+	return w;
+}
+
 /* The textbook check: the sum over pseudo-header, header and data is all ones. */
 static bool udp_csum_ok(const uint8_t *p, size_t len)
 {
@@ -382,6 +395,13 @@ static void uso_split(int v)
 		ck_assert_mem_eq(s + l3, ref + l3, 4);                                             /* ports */
 		ck_assert_mem_eq(s + l3 + 8, ref + l3 + 8 + (size_t)i * 1200, pl);
 	}
+	/* a datagram whose checksum computes to 0 carries 0xffff (0 would mean "none") */
+	len = udp_super(p, v, 3 * 1200, 1, &h, 1200);
+	udp_packet(ref, v, 1200, 40000, 1, true, 0);
+	put16(p + l3 + 8, udp_csum_to_zero(ref, l3 + 8 + 1200));
+	ck_assert_int_eq(nt_offload_split(p, len, &h, out, seg_len, 64), 3);
+	ck_assert_uint_eq(segs[0][l3 + 6] << 8 | segs[0][l3 + 7], 0xffff);
+	ck_assert_mem_eq(segs[0], ref, seg_len[0]);
 	/* one segment: payload not above gso_size */
 	len = udp_super(p, v, 1000, 1, &h, 1200);
 	ck_assert_int_eq(nt_offload_split(p, len, &h, out, seg_len, 64), 1);
@@ -580,6 +600,12 @@ START_TEST(coalesce_udp_v4_rules)
 	/* no checksum (IPv4 allows it): nothing to verify, so it goes alone */
 	lens[0] = udp_packet(udps[0], 4, 500, 1, 0, true, 0);
 	lens[1] = udp_packet(udps[1], 4, 500, 1, 1, true, 1);
+	put16(udps[1] + 26, 0);
+	ck_assert_uint_eq(udp_batch(pk, lens, udps, 2, UF), 2);
+	/* nor when the data happen to sum so that 0 would verify */
+	lens[1] = udp_packet(udps[1], 4, 500, 1, 1, true, 1);
+	udp_csum_to_zero(udps[1], lens[1]);
+	ck_assert_uint_eq(udp_batch(pk, lens, udps, 2, UF), 1);
 	put16(udps[1] + 26, 0);
 	ck_assert_uint_eq(udp_batch(pk, lens, udps, 2, UF), 2);
 	/* a fragment (MF; or an offset) */
