@@ -50,7 +50,7 @@ int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet, bool *uso)
 			else if (ioctl(fd, TUNSETOFFLOAD, tso) == 0)
 				what = "csum tso4 tso6";
 			else /* IFF_VNET_HDR is set for good; without offloads its header is all zeros */
-				log_verbose("%s: TUN offloads unavailable: %s", ifr.ifr_name, strerror(errno));
+				log_verbose("TUN offloads unavailable: %s", strerror(errno));
 		}
 	}
 	if (!(ifr.ifr_flags & IFF_VNET_HDR) && ioctl(fd, TUNSETIFF, &ifr) < 0) {
@@ -60,7 +60,7 @@ int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet, bool *uso)
 	}
 	memcpy(out_name, ifr.ifr_name, IFNAMSIZ);
 	out_name[IFNAMSIZ - 1] = 0;
-	log_verbose("%s: TUN offloads: %s", out_name, what);
+	log_verbose("TUN offloads: %s", what);
 	return fd;
 }
 
