@@ -8,7 +8,8 @@
  *       both. --gso K: K datagrams per sendmsg with UDP_SEGMENT (at most 64 and 65,000
  *       bytes); otherwise one per send, as iperf3 does. --pps R paces to R datagrams a
  *       second. --sniff IF: the longest packet seen leaving on IF (an AF_PACKET tap: a
- *       USO super-datagram shows whole).
+ *       USO super-datagram shows whole). --no-verify: only number and flow are written
+ *       (for a receiver with --no-verify: a benchmark's sender, cheaper).
  *       Prints: send datagrams=N sends=N errors=N seconds=S kpps=X gbps=Y maxlen=M
  *
  *   udpseg recv --port N [--size S] [--expect C] [--timeout SECS] [--idle MS] [--gro]
@@ -18,7 +19,8 @@
  *       checked: length S, its bytes those its number and flow give (else corrupt), not
  *       seen before (else dup), not older than one already seen of its flow (else
  *       reordered). --gro: UDP_GRO on the socket, super-datagrams cut by their segment
- *       size. --sniff IF: the longest packet seen arriving on IF.
+ *       size. --sniff IF: the longest packet seen arriving on IF. --no-verify: number
+ *       and flow only, not the bytes (a benchmark's receiver, cheaper).
  *       Prints: recv datagrams=N corrupt=N dup=N reordered=N lost=N flows=N seconds=S
  *               kpps=X gbps=Y maxlen=M
  *
@@ -63,9 +65,9 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: udpseg send --to ADDR --port N [--size S] [--count C | --seconds T] [--gso K]"
-			" [--flow F] [--pps R] [--sniff IF]\n"
+			" [--flow F] [--pps R] [--sniff IF] [--no-verify]\n"
 			"       udpseg recv --port N [--size S] [--expect C] [--timeout SECS] [--idle MS] [--gro]"
-			" [--sniff IF]\n");
+			" [--sniff IF] [--no-verify]\n");
 	exit(2);
 }
 
@@ -147,6 +149,8 @@ static int parse_addr(const char *s, uint16_t port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+static bool no_verify; /* --no-verify: number and flow only (send: the rest left as is) */
+
 struct opts {
 	const char *to, *sniff;
 	unsigned port, gso, flow;
@@ -195,7 +199,7 @@ static int do_send(const struct opts *o)
 		if (limit - seq < n)
 			n = (unsigned)(limit - seq);
 		for (unsigned i = 0; i < n; i++)
-			fill(buf + i * o->size, o->size, seq + i, o->flow);
+			fill(buf + i * o->size, no_verify ? 12 : o->size, seq + i, o->flow);
 		iov.iov_len = n * o->size;
 		if (o->gso && n > 1) {
 			struct cmsghdr *c = (struct cmsghdr *)ctrl.b;
@@ -261,8 +265,9 @@ static void check_datagram(const uint8_t *p, size_t len, size_t size)
 		seq = seq << 8 | p[i];
 	for (int i = 0; i < 4; i++)
 		flow = flow << 8 | p[8 + i];
-	fill(want, size, seq, flow);
-	if (memcmp(want, p, size)) {
+	if (!no_verify)
+		fill(want, size, seq, flow);
+	if (!no_verify && memcmp(want, p, size)) {
 		n_corrupt++;
 		return;
 	}
@@ -388,7 +393,8 @@ int main(int argc, char **argv)
 		{ "flow", required_argument, NULL, 'f' },    { "pps", required_argument, NULL, 'r' },
 		{ "sniff", required_argument, NULL, 'S' },   { "expect", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 'o' }, { "idle", required_argument, NULL, 'i' },
-		{ "gro", no_argument, NULL, 'G' },           { NULL, 0, NULL, 0 },
+		{ "gro", no_argument, NULL, 'G' },           { "no-verify", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .size = 1392, .timeout = 30, .idle_ms = 1000 };
 	int c;
@@ -411,6 +417,7 @@ int main(int argc, char **argv)
 		case 'o': o.timeout = strtod(optarg, NULL); break;
 		case 'i': o.idle_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'G': o.gro = true; break;
+		case 'N': no_verify = true; break;
 		default: usage();
 		}
 	}
