@@ -435,9 +435,17 @@ size_t nt_offload_coalesce_flags(struct nt_gro_packet *pkts, size_t n, unsigned 
 		/* Not merged: whatever this flow had open ends here, so order is kept. */
 		if (f)
 			f->open = false;
-		if (!ok || nflows == sizeof(flows) / sizeof(flows[0]))
+		if (!ok)
 			continue;
-		f = &flows[nflows++];
+		f = NULL;
+		if (nflows < sizeof(flows) / sizeof(flows[0]))
+			f = &flows[nflows++];
+		else /* full: a closed flow that merged nothing has nothing left to finish */
+			for (size_t k = 0; k < nflows && !f; k++)
+				if (!flows[k].open && flows[k].count < 2)
+					f = &flows[k];
+		if (!f)
+			continue;
 		*f = (struct flow){ .head = i, .last = i, .l3 = l3, .l4 = l4, .mss = p->len - l3 - l4, .count = 1, .open = true,
 				    .proto = proto };
 		if (proto == IPPROTO_UDP_) {

@@ -672,6 +672,14 @@ START_TEST(coalesce_udp_bounds)
 		ck_assert_uint_le(pk[0].len, 65535);
 		check_head(&pk[0], udps, lens, 0, fit);
 		check_head(&pk[fit], udps, lens, fit, 50 - fit);
+		/* 70 single datagrams of 70 flows, then a run of one more: the flow table (64)
+		 * reuses the slots of flows that merged nothing, so the run still merges */
+		for (int i = 0; i < 70; i++)
+			lens[i] = udp_packet(udps[i], v, 100, (uint16_t)(100 + i), 0, true, (uint32_t)i);
+		for (int i = 70; i < 73; i++)
+			lens[i] = udp_packet(udps[i], v, 100, 7, (uint16_t)i, true, (uint32_t)i);
+		ck_assert_uint_eq(udp_batch(pk, lens, udps, 73, UF), 71);
+		check_head(&pk[70], udps, lens, 70, 3);
 		/* a head without room to grow takes nobody */
 		for (int i = 0; i < 3; i++) {
 			lens[i] = udp_packet(udps[i], v, 1000, 1, (uint16_t)i, true, (uint32_t)i);
