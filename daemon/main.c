@@ -188,7 +188,7 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 		return -errno;
 
 	*what = "cannot create TUN device";
-	if ((dev->tun = tun_open(ifname, dev->ifname, &dev->vnet)) < 0)
+	if ((dev->tun = tun_open(ifname, dev->ifname, &dev->vnet, &dev->tun_uso)) < 0)
 		return dev->tun;
 	log_ifname = dev->ifname;
 	if (!(dev->ifindex = (int)if_nametoindex(dev->ifname)))

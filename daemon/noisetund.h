@@ -122,6 +122,7 @@ struct device {
 	unsigned rx_vlen[2];           /* recvmmsg size per socket (v4, v6), from RX_BUDGET */
 	int tun;
 	bool vnet;                      /* TUN packets carry a virtio_net_hdr (offloads) */
+	bool tun_uso;                   /* ... and the TUN took TUN_F_USO4|USO6: UDP GSO both ways */
 	bool udp_gso;                   /* UDP_SEGMENT works on our sockets */
 	bool no_mss_clamp;              /* "# noisetun-mss-clamp = off": SYNs pass unclamped */
 	int epoll;
@@ -151,7 +152,7 @@ struct nt_engine_out *device_out(struct device *dev);
 struct nt_now device_now(void);
 
 /* tun.c */
-int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet);
+int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet, bool *uso);
 int tun_set_mtu(const char *ifname, unsigned mtu);
 
 /* udp.c */

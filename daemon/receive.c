@@ -36,7 +36,7 @@ void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n)
 		for (size_t i = 0; i < n; i++)
 			nt_mss_clamp(q[i].data, q[i].len, dev->mtu);
 	if (dev->vnet)
-		nt_offload_coalesce(q, n, true);
+		nt_offload_coalesce_flags(q, n, NT_GRO_ADJACENT | (dev->tun_uso ? NT_GRO_UDP : 0));
 	for (size_t i = 0; i < n; i++)
 		if (q[i].len)
 			write_tun(dev, q[i].data, q[i].len, dev->vnet ? &q[i].hdr : &none);

@@ -189,8 +189,11 @@ void send_tun_batch(struct device *dev)
 			nt_vnet_hdr_load(&vh, pkt - hdr);
 		used += slot_size(len);
 
-		if ((vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV4 || (vh.gso_type & ~NT_VNET_GSO_ECN) == NT_VNET_GSO_TCPV6) {
-			/* The segment count is the sender's MSS's doing, not MAX_SEGMENTS: 64 KiB at
+		uint8_t gso = vh.gso_type & (uint8_t)~NT_VNET_GSO_ECN; /* UDP with ECN: the split refuses it */
+
+		if (gso == NT_VNET_GSO_TCPV4 || gso == NT_VNET_GSO_TCPV6 || gso == NT_VNET_GSO_UDP_L4) {
+			/* TSO, or USO (a UDP_SEGMENT sender's super-datagram, cut into its datagrams).
+			 * The segment count is the sender's MSS's doing, not MAX_SEGMENTS: 64 KiB at
 			 * an MSS of 536 is 123 segments (the kernel's TCP goes down to 88 bytes, 745).
 			 * `most` bounds it from the length alone; arena and batch are checked for it. */
 			static uint8_t *segs[TSO_SEGMENTS_MAX];

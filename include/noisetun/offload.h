@@ -14,6 +14,7 @@
 #define NT_VNET_GSO_NONE  0
 #define NT_VNET_GSO_TCPV4 1
 #define NT_VNET_GSO_TCPV6 4
+#define NT_VNET_GSO_UDP_L4 5 /* UDP segmentation (TUN_F_USO4/USO6, Linux >= 6.2) */
 #define NT_VNET_GSO_ECN   0x80
 
 struct nt_vnet_hdr {
@@ -43,7 +44,11 @@ int nt_offload_finish_csum(uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h
  * payload bytes, each a complete IP packet with fixed lengths, IPv4 ids and header
  * checksum, advanced sequence numbers, FIN/PSH on the last segment only, CWR on the first
  * only, and a full TCP checksum. Segment i goes to out[i] (room for hdr + gso_size bytes),
- * its length to seg_len[i]. Returns the count, or -1 when malformed or more than max. */
+ * its length to seg_len[i]. Returns the count, or -1 when malformed or more than max.
+ * A UDP super-datagram (gso_type UDP_L4: IPv4 without fragment bits, or IPv6 with UDP as
+ * the next header; IP and UDP lengths equal to len) is cut the same way into datagrams of
+ * gso_size payload bytes (the last may be shorter), each with its own IP and UDP lengths,
+ * IPv4 id and header checksum, and a full UDP checksum. */
 int nt_offload_split(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h, uint8_t *const out[],
 		     size_t seg_len[], size_t max);
 
@@ -64,5 +69,19 @@ struct nt_gro_packet {
  * packets remain to write. adjacent_only: merge only runs of consecutive packets, for
  * callers whose heads grow in place over the buffers of the packets they absorb. */
 size_t nt_offload_coalesce(struct nt_gro_packet *pkts, size_t n, bool adjacent_only);
+
+/* nt_offload_coalesce with flags: NT_GRO_ADJACENT is adjacent_only; NT_GRO_UDP also merges
+ * UDP datagrams (only for a TUN that took TUN_F_USO4|USO6): runs of consecutive datagrams
+ * of one flow (addresses, ports), IPv4 without options or fragment bits (IPv6 without
+ * extension headers), equal TOS/TTL/DF (traffic class, flow label, hop limit), without DF
+ * consecutive IPv4 ids, all of the first one's payload size but the last (which may be
+ * shorter and ends the run), at most NT_GRO_UDP_SEGMENTS and 65535 bytes, each with a
+ * checksum that verifies (none, in IPv4, never merges). A merged head is marked for USO
+ * (gso_type UDP_L4, NEEDS_CSUM, the pseudo-header sum of its whole length in the UDP
+ * checksum, the whole length in the UDP length). */
+#define NT_GRO_ADJACENT 1u
+#define NT_GRO_UDP      2u
+#define NT_GRO_UDP_SEGMENTS 64 /* UDP_MAX_SEGMENTS of older kernels (newer take 128) */
+size_t nt_offload_coalesce_flags(struct nt_gro_packet *pkts, size_t n, unsigned flags);
 
 #endif
