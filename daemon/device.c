@@ -113,6 +113,8 @@ static void log_event(const struct nt_event *ev)
 			     (unsigned long long)(3 * NT_REJECT_AFTER_TIME / NT_NSEC_PER_SEC));
 		break;
 	case NT_EV_UNDER_LOAD:
+	case NT_EV_SESSION_EXPIRED:
+	case NT_EV_LOAD_ENDED:
 		break;
 	}
 }
