@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
@@ -102,18 +101,34 @@ static void put_string(struct line *l, const char *s)
 	put(l, tmp, events_json_string(tmp, sizeof(tmp), s));
 }
 
+/* UTC date of a count of days since 1970-01-01 (the proleptic Gregorian calendar in
+ * 400-year eras). Our own: gmtime_r and strftime may read /etc/localtime on first use, a
+ * file the sandboxed worker may not open. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
 static void line_start(struct line *l, struct device *dev, const char *event)
 {
-	uint64_t wall = wall_ns();
-	time_t sec = (time_t)(wall / NT_NSEC_PER_SEC);
-	struct tm tm;
-	char ts[40];
+	uint64_t wall = wall_ns(), sec = wall / NT_NSEC_PER_SEC;
+	unsigned mon, day, tod = (unsigned)(sec % 86400);
+	int64_t year;
 
 	l->len = 0;
 	l->overflow = false;
-	if (!gmtime_r(&sec, &tm) || !strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm))
-		strcpy(ts, "1970-01-01T00:00:00");
-	putf(l, "{\"time\":\"%s.%03uZ\",\"interface\":", ts, (unsigned)(wall % NT_NSEC_PER_SEC / 1000000));
+	civil_from_days((int64_t)(sec / 86400), &year, &mon, &day);
+	putf(l, "{\"time\":\"%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ\",\"interface\":", (long long)year, mon, day,
+	     tod / 3600, tod / 60 % 60, tod % 60, (unsigned)(wall % NT_NSEC_PER_SEC / 1000000));
 	put_string(l, dev->ifname);
 	putf(l, ",\"event\":\"%s\"", event);
 }

@@ -755,21 +755,22 @@ size_t uapi_events_unauth_subscribers(void)
 static bool flush_out(struct conn *c);
 static bool set_events(struct device *dev, struct conn *c, uint32_t events);
 
-/* Queue the line for every subscriber and write what each socket takes now; one whose
- * socket is full waits for EPOLLOUT (level-triggered) and meanwhile loses lines. */
+/* Queue the line for every subscriber; the loop writes it at once (EPOLLOUT is asked for
+ * here, level-triggered: the socket is writable), so the lines of one burst (a set of
+ * many peers) leave in few writes per subscriber, not one each; past EVENTS_WRITE_AT
+ * bytes waiting they are written now, so that a burst larger than the buffer fills the
+ * socket's buffer too before anything is lost. A subscriber whose socket is full stays on
+ * EPOLLOUT and loses what does not fit its buffer. */
+#define EVENTS_WRITE_AT (16u << 10)
 void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth)
 {
 	for (struct conn *c = uapi.conns; c; c = c->next) {
 		if (!c->subscribed || (unauth && !c->unauth))
 			continue;
 		events_append(c, line, len);
-		if (!flush_out(c)) {
-			c->eof = true; /* gone: closed on its next turn */
-			set_events(dev, c, EPOLLIN | EPOLLOUT);
-			continue;
-		}
-		events_lost_line(dev, c);
-		set_events(dev, c, c->out_off < c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+		if (c->out_len - c->out_off >= EVENTS_WRITE_AT && !flush_out(c))
+			c->eof = true; /* gone: closed on its turn */
+		set_events(dev, c, EPOLLIN | EPOLLOUT);
 	}
 }
 
