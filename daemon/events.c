@@ -159,6 +159,21 @@ static void line_end(struct line *l)
 	put(l, "}\n", 2);
 }
 
+/* {"event":"lost","count":N} with the common fields, for uapi.c; its length (0: none). */
+size_t events_lost_line(struct device *dev, char *buf, size_t size, uint64_t count)
+{
+	struct line l;
+
+	line_start(&l, dev, "lost");
+	put_peer(&l, NULL, NULL);
+	putf(&l, ",\"count\":%llu", (unsigned long long)count);
+	line_end(&l);
+	if (l.overflow || l.len > size)
+		return 0;
+	memcpy(buf, l.buf, l.len);
+	return l.len;
+}
+
 /* ---- what an event does ---- */
 
 static const char *const hook_event_names[HOOK_EV_COUNT] = {

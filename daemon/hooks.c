@@ -37,6 +37,7 @@
 struct hook_job {
 	char *cmd;                      /* %i expanded, malloc'd */
 	unsigned kind;
+	char label[NT_CONFIG_NAME_MAX + 20]; /* for logs: "name (AbCdEfGh...)" or "AbCdEfGh..." */
 	char peer[NT_KEY_B64_LEN + 1];
 	char name[NT_CONFIG_NAME_MAX + 1];
 	char endpoint[80];
@@ -85,7 +86,7 @@ static void start(struct hook_job *j)
 		;
 	if (slot == HOOKS_RUNNING)
 		return; /* the caller checked */
-	log_verbose("%s for peer %s: %s", key_names[j->kind], j->peer, j->cmd);
+	log_verbose("%s for peer %s: %s", key_names[j->kind], j->label, j->cmd);
 	pid = fork();
 	if (pid == 0) {
 		sigset_t none;
@@ -104,7 +105,7 @@ static void start(struct hook_job *j)
 		_exit(127);
 	}
 	if (pid < 0) {
-		log_error("%s for peer %s: cannot start `%s': %s", key_names[j->kind], j->peer, j->cmd, strerror(errno));
+		log_error("%s for peer %s: cannot start `%s': %s", key_names[j->kind], j->label, j->cmd, strerror(errno));
 		job_free(j);
 		return;
 	}
@@ -168,6 +169,10 @@ void hooks_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const char *endpo
 		j->kind = kind;
 		snprintf(j->peer, sizeof(j->peer), "%s", peer);
 		snprintf(j->name, sizeof(j->name), "%s", name ? name : "");
+		if (name)
+			snprintf(j->label, sizeof(j->label), "%s (%.8s...)", name, peer);
+		else
+			snprintf(j->label, sizeof(j->label), "%.8s...", peer);
 		snprintf(j->endpoint, sizeof(j->endpoint), "%s", endpoint);
 		H.len++;
 	}
@@ -188,10 +193,10 @@ void hooks_reap(void)
 			continue;
 		if (r > 0 && !H.run[i].termed) {
 			if (WIFEXITED(status) && WEXITSTATUS(status))
-				log_error("%s for peer %s: `%s' exited with status %d", key_names[j->kind], j->peer, j->cmd,
+				log_error("%s for peer %s: `%s' exited with status %d", key_names[j->kind], j->label, j->cmd,
 					  WEXITSTATUS(status));
 			else if (WIFSIGNALED(status))
-				log_error("%s for peer %s: `%s' killed by signal %d", key_names[j->kind], j->peer, j->cmd,
+				log_error("%s for peer %s: `%s' killed by signal %d", key_names[j->kind], j->label, j->cmd,
 					  WTERMSIG(status));
 		}
 		kill(-H.run[i].pid, SIGKILL); /* what it left in its group goes with it */
@@ -212,12 +217,12 @@ void hooks_check_timeouts(void)
 			continue;
 		if (!H.run[i].termed) {
 			log_error("%s for peer %s: `%s' still running after %llu s: killed (SIGTERM)", key_names[j->kind],
-				  j->peer, j->cmd, (unsigned long long)(timeout_ns() / NT_NSEC_PER_SEC));
+				  j->label, j->cmd, (unsigned long long)(timeout_ns() / NT_NSEC_PER_SEC));
 			kill(-H.run[i].pid, SIGTERM);
 			H.run[i].termed = true;
 			H.run[i].deadline = now + HOOK_KILL_GRACE;
 		} else {
-			log_error("%s for peer %s: `%s' ignored SIGTERM: SIGKILL", key_names[j->kind], j->peer, j->cmd);
+			log_error("%s for peer %s: `%s' ignored SIGTERM: SIGKILL", key_names[j->kind], j->label, j->cmd);
 			kill(-H.run[i].pid, SIGKILL);
 			H.run[i].deadline = UINT64_MAX;
 		}

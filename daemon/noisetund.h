@@ -227,6 +227,7 @@ void events_reload(struct device *dev, int err, size_t peers);
 void events_link_down(struct device *dev);
 void events_tick(struct device *dev);
 void events_unauth_reset(struct device *dev);
+size_t events_lost_line(struct device *dev, char *buf, size_t size, uint64_t count);
 /* s as a JSON string with its quotes, NUL-terminated; the length. */
 size_t events_json_string(char *out, size_t size, const char *s);
 /* uapi.c: a line to every subscriber (unauth: only those that asked for them). */

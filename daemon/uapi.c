@@ -707,18 +707,17 @@ static void events_append(struct conn *c, const char *line, size_t len)
 }
 
 /* After a write made room: the count of what was lost, before anything newer. */
-static void events_lost_line(struct device *dev, struct conn *c)
+static void lost_line(struct device *dev, struct conn *c)
 {
-	char line[160];
-	int n;
+	char line[256];
+	size_t n;
 
 	if (!c->lost || c->out_len + sizeof(line) > EVENTS_BUFFER)
 		return;
-	n = snprintf(line, sizeof(line), "{\"time\":null,\"interface\":\"%s\",\"event\":\"lost\",\"count\":%llu}\n",
-		     dev->ifname, (unsigned long long)c->lost);
+	n = events_lost_line(dev, line, sizeof(line), c->lost);
 	c->lost = 0;
-	if (n > 0 && (size_t)n < sizeof(line))
-		events_append(c, line, (size_t)n);
+	if (n)
+		events_append(c, line, n);
 }
 
 /* "events=1", then optionally "unauthenticated=1": the connection becomes a stream. */
@@ -783,7 +782,7 @@ static bool subscriber_event(struct device *dev, struct conn *c)
 
 	if (c->eof || !flush_out(c))
 		return false;
-	events_lost_line(dev, c);
+	lost_line(dev, c);
 	if (!flush_out(c))
 		return false;
 	for (int i = 0; i < 16; i++) {
