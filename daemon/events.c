@@ -219,6 +219,8 @@ static void peer_event(struct device *dev, const char *event, struct peer *p, co
 {
 	struct line l;
 
+	if (priority < 0 && hook < 0 && !uapi_events_subscribers())
+		return; /* nobody to tell: a set of many peers formats nothing */
 	line_start(&l, dev, event);
 	put_peer(&l, p, ep);
 	if (extra)

@@ -232,6 +232,7 @@ size_t events_lost_line(struct device *dev, char *buf, size_t size, uint64_t cou
 size_t events_json_string(char *out, size_t size, const char *s);
 /* uapi.c: a line to every subscriber (unauth: only those that asked for them). */
 void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth);
+size_t uapi_events_subscribers(void);
 size_t uapi_events_unauth_subscribers(void);
 
 /* netlink.c */

@@ -746,6 +746,11 @@ static void handle_events(struct device *dev, struct conn *c, const char *body, 
 	}
 }
 
+size_t uapi_events_subscribers(void)
+{
+	return uapi.subscribers;
+}
+
 size_t uapi_events_unauth_subscribers(void)
 {
 	return uapi.unauth_subscribers;
