@@ -74,10 +74,26 @@ chmod 600 "$CONF"
 ! grep -q '^On' "$NT_TMP/stripped" || fail "strip left an On* key: $(grep '^On' "$NT_TMP/stripped")"
 grep -q '^PublicKey' "$NT_TMP/stripped" || fail "strip dropped the peers"
 
+# NT_EVENTS_IPERF=1: also measure iperf3 A -> C (3 s each) with nothing going on, during
+# subscriber floods and during a hanging hook (for the record; not run by make check).
+IPERF=${NT_EVENTS_IPERF:-0}
+HOOK_TIMEOUT=2
+if [ "$IPERF" = 1 ]; then
+	command -v iperf3 >/dev/null || skip "iperf3 is not installed"
+	HOOK_TIMEOUT=6
+fi
+# iperf_c LABEL: 3 s of iperf3 TCP from A to C; logs Mbit/s.
+iperf_c() {
+	ip netns exec "$NSC" iperf3 -s -1 -B 10.0.0.3 >/dev/null 2>&1 &
+	wait_for 5 "iperf3 server in C" sh -c "ip netns exec '$NSC' ss -ltn | grep -q '10.0.0.3:5201'"
+	ip netns exec "$NSA" iperf3 -c 10.0.0.3 -t 3 -J >"$NT_TMP/iperf.json" 2>&1 || fail "iperf3 $1"
+	log "iperf3 A->C $1: $(python3 -c 'import json,sys; print("%.0f Mbit/s" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$NT_TMP/iperf.json")"
+}
+
 # A: config mode, its protocol clock 20x (REKEY_ATTEMPT_TIME 90 s -> 4.5 s), hooks killed
 # after 2 s.
 : >"$NT_TMP/a.err"
-timeout 15 env NOISETUN_TEST_CLOCK_SCALE=20 NOISETUN_HOOK_TIMEOUT=2 LOG_LEVEL=verbose \
+timeout 15 env NOISETUN_TEST_CLOCK_SCALE=20 NOISETUN_HOOK_TIMEOUT=$HOOK_TIMEOUT LOG_LEVEL=verbose \
 	ip netns exec "$NSA" "$NT" up "$CONF" >>"$NT_TMP/a.err" 2>&1 </dev/null || fail "up: $(cat "$NT_TMP/a.err")"
 APID=$(_find_daemon "$IFA" "$NTD") || fail "no daemon for $IFA"
 NT_PIDS+=("$APID")
@@ -277,9 +293,10 @@ wait_for 15 "handshake_failed" stream_has handshake_failed peer="$(key_pub b)"
 wait_for 5 "peer_down" stream_has peer_down peer="$(key_pub b)"
 wait_for 5 "the hanging hook to start" test -s "$H/failed.start"
 ping_ok "$NSA" 10.0.0.3 10
-wait_for 5 "the hang to be logged" grep -q "OnHandshakeFailed.*still running after 2 s: killed" "$NT_TMP/a.err"
+[ "$IPERF" = 1 ] && iperf_c "during a hanging hook"
+wait_for 8 "the hang to be logged" grep -q "OnHandshakeFailed.*still running after $HOOK_TIMEOUT s: killed" "$NT_TMP/a.err"
 [ ! -e "$H/failed.end" ] || fail "the hanging hook was not killed"
-! kill -0 "$(cat "$H/failed.start")" 2>/dev/null || fail "the hanging hook's sleep survived the kill"
+wait_for 3 "the hanging hook's sleep to be killed" sh -c "! kill -0 $(cat "$H/failed.start")"
 wait_for 5 "the second OnHandshakeFailed" test -s "$H/failed.uid"
 [ "$(cat "$H/failed.uid")" = 0 ] || fail "hooks run as uid $(cat "$H/failed.uid"), not the monitor's root"
 wait_for 5 "OnPeerDown" test -s "$H/down-bee.env"
@@ -336,6 +353,25 @@ grep -q "peer $(key_pub b | cut -c1-8)...: handshake completed" "$NT_TMP/a.err" 
 	grep -q "peer bee ($(key_pub b | cut -c1-8)...): handshake completed" "$NT_TMP/a.err" ||
 	fail "no default-level handshake line for B in A's log"
 
+# iperf_flood LABEL: iperf3 during 3 peer floods (12,000 events).
+iperf_flood() {
+	local fl
+	( for _ in 1 2 3; do flood_peers; done ) &
+	fl=$!
+	iperf_c "$1"
+	wait "$fl"
+}
+if [ "$IPERF" = 1 ]; then
+	python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); s.sendall(b"events=1\n\n"); time.sleep(60)' \
+		"$NT_SOCK_DIR/$IFA.sock" &
+	STALL=$!
+	NT_PIDS+=("$STALL")
+	iperf_c "while idle"
+	iperf_flood "during 3 peer floods, 3 subscribers (one not reading)"
+	kill "$STALL"
+fi
+
 # The same peer flood with no subscriber, for comparison: the subscribers (one of them not
 # reading, as above) cost the tunnel next to nothing beyond what the set itself costs.
 kill "$S1" "$S2"
@@ -351,5 +387,6 @@ loss = [float(re.search(r"([\d.]+)% packet loss", x).group(1)) for x in t]
 assert avg[1] <= 2 * avg[0] + 20, avg
 assert loss[1] <= loss[0] + 5, loss
 EOF
+[ "$IPERF" = 1 ] && iperf_flood "during 3 peer floods, no subscriber"
 cat "$NT_TMP/a.err" >>"$NT_TMP/$IFA.log"
 log "ok"
