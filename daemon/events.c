@@ -58,47 +58,11 @@ static void putf(struct line *l, const char *fmt, ...)
 	put(l, tmp, (size_t)n);
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped; bytes above 0x7e (none in
- * a valid name, but the format does not depend on it) as \u00XX. */
-size_t events_json_string(char *out, size_t size, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	if (size < 3)
-		return 0;
-	out[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[7];
-		size_t k = 0;
-
-		if (c == '"' || c == '\\') {
-			esc[k++] = '\\';
-			esc[k++] = (char)c;
-		} else if (c < 0x20 || c > 0x7e) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			k = 6;
-		} else {
-			esc[k++] = (char)c;
-		}
-		if (n + k + 2 > size)
-			break; /* cut at a whole character, still a valid string */
-		memcpy(out + n, esc, k);
-		n += k;
-	}
-	out[n++] = '"';
-	out[n] = 0;
-	return n;
-}
-
 static void put_string(struct line *l, const char *s)
 {
 	char tmp[NT_CONFIG_NAME_MAX * 6 + 3];
 
-	put(l, tmp, events_json_string(tmp, sizeof(tmp), s));
+	put(l, tmp, nt_json_string(tmp, sizeof(tmp), s));
 }
 
 /* UTC date of a count of days since 1970-01-01 (the proleptic Gregorian calendar in

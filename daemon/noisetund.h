@@ -228,8 +228,6 @@ void events_link_down(struct device *dev);
 void events_tick(struct device *dev);
 void events_unauth_reset(struct device *dev);
 size_t events_lost_line(struct device *dev, char *buf, size_t size, uint64_t count);
-/* s as a JSON string with its quotes, NUL-terminated; the length. */
-size_t events_json_string(char *out, size_t size, const char *s);
 /* uapi.c: a line to every subscriber (unauth: only those that asked for them). */
 void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth);
 size_t uapi_events_subscribers(void);

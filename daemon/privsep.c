@@ -327,8 +327,18 @@ void privsep_hook_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const unio
 	struct iovec iov[2] = { { &type, 1 }, { &m, sizeof(m) } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
 
-	if (!ps.worker || ps.chan < 0)
+	if (!ps.worker || ps.chan < 0) {
+		static bool said;
+		size_t count = 0;
+
+		/* One process (NOISETUN_USER=root): no monitor to run them. */
+		if (!said && !ps.split && config_active() && (config_event_hooks(kind, &count), count)) {
+			log_error("OnPeerUp, OnPeerDown, ... hooks run only with the privilege split: not run "
+				  "(NOISETUN_USER=root)");
+			said = true;
+		}
 		return;
+	}
 	memcpy(m.key, key, NT_KEY_LEN);
 	if (ep && ep->sa.sa_family == AF_INET) {
 		m.family = AF_INET;
