@@ -446,6 +446,23 @@ static __attribute__((noinline)) void nt_test_seam_hostile_channel(void)
 		if (sendmsg(ps.chan, &msg, MSG_NOSIGNAL) < 0)
 			log_error("test seam: channel: %s", strerror(errno));
 	}
+	/* Forged hook events: a short one, an unknown event, an unknown address family (three
+	 * refusals), and a well-formed one for a key that is no peer of the file (no hook). */
+	struct hook_msg forged[] = {
+		{ .kind = HOOK_EV_COUNT + 7, .family = AF_UNSPEC },
+		{ .kind = HOOK_EV_PEER_UP, .family = 99 },
+		{ .kind = HOOK_EV_PEER_UP, .family = AF_INET, .port = 1 },
+	};
+	char buf[1 + sizeof(struct hook_msg)] = "V";
+
+	memset(forged[2].key, 0x5a, sizeof(forged[2].key));
+	if (send(ps.chan, buf, 5, MSG_NOSIGNAL) < 0)
+		log_error("test seam: channel: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		memcpy(buf + 1, &forged[i], sizeof(forged[i]));
+		if (send(ps.chan, buf, sizeof(buf), MSG_NOSIGNAL) < 0)
+			log_error("test seam: channel: %s", strerror(errno));
+	}
 }
 
 /* 'E' with terminal escapes, then an exit before 'R': the launcher prints the text. */

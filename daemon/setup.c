@@ -1771,6 +1771,8 @@ static int save_config(struct device *dev)
 	save_list(s.f, "PostUp", q.cfg.post_up, q.cfg.post_up_count);
 	save_list(s.f, "PreDown", q.cfg.pre_down, q.cfg.pre_down_count);
 	save_list(s.f, "PostDown", q.cfg.post_down, q.cfg.post_down_count);
+	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		save_list(s.f, nt_config_on_key(i), q.cfg.on_event[i], q.cfg.on_event_count[i]);
 	if (q.device_text)
 		fputs(q.device_text, s.f);
 	else

@@ -420,6 +420,15 @@ static int parse_post_down(struct parser *p, const char *value, size_t len)
 	{                                                                          \
 		return append_string(&p->cfg->on_event[idx], &p->cfg->on_event_count[idx], value, len); \
 	}
+const char *nt_config_on_key(unsigned which)
+{
+	static const char *const names[NT_CONFIG_ON_COUNT] = {
+		"OnPeerUp", "OnPeerDown", "OnHandshakeFailed", "OnEndpointChange",
+	};
+
+	return which < NT_CONFIG_ON_COUNT ? names[which] : NULL;
+}
+
 ON_EVENT_PARSER(parse_on_peer_up, NT_CONFIG_ON_PEER_UP)
 ON_EVENT_PARSER(parse_on_peer_down, NT_CONFIG_ON_PEER_DOWN)
 ON_EVENT_PARSER(parse_on_handshake_failed, NT_CONFIG_ON_HANDSHAKE_FAILED)

@@ -79,6 +79,9 @@ enum nt_config_on {
 	NT_CONFIG_ON_COUNT
 };
 
+/* "OnPeerUp", "OnPeerDown", "OnHandshakeFailed", "OnEndpointChange"; NULL out of range. */
+const char *nt_config_on_key(unsigned which);
+
 struct nt_config_error {
 	unsigned line;                  /* 0: not tied to a line */
 	char message[256];              /* e.g. `AllowedIPs: "10.0.0.300/32" is not an IP prefix` */
