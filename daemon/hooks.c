@@ -183,15 +183,22 @@ void hooks_reap(void)
 {
 	for (size_t i = 0; i < HOOKS_RUNNING; i++) {
 		struct hook_job *j = &H.run[i].job;
+		siginfo_t si = { .si_pid = 0 };
 		int status;
-		pid_t r;
 
 		if (!H.run[i].pid)
 			continue;
-		r = waitpid(H.run[i].pid, &status, WNOHANG);
-		if (r == 0 || (r < 0 && errno == EINTR))
+		/* Exited? Looked at without reaping: while the leader is a zombie its pid, and so
+		 * its group's id, cannot be reused, so the kill below cannot hit a stranger. */
+		if (waitid(P_PID, (id_t)H.run[i].pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
 			continue;
-		if (r > 0 && !H.run[i].termed) {
+		kill(-H.run[i].pid, SIGKILL); /* what it left in its group goes with it */
+		if (waitpid(H.run[i].pid, &status, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			status = 0; /* gone (ECHILD): free the slot all the same */
+		}
+		if (!H.run[i].termed) {
 			if (WIFEXITED(status) && WEXITSTATUS(status))
 				log_error("%s for peer %s: `%s' exited with status %d", key_names[j->kind], j->label, j->cmd,
 					  WEXITSTATUS(status));
@@ -199,7 +206,6 @@ void hooks_reap(void)
 				log_error("%s for peer %s: `%s' killed by signal %d", key_names[j->kind], j->label, j->cmd,
 					  WTERMSIG(status));
 		}
-		kill(-H.run[i].pid, SIGKILL); /* what it left in its group goes with it */
 		H.run[i].pid = 0;
 		job_free(j);
 	}
