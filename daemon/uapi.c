@@ -697,6 +697,11 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 
 static void events_append(struct conn *c, const char *line, size_t len)
 {
+	if (c->out_off) { /* a partial write: what is left goes to the front, the room after it */
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 	if (c->out_len + len > EVENTS_BUFFER || !out_reserve(c, len)) {
 		c->oom = false; /* a full buffer loses lines, it does not end the stream */
 		c->lost++;
