@@ -12,8 +12,9 @@
 #   - OnPeerUp / OnPeerDown / OnEndpointChange run (by the monitor, as root) with the
 #     event in NOISETUN_* variables, the peer's name from the config; an OnHandshakeFailed
 #     that hangs is killed after NOISETUN_HOOK_TIMEOUT and logged, pings going on;
-#   - B runs with JOURNAL_STREAM naming its stderr: its lines arrive as journal native
-#     datagrams (on a socket of ours: NOISETUN_TEST_JOURNAL_SOCKET) with NOISETUN_* fields.
+#   - B runs with JOURNAL_STREAM naming its stderr, at the default log level: its lines
+#     arrive as journal native datagrams (on a socket of ours: NOISETUN_TEST_JOURNAL_SOCKET)
+#     with NOISETUN_* fields, its handshake and peer_up among them.
 #
 #   ns A (noisetun up CONF, config mode)      ns B (noisetund, journal)    ns C (noisetund)
 #   192.0.2.1:51820 10.0.0.1 --- bridge --- 192.0.2.2:51821 10.0.0.2 ----- 192.0.2.3:51822 10.0.0.3
@@ -116,7 +117,8 @@ wait_for 5 "the journal socket" test -S "$NT_TMP/journal.sock"
 : >"$NT_TMP/b.err"
 JS=$(stat -c '%d:%i' "$NT_TMP/b.err")
 NT_IFACES+=("$IFB")
-JOURNAL_STREAM=$JS NOISETUN_TEST_JOURNAL_SOCKET=$NT_TMP/journal.sock LOG_LEVEL=verbose \
+# At the default log level: its handshake and peer_up records prove those are logged there.
+JOURNAL_STREAM=$JS NOISETUN_TEST_JOURNAL_SOCKET=$NT_TMP/journal.sock \
 	ip netns exec "$NSB" "$NTD" -f "$IFB" >>"$NT_TMP/b.err" 2>&1 </dev/null &
 NT_PIDS+=("$!")
 echo "$!" >"$NT_TMP/$IFB.pid"
