@@ -374,20 +374,24 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); s
 	kill "$STALL"
 fi
 
-# The same peer flood with no subscriber, for comparison: the subscribers (one of them not
-# reading, as above) cost the tunnel next to nothing beyond what the set itself costs.
+# The same peer flood with the two reading subscribers only (the stalled one has gone):
+# the one that did not read must cost nothing beyond (it only loses lines). The bound is
+# loose because the machine is shared: a stalled subscriber that held up the worker
+# would lose most pings. Then with no subscriber at all, for the record.
+ping_during "$NT_TMP/ping.readers"
 kill "$S1" "$S2"
 sleep 0.3
 ping_during "$NT_TMP/ping.nosub"
+log "pings during the peer flood, 2 subscribers reading: $(tail -1 "$NT_TMP/ping.readers")"
+log "pings during the peer flood, the same and one not reading: $(tail -1 "$NT_TMP/ping.flood")"
 log "pings during the peer flood, no subscriber: $(tail -1 "$NT_TMP/ping.nosub")"
-log "pings during the peer flood, 3 subscribers, one not reading: $(tail -1 "$NT_TMP/ping.flood")"
-python3 - "$NT_TMP/ping.nosub" "$NT_TMP/ping.flood" <<'EOF' || fail "subscribers slowed the tunnel"
+python3 - "$NT_TMP/ping.readers" "$NT_TMP/ping.flood" <<'EOF' || fail "a subscriber that does not read slowed the tunnel"
 import re, sys
 t = [open(f).read() for f in sys.argv[1:]]
 avg = [float(re.search(r"= [\d.]+/([\d.]+)/", x).group(1)) for x in t]
 loss = [float(re.search(r"([\d.]+)% packet loss", x).group(1)) for x in t]
-assert avg[1] <= 2 * avg[0] + 20, avg
-assert loss[1] <= loss[0] + 5, loss
+assert avg[1] <= 2 * avg[0] + 50, avg
+assert loss[1] <= loss[0] + 10, loss
 EOF
 [ "$IPERF" = 1 ] && iperf_flood "during 3 peer floods, no subscriber"
 cat "$NT_TMP/a.err" >>"$NT_TMP/$IFA.log"
