@@ -374,25 +374,42 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); s
 	kill "$STALL"
 fi
 
-# The same peer flood with the two reading subscribers only (the stalled one has gone):
-# the one that did not read must cost nothing beyond (it only loses lines). The bound is
-# loose because the machine is shared: a stalled subscriber that held up the worker
-# would lose most pings. Then with no subscriber at all, for the record.
-ping_during "$NT_TMP/ping.readers"
+# The same peer flood with the two reading subscribers only, and with them and a new one
+# that does not read, twice each, interleaved; the best of each pair of runs is compared
+# (the machine is shared: single runs vary by 5x). A subscriber that held up the worker
+# would lose most pings; one that only loses lines costs nothing. Then with no subscriber
+# at all, for the record.
+stall_start() {
+	python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sys.argv[1]); s.sendall(b"events=1\n\n"); time.sleep(60)' "$NT_SOCK_DIR/$IFA.sock" &
+	STALL=$!
+	NT_PIDS+=("$STALL")
+	sleep 0.2
+}
+for i in 1 2; do
+	ping_during "$NT_TMP/ping.readers$i"
+	stall_start
+	ping_during "$NT_TMP/ping.stalled$i"
+	kill "$STALL"
+done
 kill "$S1" "$S2"
 sleep 0.3
 ping_during "$NT_TMP/ping.nosub"
-log "pings during the peer flood, 2 subscribers reading: $(tail -1 "$NT_TMP/ping.readers")"
-log "pings during the peer flood, the same and one not reading: $(tail -1 "$NT_TMP/ping.flood")"
-log "pings during the peer flood, no subscriber: $(tail -1 "$NT_TMP/ping.nosub")"
-python3 - "$NT_TMP/ping.readers" "$NT_TMP/ping.flood" <<'EOF' || fail "a subscriber that does not read slowed the tunnel"
+for f in readers1 stalled1 readers2 stalled2 nosub; do
+	log "pings during the peer flood, $f: $(tail -1 "$NT_TMP/ping.$f")"
+done
+python3 - "$NT_TMP"/ping.readers1 "$NT_TMP"/ping.readers2 "$NT_TMP"/ping.stalled1 "$NT_TMP"/ping.stalled2 <<'EOF' ||
 import re, sys
 t = [open(f).read() for f in sys.argv[1:]]
 avg = [float(re.search(r"= [\d.]+/([\d.]+)/", x).group(1)) for x in t]
 loss = [float(re.search(r"([\d.]+)% packet loss", x).group(1)) for x in t]
-assert avg[1] <= 2 * avg[0] + 50, avg
-assert loss[1] <= loss[0] + 10, loss
+print("best avg rtt: %.1f ms reading, %.1f ms with one stalled; best loss %.0f%% / %.0f%%" %
+      (min(avg[:2]), min(avg[2:]), min(loss[:2]), min(loss[2:])))
+assert min(avg[2:]) <= 2 * min(avg[:2]) + 50, avg
+assert min(loss[2:]) <= min(loss[:2]) + 10, loss
 EOF
+	fail "a subscriber that does not read slowed the tunnel"
 [ "$IPERF" = 1 ] && iperf_flood "during 3 peer floods, no subscriber"
 cat "$NT_TMP/a.err" >>"$NT_TMP/$IFA.log"
 log "ok"
