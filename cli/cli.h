@@ -74,6 +74,8 @@ int ipc_list(char ***names, size_t *count);
 void ipc_names_free(char **names);
 /* Whether iface has a socket that accepts a connection. */
 bool ipc_exists(const char *iface);
+/* A connected control socket, or a negative errno (-ENODEV: no such interface). */
+int ipc_open(const char *iface);
 /* The pid of the process serving iface's socket (SO_PEERCRED). 0 or a negative errno. */
 int ipc_daemon_pid(const char *iface, pid_t *pid);
 
@@ -132,6 +134,7 @@ int cmd_setconf(int argc, char *argv[]); /* setconf, addconf, syncconf: by argv[
 int cmd_genkey(int argc, char *argv[]);  /* genkey, genpsk */
 int cmd_pubkey(int argc, char *argv[]);
 int cmd_strip(int argc, char *argv[]);
+int cmd_events(int argc, char *argv[]);
 int cmd_up(int argc, char *argv[]);
 int cmd_down(int argc, char *argv[]);
 int cmd_save(int argc, char *argv[]);

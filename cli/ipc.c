@@ -56,6 +56,11 @@ static int ipc_connect(const char *iface)
 	return fd;
 }
 
+int ipc_open(const char *iface)
+{
+	return ipc_connect(iface);
+}
+
 bool ipc_exists(const char *iface)
 {
 	int fd = ipc_connect(iface);

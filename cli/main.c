@@ -29,6 +29,7 @@ static const struct verb {
 	{ "up", cmd_up, "Starts the daemon for a wg-quick config: NAME (/etc/noisetun/NAME.conf, /etc/wireguard/NAME.conf) or PATH" },
 	{ "down", cmd_down, "Stops the daemon of NAME|PATH|INTERFACE, which undoes what up set up" },
 	{ "save", cmd_save, "Writes the running configuration back to the config file of NAME|PATH" },
+	{ "events", cmd_events, "Streams the events of INTERFACE (all when omitted) as JSON lines, until interrupted" },
 	{ "strip", cmd_strip, "Prints a wg-quick config without its wg-quick keys, for setconf" },
 	{ "client", cmd_client, "Adds, lists or removes the road-warrior clients of a server's wg-quick config" },
 	{ "metrics", cmd_metrics, "Prints the Prometheus metrics of one or all interfaces (for node_exporter's textfile collector)" },

@@ -282,6 +282,8 @@ static char *saved_text(const struct nt_config *cfg, const char *iface, const ch
 	put_hooks(f, "PostUp", cfg->post_up, cfg->post_up_count);
 	put_hooks(f, "PreDown", cfg->pre_down, cfg->pre_down_count);
 	put_hooks(f, "PostDown", cfg->post_down, cfg->post_down_count);
+	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		put_hooks(f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
 	if (!strncmp(rest, "[Interface]\n", 12))
 		rest += 12;
 	rest_len = strlen(rest);

@@ -113,6 +113,8 @@ static void log_event(const struct nt_event *ev)
 			     (unsigned long long)(3 * NT_REJECT_AFTER_TIME / NT_NSEC_PER_SEC));
 		break;
 	case NT_EV_UNDER_LOAD:
+	case NT_EV_SESSION_EXPIRED:
+	case NT_EV_LOAD_ENDED:
 		break;
 	}
 }
@@ -121,8 +123,10 @@ static void out_flush(void *ctx, struct nt_engine_out *out)
 {
 	struct device *dev = ctx;
 
-	for (size_t i = 0; i < out->events_len; i++)
+	for (size_t i = 0; i < out->events_len; i++) {
 		log_event(&out->events[i]);
+		events_engine(dev, &out->events[i]);
+	}
 	send_out(dev, out->sends, out->sends_len);
 	receive_write_tun(dev, out->tun, out->tun_len);
 }
@@ -145,7 +149,7 @@ struct nt_engine_out *device_out(struct device *dev)
 
 struct nt_now device_now(void)
 {
-	return (struct nt_now){ .mono = now_ns(), .wall = wall_ns() };
+	return (struct nt_now){ .mono = proto_now_ns(), .wall = wall_ns() };
 }
 
 /* Call after anything outside the engine that may have moved a peer's deadlines. */
@@ -247,5 +251,7 @@ void device_set_up(struct device *dev, bool up)
 	if (dev->up == up)
 		return;
 	log_verbose("interface is %s", up ? "up" : "down");
+	if (!up)
+		events_link_down(dev);
 	nt_engine_set_up(&dev->eng, up, device_now());
 }

@@ -270,6 +270,7 @@ static void arm_timer(struct device *dev, uint64_t *armed)
 	*armed = deadline;
 	if (deadline != UINT64_MAX) {
 		/* An absolute 0 would disarm; anything in the past fires at once. */
+		deadline = proto_to_real_ns(deadline);
 		if (!deadline)
 			deadline = 1;
 		its.it_value.tv_sec = (time_t)(deadline / NT_NSEC_PER_SEC);
@@ -330,7 +331,7 @@ static void run(struct device *dev)
 				if (read(dev->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 					log_error("timerfd read: %s", strerror(errno));
 				armed = 0; /* fired: re-arm whatever is next */
-				device_run_timers(dev, now_ns());
+				device_run_timers(dev, proto_now_ns());
 				break;
 			case EV_UAPI:
 				uapi_accept(dev);

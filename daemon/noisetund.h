@@ -53,12 +53,33 @@ void log_daemonized(void);
 void log_mirror(int fd);
 #define log_error(...)       log_msg(LOG_ERROR, NULL, __VA_ARGS__)
 #define log_verbose(...)     log_msg(LOG_VERBOSE, NULL, __VA_ARGS__)
-#define peer_error(p, ...)   log_msg(LOG_ERROR, (p)->short_key, __VA_ARGS__)
-#define peer_verbose(p, ...) log_msg(LOG_VERBOSE, (p)->short_key, __VA_ARGS__)
+/* A peer's lines name it by name and short key: "peer laptop (AbCdEfGh...): ...". */
+struct peer;
+void log_peer(enum log_level level, const struct peer *p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define peer_error(p, ...)   log_peer(LOG_ERROR, (p), __VA_ARGS__)
+#define peer_verbose(p, ...) log_peer(LOG_VERBOSE, (p), __VA_ARGS__)
+const char *log_peer_label(char *buf, size_t size, const struct peer *p);
+/* The journal's fields of a line (any may be NULL; the interface is always there). */
+struct log_fields {
+	const char *peer;               /* base64 public key */
+	const char *name, *endpoint, *event;
+};
+/* An event's line, shown at the default level (not with LOG_LEVEL=silent); priority as
+ * syslog's (LOG_NOTICE, LOG_INFO, ...). */
+void log_event_msg(int priority, const struct peer *p, const struct log_fields *f, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool log_to_journal(void);
+/* The journal's native protocol: KEY=VALUE lines (newlines in values made spaces); the
+ * length written, fields that do not fit left out whole. */
+size_t log_journal_format(char *buf, size_t size, int priority, const char *message, const struct log_fields *f);
 
 /* ---- time and randomness ---- */
 uint64_t now_ns(void);       /* CLOCK_BOOTTIME: keeps counting across suspend */
 uint64_t wall_ns(void);      /* CLOCK_REALTIME */
+/* The engine's clock: now_ns() but for a test knob (util.c); and one of its times as a
+ * CLOCK_BOOTTIME time, for the timerfd. */
+uint64_t proto_now_ns(void);
+uint64_t proto_to_real_ns(uint64_t t);
 extern const struct nt_rng sys_rng;
 
 /* ---- endpoints: union nt_endpoint, struct nt_endpoint_src (noisetun/engine.h) ---- */
@@ -96,6 +117,7 @@ struct peer {
 	struct peer *prev, *next;       /* device list, in creation order */
 	char short_key[12];             /* base64 prefix, for logs */
 	char name[NT_CONFIG_NAME_MAX + 1]; /* the operator's name for it ("": none); no NUL inside */
+	bool up;                        /* events.c: a session since the last peer_down */
 };
 #define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 
@@ -200,6 +222,26 @@ void metrics_tick(struct device *dev);
 bool metrics_is_conn(void *ptr);
 void metrics_event(struct device *dev, void *conn);
 void metrics_shed(struct device *dev);   /* every fd of it closed */
+/* Events (events.c; docs/events.md): JSON lines to the control socket's subscribers,
+ * log lines, and the monitor's hooks. */
+#define EVENT_LINE_MAX 1024
+enum hook_event { HOOK_EV_PEER_UP, HOOK_EV_PEER_DOWN, HOOK_EV_HANDSHAKE_FAILED, HOOK_EV_ENDPOINT_CHANGED, HOOK_EV_COUNT };
+const char *hook_event_name(unsigned kind); /* "peer_up", ...; NULL if out of range */
+enum peer_change { PEER_ADDED, PEER_REMOVED, PEER_CHANGED, PEER_PSK_CHANGED };
+#define PEER_CHANGED_ENDPOINT    1u
+#define PEER_CHANGED_ALLOWED_IPS 2u
+#define PEER_CHANGED_KEEPALIVE   4u
+void events_engine(struct device *dev, const struct nt_event *ev);
+void events_peer(struct device *dev, enum peer_change what, struct peer *p, unsigned changes);
+void events_reload(struct device *dev, int err, size_t peers);
+void events_link_down(struct device *dev);
+void events_tick(struct device *dev);
+void events_unauth_reset(struct device *dev);
+size_t events_lost_line(struct device *dev, char *buf, size_t size, uint64_t count);
+/* uapi.c: a line to every subscriber (unauth: only those that asked for them). */
+void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth);
+size_t uapi_events_subscribers(void);
+size_t uapi_events_unauth_subscribers(void);
 
 /* netlink.c */
 int link_monitor_open(struct device *dev);
@@ -232,6 +274,19 @@ void config_hooks_abort(void);
 void config_reload(struct device *dev);                 /* SIGHUP */
 void config_down(struct device *dev, bool orderly);     /* before teardown() */
 void config_post_down(void);                            /* after it: PostDown */
+/* The event hooks of the config (OnPeerUp, ...: by enum hook_event), and whether key is
+ * one of its peers (*name: its name or NULL); for hooks.c, in the monitor. */
+char **config_event_hooks(unsigned kind, size_t *count);
+bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name);
+char *config_hook_expand(const char *hook);             /* %i expanded; malloc'd or NULL */
+const char *config_hook_shell(void);
+
+/* hooks.c: the monitor runs the event hooks (see there for the bounds). */
+void hooks_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const char *endpoint);
+void hooks_reap(void);                                  /* SIGCHLD */
+void hooks_check_timeouts(void);
+int hooks_poll_timeout(void);                           /* ms, -1: none running */
+void hooks_shutdown(void);
 
 /* rtnl.c: rtnetlink requests (libmnl), each 0 or -errno. */
 int rtnl_addr(bool add, int ifindex, int family, const uint8_t *addr, uint8_t prefixlen);
@@ -296,6 +351,11 @@ int privsep_init(const char *user, const char *group);
 bool privsep_enabled(void);
 bool privsep_is_worker(void);
 bool privsep_is_monitor(void);
+/* Worker: is pid the monitor's (its set is a config-mode reload)? */
+bool privsep_is_monitor_pid(pid_t pid);
+/* Worker: tell the monitor a hook's event happened (it runs the config's hooks, if any;
+ * hooks.c). Never blocks: a full channel loses it, logged. */
+void privsep_hook_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const union nt_endpoint *ep);
 /* The group that may `set` over the control socket besides root; false if none. */
 bool privsep_control_group(gid_t *gid);
 /* Fork: >0 in the monitor (the worker's pid), 0 in the worker, -errno. */

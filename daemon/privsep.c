@@ -304,6 +304,91 @@ static void chan_send(char type, const char *text)
 		log_verbose("monitor channel: %s", strerror(errno));
 }
 
+static void chan_refuse(const char *why);
+
+/* 'V': an event for the hooks. Binary; the monitor checks every field. */
+struct hook_msg {
+	uint32_t kind;
+	uint8_t key[NT_KEY_LEN];
+	uint16_t family, port;          /* AF_UNSPEC, AF_INET, AF_INET6; port in host order */
+	uint8_t addr[16];
+	uint32_t scope_id;
+};
+
+bool privsep_is_monitor_pid(pid_t pid)
+{
+	return ps.worker && pid > 0 && pid == ps.monitor_pid;
+}
+
+void privsep_hook_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const union nt_endpoint *ep)
+{
+	struct hook_msg m = { .kind = kind, .family = AF_UNSPEC };
+	char type = 'V';
+	struct iovec iov[2] = { { &type, 1 }, { &m, sizeof(m) } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	if (!ps.worker || ps.chan < 0) {
+		static bool said;
+		size_t count = 0;
+
+		/* One process (NOISETUN_USER=root): no monitor to run them. */
+		if (!said && !ps.split && config_active() && (config_event_hooks(kind, &count), count)) {
+			log_error("OnPeerUp, OnPeerDown, ... hooks run only with the privilege split: not run "
+				  "(NOISETUN_USER=root)");
+			said = true;
+		}
+		return;
+	}
+	memcpy(m.key, key, NT_KEY_LEN);
+	if (ep && ep->sa.sa_family == AF_INET) {
+		m.family = AF_INET;
+		m.port = ntohs(ep->in4.sin_port);
+		memcpy(m.addr, &ep->in4.sin_addr, 4);
+	} else if (ep && ep->sa.sa_family == AF_INET6) {
+		m.family = AF_INET6;
+		m.port = ntohs(ep->in6.sin6_port);
+		memcpy(m.addr, &ep->in6.sin6_addr, 16);
+		m.scope_id = ep->in6.sin6_scope_id;
+	}
+	/* Never block the data path on the monitor: a full channel loses the event. */
+	if (sendmsg(ps.chan, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_verbose("monitor channel: hook event lost: %s", strerror(errno));
+}
+
+/* Monitor: a 'V' message, hostile bytes: checked whole, then the hooks (hooks.c). */
+static void monitor_hook_event(const char *msg, size_t n)
+{
+	union nt_endpoint ep = { .sa.sa_family = AF_UNSPEC };
+	struct hook_msg m;
+	char epbuf[80] = "";
+
+	if (n != 1 + sizeof(m)) {
+		chan_refuse("'V' of the wrong size");
+		return;
+	}
+	memcpy(&m, msg + 1, sizeof(m));
+	if (m.kind >= HOOK_EV_COUNT) {
+		chan_refuse("'V' with an unknown event");
+		return;
+	}
+	if (m.family == AF_INET) {
+		ep.in4.sin_family = AF_INET;
+		ep.in4.sin_port = htons(m.port);
+		memcpy(&ep.in4.sin_addr, m.addr, 4);
+	} else if (m.family == AF_INET6) {
+		ep.in6.sin6_family = AF_INET6;
+		ep.in6.sin6_port = htons(m.port);
+		memcpy(&ep.in6.sin6_addr, m.addr, 16);
+		ep.in6.sin6_scope_id = m.scope_id;
+	} else if (m.family != AF_UNSPEC) {
+		chan_refuse("'V' with an unknown address family");
+		return;
+	}
+	if (ep.sa.sa_family != AF_UNSPEC)
+		endpoint_format(epbuf, sizeof(epbuf), &ep);
+	hooks_event(m.kind, m.key, epbuf);
+}
+
 void privsep_notify_forward(const char *msg)
 {
 	chan_send('N', msg);
@@ -359,6 +444,23 @@ static __attribute__((noinline)) void nt_test_seam_hostile_channel(void)
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 		if (sendmsg(ps.chan, &msg, MSG_NOSIGNAL) < 0)
+			log_error("test seam: channel: %s", strerror(errno));
+	}
+	/* Forged hook events: a short one, an unknown event, an unknown address family (three
+	 * refusals), and a well-formed one for a key that is no peer of the file (no hook). */
+	struct hook_msg forged[] = {
+		{ .kind = HOOK_EV_COUNT + 7, .family = AF_UNSPEC },
+		{ .kind = HOOK_EV_PEER_UP, .family = 99 },
+		{ .kind = HOOK_EV_PEER_UP, .family = AF_INET, .port = 1 },
+	};
+	char buf[1 + sizeof(struct hook_msg)] = "V";
+
+	memset(forged[2].key, 0x5a, sizeof(forged[2].key));
+	if (send(ps.chan, buf, 5, MSG_NOSIGNAL) < 0)
+		log_error("test seam: channel: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		memcpy(buf + 1, &forged[i], sizeof(forged[i]));
+		if (send(ps.chan, buf, sizeof(buf), MSG_NOSIGNAL) < 0)
 			log_error("test seam: channel: %s", strerror(errno));
 	}
 }
@@ -639,6 +741,11 @@ static bool monitor_serve(const char *msg, size_t n, const int *fds, int nfds)
 	char reply[1 + sizeof(rep) + sizeof(link)];
 	size_t reply_len = 1 + sizeof(rep);
 
+	if (msg[0] == 'V') { /* no reply, no fds */
+		if (ps.ready_seen)
+			monitor_hook_event(msg, n);
+		return true;
+	}
 	if (msg[0] == 'U' && n == 1 + sizeof(struct req_open)) {
 		struct req_open req;
 
@@ -1385,7 +1492,13 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	for (;;) {
 		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
 		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
-		int ready_n = poll(pfd, 2, pfd[1].fd < 0 ? 1000 : -1);
+		int hook_ms = hooks_poll_timeout(), wait_ms = pfd[1].fd < 0 ? 1000 : -1;
+		int ready_n;
+
+		if (hook_ms >= 0 && (wait_ms < 0 || hook_ms < wait_ms))
+			wait_ms = hook_ms;
+		ready_n = poll(pfd, 2, wait_ms);
+		hooks_check_timeouts();
 
 		if (ready_n < 0) {
 			if (errno == EINTR)
@@ -1405,6 +1518,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			if (read(sfd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			if (si.ssi_signo == SIGCHLD) {
+				hooks_reap();
 				if (waitpid(worker, &status, WNOHANG) == worker)
 					break;
 			} else if (si.ssi_signo == SIGHUP && config_active()) {
@@ -1500,6 +1614,7 @@ exited:
 		if (rc)
 			log_error("worker exited with status %d", rc);
 	}
+	hooks_shutdown();
 	orderly = ready && WIFEXITED(status) && rc == 0;
 	if (!ready) {
 		/* The worker's own message names the interface and the step. */

@@ -261,6 +261,36 @@ static char *hook_command(const char *hook)
 	return cmd;
 }
 
+/* hooks.c's view of the config (the monitor's own copy, never the worker's word). */
+char **config_event_hooks(unsigned kind, size_t *count)
+{
+	*count = 0;
+	if (!q.active || kind >= NT_CONFIG_ON_COUNT)
+		return NULL;
+	*count = q.cfg.on_event_count[kind];
+	return q.cfg.on_event[kind];
+}
+
+bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name)
+{
+	for (size_t i = 0; q.active && i < q.cfg.peers_count; i++)
+		if (!memcmp(q.cfg.peers[i].public_key, key, NT_KEY_LEN)) {
+			*name = q.cfg.peers[i].name;
+			return true;
+		}
+	return false;
+}
+
+char *config_hook_expand(const char *hook)
+{
+	return hook_command(hook);
+}
+
+const char *config_hook_shell(void)
+{
+	return hook_shell();
+}
+
 static pid_t hook_spawn(enum hook_phase phase, const char *cmd)
 {
 	int out = hook_out_fd();
@@ -1564,6 +1594,8 @@ void config_reload(struct device *dev)
 		}
 		device_state_free(&cur);
 	}
+	if (!privsep_is_monitor()) /* split: the worker tells it, seeing the monitor's set */
+		events_reload(dev, err, dev->peer_count);
 	if (err) {
 		snprintf(msg, sizeof(msg), "reload: cannot apply %s: %s; the running configuration stays", q.path,
 			 strerror(-err));
@@ -1739,6 +1771,8 @@ static int save_config(struct device *dev)
 	save_list(s.f, "PostUp", q.cfg.post_up, q.cfg.post_up_count);
 	save_list(s.f, "PreDown", q.cfg.pre_down, q.cfg.pre_down_count);
 	save_list(s.f, "PostDown", q.cfg.post_down, q.cfg.post_down_count);
+	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		save_list(s.f, nt_config_on_key(i), q.cfg.on_event[i], q.cfg.on_event_count[i]);
 	if (q.device_text)
 		fputs(q.device_text, s.f);
 	else

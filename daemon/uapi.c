@@ -48,6 +48,13 @@
 #define REQUEST_BUDGET 64
 #define IDLE_TIMEOUT_DEFAULT 30 /* s; $NOISETUN_CONTROL_TIMEOUT (1..3600) for tests */
 #define BACKLOG 4096            /* as wireguard-go; the kernel caps it at net.core.somaxconn */
+/* Event subscribers (`events=1`, docs/events.md): at most MAX_SUBSCRIBERS of the
+ * MAX_CONNS connections; each has EVENTS_BUFFER bytes of lines waiting for it beyond what
+ * its socket holds. A line that does not fit is dropped and counted; once there is room
+ * again the subscriber gets {"event":"lost","count":N} first. A subscriber is never
+ * closed for being idle (it has nothing to send), only when it goes away. */
+#define MAX_SUBSCRIBERS 16
+#define EVENTS_BUFFER (64u << 10)
 
 struct conn {
 	int fd;
@@ -63,7 +70,11 @@ struct conn {
 	bool oom;
 	bool may_set;
 	bool refusal_logged;
+	bool subscribed;   /* events=1: a stream of event lines; nothing more is read */
+	bool unauth;       /* unauthenticated=1 as well */
+	uint64_t lost;     /* lines dropped since the last "lost" line */
 	uid_t uid;
+	pid_t pid;
 };
 
 static struct {
@@ -76,6 +87,7 @@ static struct {
 	bool episode;      /* a pause was logged; over after a whole tick without one */
 	bool paused_in_tick;
 	uint64_t idle_ns;
+	size_t subscribers, unauth_subscribers;
 } uapi = { .timer = -1 };
 
 static char timer_tag; /* epoll data.ptr of the tick timer */
@@ -216,6 +228,10 @@ static void conn_free(struct device *dev, struct conn *c)
 	if (*pp) {
 		*pp = c->next;
 		uapi.count--;
+		if (c->subscribed)
+			uapi.subscribers--;
+		if (c->unauth)
+			uapi.unauth_subscribers--;
 	}
 	epoll_ctl(dev->epoll, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -259,7 +275,7 @@ void uapi_close(struct device *dev)
 }
 
 /* Root, or the configured group as the peer's primary or a supplementary group. */
-static bool peer_may_set(int fd, uid_t *uid)
+static bool peer_may_set(int fd, uid_t *uid, pid_t *pid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -269,6 +285,7 @@ static bool peer_may_set(int fd, uid_t *uid)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return false;
 	*uid = cred.uid;
+	*pid = cred.pid;
 	if (cred.uid == 0)
 		return true;
 	if (!privsep_control_group(&group))
@@ -320,7 +337,7 @@ void uapi_accept(struct device *dev)
 		c->fd = fd;
 		c->events = EPOLLIN;
 		c->uid = (uid_t)-1;
-		c->may_set = peer_may_set(fd, &c->uid);
+		c->may_set = peer_may_set(fd, &c->uid, &c->pid);
 		c->last_active = now_ns();
 		c->next = uapi.conns;
 		uapi.conns = c;
@@ -342,9 +359,10 @@ static void uapi_tick(struct device *dev)
 		uapi.episode = false;
 	}
 	uapi.paused_in_tick = false;
+	events_tick(dev);
 	for (struct conn *c = uapi.conns, *next; c; c = next) {
 		next = c->next;
-		if (now - c->last_active >= uapi.idle_ns) {
+		if (!c->subscribed && now - c->last_active >= uapi.idle_ns) {
 			conn_free(dev, c);
 			idle++;
 		}
@@ -554,8 +572,38 @@ static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 
 /* ---- set ---- */
 
+/* An order-independent fingerprint of a peer's allowed IPs: whether a set changed them. */
+struct aips_sum {
+	uint64_t count, sum;
+};
+
+static int aips_sum_one(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct aips_sum *a = ctx;
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)family ^ ((uint64_t)cidr << 8);
+
+	for (size_t i = 0; i < (family == AF_INET ? 4u : 16u); i++)
+		h = (h ^ addr[i]) * 1099511628211ull;
+	a->count++;
+	a->sum += h;
+	return 0;
+}
+
+static struct aips_sum aips_of(const struct peer *peer)
+{
+	struct aips_sum a = { 0, 0 };
+
+	nt_allowedips_foreach(&peer->aips, aips_sum_one, &a);
+	return a;
+}
+
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 {
+	struct aips_sum aips_before = { 0, 0 }, aips_after;
+	union nt_endpoint ep_before;
+	uint16_t keepalive_before;
+	bool created = false, psk_changed = false;
+	unsigned changes = 0;
 	struct peer *peer;
 
 	/* A peer with the device's own key is ignored, as the stock daemons do. */
@@ -563,8 +611,10 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 		return 0;
 	peer = peer_lookup(dev, op->public_key);
 	if (op->remove) {
-		if (peer)
+		if (peer) {
+			events_peer(dev, PEER_REMOVED, peer, 0);
 			peer_remove(peer);
+		}
 		return 0;
 	}
 	if (!peer) {
@@ -573,9 +623,16 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 		peer = peer_create(dev, op->public_key);
 		if (!peer)
 			return -ENOMEM;
+		created = true;
 	}
-	if (op->has_preshared_key)
+	ep_before = peer->endpoint;
+	keepalive_before = peer->persistent_keepalive;
+	if (!created && (op->replace_allowed_ips || op->allowed_ips_count))
+		aips_before = aips_of(peer);
+	if (op->has_preshared_key) {
+		psk_changed = !nt_equal(peer->hs.preshared_key, op->preshared_key, NT_KEY_LEN);
 		nt_handshake_set_psk(&peer->hs, nt_is_zero(op->preshared_key, NT_KEY_LEN) ? NULL : op->preshared_key);
+	}
 	if (op->has_endpoint)
 		endpoint_from_uapi(&peer->endpoint, &op->endpoint);
 	if (op->replace_allowed_ips)
@@ -589,9 +646,27 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 	if (op->has_persistent_keepalive) {
 		peer->persistent_keepalive = op->persistent_keepalive;
 		if (dev->up || !op->persistent_keepalive)
-			nt_timers_set_persistent_keepalive(&peer->timers, op->persistent_keepalive, now_ns());
+			nt_timers_set_persistent_keepalive(&peer->timers, op->persistent_keepalive, proto_now_ns());
 		peer_timers_changed(peer);
 	}
+	/* What changed, for the events (docs/events.md): never the key material itself. */
+	if (created) {
+		events_peer(dev, PEER_ADDED, peer, 0);
+		return 0;
+	}
+	if (!endpoint_equal(&ep_before, &peer->endpoint))
+		changes |= PEER_CHANGED_ENDPOINT;
+	if (op->replace_allowed_ips || op->allowed_ips_count) {
+		aips_after = aips_of(peer);
+		if (aips_after.count != aips_before.count || aips_after.sum != aips_before.sum)
+			changes |= PEER_CHANGED_ALLOWED_IPS;
+	}
+	if (keepalive_before != peer->persistent_keepalive)
+		changes |= PEER_CHANGED_KEEPALIVE;
+	if (changes)
+		events_peer(dev, PEER_CHANGED, peer, changes);
+	if (psk_changed)
+		events_peer(dev, PEER_PSK_CHANGED, peer, 0);
 	return 0;
 }
 
@@ -612,8 +687,11 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set)
 		return err;
 	if (set->has_private_key)
 		device_set_private_key(dev, nt_is_zero(set->private_key, NT_KEY_LEN) ? NULL : set->private_key);
-	if (set->replace_peers)
+	if (set->replace_peers) {
+		for (struct peer *p = dev->peers_first; p; p = p->next)
+			events_peer(dev, PEER_REMOVED, p, 0);
 		device_remove_all_peers(dev);
+	}
 	for (size_t i = 0; i < set->peers_count; i++)
 		if ((err = apply_peer(dev, &set->peers[i])))
 			return err;
@@ -642,7 +720,127 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 	}
 	if (err)
 		log_verbose("control: set request failed: %s", strerror(-err));
+	/* The monitor's own set is a reload's (config mode, SIGHUP); hooks' `wg set` come
+	 * from other processes. */
+	if (privsep_is_worker() && privsep_is_monitor_pid(c->pid))
+		events_reload(dev, err, dev->peer_count);
 	out_printf(c, "errno=%d\n\n", err);
+}
+
+/* ---- events ---- */
+
+static void events_append(struct conn *c, const char *line, size_t len)
+{
+	if (c->out_off) { /* a partial write: what is left goes to the front, the room after it */
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + len > EVENTS_BUFFER || !out_reserve(c, len)) {
+		c->oom = false; /* a full buffer loses lines, it does not end the stream */
+		c->lost++;
+		return;
+	}
+	memcpy(c->out + c->out_len, line, len);
+	c->out_len += len;
+}
+
+/* After a write made room: the count of what was lost, before anything newer. */
+static void lost_line(struct device *dev, struct conn *c)
+{
+	char line[256];
+	size_t n;
+
+	if (!c->lost || c->out_len + sizeof(line) > EVENTS_BUFFER)
+		return;
+	n = events_lost_line(dev, line, sizeof(line), c->lost);
+	c->lost = 0;
+	if (n)
+		events_append(c, line, n);
+}
+
+/* "events=1", then optionally "unauthenticated=1": the connection becomes a stream. */
+static void handle_events(struct device *dev, struct conn *c, const char *body, size_t len)
+{
+	bool unauth = false;
+
+	if (len == strlen("unauthenticated=1\n") && !memcmp(body, "unauthenticated=1\n", len))
+		unauth = true;
+	else if (len) {
+		out_printf(c, "errno=%d\n\n", -EINVAL);
+		return;
+	}
+	if (uapi.subscribers >= MAX_SUBSCRIBERS) {
+		log_verbose("control: %d event subscribers already, refusing another", MAX_SUBSCRIBERS);
+		out_printf(c, "errno=%d\n\n", -EBUSY);
+		return;
+	}
+	c->subscribed = true;
+	uapi.subscribers++;
+	if (unauth) {
+		if (!uapi.unauth_subscribers)
+			events_unauth_reset(dev);
+		c->unauth = true;
+		uapi.unauth_subscribers++;
+	}
+}
+
+size_t uapi_events_subscribers(void)
+{
+	return uapi.subscribers;
+}
+
+size_t uapi_events_unauth_subscribers(void)
+{
+	return uapi.unauth_subscribers;
+}
+
+static bool flush_out(struct conn *c);
+static bool set_events(struct device *dev, struct conn *c, uint32_t events);
+
+/* Queue the line for every subscriber; the loop writes it at once (EPOLLOUT is asked for
+ * here, level-triggered: the socket is writable), so the lines of one burst (a set of
+ * many peers) leave in few writes per subscriber, not one each; past EVENTS_WRITE_AT
+ * bytes waiting they are written now, so that a burst larger than the buffer fills the
+ * socket's buffer too before anything is lost. A subscriber whose socket is full stays on
+ * EPOLLOUT and loses what does not fit its buffer. */
+#define EVENTS_WRITE_AT (16u << 10)
+void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth)
+{
+	for (struct conn *c = uapi.conns; c; c = c->next) {
+		if (!c->subscribed || (unauth && !c->unauth))
+			continue;
+		events_append(c, line, len);
+		if (c->out_len - c->out_off >= EVENTS_WRITE_AT && !flush_out(c))
+			c->eof = true; /* gone: closed on its turn */
+		set_events(dev, c, EPOLLIN | EPOLLOUT);
+	}
+}
+
+/* A subscriber's turn: write, count what was lost, read and ignore what it sends (to see
+ * it go). false: close it. */
+static bool subscriber_event(struct device *dev, struct conn *c)
+{
+	char buf[4096];
+	ssize_t n;
+
+	if (c->eof || !flush_out(c))
+		return false;
+	lost_line(dev, c);
+	if (!flush_out(c))
+		return false;
+	for (int i = 0; i < 16; i++) {
+		n = read(c->fd, buf, sizeof(buf));
+		if (n == 0)
+			return false;
+		if (n < 0) {
+			if (errno == EAGAIN)
+				break;
+			if (errno != EINTR)
+				return false;
+		}
+	}
+	return set_events(dev, c, c->out_off < c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 /* The end of the first unhandled request (just past its "\n\n"), or 0 while it has not
@@ -678,7 +876,9 @@ static void handle_request(struct device *dev, struct conn *c, size_t end)
 		else if ((size_t)(c->in + end - 1 - (nl + 1)) == 11 && !memcmp(nl + 1, "noisetun=1\n", 11))
 			reply_get(dev, c, true);
 		else
-			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no other line */
+			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no lines */
+	} else if (op_len == 8 && !memcmp(start, "events=1", 8)) {
+		handle_events(dev, c, nl + 1, (size_t)(c->in + end - 1 - (nl + 1)));
 	} else if (op_len == 5 && !memcmp(start, "set=1", 5)) {
 		/* body: the lines after "set=1\n", each ending in '\n'; none for "set=1\n\n" */
 		handle_set(dev, c, nl + 1, (size_t)(c->in + end - 1 - (nl + 1)));
@@ -821,6 +1021,11 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 		uapi_tick(dev);
 		return;
 	}
+	if (c->subscribed) {
+		if (!subscriber_event(dev, c))
+			conn_free(dev, c);
+		return;
+	}
 	for (;;) {
 		size_t end;
 
@@ -840,6 +1045,10 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 			handle_request(dev, c, end);
 			if (c->oom)
 				goto close;
+			if (c->subscribed) { /* a stream from now on: what follows the request is ignored */
+				want = EPOLLIN;
+				break;
+			}
 			continue;
 		}
 		if (c->eof)

@@ -2,6 +2,7 @@
  * parameters. */
 #include <arpa/inet.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +22,43 @@ static uint64_t clock_ns(clockid_t id)
 uint64_t now_ns(void)
 {
 	return clock_ns(CLOCK_BOOTTIME);
+}
+
+/* The protocol's clock: now_ns(), or for the tests ($NOISETUN_TEST_CLOCK_SCALE=N, 2..100)
+ * a clock that runs N times as fast from the first reading on, so that a scenario sees
+ * REKEY_ATTEMPT_TIME (90 s) pass in 90/N s. Only the engine's timers read it; the control
+ * socket's timeouts and the wall clock keep real time. */
+static struct {
+	bool init;
+	uint64_t scale, base;
+} pclock;
+
+static void pclock_init(void)
+{
+	const char *env = getenv("NOISETUN_TEST_CLOCK_SCALE");
+	unsigned long v = env && *env ? strtoul(env, NULL, 10) : 1;
+
+	pclock.init = true;
+	pclock.scale = v >= 2 && v <= 100 ? v : 1;
+	pclock.base = now_ns();
+}
+
+uint64_t proto_now_ns(void)
+{
+	if (!pclock.init)
+		pclock_init();
+	if (pclock.scale == 1)
+		return now_ns();
+	return pclock.base + (now_ns() - pclock.base) * pclock.scale;
+}
+
+uint64_t proto_to_real_ns(uint64_t t)
+{
+	if (!pclock.init)
+		pclock_init();
+	if (pclock.scale == 1 || t == UINT64_MAX)
+		return t;
+	return t <= pclock.base ? t : pclock.base + (t - pclock.base) / pclock.scale;
 }
 
 uint64_t wall_ns(void)

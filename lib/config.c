@@ -413,6 +413,27 @@ static int parse_post_down(struct parser *p, const char *value, size_t len)
 	return append_string(&p->cfg->post_down, &p->cfg->post_down_count, value, len);
 }
 
+/* noisetun's event hooks (OnPeerUp, ...): wg-quick keys for strip's purpose (`noisetun
+ * strip` drops them), several allowed, in file order. */
+#define ON_EVENT_PARSER(fn, idx)                                                   \
+	static int fn(struct parser *p, const char *value, size_t len)             \
+	{                                                                          \
+		return append_string(&p->cfg->on_event[idx], &p->cfg->on_event_count[idx], value, len); \
+	}
+const char *nt_config_on_key(unsigned which)
+{
+	static const char *const names[NT_CONFIG_ON_COUNT] = {
+		"OnPeerUp", "OnPeerDown", "OnHandshakeFailed", "OnEndpointChange",
+	};
+
+	return which < NT_CONFIG_ON_COUNT ? names[which] : NULL;
+}
+
+ON_EVENT_PARSER(parse_on_peer_up, NT_CONFIG_ON_PEER_UP)
+ON_EVENT_PARSER(parse_on_peer_down, NT_CONFIG_ON_PEER_DOWN)
+ON_EVENT_PARSER(parse_on_handshake_failed, NT_CONFIG_ON_HANDSHAKE_FAILED)
+ON_EVENT_PARSER(parse_on_endpoint_change, NT_CONFIG_ON_ENDPOINT_CHANGE)
+
 static int parse_save_config(struct parser *p, const char *value, size_t len)
 {
 	char q[QUOTE_MAX + 4];
@@ -544,6 +565,10 @@ static const struct key_def keys[] = {
 	{ "PreDown", SECTION_INTERFACE, true, true, VALUE_RAW, parse_pre_down },
 	{ "PostDown", SECTION_INTERFACE, true, true, VALUE_RAW, parse_post_down },
 	{ "SaveConfig", SECTION_INTERFACE, true, false, VALUE_STRIPPED, parse_save_config },
+	{ "OnPeerUp", SECTION_INTERFACE, true, true, VALUE_RAW, parse_on_peer_up },
+	{ "OnPeerDown", SECTION_INTERFACE, true, true, VALUE_RAW, parse_on_peer_down },
+	{ "OnHandshakeFailed", SECTION_INTERFACE, true, true, VALUE_RAW, parse_on_handshake_failed },
+	{ "OnEndpointChange", SECTION_INTERFACE, true, true, VALUE_RAW, parse_on_endpoint_change },
 	{ "PublicKey", SECTION_PEER, false, false, VALUE_STRIPPED, parse_public_key },
 	{ "PresharedKey", SECTION_PEER, false, false, VALUE_STRIPPED, parse_preshared_key },
 	{ "AllowedIPs", SECTION_PEER, false, false, VALUE_STRIPPED, parse_allowed_ips },
@@ -921,6 +946,8 @@ void nt_config_free(struct nt_config *cfg)
 	free_strings(cfg->post_up, cfg->post_up_count);
 	free_strings(cfg->pre_down, cfg->pre_down_count);
 	free_strings(cfg->post_down, cfg->post_down_count);
+	for (size_t i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		free_strings(cfg->on_event[i], cfg->on_event_count[i]);
 	free(cfg->table_name);
 	nt_wipe(cfg, sizeof(*cfg));
 }

@@ -157,3 +157,37 @@ void nt_key_clamp(uint8_t key[static NT_KEY_LEN])
 	key[31] &= 127;
 	key[31] |= 64;
 }
+
+size_t nt_json_string(char *out, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	if (size < 3)
+		return 0;
+	out[n++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6];
+		size_t k = 0;
+
+		if (c == '"' || c == '\\') {
+			esc[k++] = '\\';
+			esc[k++] = (char)c;
+		} else if (c < 0x20 || c > 0x7e) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			k = 6;
+		} else {
+			esc[k++] = (char)c;
+		}
+		if (n + k + 2 > size)
+			break;
+		memcpy(out + n, esc, k);
+		n += k;
+	}
+	out[n++] = '"';
+	out[n] = 0;
+	return n;
+}

@@ -126,9 +126,17 @@ static uint64_t jitter(struct nt_engine *e)
 
 /* ---- the timer heap ---- */
 
+/* The protocol's timers, and the engine's own: the session's expiry (for the event). */
+static uint64_t peer_deadline(const struct nt_peer *p)
+{
+	uint64_t t = nt_timers_next_deadline(&p->timers);
+
+	return p->session_expiry < t ? p->session_expiry : t;
+}
+
 static bool heap_less(const struct nt_peer *a, const struct nt_peer *b)
 {
-	return nt_timers_next_deadline(&a->timers) < nt_timers_next_deadline(&b->timers);
+	return peer_deadline(a) < peer_deadline(b);
 }
 
 static void heap_set(struct nt_engine *e, size_t pos, struct nt_peer *p)
@@ -192,7 +200,12 @@ void nt_engine_peer_timers_changed(struct nt_engine *e, struct nt_peer *p)
 
 uint64_t nt_engine_next_deadline(const struct nt_engine *e)
 {
-	return e->heap_len ? nt_timers_next_deadline(&e->heap[0]->timers) : UINT64_MAX;
+	uint64_t next = e->heap_len ? peer_deadline(e->heap[0]) : UINT64_MAX;
+
+	/* Under load: wake when the hold ends, to tell the load ended (NT_EV_LOAD_ENDED). */
+	if (e->was_under_load && e->last_under_load + NT_COOKIE_UNDER_LOAD_HOLD < next)
+		next = e->last_under_load + NT_COOKIE_UNDER_LOAD_HOLD;
+	return next;
 }
 
 /* ---- session indices, owned by peers ---- */
@@ -284,6 +297,7 @@ int nt_engine_peer_add(struct nt_engine *e, struct nt_peer *p, const uint8_t key
 	nt_cookie_maker_init(&p->cookie, key);
 	nt_timers_init(&p->timers);
 	p->heap_pos = SIZE_MAX;
+	p->session_expiry = UINT64_MAX;
 	h = key_hash(e, key);
 	p->hash_next = e->peer_hash[h];
 	e->peer_hash[h] = p;
@@ -336,6 +350,7 @@ void nt_engine_peer_remove(struct nt_engine *e, struct nt_peer *p)
 	clear_sessions(e, p);
 	drop_staged(p);
 	nt_timers_stop(&p->timers);
+	p->session_expiry = UINT64_MAX;
 	heap_remove(e, p);
 	nt_allowedips_remove_owner(e->aips, &p->aips);
 	while (*pp != p)
@@ -397,6 +412,7 @@ void nt_engine_set_up(struct nt_engine *e, bool up, struct nt_now now)
 			clear_sessions(e, p);
 			drop_staged(p);
 			nt_timers_stop(&p->timers);
+			p->session_expiry = UINT64_MAX; /* the host knows the link went down */
 		} else if (p->persistent_keepalive) {
 			nt_timers_set_persistent_keepalive(&p->timers, p->persistent_keepalive, now.mono);
 		}
@@ -668,6 +684,7 @@ static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t l
 
 	if (mac == NT_COOKIE_MAC_INVALID) {
 		e->drops[NT_DROP_DECRYPT]++;
+		e->hs_bad_mac++;
 		return false;
 	}
 	if (!under_load)
@@ -681,9 +698,12 @@ static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t l
 		}
 		return false;
 	}
-	if (d->from.sa.sa_family == AF_INET)
-		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
-	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+	if (d->from.sa.sa_family == AF_INET
+		    ? nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now)
+		    : nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now))
+		return true;
+	e->hs_ratelimited++;
+	return false;
 }
 
 static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
@@ -735,6 +755,7 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	nt_timers_any_authenticated_packet_sent(&p->timers);
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now.mono);
 	nt_timers_session_derived(&p->timers, now.mono);
+	p->session_expiry = now.mono + NT_REJECT_AFTER_TIME;
 	timers_changed(p);
 }
 
@@ -769,6 +790,7 @@ static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len,
 	authenticated_received(p, d, len, now.mono, out);
 	nt_timers_handshake_complete(&p->timers);
 	nt_timers_session_derived(&p->timers, now.mono);
+	p->session_expiry = now.mono + NT_REJECT_AFTER_TIME;
 	p->last_handshake_wall = now.wall;
 	p->handshakes++;
 	timers_changed(p);
@@ -907,6 +929,8 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 	under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
 	if (under_load && !e->was_under_load)
 		event(out, NT_EV_UNDER_LOAD, NULL, NT_OK, handshakes);
+	else if (!under_load && e->was_under_load)
+		event(out, NT_EV_LOAD_ENDED, NULL, NT_OK, 0);
 	e->was_under_load = under_load;
 
 	for (size_t i = 0; i < n; i++) {
@@ -959,6 +983,8 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 
 /* ---- timers ---- */
 
+#define SESSION_EXPIRED (1u << 31) /* the engine's own, beside enum nt_timer_action's bits */
+
 static void run_peer_timers(struct nt_engine *e, struct nt_peer *p, unsigned actions, struct nt_now now,
 			    struct nt_engine_out *out)
 {
@@ -970,6 +996,8 @@ static void run_peer_timers(struct nt_engine *e, struct nt_peer *p, unsigned act
 		event(out, NT_EV_KEYS_ERASED, p, NT_OK, 0);
 		clear_sessions(e, p);
 	}
+	if (actions & SESSION_EXPIRED)
+		event(out, NT_EV_SESSION_EXPIRED, p, NT_OK, 0);
 	if (actions & NT_TIMER_CLEAR_ENDPOINT_SOURCE)
 		p->src.set = false; /* a retry may need another route: let routing pick the source */
 	if (actions & NT_TIMER_RETRY_INITIATION)
@@ -982,7 +1010,7 @@ static void run_peer_timers(struct nt_engine *e, struct nt_peer *p, unsigned act
 
 void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out)
 {
-	while (e->heap_len && nt_timers_next_deadline(&e->heap[0]->timers) <= now.mono) {
+	while (e->heap_len && peer_deadline(e->heap[0]) <= now.mono) {
 		struct nt_peer *p = e->heap[0];
 		/* The pending initiation went unanswered for REKEY_TIMEOUT: a retry or the
 		 * give-up follows. */
@@ -992,10 +1020,20 @@ void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_o
 		if (timed_out && e->up)
 			p->handshake_failures++;
 
+		if (p->session_expiry <= now.mono) {
+			p->session_expiry = UINT64_MAX;
+			actions |= SESSION_EXPIRED;
+		}
 		timers_changed(p);
 		if (e->up)
 			run_peer_timers(e, p, actions, now, out);
 		timers_changed(p);
+	}
+	/* The load's end, should no datagram come to tell it (the hold is measured from the
+	 * last loaded batch). */
+	if (e->was_under_load && !nt_cookie_under_load(0, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load)) {
+		e->was_under_load = false;
+		event(out, NT_EV_LOAD_ENDED, NULL, NT_OK, 0);
 	}
 	if (now.mono >= e->next_ratelimiter_gc) {
 		nt_ratelimiter_gc(&e->ratelimiter, now.mono);

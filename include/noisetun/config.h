@@ -63,12 +63,24 @@ struct nt_config {
 	char **pre_up, **post_up, **pre_down, **post_down; /* in file order */
 	size_t pre_up_count, post_up_count, pre_down_count, post_down_count;
 	bool save_config;
+	/* noisetun's event hooks, OnPeerUp = CMD etc. in [Interface] (docs/events.md): keys of
+	 * noisetun's alone, which `noisetun strip` removes like the wg-quick keys. */
+	char **on_event[4];             /* by enum nt_config_on */
+	size_t on_event_count[4];
 	/* noisetun's own, a whole-line comment in [Interface] ("# noisetun-mss-clamp = off"):
 	 * TCP MSS clamping to the tunnel MTU is on unless this is set. */
 	bool no_mss_clamp;
 	struct nt_config_peer *peers;
 	size_t peers_count;
 };
+
+enum nt_config_on {
+	NT_CONFIG_ON_PEER_UP, NT_CONFIG_ON_PEER_DOWN, NT_CONFIG_ON_HANDSHAKE_FAILED, NT_CONFIG_ON_ENDPOINT_CHANGE,
+	NT_CONFIG_ON_COUNT
+};
+
+/* "OnPeerUp", "OnPeerDown", "OnHandshakeFailed", "OnEndpointChange"; NULL out of range. */
+const char *nt_config_on_key(unsigned which);
 
 struct nt_config_error {
 	unsigned line;                  /* 0: not tied to a line */

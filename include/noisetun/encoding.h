@@ -5,6 +5,7 @@
 #ifndef NOISETUN_ENCODING_H
 #define NOISETUN_ENCODING_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "noisetun/messages.h"
@@ -28,5 +29,11 @@ int nt_key_from_hex(uint8_t key[static NT_KEY_LEN], const char *in);
 
 /* X25519 clamping of a private key (RFC 7748 section 5): clear bits 0-2 and 255, set 254. */
 void nt_key_clamp(uint8_t key[static NT_KEY_LEN]);
+
+/* s as a JSON string, quotes included, NUL-terminated in out (size >= 3): '"' and '\\'
+ * escaped, bytes below 0x20 and above 0x7e as \u00XX (so the result is ASCII and valid
+ * whatever the input). Cut at a whole character when out is too small. The length. Not
+ * for key material (it branches on the bytes). */
+size_t nt_json_string(char *out, size_t size, const char *s);
 
 #endif

@@ -113,7 +113,9 @@ struct nt_engine;
 	uint16_t persistent_keepalive;    /* seconds; 0: off */                                    \
 	struct nt_staged **staged;        /* NT_MAX_STAGED_PACKETS slots, allocated on first use */ \
 	unsigned staged_head, staged_count;                                                        \
-	size_t heap_pos;                  /* in the engine's timer heap, or SIZE_MAX */
+	size_t heap_pos;                  /* in the engine's timer heap, or SIZE_MAX */             \
+	uint64_t session_expiry;          /* REJECT_AFTER_TIME after the last session derived:     \
+					   * NT_EV_SESSION_EXPIRED; UINT64_MAX: none pending */
 
 struct nt_peer {
 	NT_PEER_FIELDS
@@ -154,7 +156,11 @@ struct nt_engine_host {
 	uint64_t drops_source;            /* received: inner source not the peer's */              \
 	uint64_t drops_no_endpoint;       /* TUN: the peer has no endpoint */                      \
 	uint64_t drops_staged;            /* TUN: the staging queue overflowed */                  \
-	uint64_t cookie_replies_sent;     /* cookie replies queued while under load */
+	uint64_t cookie_replies_sent;     /* cookie replies queued while under load */             \
+	/* Unauthenticated handshake traffic, counted (never an event each: a flood would     \
+	 * cost an event per datagram); a host aggregates them for its subscribers. */        \
+	uint64_t hs_bad_mac;              /* handshake messages with a wrong mac1 */               \
+	uint64_t hs_ratelimited;          /* handshakes over the per-source rate limit */
 
 struct nt_engine {
 	NT_ENGINE_FIELDS
@@ -191,7 +197,11 @@ enum nt_event_type {
 	NT_EV_HANDSHAKE_GAVE_UP,        /* peer: staged packets dropped after REKEY_ATTEMPT_TIME */
 	NT_EV_KEYS_ERASED,              /* peer: no handshake for 3 x REJECT_AFTER_TIME */
 	NT_EV_UNDER_LOAD,               /* no peer: a batch started the under-load state */
+	NT_EV_SESSION_EXPIRED,          /* peer: no session derived for REJECT_AFTER_TIME, so none
+					 * is usable (the peer is down) */
+	NT_EV_LOAD_ENDED,               /* no peer: the under-load state is over */
 };
+#define NT_EV_COUNT (NT_EV_LOAD_ENDED + 1)
 
 struct nt_event {
 	enum nt_event_type type;

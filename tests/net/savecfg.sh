@@ -20,7 +20,7 @@
 #   nul       a NUL byte inside a line, then a PostUp
 #   big       a 1 MiB line of garbage
 #   mtu       "MTU = 70000"
-#   chan      after 'R': 9 messages the monitor must refuse, then a normal save
+#   chan      after 'R': 12 messages the monitor must refuse (3 of them forged hook events; a 4th, for a key not in the file, runs no hook), then a normal save
 #   chanstart 'E' with terminal escapes instead of 'R', exit 1
 # Each SaveConfig lie: the monitor logs exactly one refusal naming the interface, the file
 # stays byte for byte (sha256), no PWNED-* file appears (a changed file is started once
@@ -81,6 +81,7 @@ Address = 10.0.0.1/24
 MTU = 1400
 SaveConfig = true
 PostUp = true %i
+OnPeerUp = touch $PWNED-onpeerup
 
 [Peer]
 PublicKey = $(key_pub b)
@@ -134,7 +135,7 @@ pwned() { ls "$PWNED"-* 2>/dev/null; }
 
 # A first orderly stop writes the file in the form SaveConfig gives it: the reference.
 run "$NTD" "" || fail "the daemon does not start from $CONF"
-grep -qxF "PostUp = true %i" "$CONF" && grep -qxF "MTU = 1400" "$CONF" &&
+grep -qxF "PostUp = true %i" "$CONF" && grep -qxF "OnPeerUp = touch $PWNED-onpeerup" "$CONF" && grep -qxF "MTU = 1400" "$CONF" &&
 	grep -qxF "PresharedKey = $(cat "$NT_TMP/b.psk")" "$CONF" || { cat "$CONF"; fail "first save lost a line"; }
 cp -p "$CONF" "$NT_TMP/canonical.conf"
 CANON=$(sum)
@@ -174,9 +175,9 @@ hostile wgquick 1 "line 3: Address: a key of the file"
 hostile nul 1 "line 3: the line contains a NUL byte"
 hostile big 1 "line 3: \"AAAA.*\.\.\.\" is not \"Key = value\""
 hostile mtu 1 "line 1 is not \"MTU = N\" \(68-65535\)"
-hostile chan 9
+hostile chan 12
 for r in "a second 'R'" "'E' once ready" "'H' with a payload" "unknown type 0x58" "2048 bytes, more than 511" \
-	"an empty message"; do
+	"an empty message" "'V' of the wrong size" "'V' with an unknown event" "'V' with an unknown address family"; do
 	grep -qF "refused a message from the worker: $r" "$NT_TMP/run-chan.log" || bad "chan: no refusal of $r"
 done
 n=$(grep -c "refused a message from the worker: a notify message other than" "$NT_TMP/run-chan.log" || true)

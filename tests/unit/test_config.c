@@ -766,6 +766,40 @@ START_TEST(peer_names)
 }
 END_TEST
 
+/* The event hooks: noisetun's keys, several of each in file order, %i and $VARS kept raw;
+ * wg-quick keys for `wg setconf` (refused) and for strip (dropped). */
+START_TEST(event_hooks)
+{
+	static const char text[] = "[Interface]\nListenPort = 1\nOnPeerUp = echo up %i $NOISETUN_PEER\n"
+				   "onpeerup=second\nOnPeerDown = d\nOnHandshakeFailed = f\nOnEndpointChange = e\n" PEER_B;
+	struct nt_config cfg;
+	struct nt_config_error err;
+	char out[512];
+	size_t n;
+
+	ck_assert_int_eq(parse_str(&cfg, text, &err), 0);
+	ck_assert_uint_eq(cfg.on_event_count[NT_CONFIG_ON_PEER_UP], 2);
+	ck_assert_str_eq(cfg.on_event[NT_CONFIG_ON_PEER_UP][0], "echo up %i $NOISETUN_PEER");
+	ck_assert_str_eq(cfg.on_event[NT_CONFIG_ON_PEER_UP][1], "second");
+	ck_assert_uint_eq(cfg.on_event_count[NT_CONFIG_ON_PEER_DOWN], 1);
+	ck_assert_str_eq(cfg.on_event[NT_CONFIG_ON_PEER_DOWN][0], "d");
+	ck_assert_str_eq(cfg.on_event[NT_CONFIG_ON_HANDSHAKE_FAILED][0], "f");
+	ck_assert_str_eq(cfg.on_event[NT_CONFIG_ON_ENDPOINT_CHANGE][0], "e");
+	nt_config_free(&cfg);
+	ck_assert_int_eq(parse(&cfg, text, strlen(text), NT_CONFIG_WG_ONLY, &err), -EINVAL);
+	ck_assert_uint_eq(err.line, 3);
+	n = nt_config_strip(out, text, strlen(text));
+	out[n] = 0;
+	ck_assert_ptr_null(strstr(out, "On"));
+	ck_assert_ptr_null(strstr(out, "second"));
+	ck_assert_ptr_nonnull(strstr(out, "ListenPort = 1\n"));
+	ck_assert_int_eq(parse(&cfg, out, n, NT_CONFIG_WG_ONLY, &err), 0);
+	nt_config_free(&cfg);
+	/* a hook of [Peer] is misplaced, as PostUp there is */
+	ck_assert_int_eq(parse_str(&cfg, PEER_B "OnPeerUp = x\n", &err), -EINVAL);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -788,6 +822,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, mutations);
 	tcase_add_test(tc, large);
 	tcase_add_test(tc, peer_names);
+	tcase_add_test(tc, event_hooks);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -591,6 +591,32 @@ START_TEST(test_encoders_do_not_branch_on_the_key)
 }
 END_TEST
 
+/* The event stream's strings (daemon/events.c): names may hold '"' and '\\'. */
+START_TEST(test_json_string)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "\"\"" },
+		{ "laptop", "\"laptop\"" },
+		{ "c\"q\\x", "\"c\\\"q\\\\x\"" },
+		{ "a\nb\x01\x7f\xc3\xa9", "\"a\\u000ab\\u0001\\u007f\\u00c3\\u00a9\"" },
+	};
+	char out[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_uint_eq(nt_json_string(out, sizeof(out), cases[i].in), strlen(cases[i].out));
+		ck_assert_str_eq(out, cases[i].out);
+	}
+	/* too small: cut at a whole escape, still a closed string */
+	ck_assert_uint_eq(nt_json_string(out, 5, "a\"bcd"), 3);
+	ck_assert_str_eq(out, "\"a\"");
+	ck_assert_uint_eq(nt_json_string(out, 6, "a\"bcd"), 5);
+	ck_assert_str_eq(out, "\"a\\\"\"");
+	ck_assert_uint_eq(nt_json_string(out, 2, "a"), 0);
+}
+END_TEST
+
 static Suite *encoding_suite(void)
 {
 	Suite *s = suite_create("encoding");
@@ -609,6 +635,7 @@ static Suite *encoding_suite(void)
 	tcase_add_test(tc, test_hex_case);
 	tcase_add_test(tc, test_clamp_known_answers);
 	tcase_add_test(tc, test_encoders_do_not_branch_on_the_key);
+	tcase_add_test(tc, test_json_string);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -44,7 +44,7 @@ struct node {
 	uint8_t bytes[NT_ENGINE_MIN_BYTES * 2];
 	struct nt_engine_out out;
 	/* what happened */
-	unsigned ev_count[NT_EV_UNDER_LOAD + 1];
+	unsigned ev_count[NT_EV_COUNT];
 	struct nt_event events[EV_MAX];
 	size_t events_len;
 	uint32_t rx_ids[RX_MAX];        /* the id of each packet that reached the TUN */
@@ -519,8 +519,13 @@ START_TEST(test_cookies_under_load)
 	run(S.now + SEC(6), NULL, 0, NULL);
 	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
 	ck_assert(received(&S.b, 1));
+	/* The flood stops: the load ends once its hold has passed, even with no datagram to
+	 * tell it (the engine's deadline does); every episode ends once. */
 	S.flood_per_batch = 0;
-	run(S.now + SEC(2), NULL, 0, NULL);
+	run(S.now + SEC(3), NULL, 0, NULL);
+	ck_assert_uint_ge(S.b.ev_count[NT_EV_LOAD_ENDED], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_LOAD_ENDED], S.b.ev_count[NT_EV_UNDER_LOAD]);
+	ck_assert(!S.b.eng.was_under_load);
 	ck_assert(!nt_engine_under_load(&S.b.eng, S.now)); /* the hold (1 s) is over */
 	sim_teardown();
 }
@@ -570,6 +575,45 @@ START_TEST(test_metrics_counters)
 	/* REJECT_AFTER_TIME: no session any more */
 	run(S.now + SEC(60), NULL, 0, NULL);
 	ck_assert(!nt_engine_session_age(&S.a.peer, S.now, &age));
+	sim_teardown();
+}
+END_TEST
+
+/* peer_down's engine half: REJECT_AFTER_TIME after the last session was derived, and
+ * never while rekeys keep deriving new ones. */
+START_TEST(test_session_expired)
+{
+	uint64_t t0;
+	const struct nt_event *ev = NULL;
+
+	sim_setup();
+	/* Traffic for 400 s: rekeys every REKEY_AFTER_TIME, so no session ever expires. */
+	run(S.now + SEC(400), &S.a, SEC(1), NULL);
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 3);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_EXPIRED], 0);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_EXPIRED], 0);
+	/* The link goes dark: each side says so once, REJECT_AFTER_TIME after its newest
+	 * session, before the keys are erased (3 x REJECT_AFTER_TIME). */
+	S.cut = true;
+	t0 = S.now;
+	run(S.now + SEC(181), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_EXPIRED], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_EXPIRED], 1);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_KEYS_ERASED], 0);
+	for (size_t i = 0; i < S.a.events_len; i++)
+		if (S.a.events[i].type == NT_EV_SESSION_EXPIRED)
+			ev = &S.a.events[i];
+	ck_assert_ptr_eq(ev->peer, &S.a.peer);
+	run(S.now + SEC(400), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_EXPIRED], 1);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_KEYS_ERASED], 1);
+	ck_assert_uint_gt(S.now, t0);
+	/* Back up: a new session, and its expiry later, once. */
+	S.cut = false;
+	run(S.now + SEC(2), &S.a, SEC(1), NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_EXPIRED], 1);
+	run(S.now + SEC(200), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_EXPIRED], 2);
 	sim_teardown();
 }
 END_TEST
@@ -675,6 +719,7 @@ int main(void)
 	tcase_add_test(tc, test_roaming_endpoint_changed);
 	tcase_add_test(tc, test_cookies_under_load);
 	tcase_add_test(tc, test_metrics_counters);
+	tcase_add_test(tc, test_session_expired);
 	tcase_add_test(tc, test_simultaneous_initiation);
 	tcase_add_test(tc, test_key_change_mid_session);
 	tcase_add_test(tc, test_speed_protocol_hours);
