@@ -245,11 +245,15 @@ static int get_line(struct ipc_device *dev, char *line, int *daemon_errno)
 			peer->persistent_keepalive = (uint16_t)v;
 	} else if (peer && !strcmp(line, "allowed_ip")) {
 		ret = add_allowed_ip(peer, value);
+	} else if (peer && !strcmp(line, "noisetun_name")) {
+		/* Printed to terminals and files: anything but a valid name is left out. */
+		if (nt_config_valid_name(value, strlen(value)))
+			snprintf(peer->name, sizeof(peer->name), "%s", value);
 	}
 	return ret;
 }
 
-int ipc_get(const char *iface, struct ipc_device *dev)
+static int get_once(const char *iface, struct ipc_device *dev, bool noisetun)
 {
 	struct reader r = { 0 };
 	char line[MAX_REPLY_LINE];
@@ -260,7 +264,7 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
-	ret = write_all(r.fd, "get=1\n\n", 7);
+	ret = noisetun ? write_all(r.fd, "get=1\nnoisetun=1\n\n", 18) : write_all(r.fd, "get=1\n\n", 7);
 	while (!ret) {
 		n = read_line(&r, line);
 		if (n < 0) {
@@ -283,6 +287,13 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 	if (ret)
 		ipc_device_free(dev);
 	return ret;
+}
+
+int ipc_get(const char *iface, struct ipc_device *dev)
+{
+	int ret = get_once(iface, dev, true);
+
+	return ret == -EINVAL ? get_once(iface, dev, false) : ret;
 }
 
 void ipc_device_free(struct ipc_device *dev)
@@ -358,7 +369,7 @@ static void text_allowed_ip(struct text *t, const struct nt_uapi_allowed_ip *ip)
 	text_printf(t, "allowed_ip=%s/%u\n", addr, ip->cidr);
 }
 
-int ipc_set(const char *iface, const struct nt_uapi_set *set)
+static int set_once(const char *iface, const struct nt_uapi_set *set, bool names, bool *sent_names)
 {
 	struct text t = { 0 };
 	struct reader r = { 0 };
@@ -394,6 +405,10 @@ int ipc_set(const char *iface, const struct nt_uapi_set *set)
 			text_printf(&t, "replace_allowed_ips=true\n");
 		for (size_t j = 0; j < peer->allowed_ips_count; j++)
 			text_allowed_ip(&t, &peer->allowed_ips[j]);
+		if (names && peer->has_name) {
+			text_printf(&t, "noisetun_name=%.*s\n", NT_UAPI_NAME_MAX, peer->name);
+			*sent_names = true;
+		}
 	}
 	text_printf(&t, "\n");
 	if (t.oom) {
@@ -434,6 +449,20 @@ out:
 		nt_wipe(t.buf, t.cap);
 		free(t.buf);
 	}
+	return ret;
+}
+
+int ipc_set(const char *iface, const struct nt_uapi_set *set)
+{
+	bool sent_names = false;
+	int ret = set_once(iface, set, true, &sent_names);
+
+	if (ret != -EINVAL || !sent_names)
+		return ret;
+	/* noisetund accepts every name the CLI sends (checked before): this daemon keeps none. */
+	ret = set_once(iface, set, false, &sent_names);
+	if (!ret)
+		fprintf(stderr, "Warning: the daemon of `%s' does not keep peer names; applied without them\n", iface);
 	return ret;
 }
 

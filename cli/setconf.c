@@ -8,7 +8,9 @@
  *             daemon may reset sessions on a re-sent private key), and it sends every
  *             file peer's preshared key and keepalive, zero when absent, so that a key
  *             or keepalive deleted from the file goes away; peers the file no longer has
- *             are removed. A peer whose lines are unchanged keeps its sessions. */
+ *             are removed. A peer whose lines are unchanged keeps its sessions.
+ * A peer's "# friendly_name = NAME" (or "# Name = NAME") is sent as its name; syncconf
+ * also removes the name of a file peer that has none. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,7 @@ static int sync_with(struct nt_uapi_set *set, const struct nt_config *cfg, const
 	for (size_t i = 0; i < set->peers_count; i++) {
 		set->peers[i].has_preshared_key = true; /* zeros (absent) remove the key */
 		set->peers[i].has_persistent_keepalive = true;
+		set->peers[i].has_name = true; /* "" (no name in the file) removes the name */
 	}
 	for (size_t i = 0; i < dev->peers_count; i++)
 		if (!file_has_peer(cfg, dev->peers[i].public_key))

@@ -488,7 +488,20 @@ static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep,
 	nt_uapi_format_endpoint(buf, size, &u);
 }
 
-static void reply_get(struct device *dev, struct conn *c)
+/* noisetun's own lines of a peer in a get=1 reply with noisetun=1: its name.
+ *
+ * Stock `wg` (wireguard-tools 1.0.20210914, ipc-uapi.h) on an unknown key in a get reply:
+ * its parser compares the key with each it knows and, matching none, skips the line; a
+ * "noisetun_name=My laptop" is ignored (checked: `wg show`, `wg showconf` and `wg show
+ * IFACE dump` print the same with and without it). It still is sent only when asked for,
+ * so that a plain get stays byte for byte what every other client has always read. */
+static void reply_get_peer_noisetun(struct conn *c, const struct peer *p)
+{
+	if (p->name[0])
+		out_printf(c, "noisetun_name=%.*s\n", NT_CONFIG_NAME_MAX, p->name);
+}
+
+static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
 	struct scope_cache scope_cache = { 0 };
@@ -514,11 +527,26 @@ static void reply_get(struct device *dev, struct conn *c)
 		out_printf(c, "tx_bytes=%llu\nrx_bytes=%llu\npersistent_keepalive_interval=%u\n",
 			   (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_bytes, p->persistent_keepalive);
 		nt_allowedips_foreach(&p->aips, out_allowed_ip, c);
+		if (noisetun)
+			reply_get_peer_noisetun(c, p);
 	}
 	out_printf(c, "errno=0\n\n");
 }
 
 /* ---- set ---- */
+
+/* A name is a label: changing it touches no session, timer or counter. name was checked
+ * by the parser (nt_config_valid_name, or "" to clear). */
+static void apply_peer_name(struct peer *peer, const char *name)
+{
+	if (!strncmp(peer->name, name, sizeof(peer->name)))
+		return;
+	snprintf(peer->name, sizeof(peer->name), "%s", name);
+	if (name[0])
+		peer_verbose(peer, "named \"%s\"", peer->name);
+	else
+		peer_verbose(peer, "name removed");
+}
 
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 {
@@ -558,6 +586,8 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 			nt_timers_set_persistent_keepalive(&peer->timers, op->persistent_keepalive, now_ns());
 		peer_timers_changed(peer);
 	}
+	if (op->has_name)
+		apply_peer_name(peer, op->name);
 	return 0;
 }
 
@@ -640,9 +670,11 @@ static void handle_request(struct device *dev, struct conn *c, size_t end)
 
 	if (op_len == 5 && !memcmp(start, "get=1", 5)) {
 		if (nl + 1 == c->in + end - 1)
-			reply_get(dev, c);
+			reply_get(dev, c, false);
+		else if (c->in + end - 1 - (nl + 1) == 11 && !memcmp(nl + 1, "noisetun=1\n", 11))
+			reply_get(dev, c, true); /* noisetun's own lines too (noisetun_...) */
 		else
-			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no lines */
+			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no other lines */
 	} else if (op_len == 5 && !memcmp(start, "set=1", 5)) {
 		/* body: the lines after "set=1\n", each ending in '\n'; none for "set=1\n\n" */
 		handle_set(dev, c, nl + 1, (size_t)(c->in + end - 1 - (nl + 1)));
