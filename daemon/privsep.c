@@ -394,6 +394,9 @@ static __attribute__((noinline)) void nt_test_seam_hostile_save(FILE *f, bool he
 		fputc('\n', f);
 	} else if (!head && !strcmp(c, "section")) {
 		fprintf(f, "\n[Interface]\nPostUp = touch %s-section\n", p);
+	} else if (!head && !strcmp(c, "names")) {
+		/* in the last [Peer]: a name with terminal escapes, one of 65 bytes */
+		fprintf(f, "# friendly_name = \x1b]0;pwned\x07\x1b[2J\n# Name = %065d\n", 0);
 	}
 }
 #endif
