@@ -48,7 +48,8 @@ const char *ipc_run_dir(void);
 int ipc_socket_path(char *buf, size_t size, const char *iface);
 /* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface).
  * Asks for noisetun's own lines (peer names) with "noisetun=1"; a daemon that refuses it
- * (wireguard-go, an older noisetund: errno=-22) is asked again with a plain get. */
+ * (wireguard-go, an older noisetund: errno=-22), or does not answer it within 3 s, is
+ * asked again with a plain get. */
 int ipc_get(const char *iface, struct ipc_device *dev);
 /* Wipe (keys!) and free. */
 void ipc_device_free(struct ipc_device *dev);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "noisetun/encoding.h"
 
 #define MAX_REPLY_LINE 512
+#define EXTENDED_GET_TIMEOUT 3 /* s */
 
 const char *ipc_run_dir(void)
 {
@@ -264,6 +266,13 @@ static int get_once(const char *iface, struct ipc_device *dev, bool noisetun)
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
+	/* A daemon that neither answers nor refuses a get with a line after it must not hang
+	 * us: the plain get follows after a while. */
+	if (noisetun &&
+	    setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = EXTENDED_GET_TIMEOUT }, sizeof(struct timeval)) < 0) {
+		close(r.fd);
+		return -errno;
+	}
 	ret = noisetun ? write_all(r.fd, "get=1\nnoisetun=1\n\n", 18) : write_all(r.fd, "get=1\n\n", 7);
 	while (!ret) {
 		n = read_line(&r, line);
@@ -289,11 +298,16 @@ static int get_once(const char *iface, struct ipc_device *dev, bool noisetun)
 	return ret;
 }
 
+/* get=1 + noisetun=1 answers with the peers' names too (noisetund). Another daemon
+ * refuses it (wireguard-go, an older noisetund: errno=-22), may close the connection
+ * (-EPROTO) or may not answer (-EAGAIN once the timeout is over): then a plain get. */
 int ipc_get(const char *iface, struct ipc_device *dev)
 {
 	int ret = get_once(iface, dev, true);
 
-	return ret == -EINVAL ? get_once(iface, dev, false) : ret;
+	if (ret == -EINVAL || ret == -EPROTO || ret == -EAGAIN || ret == -EWOULDBLOCK)
+		ret = get_once(iface, dev, false);
+	return ret;
 }
 
 void ipc_device_free(struct ipc_device *dev)

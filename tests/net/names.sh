@@ -206,13 +206,15 @@ expect_json "laptop b v2" None
 [ "$(b_state)" = "$st0" ] || fail "the reload changed b's handshake or counters: $(b_state), before $st0"
 log "SIGHUP: b renamed from the file, c's name removed, b's handshake rx tx = $st0 kept"
 
-# Test that syncconf (a wg file: the server's, stripped) keeps them too and passes names.
+# Test that syncconf (a wg file: the server's, stripped) keeps them too, passes names and
+# removes a running name the file does not have.
 "$NT" strip "$SCONF" | sed 's/^# friendly_name = laptop b v2$/# Name = laptop b v3/' >"$NT_TMP/sync.conf"
 grep -qxF '# Name = laptop b v3' "$NT_TMP/sync.conf" || fail "strip lost the name comment: $(cat "$NT_TMP/sync.conf")"
+"$NT" set "$S" peer "$C" name "to be removed" || fail "naming c failed" # c has none in the file
 "$NT" syncconf "$S" "$NT_TMP/sync.conf" || fail "syncconf failed"
 expect_json "laptop b v3" None
 [ "$(b_state)" = "$st0" ] || fail "syncconf changed b's handshake or counters: $(b_state), before $st0"
-log "syncconf: b renamed, handshake rx tx = $st0 kept"
+log "syncconf: b renamed, c's running name removed, handshake rx tx = $st0 kept"
 
 # Test that SaveConfig writes the running names back as the first line of each [Peer].
 "$NT" set "$S" peer "$D" name "desk top" || fail "naming d failed"
