@@ -490,11 +490,12 @@ static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep,
 
 /* noisetun's own lines of a peer in a get=1 reply with noisetun=1: its name.
  *
- * Stock `wg` (wireguard-tools 1.0.20210914, ipc-uapi.h) on an unknown key in a get reply:
- * its parser compares the key with each it knows and, matching none, skips the line; a
- * "noisetun_name=My laptop" is ignored (checked: `wg show`, `wg showconf` and `wg show
- * IFACE dump` print the same with and without it). It still is sent only when asked for,
- * so that a plain get stays byte for byte what every other client has always read. */
+ * Stock `wg` (wireguard-tools v1.0.20210914, Debian's) on an unknown key in a get reply:
+ * it ignores the line. Checked against a fake daemon whose reply had, in a peer's block,
+ * "noisetun_name=My laptop (x=y)" and "noisetun_future=1": `wg show`, `wg showconf` and
+ * `wg show IFACE dump` printed exactly what they print without those lines, exit 0. The
+ * lines are still sent only when asked for (get=1, then noisetun=1), so that a plain get
+ * stays byte for byte what every other client (wg, wg-quick, exporters) has always read. */
 static void reply_get_peer_noisetun(struct conn *c, const struct peer *p)
 {
 	if (p->name[0])

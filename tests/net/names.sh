@@ -140,6 +140,7 @@ grep -A1 -xF '[Peer]' <<<"$conf" | grep -qxF '# friendly_name = laptop b' &&
 $conf"
 [ "$(grep -c friendly_name <<<"$conf")" = 2 ] || fail "showconf: not exactly two names:
 $conf"
+[ "$("$NT" show "$S" dump)" = "$(wgn "${NS[srv]}" show "$S" dump)" ] || fail "noisetun show dump differs from wg's"
 log "names from the file: show, --json and showconf have them"
 
 # Test that a plain get=1 and stock wg are the same with and without names, and that only
