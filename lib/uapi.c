@@ -410,8 +410,8 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 		if (value_len && !nt_config_valid_name(value, value_len))
 			return -EINVAL;
 		peer->has_name = true;
+		memset(peer->name, 0, sizeof(peer->name)); /* a longer name before: none of it left */
 		memcpy(peer->name, value, value_len);
-		peer->name[value_len] = '\0';
 		return 0;
 	case KEY_UNKNOWN:
 		break;

@@ -182,6 +182,14 @@ START_TEST(test_replace_allowed_ips_midway)
 END_TEST
 
 /* The line limit itself: NT_UAPI_MAX_LINE bytes of valid text pass, one more fails. */
+static bool is_zero_bytes(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 /* noisetun_name: 1..64 printable bytes, spaces inside; an empty value clears (has_name with
  * ""); without the line has_name stays false. */
 START_TEST(test_peer_name)
@@ -207,9 +215,10 @@ START_TEST(test_peer_name)
 	ck_assert_str_eq(set.peers[0].name, name64);
 	nt_uapi_set_free(&set);
 
-	/* the last one counts, as any repeated key */
-	ck_assert_int_eq(parse_str(&set, PEER_A "noisetun_name=a\nnoisetun_name=b c\n"), 0);
+	/* the last one counts, as any repeated key, and leaves nothing of a longer one */
+	ck_assert_int_eq(parse_str(&set, PEER_A "noisetun_name=abcdef\nnoisetun_name=b c\n"), 0);
 	ck_assert_str_eq(set.peers[0].name, "b c");
+	ck_assert(is_zero_bytes(set.peers[0].name + 3, sizeof(set.peers[0].name) - 3));
 	nt_uapi_set_free(&set);
 
 	/* spaces are for the name only: any other key with one is still refused */
