@@ -219,6 +219,10 @@ log "syncconf: b renamed, c's running name removed, handshake rx tx = $st0 kept"
 
 # Test that SaveConfig writes the running names back as the first line of each [Peer].
 "$NT" set "$S" peer "$D" name "desk top" || fail "naming d failed"
+# `noisetun save` (wg-quick save) keeps them too.
+"$NT" save "$SCONF" || fail "noisetun save failed"
+grep -A1 -xF '# friendly_name = desk top' "$SCONF" | grep -qxF "PublicKey = $D" || fail "noisetun save lost d's name:
+$(cat "$SCONF")"
 "$NT" down "$S" || fail "noisetun down $S failed"
 saved=$(cat "$SCONF")
 grep -A1 -xF '[Peer]' <<<"$saved" | grep -v -e '^\[Peer\]$' -e '^--$' | sort >"$NT_TMP/saved.first"
