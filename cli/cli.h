@@ -59,13 +59,18 @@ struct ipc_device {
 const char *ipc_run_dir(void);
 /* The socket path of iface into buf; -EINVAL for a name that cannot be an interface. */
 int ipc_socket_path(char *buf, size_t size, const char *iface);
-/* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface). */
+/* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface).
+ * Asks for noisetun's own lines (peer names) with "noisetun=1"; a daemon that refuses it
+ * (wireguard-go, an older noisetund: errno=-22), or does not answer it within 3 s, is
+ * asked again with a plain get. */
 int ipc_get(const char *iface, struct ipc_device *dev);
 /* The same with noisetun=1: the noisetun_ keys too (names, metrics). */
 int ipc_get_noisetun(const char *iface, struct ipc_device *dev);
 /* Wipe (keys!) and free. */
 void ipc_device_free(struct ipc_device *dev);
-/* A set=1 request in the wg order of lines; the daemon's answer: 0 or a negative errno. */
+/* A set=1 request in the wg order of lines (a peer's noisetun_name last); the daemon's
+ * answer: 0 or a negative errno. A daemon that refuses names (-EINVAL: not noisetund) is
+ * sent the request again without them, with a warning. */
 int ipc_set(const char *iface, const struct nt_uapi_set *set);
 /* The interfaces with a live socket, in directory order, as wg lists them (stale sockets,
  * which refuse connections, are removed as wg does). *names NULL-terminated; free with

@@ -949,6 +949,8 @@ static int cmd_client_add(int argc, char *argv[])
 		memcpy(peer.preshared_key, c->psk, NT_KEY_LEN);
 		peer.allowed_ips = c->ips;
 		peer.allowed_ips_count = c->ips_count;
+		peer.has_name = true; /* as in the file: the running daemon shows it at once */
+		snprintf(peer.name, sizeof(peer.name), "%s", a.name);
 		err = ipc_set(srv.iface, &set);
 		nt_wipe(&peer, sizeof(peer));
 		if (err) {

@@ -137,6 +137,10 @@ int config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const ch
 		to->replace_allowed_ips = true;
 		to->allowed_ips = from->allowed_ips;
 		to->allowed_ips_count = from->allowed_ips_count;
+		/* "# friendly_name =" / "# Name =", valid (the parser kept no other). */
+		to->has_name = from->name != NULL;
+		if (from->name)
+			snprintf(to->name, sizeof(to->name), "%s", from->name);
 		if (from->has_endpoint) {
 			if (endpoint_resolve(&to->endpoint, from->endpoint_host, from->endpoint_port, why, sizeof(why))) {
 				fprintf(stderr, "%s:%u: Endpoint: cannot resolve \"%s\": %s\n", path, from->endpoint_line,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "noisetun/encoding.h"
 
 #define MAX_REPLY_LINE 512
+#define EXTENDED_GET_TIMEOUT 3 /* s */
 
 const char *ipc_run_dir(void)
 {
@@ -201,11 +203,9 @@ static int get_line_noisetun(struct ipc_device *dev, struct ipc_peer *peer, cons
 	int ret;
 
 	if (peer && !strcmp(key, "noisetun_name")) {
-		size_t len = strlen(value);
-
-		if (len > NT_CONFIG_NAME_MAX)
-			return -EPROTO;
-		memcpy(peer->name, value, len + 1);
+		/* Printed to terminals and files: anything but a valid name is left out. */
+		if (nt_config_valid_name(value, strlen(value)))
+			snprintf(peer->name, sizeof(peer->name), "%s", value);
 		return 0;
 	}
 	if ((ret = parse_u64(value, UINT64_MAX, &v)))
@@ -312,7 +312,7 @@ static int get_line(struct ipc_device *dev, char *line, int *daemon_errno)
 	return ret;
 }
 
-static int get_request(const char *iface, struct ipc_device *dev, const char *request)
+static int get_once(const char *iface, struct ipc_device *dev, bool noisetun)
 {
 	struct reader r = { 0 };
 	char line[MAX_REPLY_LINE];
@@ -323,7 +323,14 @@ static int get_request(const char *iface, struct ipc_device *dev, const char *re
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
-	ret = write_all(r.fd, request, strlen(request));
+	/* A daemon that neither answers nor refuses a get with a line after it must not hang
+	 * us: the plain get follows after a while. */
+	if (noisetun &&
+	    setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = EXTENDED_GET_TIMEOUT }, sizeof(struct timeval)) < 0) {
+		close(r.fd);
+		return -errno;
+	}
+	ret = noisetun ? write_all(r.fd, "get=1\nnoisetun=1\n\n", 18) : write_all(r.fd, "get=1\n\n", 7);
 	while (!ret) {
 		n = read_line(&r, line);
 		if (n < 0) {
@@ -348,14 +355,27 @@ static int get_request(const char *iface, struct ipc_device *dev, const char *re
 	return ret;
 }
 
+/* get=1 + noisetun=1 answers with the peers' names too (noisetund). Another daemon
+ * refuses it (wireguard-go, an older noisetund: errno=-22), may close the connection
+ * (-EPROTO) or may not answer (-EAGAIN once the timeout is over): then a plain get. */
 int ipc_get(const char *iface, struct ipc_device *dev)
 {
-	return get_request(iface, dev, "get=1\n\n");
+	int ret = get_once(iface, dev, true);
+
+	if (ret == -EINVAL || ret == -EPROTO || ret == -EAGAIN || ret == -EWOULDBLOCK)
+		ret = get_once(iface, dev, false);
+	return ret;
 }
 
+/* With noisetun=1 only: a daemon that does not take it answers -EINVAL (also when it
+ * closes or does not answer), and the caller decides what a plain get is worth. */
 int ipc_get_noisetun(const char *iface, struct ipc_device *dev)
 {
-	return get_request(iface, dev, "get=1\nnoisetun=1\n\n");
+	int ret = get_once(iface, dev, true);
+
+	if (ret == -EPROTO || ret == -EAGAIN || ret == -EWOULDBLOCK)
+		ret = -EINVAL;
+	return ret;
 }
 
 void ipc_device_free(struct ipc_device *dev)
@@ -431,7 +451,7 @@ static void text_allowed_ip(struct text *t, const struct nt_uapi_allowed_ip *ip)
 	text_printf(t, "allowed_ip=%s/%u\n", addr, ip->cidr);
 }
 
-int ipc_set(const char *iface, const struct nt_uapi_set *set)
+static int set_once(const char *iface, const struct nt_uapi_set *set, bool names, bool *sent_names)
 {
 	struct text t = { 0 };
 	struct reader r = { 0 };
@@ -467,6 +487,10 @@ int ipc_set(const char *iface, const struct nt_uapi_set *set)
 			text_printf(&t, "replace_allowed_ips=true\n");
 		for (size_t j = 0; j < peer->allowed_ips_count; j++)
 			text_allowed_ip(&t, &peer->allowed_ips[j]);
+		if (names && peer->has_name) {
+			text_printf(&t, "noisetun_name=%.*s\n", NT_UAPI_NAME_MAX, peer->name);
+			*sent_names = true;
+		}
 	}
 	text_printf(&t, "\n");
 	if (t.oom) {
@@ -507,6 +531,20 @@ out:
 		nt_wipe(t.buf, t.cap);
 		free(t.buf);
 	}
+	return ret;
+}
+
+int ipc_set(const char *iface, const struct nt_uapi_set *set)
+{
+	bool sent_names = false;
+	int ret = set_once(iface, set, true, &sent_names);
+
+	if (ret != -EINVAL || !sent_names)
+		return ret;
+	/* noisetund accepts every name the CLI sends (checked before): this daemon keeps none. */
+	ret = set_once(iface, set, false, &sent_names);
+	if (!ret)
+		fprintf(stderr, "Warning: the daemon of `%s' does not keep peer names; applied without them\n", iface);
 	return ret;
 }
 

@@ -46,6 +46,11 @@ static void json_device(const struct ipc_device *dev)
 		key_to_b64(b64, peer->public_key);
 		printf("%s\n  {\"public_key\": ", i ? "," : "");
 		json_string(b64);
+		printf(", \"name\": ");
+		if (peer->name[0])
+			json_string(peer->name);
+		else
+			printf("null");
 		printf(", \"endpoint\": ");
 		if (peer->has_endpoint) {
 			endpoint_display(ep, sizeof(ep), &peer->endpoint);

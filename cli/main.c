@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		   "`%s show [INTERFACE|all] --json' prints machine-readable state. Its field names are\n"
 		   "stable: for one interface an object, for all an array of them:\n"
 		   "  {\"interface\": NAME, \"public_key\": B64|null, \"listen_port\": N, \"fwmark\": N (0: off),\n"
-		   "   \"peers\": [{\"public_key\": B64, \"endpoint\": \"HOST:PORT\"|null,\n"
+		   "   \"peers\": [{\"public_key\": B64, \"name\": NAME|null, \"endpoint\": \"HOST:PORT\"|null,\n"
 		   "               \"allowed_ips\": [\"CIDR\", ...], \"latest_handshake\": UNIX_SECONDS (0: never),\n"
 		   "               \"rx_bytes\": N, \"tx_bytes\": N, \"persistent_keepalive\": SECONDS (0: off)}]}\n"
 		   "Private and preshared keys are never included.\n"

@@ -1,6 +1,7 @@
 /* set IFACE [listen-port P] [fwmark M] [private-key FILE] [peer KEY [remove]
  * [preshared-key FILE] [endpoint HOST:PORT] [persistent-keepalive N|off]
- * [allowed-ips CIDR[,CIDR]...]]...: wg's grammar. Secret keys come from files ("/dev/stdin"
+ * [allowed-ips CIDR[,CIDR]...] [name NAME]]...: wg's grammar, and a peer's name (noisetun's
+ * own; "" removes it). Secret keys come from files ("/dev/stdin"
  * works), never from argv; an empty file (or /dev/null) removes the key, as with wg. */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@ static void set_usage(void)
 {
 	fprintf(stderr, "Usage: %s set <interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] "
 			"[peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] "
-			"[persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...\n",
+			"[persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] [name <name>] ]...\n",
 		prog_name);
 }
 
@@ -224,6 +225,15 @@ int cmd_set(int argc, char *argv[])
 			}
 			peer->has_persistent_keepalive = true;
 			peer->persistent_keepalive = strcasecmp(value, "off") ? (uint16_t)v : 0;
+		} else if (!strcmp(arg, "name") && value && peer) {
+			/* noisetun only; "" removes the name. */
+			if (*value && !nt_config_valid_name(value, strlen(value))) {
+				fprintf(stderr, "Name is not 1-%d printable ASCII characters without a space at either end: `%s'\n",
+					NT_CONFIG_NAME_MAX, value);
+				goto out;
+			}
+			peer->has_name = true;
+			snprintf(peer->name, sizeof(peer->name), "%s", value);
 		} else if (!strcmp(arg, "preshared-key") && value && peer) {
 			if (!read_key_file(peer->preshared_key, value))
 				goto out;

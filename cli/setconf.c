@@ -8,7 +8,9 @@
  *             daemon may reset sessions on a re-sent private key), and it sends every
  *             file peer's preshared key and keepalive, zero when absent, so that a key
  *             or keepalive deleted from the file goes away; peers the file no longer has
- *             are removed. A peer whose lines are unchanged keeps its sessions. */
+ *             are removed. A peer whose lines are unchanged keeps its sessions.
+ * A peer's "# friendly_name = NAME" (or "# Name = NAME") is sent as its name; syncconf
+ * also removes the running name of a file peer that has none. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,14 @@ static bool file_has_peer(const struct nt_config *cfg, const uint8_t key[static 
 	for (size_t i = 0; i < cfg->peers_count; i++)
 		if (!memcmp(cfg->peers[i].public_key, key, 32))
 			return true;
+	return false;
+}
+
+static bool running_name(const struct ipc_device *dev, const uint8_t key[static 32])
+{
+	for (size_t i = 0; i < dev->peers_count; i++)
+		if (!memcmp(dev->peers[i].public_key, key, 32))
+			return dev->peers[i].name[0] != '\0';
 	return false;
 }
 
@@ -50,6 +60,10 @@ static int sync_with(struct nt_uapi_set *set, const struct nt_config *cfg, const
 	for (size_t i = 0; i < set->peers_count; i++) {
 		set->peers[i].has_preshared_key = true; /* zeros (absent) remove the key */
 		set->peers[i].has_persistent_keepalive = true;
+		/* A running name the file does not have is removed ("" sent); a file without
+		 * names against a device without names sends none, as before. */
+		if (!set->peers[i].has_name)
+			set->peers[i].has_name = running_name(dev, set->peers[i].public_key);
 	}
 	for (size_t i = 0; i < dev->peers_count; i++)
 		if (!file_has_peer(cfg, dev->peers[i].public_key))

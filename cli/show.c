@@ -162,8 +162,12 @@ static void pretty_print(const struct ipc_device *dev)
 	for (size_t i = 0; i < dev->peers_count; i++) {
 		const struct ipc_peer *peer = sorted ? sorted[i] : &dev->peers[i];
 
-		term_printf(TERM_YELLOW TERM_BOLD "peer" TERM_RESET ": " TERM_YELLOW "%s" TERM_RESET "\n",
-			    key_b64(peer->public_key));
+		if (peer->name[0]) /* valid: printable ASCII only (ipc.c) */
+			term_printf(TERM_YELLOW TERM_BOLD "peer" TERM_RESET ": " TERM_YELLOW "%s" TERM_RESET " (%s)\n",
+				    key_b64(peer->public_key), peer->name);
+		else
+			term_printf(TERM_YELLOW TERM_BOLD "peer" TERM_RESET ": " TERM_YELLOW "%s" TERM_RESET "\n",
+				    key_b64(peer->public_key));
 		if (peer->has_preshared_key)
 			term_printf("  " TERM_BOLD "preshared key" TERM_RESET ": %s\n", masked_key(peer->preshared_key));
 		if (peer->has_endpoint)

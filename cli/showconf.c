@@ -1,4 +1,5 @@
-/* showconf IFACE: the running configuration in the config file format, as wg prints it. */
+/* showconf IFACE: the running configuration in the config file format, as wg prints it,
+ * with each named peer's "# friendly_name = NAME" as the first line of its [Peer]. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -31,7 +32,10 @@ char *showconf_text(const struct ipc_device *dev)
 		const struct ipc_peer *peer = &dev->peers[i];
 
 		key_to_b64(b64, peer->public_key);
-		fprintf(f, "[Peer]\nPublicKey = %s\n", b64);
+		fprintf(f, "[Peer]\n");
+		if (peer->name[0]) /* wg reads it as a comment */
+			fprintf(f, "# friendly_name = %s\n", peer->name);
+		fprintf(f, "PublicKey = %s\n", b64);
 		if (peer->has_preshared_key) {
 			key_to_b64(b64, peer->preshared_key);
 			fprintf(f, "PresharedKey = %s\n", b64);

@@ -496,6 +496,9 @@ static __attribute__((noinline)) void nt_test_seam_hostile_save(FILE *f, bool he
 		fputc('\n', f);
 	} else if (!head && !strcmp(c, "section")) {
 		fprintf(f, "\n[Interface]\nPostUp = touch %s-section\n", p);
+	} else if (!head && !strcmp(c, "names")) {
+		/* in the last [Peer]: a name with terminal escapes, one of 65 bytes */
+		fprintf(f, "# friendly_name = \x1b]0;pwned\x07\x1b[2J\n# Name = %065d\n", 0);
 	}
 }
 #endif
@@ -1205,6 +1208,9 @@ static size_t format_device(char *buf, size_t size, const struct nt_config *cfg,
 		const struct nt_config_peer *p = &cfg->peers[i];
 
 		out_printf(&o, "\n[Peer]\n");
+		/* The parser kept only a valid name; checked again, as the text is the worker's. */
+		if (p->name && nt_config_valid_name(p->name, strlen(p->name)))
+			out_printf(&o, "# friendly_name = %s\n", p->name);
 		out_key(&o, "PublicKey", p->public_key);
 		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
 			out_key(&o, "PresharedKey", p->preshared_key);
@@ -1243,6 +1249,30 @@ static size_t parse_mtu_line(const char *text, size_t len, unsigned *mtu)
 		return 0;
 	*mtu = v;
 	return i + 1;
+}
+
+/* The parser ignores a "# friendly_name =" / "# Name =" comment whose name is not valid
+ * (nt_config_valid_name), so such a name from the worker is dropped; say so, once. */
+static void log_dropped_names(const char *text, size_t len)
+{
+	static const char *const keys[] = { "friendly_name", "Name" };
+	size_t pos = 0, count = 0;
+	unsigned line = 1, first = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos), *value;
+		size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos, value_len;
+
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (nt_config_comment_value(text + pos, line_len, keys[k], &value, &value_len) &&
+			    !nt_config_valid_name(value, value_len) && !count++)
+				first = line;
+		pos += line_len + 1;
+		line++;
+	}
+	if (count)
+		log_error("SaveConfig: dropped %zu peer name%s the worker left that %s not valid (line %u first)", count,
+			  count == 1 ? "" : "s", count == 1 ? "is" : "are", first);
 }
 
 static char *saved_device_text(unsigned *mtu, size_t *size, char *why, size_t why_size)
@@ -1317,6 +1347,7 @@ static char *saved_device_text(unsigned *mtu, size_t *size, char *why, size_t wh
 			goto out;
 		}
 	}
+	log_dropped_names(text, n);
 	out_len = format_device(NULL, 0, &cfg, eps);
 	if (!(out = malloc(out_len + 1))) {
 		snprintf(why, why_size, "cannot copy what the worker left: %s", strerror(ENOMEM));

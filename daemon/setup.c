@@ -982,6 +982,11 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 		up->replace_allowed_ips = true;
 		up->allowed_ips = cp->allowed_ips; /* borrowed: freed with cfg */
 		up->allowed_ips_count = cp->allowed_ips_count;
+		/* The file's "# friendly_name =" (or "# Name ="); on reload a name the file no
+		 * longer has is removed (""). A name alone never touches a session. */
+		up->has_name = cp->name || cur;
+		if (cp->name)
+			snprintf(up->name, sizeof(up->name), "%s", cp->name);
 	}
 	set->peers_count = n;
 	return 0;
@@ -1670,8 +1675,8 @@ static void save_list(FILE *f, const char *key, char **list, size_t count)
 		fprintf(f, "%s = %s\n", key, list[i]);
 }
 
-/* What `wg showconf` prints after [Interface]: the part of SaveConfig only the device
- * knows (the worker, when split). */
+/* What `wg showconf` prints after [Interface] (and a peer's name as `noisetun showconf`
+ * writes it): the part of SaveConfig only the device knows (the worker, when split). */
 void config_write_device(FILE *f, const struct device *dev)
 {
 	struct save_ctx s = { .f = f };
@@ -1689,7 +1694,10 @@ void config_write_device(FILE *f, const struct device *dev)
 		char ep[80];
 
 		nt_key_to_base64(key, p->public_key);
-		fprintf(f, "\n[Peer]\nPublicKey = %s\n", key);
+		fprintf(f, "\n[Peer]\n");
+		if (p->name[0]) /* valid by construction: nt_config_valid_name when it was set */
+			fprintf(f, "# friendly_name = %.*s\n", NT_CONFIG_NAME_MAX, p->name);
+		fprintf(f, "PublicKey = %s\n", key);
 		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
 			nt_key_to_base64(key, p->hs.preshared_key);
 			fprintf(f, "PresharedKey = %s\n", key);

@@ -535,6 +535,20 @@ static void reply_get_metrics_peer(struct peer *p, struct conn *c, uint64_t now)
 
 /* noisetun: the request's `noisetun=1` line (get=1\nnoisetun=1\n\n) adds the noisetun_
  * keys; a plain get=1 reply stays byte for byte what stock wg expects. */
+/* noisetun's own lines of a peer in a get=1 reply with noisetun=1: its name.
+ *
+ * Stock `wg` (wireguard-tools v1.0.20210914, Debian's) on an unknown key in a get reply:
+ * it ignores the line. Checked against a fake daemon whose reply had, in a peer's block,
+ * "noisetun_name=My laptop (x=y)" and "noisetun_future=1": `wg show`, `wg showconf` and
+ * `wg show IFACE dump` printed exactly what they print without those lines, exit 0. The
+ * lines are still sent only when asked for (get=1, then noisetun=1), so that a plain get
+ * stays byte for byte what every other client (wg, wg-quick, exporters) has always read. */
+static void reply_get_peer_noisetun(struct conn *c, const struct peer *p)
+{
+	if (p->name[0])
+		out_printf(c, "noisetun_name=%.*s\n", NT_CONFIG_NAME_MAX, p->name);
+}
+
 static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
@@ -564,8 +578,10 @@ static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 		out_printf(c, "tx_bytes=%llu\nrx_bytes=%llu\npersistent_keepalive_interval=%u\n",
 			   (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_bytes, p->persistent_keepalive);
 		nt_allowedips_foreach(&p->aips, out_allowed_ip, c);
-		if (noisetun)
+		if (noisetun) {
 			reply_get_metrics_peer(p, c, now);
+			reply_get_peer_noisetun(c, p);
+		}
 	}
 	out_printf(c, "errno=0\n\n");
 }
@@ -595,6 +611,19 @@ static struct aips_sum aips_of(const struct peer *peer)
 
 	nt_allowedips_foreach(&peer->aips, aips_sum_one, &a);
 	return a;
+}
+
+/* A name is a label: changing it touches no session, timer or counter. name was checked
+ * by the parser (nt_config_valid_name, or "" to clear). */
+static void apply_peer_name(struct peer *peer, const char *name)
+{
+	if (!strncmp(peer->name, name, sizeof(peer->name)))
+		return;
+	snprintf(peer->name, sizeof(peer->name), "%s", name);
+	if (name[0])
+		peer_verbose(peer, "named \"%s\"", peer->name);
+	else
+		peer_verbose(peer, "name removed");
 }
 
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
@@ -649,6 +678,8 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 			nt_timers_set_persistent_keepalive(&peer->timers, op->persistent_keepalive, proto_now_ns());
 		peer_timers_changed(peer);
 	}
+	if (op->has_name)
+		apply_peer_name(peer, op->name);
 	/* What changed, for the events (docs/events.md): never the key material itself. */
 	if (created) {
 		events_peer(dev, PEER_ADDED, peer, 0);

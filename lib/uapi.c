@@ -17,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "noisetun/config.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 
 _Static_assert(NT_KEY_LEN == 32, "uapi keys are 32 bytes");
+_Static_assert(NT_UAPI_NAME_MAX == NT_CONFIG_NAME_MAX, "a peer name fits both");
 _Static_assert(sizeof(struct in6_addr) == 16 && sizeof(struct in_addr) == 4, "address sizes");
 
 /* Long enough for any address inet_pton accepts (INET6_ADDRSTRLEN counts the NUL). */
@@ -41,6 +43,7 @@ enum uapi_key {
 	KEY_REPLACE_ALLOWED_IPS,
 	KEY_ALLOWED_IP,
 	KEY_PROTOCOL_VERSION,
+	KEY_NOISETUN_NAME,
 	KEY_UNKNOWN,
 };
 
@@ -62,6 +65,7 @@ static const struct {
 	K(KEY_REPLACE_ALLOWED_IPS, "replace_allowed_ips"),
 	K(KEY_ALLOWED_IP, "allowed_ip"),
 	K(KEY_PROTOCOL_VERSION, "protocol_version"),
+	K(KEY_NOISETUN_NAME, "noisetun_name"),
 #undef K
 };
 
@@ -324,15 +328,16 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 	uint64_t n;
 	int ret;
 
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)line[i] < 0x21 || (unsigned char)line[i] > 0x7e)
-			return -EINVAL;
 	if (!eq)
 		return -EINVAL;
 	key = lookup_key(line, (size_t)(eq - line));
 	value = eq + 1;
 	value_len = len - (size_t)(value - line);
-	if (!value_len)
+	/* A name may hold spaces and may be empty (to clear it): its own check, below. */
+	for (size_t i = 0; i < (key == KEY_NOISETUN_NAME ? (size_t)(eq - line) : len); i++)
+		if ((unsigned char)line[i] < 0x21 || (unsigned char)line[i] > 0x7e)
+			return -EINVAL;
+	if (!value_len && key != KEY_NOISETUN_NAME)
 		return -EINVAL;
 
 	/* Device keys only before the first peer, peer keys only after it. */
@@ -401,6 +406,13 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 		return append_allowed_ip(st, peer, &ip);
 	case KEY_PROTOCOL_VERSION:
 		return value_is(value, value_len, "1") ? 0 : -EINVAL;
+	case KEY_NOISETUN_NAME:
+		if (value_len && !nt_config_valid_name(value, value_len))
+			return -EINVAL;
+		peer->has_name = true;
+		memset(peer->name, 0, sizeof(peer->name)); /* a longer name before: none of it left */
+		memcpy(peer->name, value, value_len);
+		return 0;
 	case KEY_UNKNOWN:
 		break;
 	}
@@ -512,6 +524,8 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 			inet_ntop(a->family, a->addr, addr, sizeof(addr));
 			text_add(&t, "allowed_ip=%s/%u\n", addr, (unsigned)a->cidr);
 		}
+		if (p->has_name)
+			text_add(&t, "noisetun_name=%.*s\n", NT_UAPI_NAME_MAX, p->name);
 	}
 	return t.len;
 }

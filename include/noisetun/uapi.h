@@ -19,6 +19,10 @@
 /* An interface name as a scope: at most 15 bytes, as IF_NAMESIZE - 1 on Linux. */
 #define NT_UAPI_IFNAME_MAX 15
 
+/* A peer's name (noisetun only, "noisetun_name=NAME" in a peer block): as a config file's
+ * "# friendly_name =", at most NT_CONFIG_NAME_MAX (config.h) bytes. */
+#define NT_UAPI_NAME_MAX 64
+
 struct nt_uapi_allowed_ip {
 	uint8_t family; /* AF_INET or AF_INET6 */
 	uint8_t cidr;
@@ -49,6 +53,10 @@ struct nt_uapi_peer {
 	/* Those listed after the last replace_allowed_ips=true, in request order. */
 	struct nt_uapi_allowed_ip *allowed_ips;
 	size_t allowed_ips_count;
+	/* noisetun only: "noisetun_name=NAME" (nt_config_valid_name), "noisetun_name=" clears
+	 * the name. Stock wg never sends it; a set without it leaves the name as it is. */
+	bool has_name;
+	char name[NT_UAPI_NAME_MAX + 1]; /* NUL-terminated; "" with has_name: remove the name */
 };
 
 struct nt_uapi_set {
@@ -67,7 +75,8 @@ struct nt_uapi_set {
 
 /* Parse a set=1 body: the lines after "set=1\n", without the final empty line (len bytes, no
  * NUL, each line ending in '\n'; allowed_ip needs its "/n", as in wireguard-go). *out need
- * not be initialised. 0, -EINVAL (any bad line) or -ENOMEM; on error *out is left zeroed. */
+ * not be initialised. 0, -EINVAL (any bad line) or -ENOMEM; on error *out is left zeroed.
+ * The one line that may hold a space or be empty after its '=' is noisetun_name's. */
 int nt_uapi_parse_set(struct nt_uapi_set *out, const char *body, size_t len);
 
 /* Wipe (keys!) and free everything nt_uapi_parse_set() allocated, leaving *set zeroed.
@@ -76,7 +85,7 @@ void nt_uapi_set_free(struct nt_uapi_set *set);
 
 /* The body of a set=1 request for set, the inverse of nt_uapi_parse_set(): device keys,
  * then each peer (public_key, remove, update_only, preshared_key, endpoint, keepalive,
- * replace_allowed_ips, its allowed_ip lines), each line ending in '\n'; the caller frames
+ * replace_allowed_ips, its allowed_ip lines, noisetun_name), each line ending in '\n'; the caller frames
  * it with "set=1\n" and the empty line. snprintf-like: writes at most size bytes with a
  * NUL (buf may be NULL when size is 0), returns the length of the whole body. */
 size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size);

@@ -34,7 +34,11 @@ toolchain:
 $(O)/fuzz_datagram $(O)/fuzz_tun: $(O)/%: tests/fuzz/%.c tests/fuzz/receiver.c $(DEPS) | toolchain
 	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
 
-$(O)/fuzz_uapi $(O)/fuzz_keys $(O)/fuzz_metrics: $(O)/%: tests/fuzz/%.c $(DEPS) | toolchain
+$(O)/fuzz_keys $(O)/fuzz_metrics: $(O)/%: tests/fuzz/%.c $(DEPS) | toolchain
+	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
+
+# lib/uapi.c checks a peer name (noisetun_name=) with lib/config.c's nt_config_valid_name.
+$(O)/fuzz_uapi: tests/fuzz/fuzz_uapi.c lib/config.c $(DEPS) | toolchain
 	$(FUZZ) -o $@ $(filter %.c,$^) $(LIBS)
 
 # lib/config.c is new: until it exists and compiles, this target is skipped, not failed.

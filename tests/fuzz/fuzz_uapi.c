@@ -7,6 +7,7 @@
  *     IPv4 addresses zero-padded; a scope name NUL-terminated and never with an index (a
  *     public key may repeat: sections apply in order); each device key present
  *     exactly when its line was;
+ *     a peer's noisetun_name empty or valid (nt_config_valid_name), NUL-terminated;
  *   - failure: *out all zeros (nothing half-parsed left behind);
  *   - nt_uapi_set_free leaves the struct zeroed, and a second free is harmless. */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "noisetun/config.h"
 #include "noisetun/uapi.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -115,6 +117,16 @@ static void check_set(const struct nt_uapi_set *set)
 		if (p->has_endpoint && p->endpoint.scope_name[0] &&
 		    (p->endpoint.scope_id || !memchr(p->endpoint.scope_name, '\0', sizeof(p->endpoint.scope_name))))
 			FAIL("peer %zu: a scope name with an index too, or unterminated", i);
+		/* a name: "" (clear) or valid, NUL-terminated, zeros after; none: all zeros */
+		if (!p->has_name && !is_zero(p->name, sizeof(p->name)))
+			FAIL("peer %zu: a name without has_name", i);
+		if (p->has_name) {
+			const char *end = memchr(p->name, '\0', sizeof(p->name));
+			size_t n = end ? (size_t)(end - p->name) : sizeof(p->name);
+
+			if (!end || (n && !nt_config_valid_name(p->name, n)) || !is_zero(end, sizeof(p->name) - n))
+				FAIL("peer %zu: a name that is not valid, unterminated or with bytes after it", i);
+		}
 	}
 }
 

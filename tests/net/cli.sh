@@ -184,7 +184,8 @@ while True:
             buf += d
             while b'\n\n' in buf:
                 req, buf = buf.split(b'\n\n', 1)
-                if req == b'get=1':
+                # noisetun asks get=1 + noisetun=1 (names): answered as noisetund does
+                if req in (b'get=1', b'get=1\nnoisetun=1'):
                     now = int(time.time())
                     out = []
                     for line in open(reply_path).read().splitlines():
@@ -352,8 +353,9 @@ assert d["interface"] == ifa and d["public_key"] == pub_a, d
 assert d["listen_port"] == 51820 and d["fwmark"] == 0x1234, d
 peers = {p["public_key"]: p for p in d["peers"]}
 b = peers[pub_b]
-assert set(b) == {"public_key", "endpoint", "allowed_ips", "latest_handshake", "rx_bytes", "tx_bytes",
+assert set(b) == {"public_key", "name", "endpoint", "allowed_ips", "latest_handshake", "rx_bytes", "tx_bytes",
                   "persistent_keepalive"}, b
+assert b["name"] is None, b  # named peers: tests/net/names.sh
 assert b["endpoint"] == "192.0.2.2:51821" and b["allowed_ips"] == ["10.0.0.2/32", "fd00::2/128"], b
 assert b["latest_handshake"] == int(hs) and b["rx_bytes"] > 0 and b["tx_bytes"] > 0, b
 assert b["persistent_keepalive"] == 0, b

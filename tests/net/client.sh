@@ -152,6 +152,7 @@ done
 for n in alice bob carol dave erin frank; do
 	eval "pub=\$PUB_$n"
 	wgn "$NSS" show "$IFS_" allowed-ips | grep -q "^$pub	" || fail "the daemon does not have $n"
+	WG_COLOR_MODE=never "$NT" show "$IFS_" | grep -qxF "peer: $pub ($n)" || fail "the daemon does not have $n's name"
 done
 [ "$(wgn "$NSS" show "$IFS_" peers | wc -l)" = 7 ] || fail "the daemon has $(wgn "$NSS" show "$IFS_" peers | wc -l) peers, not 7"
 # ... while E's session went on untouched (same handshake, and traffic without a new one).

@@ -20,6 +20,8 @@
 #   nul       a NUL byte inside a line, then a PostUp
 #   big       a 1 MiB line of garbage
 #   mtu       "MTU = 70000"
+#   names     peer names that are not valid (terminal escapes, 65 bytes): dropped, logged
+#             once, no refusal (the rest of the save is good)
 #   chan      after 'R': 12 messages the monitor must refuse (3 of them forged hook events; a 4th, for a key not in the file, runs no hook), then a normal save
 #   chanstart 'E' with terminal escapes instead of 'R', exit 1
 # Each SaveConfig lie: the monitor logs exactly one refusal naming the interface, the file
@@ -175,6 +177,11 @@ hostile wgquick 1 "line 3: Address: a key of the file"
 hostile nul 1 "line 3: the line contains a NUL byte"
 hostile big 1 "line 3: \"AAAA.*\.\.\.\" is not \"Key = value\""
 hostile mtu 1 "line 1 is not \"MTU = N\" \(68-65535\)"
+hostile names 0
+grep -qF "SaveConfig: dropped 2 peer names the worker left that are not valid" "$RUNLOG" ||
+	bad "names: no log line for the two names dropped"
+[ "$(tr -d -c '\033\007' <"$RUNLOG" | wc -c)" = 0 ] || bad "names: the worker's escape sequences reached the log"
+! grep -q "friendly_name\|^# Name" "$CONF" || bad "names: a name of the worker's reached $CONF"
 hostile chan 12
 for r in "a second 'R'" "'E' once ready" "'H' with a payload" "unknown type 0x58" "2048 bytes, more than 511" \
 	"an empty message" "'V' of the wrong size" "'V' with an unknown event" "'V' with an unknown address family"; do

@@ -182,6 +182,51 @@ START_TEST(test_replace_allowed_ips_midway)
 END_TEST
 
 /* The line limit itself: NT_UAPI_MAX_LINE bytes of valid text pass, one more fails. */
+static bool is_zero_bytes(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* noisetun_name: 1..64 printable bytes, spaces inside; an empty value clears (has_name with
+ * ""); without the line has_name stays false. */
+START_TEST(test_peer_name)
+{
+	static const char name64[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	char body[256];
+	struct nt_uapi_set set;
+
+	ck_assert_int_eq(parse_str(&set, PEER_A "noisetun_name=Alice's laptop #2 (x=y)\n" PEER_C "noisetun_name=\n"
+				   "public_key=" HEX_B "\nallowed_ip=10.0.0.1/32\n"), 0);
+	ck_assert_uint_eq(set.peers_count, 3);
+	ck_assert(set.peers[0].has_name);
+	ck_assert_str_eq(set.peers[0].name, "Alice's laptop #2 (x=y)");
+	ck_assert(set.peers[1].has_name);
+	ck_assert_str_eq(set.peers[1].name, "");
+	ck_assert(!set.peers[2].has_name);
+	ck_assert_str_eq(set.peers[2].name, "");
+	nt_uapi_set_free(&set);
+
+	ck_assert_uint_eq(strlen(name64), 64);
+	snprintf(body, sizeof(body), PEER_A "noisetun_name=%s\n", name64);
+	ck_assert_int_eq(parse_str(&set, body), 0);
+	ck_assert_str_eq(set.peers[0].name, name64);
+	nt_uapi_set_free(&set);
+
+	/* the last one counts, as any repeated key, and leaves nothing of a longer one */
+	ck_assert_int_eq(parse_str(&set, PEER_A "noisetun_name=abcdef\nnoisetun_name=b c\n"), 0);
+	ck_assert_str_eq(set.peers[0].name, "b c");
+	ck_assert(is_zero_bytes(set.peers[0].name + 3, sizeof(set.peers[0].name) - 3));
+	nt_uapi_set_free(&set);
+
+	/* spaces are for the name only: any other key with one is still refused */
+	ck_assert_int_eq(parse_str(&set, PEER_A "noisetun_name=a b\nendpoint=1.2.3.4:1 \n"), -EINVAL);
+	ck_assert(set_is_empty(&set));
+}
+END_TEST
+
 START_TEST(test_longest_line)
 {
 	char body[NT_UAPI_MAX_LINE + 2];
@@ -290,7 +335,16 @@ static const struct bad_body bad_bodies[] = {
 	BAD(PEER_A "allowed_ip=10.0.0.1\n"), BAD(PEER_A "allowed_ip=10.0.0.1/0x8\n"),
 	BAD(PEER_A "allowed_ip=10.0.0.1/256\n"), BAD(PEER_A "allowed_ip=10.0.0.1/\0\n"),
 	BAD(PEER_A "allowed_ip=10.0.0.1\0/32\n"), BAD(PEER_A "allowed_ip=1:2:3:4:5:6:7:8:9/64\n"),
-	/* 130: one bad line at the end of a good request */
+	/* 130: noisetun_name: too long (65), control characters, a space at either end, outside
+	 * a peer, a byte over 0x7e, a space in the key */
+	BAD(PEER_A "noisetun_name=" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"),
+	BAD(PEER_A "noisetun_name=lap\ttop\n"), BAD(PEER_A "noisetun_name=lap\x1b[31mtop\n"),
+	BAD(PEER_A "noisetun_name=lap\rtop\n"), BAD(PEER_A "noisetun_name=lap\0top\n"),
+	BAD(PEER_A "noisetun_name= laptop\n"), BAD(PEER_A "noisetun_name=laptop \n"),
+	BAD(PEER_A "noisetun_name= \n"), BAD("noisetun_name=laptop\n"),
+	BAD(PEER_A "noisetun_name=caf\xc3\xa9\n"), BAD(PEER_A "noisetun_name=\x7f\n"),
+	BAD(PEER_A "noisetun_name =laptop\n"), BAD(PEER_A "Noisetun_name=laptop\n"),
+	/* 143: one bad line at the end of a good request */
 	BAD("private_key=" HEX_B "\nlisten_port=1\n" PEER_A "allowed_ip=10.0.0.1/32\n"
 	    "allowed_ip=10.0.0.2/32\n" PEER_C "allowed_ip=10.0.1.0/24\nendpoint=1.2.3.4:1\n"
 	    "allowed_ip=10.0.0.1/33\n"),
@@ -683,6 +737,9 @@ static void assert_sets_equal(const struct nt_uapi_set *a, const struct nt_uapi_
 		if (p->has_persistent_keepalive)
 			ck_assert_uint_eq(p->persistent_keepalive, q->persistent_keepalive);
 		ck_assert_int_eq(p->replace_allowed_ips, q->replace_allowed_ips);
+		ck_assert_int_eq(p->has_name, q->has_name);
+		if (p->has_name)
+			ck_assert_str_eq(p->name, q->name);
 		ck_assert_uint_eq(p->allowed_ips_count, q->allowed_ips_count);
 		for (size_t j = 0; j < p->allowed_ips_count; j++) {
 			ck_assert_int_eq(p->allowed_ips[j].family, q->allowed_ips[j].family);
@@ -738,12 +795,14 @@ START_TEST(test_format_known_answer)
 		.has_endpoint = true, .endpoint = endpoint("[2001:db8::1%3]:51820"),
 		.has_persistent_keepalive = true, .persistent_keepalive = 25,
 		.replace_allowed_ips = true, .allowed_ips = ips, .allowed_ips_count = 2,
+		.has_name = true, .name = "my laptop",
 	};
 	struct nt_uapi_set set = { .has_listen_port = true, .listen_port = 51820, .has_fwmark = true,
 				   .replace_peers = true, .peers = &peer, .peers_count = 1 };
 	const char *want = "listen_port=51820\nfwmark=0\nreplace_peers=true\n" PEER_A
 			   "endpoint=[2001:db8::1%3]:51820\npersistent_keepalive_interval=25\n"
-			   "replace_allowed_ips=true\nallowed_ip=10.0.0.0/24\nallowed_ip=fd00::1/128\n";
+			   "replace_allowed_ips=true\nallowed_ip=10.0.0.0/24\nallowed_ip=fd00::1/128\n"
+			   "noisetun_name=my laptop\n";
 	char buf[512], small[16];
 
 	unhex(peer.public_key, HEX_A);
@@ -767,10 +826,11 @@ START_TEST(test_format_round_trips)
 		/* keys, psk, v4 endpoint, keepalive, replace with IPs of both families */
 		{ .has_preshared_key = true, .has_endpoint = true, .endpoint = endpoint("192.0.2.1:51820"),
 		  .has_persistent_keepalive = true, .persistent_keepalive = 65535, .replace_allowed_ips = true,
-		  .allowed_ips = v4, .allowed_ips_count = 3 },
+		  .allowed_ips = v4, .allowed_ips_count = 3, .has_name = true, .name = "a = b # c" },
 		/* a PSK of zeros (remove it), v6 endpoint, keepalive 0, added IPs */
 		{ .has_preshared_key = true, .has_endpoint = true, .endpoint = endpoint("[::1]:1"),
-		  .has_persistent_keepalive = true, .allowed_ips = v6, .allowed_ips_count = 2 },
+		  .has_persistent_keepalive = true, .allowed_ips = v6, .allowed_ips_count = 2,
+		  .has_name = true }, /* "": clear the name */
 		{ .remove = true },
 		{ .update_only = true, .replace_allowed_ips = true }, /* replace with nothing */
 	};
@@ -870,6 +930,7 @@ static Suite *uapi_suite(void)
 	tcase_add_test(good, test_peer_keys);
 	tcase_add_test(good, test_replace_allowed_ips_midway);
 	tcase_add_test(good, test_longest_line);
+	tcase_add_test(good, test_peer_name);
 	suite_add_tcase(s, good);
 
 	tcase_add_loop_test(bad, test_bad_bodies, 0, (int)(sizeof(bad_bodies) / sizeof(bad_bodies[0])));
