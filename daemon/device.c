@@ -114,6 +114,25 @@ static void log_event(const struct nt_event *ev)
 		break;
 	case NT_EV_UNDER_LOAD:
 		break;
+	case NT_EV_PEER_BLOCKED:
+		peer_error(peer, "peer %s: sessions ended, no handshake until it is %s",
+			   ev->value == NT_BLOCK_DISABLED ? "disabled" : "expired (ValidUntil passed)",
+			   ev->value == NT_BLOCK_DISABLED ? "enabled" : "valid again");
+		break;
+	case NT_EV_HANDSHAKE_REFUSED:
+		peer_verbose(peer, "refusing handshake initiation: the peer is %s",
+			     ev->value == NT_BLOCK_DISABLED ? "disabled" : "expired");
+		break;
+	case NT_EV_PEER_UNBLOCKED:
+		peer_error(peer, "peer enabled again: handshakes allowed");
+		break;
+	case NT_EV_LIKELY_PSK_MISMATCH:
+		if (ev->value == 0)
+			peer_error(peer, "handshake failed: likely preshared key mismatch (the response did not authenticate)");
+		else
+			peer_error(peer, "handshake failed: likely preshared key mismatch (%d responses in a row unused by the initiator)",
+				   ev->err);
+		break;
 	}
 }
 

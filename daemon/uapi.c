@@ -488,7 +488,18 @@ static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep,
 	nt_uapi_format_endpoint(buf, size, &u);
 }
 
-static void reply_get(struct device *dev, struct conn *c)
+/* noisetun's own per-peer lines (get=1 with noisetun=1): the lifecycle. */
+static void reply_get_lifecycle(struct conn *c, const struct peer *p)
+{
+	if (p->disabled)
+		out_printf(c, "noisetun_disabled=true\n");
+	if (p->valid_until)
+		out_printf(c, "noisetun_valid_until=%llu\n", (unsigned long long)(p->valid_until / NT_NSEC_PER_SEC));
+	if (p->blocked)
+		out_printf(c, "noisetun_blocked=true\n");
+}
+
+static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
 	struct scope_cache scope_cache = { 0 };
@@ -514,11 +525,29 @@ static void reply_get(struct device *dev, struct conn *c)
 		out_printf(c, "tx_bytes=%llu\nrx_bytes=%llu\npersistent_keepalive_interval=%u\n",
 			   (unsigned long long)p->tx_bytes, (unsigned long long)p->rx_bytes, p->persistent_keepalive);
 		nt_allowedips_foreach(&p->aips, out_allowed_ip, c);
+		if (noisetun)
+			reply_get_lifecycle(c, p);
 	}
 	out_printf(c, "errno=0\n\n");
 }
 
 /* ---- set ---- */
+
+/* noisetun_disabled / noisetun_valid_until: enforced in the engine, at once. */
+static void apply_lifecycle(struct peer *peer, const struct nt_uapi_peer *op)
+{
+	struct nt_engine_out *out;
+	bool disabled;
+	uint64_t until;
+
+	if (!op->has_lifecycle_disabled && !op->has_valid_until)
+		return;
+	disabled = op->has_lifecycle_disabled ? op->lifecycle_disabled : peer->disabled;
+	until = op->has_valid_until ? op->valid_until * NT_NSEC_PER_SEC : peer->valid_until;
+	out = device_out(peer->dev);
+	nt_engine_peer_set_lifecycle(&peer->dev->eng, &peer->np, disabled, until, device_now(), out);
+	nt_engine_flush(out);
+}
 
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 {
@@ -558,6 +587,7 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 			nt_timers_set_persistent_keepalive(&peer->timers, op->persistent_keepalive, now_ns());
 		peer_timers_changed(peer);
 	}
+	apply_lifecycle(peer, op);
 	return 0;
 }
 
@@ -640,7 +670,9 @@ static void handle_request(struct device *dev, struct conn *c, size_t end)
 
 	if (op_len == 5 && !memcmp(start, "get=1", 5)) {
 		if (nl + 1 == c->in + end - 1)
-			reply_get(dev, c);
+			reply_get(dev, c, false);
+		else if (c->in + end - (nl + 1) == 12 && !memcmp(nl + 1, "noisetun=1\n\n", 12))
+			reply_get(dev, c, true); /* noisetun's own lines too (keys noisetun_...) */
 		else
 			out_printf(c, "errno=%d\n\n", -EINVAL); /* a get takes no lines */
 	} else if (op_len == 5 && !memcmp(start, "set=1", 5)) {

@@ -41,6 +41,8 @@ enum uapi_key {
 	KEY_REPLACE_ALLOWED_IPS,
 	KEY_ALLOWED_IP,
 	KEY_PROTOCOL_VERSION,
+	KEY_NOISETUN_DISABLED,
+	KEY_NOISETUN_VALID_UNTIL,
 	KEY_UNKNOWN,
 };
 
@@ -62,6 +64,8 @@ static const struct {
 	K(KEY_REPLACE_ALLOWED_IPS, "replace_allowed_ips"),
 	K(KEY_ALLOWED_IP, "allowed_ip"),
 	K(KEY_PROTOCOL_VERSION, "protocol_version"),
+	K(KEY_NOISETUN_DISABLED, "noisetun_disabled"),
+	K(KEY_NOISETUN_VALID_UNTIL, "noisetun_valid_until"),
 #undef K
 };
 
@@ -401,6 +405,25 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 		return append_allowed_ip(st, peer, &ip);
 	case KEY_PROTOCOL_VERSION:
 		return value_is(value, value_len, "1") ? 0 : -EINVAL;
+	/* noisetun's own (stock wg never sends them): the peer's lifecycle. */
+	case KEY_NOISETUN_DISABLED:
+		peer->has_lifecycle_disabled = true;
+		if (value_is(value, value_len, "true"))
+			peer->lifecycle_disabled = true;
+		else if (value_is(value, value_len, "false"))
+			peer->lifecycle_disabled = false;
+		else
+			return -EINVAL;
+		return 0;
+	case KEY_NOISETUN_VALID_UNTIL:
+		/* Seconds since the epoch; 0: no limit. Below 2^40 (year 36812): the daemon
+		 * keeps it in nanoseconds. */
+		ret = parse_decimal(&n, value, value_len, (UINT64_C(1) << 40) - 1);
+		if (!ret) {
+			peer->has_valid_until = true;
+			peer->valid_until = n;
+		}
+		return ret;
 	case KEY_UNKNOWN:
 		break;
 	}
@@ -512,6 +535,10 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 			inet_ntop(a->family, a->addr, addr, sizeof(addr));
 			text_add(&t, "allowed_ip=%s/%u\n", addr, (unsigned)a->cidr);
 		}
+		if (p->has_lifecycle_disabled)
+			text_add(&t, "noisetun_disabled=%s\n", p->lifecycle_disabled ? "true" : "false");
+		if (p->has_valid_until)
+			text_add(&t, "noisetun_valid_until=%llu\n", (unsigned long long)p->valid_until);
 	}
 	return t.len;
 }

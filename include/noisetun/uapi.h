@@ -49,6 +49,11 @@ struct nt_uapi_peer {
 	/* Those listed after the last replace_allowed_ips=true, in request order. */
 	struct nt_uapi_allowed_ip *allowed_ips;
 	size_t allowed_ips_count;
+	/* noisetun's own keys (noisetun_disabled=true|false, noisetun_valid_until=SECONDS
+	 * since the epoch, 0: no limit): the peer's lifecycle. */
+	bool has_lifecycle_disabled, lifecycle_disabled;
+	bool has_valid_until;
+	uint64_t valid_until;
 };
 
 struct nt_uapi_set {
