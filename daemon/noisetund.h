@@ -219,6 +219,7 @@ int config_hooks_next(int *pidfd);
 const char *config_hooks_error(void);
 void config_hooks_abort(void);
 void config_reload(struct device *dev);                 /* SIGHUP */
+const struct nt_config *config_current(void);           /* the file as loaded; NULL outside config mode */
 void config_down(struct device *dev, bool orderly);     /* before teardown() */
 void config_post_down(void);                            /* after it: PostDown */
 

@@ -57,6 +57,7 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "watch.h"
 #include "sandbox.h"
 
 #define UAPI_TIMEOUT_SEC 5
@@ -1363,7 +1364,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 {
 	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
 	bool ready = false, stopping = false, orderly;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int status = 0, rc, sfd, err;
 	sigset_t mask;
 
@@ -1381,10 +1382,12 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = -1, .events = POLLIN }; /* watch.c: PSK files */
 	for (;;) {
+		pfd[2].fd = ready && !stopping ? watch_fd() : -1;
 		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
 		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
-		int ready_n = poll(pfd, 2, pfd[1].fd < 0 ? 1000 : -1);
+		int ready_n = poll(pfd, 3, pfd[1].fd < 0 ? 1000 : -1);
 
 		if (ready_n < 0) {
 			if (errno == EINTR)
@@ -1398,6 +1401,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				break;
 			continue;
 		}
+		if (pfd[2].fd >= 0 && (pfd[2].revents & POLLIN))
+			watch_event(dev);
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -1460,6 +1465,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 					break;
 				}
 				ready = true;
+				if (config_current())
+					watch_start(dev, config_current());
 				notify_ready(dev);
 				log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker, ps.user,
 					    ps.uapi_path);
@@ -1499,6 +1506,7 @@ exited:
 		if (rc)
 			log_error("worker exited with status %d", rc);
 	}
+	watch_stop();
 	orderly = ready && WIFEXITED(status) && rc == 0;
 	if (!ready) {
 		/* The worker's own message names the interface and the step. */
