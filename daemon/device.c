@@ -8,6 +8,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
+#include "watch.h"
 
 static void *keypairs_alloc(void *ctx)
 {
@@ -97,6 +98,9 @@ static void log_event(const struct nt_event *ev)
 		break;
 	case NT_EV_INITIATION_SENT:
 		peer_verbose(peer, "sending handshake initiation%s", ev->value ? " (retry)" : "");
+		if (ev->value) /* the last one went unanswered: endpoint failover (watch.c) */
+			privsep_is_worker() ? privsep_handshake_failed(peer->public_key)
+					    : watch_handshake_failed(peer->public_key);
 		break;
 	case NT_EV_INITIATION_FAILED:
 		peer_verbose(peer, "cannot create a handshake initiation: %s", nt_status_name(ev->status));

@@ -310,6 +310,16 @@ void privsep_notify_forward(const char *msg)
 	chan_send('N', msg);
 }
 
+/* Worker: a handshake with the peer failed (a retry is due), for the monitor's endpoint
+ * failover and re-resolution (watch.c): 'F' and the public key in hex. */
+void privsep_handshake_failed(const uint8_t key[NT_KEY_LEN])
+{
+	char hex[NT_KEY_HEX_LEN + 1];
+
+	nt_key_to_hex(hex, key);
+	chan_send('F', hex);
+}
+
 #ifdef NT_TEST_SEAMS
 /* ---- test seam: a compromised worker (tests/net/savecfg.sh) ----
  * Compiled only with -DNT_TEST_SEAMS (the scenario's own build/seams*), never in a release
@@ -1271,6 +1281,14 @@ static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
 		if (len != 1)
 			chan_refuse("'H' with a payload");
 		return len == 1;
+	case 'F': {
+		uint8_t key[NT_KEY_LEN];
+		bool ok = len == 1 + NT_KEY_HEX_LEN && !nt_key_from_hex(key, msg + 1);
+
+		if (!ok)
+			chan_refuse("'F' without one public key in hex");
+		return ok;
+	}
 	case 'N':
 		if (!notify_allowed(msg + 1, len - 1))
 			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
@@ -1489,6 +1507,13 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			case 'N':
 				notify_relay(msg + 1);
 				break;
+			case 'F': {
+				uint8_t key[NT_KEY_LEN];
+
+				if (ready && !stopping && !nt_key_from_hex(key, msg + 1))
+					watch_handshake_failed(key);
+				break;
+			}
 			}
 		}
 	}

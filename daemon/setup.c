@@ -1824,10 +1824,16 @@ void config_set_device_text(const char *text, const char *why)
 	q.device_why = why;
 }
 
-/* The file as loaded, for watch.c. */
+/* The file as loaded and its endpoints as resolved (one per peer, family 0: none), for
+ * watch.c. */
 const struct nt_config *config_current(void)
 {
 	return q.active ? &q.cfg : NULL;
+}
+
+const struct nt_uapi_endpoint *config_endpoints(void)
+{
+	return q.active ? q.endpoints : NULL;
 }
 
 /* The monitor needs FILE's addresses, routes, DNS and hooks, never its keys. */

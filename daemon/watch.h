@@ -20,5 +20,8 @@ bool watch_fd_changed(void);
 /* The fd is readable: apply what changed. */
 void watch_event(struct device *dev);
 void watch_stop(void);
+/* A handshake with the peer failed (its retry is due): the next tick may move its
+ * endpoint (a name resolved again, the next address, the next endpoint). */
+void watch_handshake_failed(const uint8_t key[NT_KEY_LEN]);
 
 #endif

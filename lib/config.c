@@ -473,20 +473,19 @@ static int parse_allowed_ips(struct parser *p, const char *value, size_t len)
 }
 
 /* host:port or [host]:port. The host stays unresolved and unchecked: a name, an IPv4
- * address, or an IPv6 one (bracketed, or bare: the port is after the last ':', as wg). */
-static int parse_endpoint(struct parser *p, const char *value, size_t len)
+ * address, or an IPv6 one (bracketed, or bare: the port is after the last ':', as wg).
+ * 0 with *host (malloc'd) and *port, -EINVAL or -ENOMEM. */
+static int split_endpoint(const char *value, size_t len, char **host_out, uint16_t *port_out)
 {
-	struct nt_config_peer *peer = current_peer(p);
 	const char *host = value, *port;
 	size_t host_len;
-	char q[QUOTE_MAX + 4], *copy;
 	uint64_t v;
 
 	if (len && value[0] == '[') {
 		const char *close = memchr(value, ']', len);
 
 		if (!close || close + 1 == value + len || close[1] != ':')
-			goto bad;
+			return -EINVAL;
 		host = value + 1;
 		host_len = (size_t)(close - host);
 		port = close + 2;
@@ -494,25 +493,37 @@ static int parse_endpoint(struct parser *p, const char *value, size_t len)
 		const char *colon = memrchr(value, ':', len);
 
 		if (!colon)
-			goto bad;
+			return -EINVAL;
 		host_len = (size_t)(colon - value);
 		port = colon + 1;
 	}
 	if (!host_len || memchr(host, '[', host_len) || memchr(host, ']', host_len) ||
 	    parse_number(&v, port, len - (size_t)(port - value), 10, UINT16_MAX) || !v)
-		goto bad;
-	copy = strndup(host, host_len);
-	if (!copy)
+		return -EINVAL;
+	if (!(*host_out = strndup(host, host_len)))
 		return -ENOMEM;
+	*port_out = (uint16_t)v;
+	return 0;
+}
+
+static int parse_endpoint(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	char q[QUOTE_MAX + 4], *copy;
+	uint16_t port;
+	int err = split_endpoint(value, len, &copy, &port);
+
+	if (err == -ENOMEM)
+		return err;
+	if (err)
+		return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+			    quote(q, value, len));
 	free(peer->endpoint_host);
 	peer->endpoint_host = copy;
-	peer->endpoint_port = (uint16_t)v;
+	peer->endpoint_port = port;
 	peer->endpoint_line = p->line;
 	peer->has_endpoint = true;
 	return 0;
-bad:
-	return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
-		    quote(q, value, len));
 }
 
 static int parse_persistent_keepalive(struct parser *p, const char *value, size_t len)
@@ -717,7 +728,8 @@ bool nt_config_is_noisetun_comment(const char *line, size_t len)
 	return nt_config_comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n) ||
 	       nt_config_comment_value(line, len, NT_CONFIG_PSK_FILE_KEY, &v, &n) ||
 	       nt_config_comment_value(line, len, NT_CONFIG_DISABLED_KEY, &v, &n) ||
-	       nt_config_comment_value(line, len, NT_CONFIG_VALID_UNTIL_KEY, &v, &n);
+	       nt_config_comment_value(line, len, NT_CONFIG_VALID_UNTIL_KEY, &v, &n) ||
+	       nt_config_comment_value(line, len, NT_CONFIG_FALLBACK_KEY, &v, &n);
 }
 
 static int digits(const char *s, size_t n, unsigned *out)
@@ -819,6 +831,27 @@ static int parse_peer_noisetun_comment(struct parser *p, const char *line, size_
 			peer->disabled = false;
 		else
 			return fail(p, "%s: \"%s\" is neither true nor false", NT_CONFIG_DISABLED_KEY, quote(q, v, n));
+		return 1;
+	}
+	if (nt_config_comment_value(line, len, NT_CONFIG_FALLBACK_KEY, &v, &n)) {
+		struct nt_config_endpoint *e;
+		int err;
+
+		if (p->section != SECTION_PEER)
+			return fail(p, "%s: a setting of [Peer]", NT_CONFIG_FALLBACK_KEY);
+		peer = current_peer(p);
+		if (peer->fallbacks_count == NT_CONFIG_MAX_FALLBACKS)
+			return fail(p, "%s: at most %d per [Peer]", NT_CONFIG_FALLBACK_KEY, NT_CONFIG_MAX_FALLBACKS);
+		if (grow((void **)&peer->fallbacks, peer->fallbacks_count, sizeof(*peer->fallbacks)))
+			return -ENOMEM;
+		e = &peer->fallbacks[peer->fallbacks_count];
+		err = split_endpoint(v, n, &e->host, &e->port);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
+			return fail(p, "%s: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+				    NT_CONFIG_FALLBACK_KEY, quote(q, v, n));
+		peer->fallbacks_count++;
 		return 1;
 	}
 	if (nt_config_comment_value(line, len, NT_CONFIG_VALID_UNTIL_KEY, &v, &n)) {
@@ -1037,6 +1070,9 @@ void nt_config_free(struct nt_config *cfg)
 		free(cfg->peers[i].endpoint_host);
 		free(cfg->peers[i].name);
 		free(cfg->peers[i].psk_file);
+		for (size_t j = 0; j < cfg->peers[i].fallbacks_count; j++)
+			free(cfg->peers[i].fallbacks[j].host);
+		free(cfg->peers[i].fallbacks);
 	}
 	if (cfg->peers)
 		nt_wipe(cfg->peers, cfg->peers_count * sizeof(*cfg->peers));

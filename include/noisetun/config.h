@@ -16,6 +16,12 @@ struct nt_config_address {          /* Address = 10.0.0.1/24 (cidr: full length 
 	uint8_t addr[16];
 };
 
+struct nt_config_endpoint {
+	char *host;                     /* as in Endpoint: an address (no brackets) or a name */
+	uint16_t port;
+};
+#define NT_CONFIG_MAX_FALLBACKS 8
+
 struct nt_config_peer {
 	unsigned line;                  /* where [Peer] began, for messages */
 	uint8_t public_key[32];
@@ -46,6 +52,10 @@ struct nt_config_peer {
 	 * ignored the comment would otherwise enable it (fail closed). */
 	bool disabled;
 	uint64_t valid_until;
+	/* "# noisetun-endpoint-fallback = host:port", repeatable: endpoints tried in order after
+	 * Endpoint when handshakes fail (config mode re-resolves names; see daemon/watch.c). */
+	struct nt_config_endpoint *fallbacks;
+	size_t fallbacks_count;
 };
 
 /* Table: auto, off, a number, or a name as ip(8) takes it. The names main, local and
@@ -108,6 +118,7 @@ int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t
 #define NT_CONFIG_PSK_FILE_KEY "noisetun-preshared-key-file"
 #define NT_CONFIG_DISABLED_KEY "noisetun-disabled"
 #define NT_CONFIG_VALID_UNTIL_KEY "noisetun-valid-until"
+#define NT_CONFIG_FALLBACK_KEY "noisetun-endpoint-fallback"
 /* An RFC 3339 date-time ("2026-12-31T23:59:59Z", "...T12:00:00.5+02:00"; 'T', 't' or a
  * space between date and time) as seconds since the epoch (fractions dropped). 0 or -EINVAL. */
 int nt_config_parse_rfc3339(const char *s, size_t len, int64_t *secs);
