@@ -29,6 +29,11 @@ struct ipc_peer {
 	uint16_t persistent_keepalive;
 	struct nt_uapi_allowed_ip *allowed_ips;
 	size_t allowed_ips_count;
+	/* noisetun's own (ipc_get_noisetun): the name the endpoint came from ("": none), the
+	 * lifecycle (valid_until: seconds since the epoch, 0: none). */
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
+	bool disabled, blocked;
+	uint64_t valid_until;
 };
 
 struct ipc_device {
@@ -47,6 +52,9 @@ const char *ipc_run_dir(void);
 int ipc_socket_path(char *buf, size_t size, const char *iface);
 /* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface). */
 int ipc_get(const char *iface, struct ipc_device *dev);
+/* ipc_get with noisetun's own lines (get=1, noisetun=1); a daemon that refuses that gets a
+ * plain get. */
+int ipc_get_noisetun(const char *iface, struct ipc_device *dev);
 /* Wipe (keys!) and free. */
 void ipc_device_free(struct ipc_device *dev);
 /* A set=1 request in the wg order of lines; the daemon's answer: 0 or a negative errno. */

@@ -245,11 +245,34 @@ static int get_line(struct ipc_device *dev, char *line, int *daemon_errno)
 			peer->persistent_keepalive = (uint16_t)v;
 	} else if (peer && !strcmp(line, "allowed_ip")) {
 		ret = add_allowed_ip(peer, value);
+	} else if (peer && !strcmp(line, "noisetun_endpoint_name")) {
+		if (strlen(value) <= NT_UAPI_ENDPOINT_NAME_MAX)
+			memcpy(peer->endpoint_name, value, strlen(value) + 1);
+	} else if (peer && !strcmp(line, "noisetun_disabled")) {
+		peer->disabled = !strcmp(value, "true");
+	} else if (peer && !strcmp(line, "noisetun_blocked")) {
+		peer->blocked = !strcmp(value, "true");
+	} else if (peer && !strcmp(line, "noisetun_valid_until")) {
+		ret = parse_u64(value, UINT64_MAX, &peer->valid_until);
 	}
 	return ret;
 }
 
+static int get_request(const char *iface, struct ipc_device *dev, const char *request);
+
 int ipc_get(const char *iface, struct ipc_device *dev)
+{
+	return get_request(iface, dev, "get=1\n\n");
+}
+
+int ipc_get_noisetun(const char *iface, struct ipc_device *dev)
+{
+	int err = get_request(iface, dev, "get=1\nnoisetun=1\n\n");
+
+	return err == -EINVAL || err == -EPROTO || err == -EPIPE || err == -ECONNRESET ? ipc_get(iface, dev) : err;
+}
+
+static int get_request(const char *iface, struct ipc_device *dev, const char *request)
 {
 	struct reader r = { 0 };
 	char line[MAX_REPLY_LINE];
@@ -260,7 +283,7 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
-	ret = write_all(r.fd, "get=1\n\n", 7);
+	ret = write_all(r.fd, request, strlen(request));
 	while (!ret) {
 		n = read_line(&r, line);
 		if (n < 0) {

@@ -96,6 +96,7 @@ struct peer {
 	struct peer *prev, *next;       /* device list, in creation order */
 	char short_key[12];             /* base64 prefix, for logs */
 	char name[NT_CONFIG_NAME_MAX + 1]; /* the operator's name for it ("": none); no NUL inside */
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1]; /* "host:port" the endpoint came from ("": none) */
 };
 #define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 

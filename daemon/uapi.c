@@ -497,6 +497,8 @@ static void reply_get_lifecycle(struct conn *c, const struct peer *p)
 		out_printf(c, "noisetun_valid_until=%llu\n", (unsigned long long)(p->valid_until / NT_NSEC_PER_SEC));
 	if (p->blocked)
 		out_printf(c, "noisetun_blocked=true\n");
+	if (p->endpoint_name[0])
+		out_printf(c, "noisetun_endpoint_name=%s\n", p->endpoint_name);
 }
 
 static void reply_get(struct device *dev, struct conn *c, bool noisetun)
@@ -588,6 +590,8 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 		peer_timers_changed(peer);
 	}
 	apply_lifecycle(peer, op);
+	if (op->has_endpoint_name)
+		memcpy(peer->endpoint_name, op->endpoint_name, sizeof(peer->endpoint_name));
 	return 0;
 }
 

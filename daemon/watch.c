@@ -417,6 +417,10 @@ static void move_to(struct ep_watch *e, size_t cand, size_t ai, const char *why)
 	memcpy(peer.public_key, e->public_key, NT_KEY_LEN);
 	peer.endpoint = e->addrs[ai];
 	format_cand(name, sizeof(name), &e->cands[cand]);
+	if (strlen(name) <= NT_UAPI_ENDPOINT_NAME_MAX) { /* for show */
+		peer.has_endpoint_name = true;
+		memcpy(peer.endpoint_name, name, strlen(name) + 1);
+	}
 	nt_uapi_format_endpoint(addr, sizeof(addr), &peer.endpoint);
 	err = set_one(w.dev, &peer);
 	if (err)
@@ -570,6 +574,22 @@ static void tick(void)
 	}
 }
 
+/* The name the endpoint in use came from, for show (noisetun_endpoint_name). */
+static void name_to_worker(const struct ep_watch *e)
+{
+	struct nt_uapi_peer peer = { .update_only = true, .has_endpoint_name = true };
+	char name[300];
+	int err;
+
+	format_cand(name, sizeof(name), &e->cands[e->cur]);
+	if (strlen(name) > NT_UAPI_ENDPOINT_NAME_MAX)
+		return;
+	memcpy(peer.public_key, e->public_key, NT_KEY_LEN);
+	memcpy(peer.endpoint_name, name, strlen(name) + 1);
+	if ((err = set_one(w.dev, &peer)))
+		log_msg(LOG_VERBOSE, e->short_key, "endpoint name %s: cannot tell the worker: %s", name, strerror(-err));
+}
+
 /* The peers whose endpoint may move: a name, or more than one endpoint. */
 static void eps_setup(const struct nt_config *cfg, const struct nt_uapi_endpoint *resolved_eps)
 {
@@ -620,6 +640,7 @@ static void eps_setup(const struct nt_config *cfg, const struct nt_uapi_endpoint
 		e->next_periodic = now + w.reresolve;
 		e->failback_ns = w.failback_base;
 		w.eps_count++;
+		name_to_worker(e);
 	}
 }
 

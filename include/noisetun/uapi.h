@@ -16,6 +16,9 @@
 /* Room for any nt_uapi_format_endpoint() output and its NUL ("[" 39 "%" 15 "]:" 5). */
 #define NT_UAPI_ENDPOINT_STRLEN 64
 
+/* noisetun_endpoint_name: host:port, [A-Za-z0-9.-_:[]%] only. */
+#define NT_UAPI_ENDPOINT_NAME_MAX 160
+
 /* An interface name as a scope: at most 15 bytes, as IF_NAMESIZE - 1 on Linux. */
 #define NT_UAPI_IFNAME_MAX 15
 
@@ -54,6 +57,10 @@ struct nt_uapi_peer {
 	bool has_lifecycle_disabled, lifecycle_disabled;
 	bool has_valid_until;
 	uint64_t valid_until;
+	/* noisetun_endpoint_name=HOST:PORT (noisetun's own): the name the endpoint was
+	 * resolved from, for show; "" (the value "-") clears it. */
+	bool has_endpoint_name;
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
 };
 
 struct nt_uapi_set {

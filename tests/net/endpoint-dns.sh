@@ -111,6 +111,9 @@ NFT
 start_conf c
 ping_ok "${NS[c]}" 10.20.0.2
 endpoint_is "${NS[c]}" "${IF[c]}" 192.0.2.2:51820 || fail "c's endpoint: $(endpoint_of "${NS[c]}" "${IF[c]}")"
+# The name is kept, and shown (noisetun show; the stock wg shows the address only).
+show_c() { ip netns exec "${NS[c]}" "$BUILD/noisetun" show "${IF[c]}" | sed 's/\x1b\[[0-9;]*m//g'; }
+show_c | grep -q "endpoint: 192.0.2.2:51820 (vpn.nt.test:51820)" || { show_c; fail "show lacks the name"; }
 
 log "--- 1. the server moves, and its DNS record with it, with pings running"
 ip netns exec "${NS[c]}" ping -D -n -i 0.2 10.20.0.2 >"$NT_TMP/ping-c.out" 2>&1 &
@@ -146,6 +149,8 @@ fig=$(( (t_back - t_init) / 1000000 ))
 log "FIGURE: back $fig ms after c's first failed handshake ($(( (t_init - t_move) / 1000000 )) ms after the move, which c only notices by its timers)"
 [ "$fig" -le 30000 ] || fail "reconnected $fig ms after the first failed handshake (> 30 s)"
 grep -q "query\[A\] vpn.nt.test" "$NT_TMP/dnsmasq.txt" || fail "dnsmasq saw no query"
+show_c | grep "endpoint:"
+show_c | grep -q "endpoint: 192.0.2.12:51820 (vpn.nt.test:51820)" || fail "show lacks the name after the move"
 
 log "--- 2. failover to the second endpoint, and fail-back"
 start_conf f

@@ -127,6 +127,7 @@ grep -q "peer disabled: sessions ended" "$NT_TMP/${IF[b]}.log" || fail "no event
 grep "peer disabled" "$NT_TMP/${IF[b]}.log" | tail -1
 ctl 'get=1\nnoisetun=1\n\n' | grep -qx "noisetun_disabled=true" || fail "get does not show it disabled"
 ctl 'get=1\n\n' | grep -q noisetun_ && fail "a plain get shows noisetun_ keys"
+ip netns exec "${NS[b]}" "$NTC" show "${IF[b]}" | grep -q "disabled" || fail "noisetun show does not say disabled"
 wgn "${NS[b]}" show "${IF[b]}" peers | grep -q . || fail "the disabled peer's config is gone"
 pings_fail "a disabled on b"
 hs=$(hs_b)

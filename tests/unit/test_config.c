@@ -821,6 +821,26 @@ START_TEST(peer_lifecycle_comments)
 	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\nPresharedKey = " PUB_B "\n"
 				   "# noisetun-preshared-key-file = /p\n", &err), 0);
 	ck_assert(nt_config_is_noisetun_comment("# noisetun-valid-until = x", 26));
+
+	/* Fallback endpoints, in order, as Endpoint takes them; at most 8. */
+	ck_assert_msg(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\nEndpoint = vpn.example:51820\n"
+				       "# noisetun-endpoint-fallback = 192.0.2.9:1\n"
+				       "# noisetun-endpoint-fallback = [2001:db8::1]:51821\n", &err) == 0,
+		      "%u: %s", err.line, err.message);
+	ck_assert_uint_eq(cfg.peers[0].fallbacks_count, 2);
+	ck_assert_str_eq(cfg.peers[0].fallbacks[0].host, "192.0.2.9");
+	ck_assert_uint_eq(cfg.peers[0].fallbacks[0].port, 1);
+	ck_assert_str_eq(cfg.peers[0].fallbacks[1].host, "2001:db8::1");
+	ck_assert_uint_eq(cfg.peers[0].fallbacks[1].port, 51821);
+	nt_config_free(&cfg);
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\n# noisetun-endpoint-fallback = nope\n", &err), 0);
+	{
+		char many[2048];
+		size_t n = (size_t)snprintf(many, sizeof(many), "[Peer]\nPublicKey = %s\n", PUB_A);
+		for (int i = 0; i < 9; i++)
+			n += (size_t)snprintf(many + n, sizeof(many) - n, "# noisetun-endpoint-fallback = h%d:1\n", i);
+		ck_assert_int_ne(parse_str(&cfg, many, &err), 0);
+	}
 }
 END_TEST
 

@@ -83,6 +83,14 @@ START_TEST(test_noisetun_lifecycle_keys)
 	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_valid_until=-1\n"), -EINVAL);
 	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_valid_until=1099511627776\n"), -EINVAL);
 	ck_assert_int_eq(parse_str(&set, "noisetun_disabled=true\n"), -EINVAL); /* not a device key */
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=vpn.example:51820\n"), 0);
+	ck_assert(set.peers[0].has_endpoint_name);
+	ck_assert_str_eq(set.peers[0].endpoint_name, "vpn.example:51820");
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=-\n"), 0);
+	ck_assert(set.peers[0].has_endpoint_name && !set.peers[0].endpoint_name[0]);
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=a$b:1\n"), -EINVAL);
 }
 END_TEST
 
