@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -267,11 +268,32 @@ int ipc_get(const char *iface, struct ipc_device *dev)
 
 int ipc_get_noisetun(const char *iface, struct ipc_device *dev)
 {
-	int err = get_request(iface, dev, "get=1\nnoisetun=1\n\n");
+	int err = get_request(iface, dev, NULL);
 
 	return err == -EINVAL || err == -EPROTO || err == -EPIPE || err == -ECONNRESET ? ipc_get(iface, dev) : err;
 }
 
+/* Whether the socket's other end is noisetund (SO_PEERCRED, /proc/PID/comm): only it is
+ * asked for noisetun's own lines; another daemon may not answer what it does not know. */
+static bool peer_is_noisetund(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char path[64], comm[32] = "";
+	ssize_t n;
+	int cfd;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)cred.pid);
+	if ((cfd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(cfd, comm, sizeof(comm) - 1);
+	close(cfd);
+	return n > 0 && !strncmp(comm, "noisetund\n", 10);
+}
+
+/* request NULL: noisetun's get when the daemon is noisetund, else the plain one. */
 static int get_request(const char *iface, struct ipc_device *dev, const char *request)
 {
 	struct reader r = { 0 };
@@ -283,6 +305,8 @@ static int get_request(const char *iface, struct ipc_device *dev, const char *re
 	r.fd = ipc_connect(iface);
 	if (r.fd < 0)
 		return r.fd;
+	if (!request)
+		request = peer_is_noisetund(r.fd) ? "get=1\nnoisetun=1\n\n" : "get=1\n\n";
 	ret = write_all(r.fd, request, strlen(request));
 	while (!ret) {
 		n = read_line(&r, line);
