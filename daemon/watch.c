@@ -527,9 +527,19 @@ static void resolver_event(void)
 
 void watch_handshake_failed(const uint8_t key[NT_KEY_LEN])
 {
-	for (size_t i = 0; i < w.eps_count; i++)
-		if (!memcmp(w.eps[i].public_key, key, NT_KEY_LEN))
-			w.eps[i].failed = true;
+	uint64_t now = now_ns();
+
+	for (size_t i = 0; i < w.eps_count; i++) {
+		struct ep_watch *e = &w.eps[i];
+
+		if (memcmp(e->public_key, key, NT_KEY_LEN))
+			continue;
+		/* A retry is due when the initiation sent REKEY_TIMEOUT ago went unanswered:
+		 * within that of a move, it went to the endpoint we just left. */
+		if (e->last_move && now - e->last_move < NT_REKEY_TIMEOUT + NT_NSEC_PER_SEC)
+			continue;
+		e->failed = true;
+	}
 }
 
 static void tick(void)
