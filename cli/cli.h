@@ -36,6 +36,11 @@ struct ipc_peer {
 		bool has_session;
 		uint64_t session_age_ns;
 	} metrics;
+	/* noisetun's own (ipc_get_noisetun): the name the endpoint came from ("": none), the
+	 * lifecycle (valid_until: seconds since the epoch, 0: none). */
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
+	bool disabled, blocked;
+	uint64_t valid_until;
 };
 
 struct ipc_device {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -202,6 +203,17 @@ static int get_line_noisetun(struct ipc_device *dev, struct ipc_peer *peer, cons
 	uint64_t v;
 	int ret;
 
+	if (peer && !strcmp(key, "noisetun_endpoint_name")) {
+		if (strlen(value) <= NT_UAPI_ENDPOINT_NAME_MAX)
+			memcpy(peer->endpoint_name, value, strlen(value) + 1);
+		return 0;
+	}
+	if (peer && (!strcmp(key, "noisetun_disabled") || !strcmp(key, "noisetun_blocked"))) {
+		*(key[9] == 'd' ? &peer->disabled : &peer->blocked) = !strcmp(value, "true");
+		return 0;
+	}
+	if (peer && !strcmp(key, "noisetun_valid_until"))
+		return parse_u64(value, UINT64_MAX, &peer->valid_until);
 	if (peer && !strcmp(key, "noisetun_name")) {
 		/* Printed to terminals and files: anything but a valid name is left out. */
 		if (nt_config_valid_name(value, strlen(value)))

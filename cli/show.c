@@ -170,8 +170,23 @@ static void pretty_print(const struct ipc_device *dev)
 				    key_b64(peer->public_key));
 		if (peer->has_preshared_key)
 			term_printf("  " TERM_BOLD "preshared key" TERM_RESET ": %s\n", masked_key(peer->preshared_key));
-		if (peer->has_endpoint)
+		if (peer->has_endpoint && peer->endpoint_name[0])
+			term_printf("  " TERM_BOLD "endpoint" TERM_RESET ": %s (%s)\n", endpoint_text(peer),
+				    peer->endpoint_name);
+		else if (peer->has_endpoint)
 			term_printf("  " TERM_BOLD "endpoint" TERM_RESET ": %s\n", endpoint_text(peer));
+		if (peer->disabled)
+			term_printf("  " TERM_BOLD "disabled" TERM_RESET ": no handshake, no session\n");
+		if (peer->valid_until) {
+			time_t t = (time_t)peer->valid_until;
+			struct tm tm;
+			char when[64] = "?";
+
+			if (gmtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			term_printf("  " TERM_BOLD "valid until" TERM_RESET ": %s%s\n", when,
+				    peer->blocked && !peer->disabled ? " (expired)" : "");
+		}
 		term_printf("  " TERM_BOLD "allowed ips" TERM_RESET ": ");
 		if (peer->allowed_ips_count) {
 			for (size_t j = 0; j < peer->allowed_ips_count; j++)
@@ -332,7 +347,7 @@ static int show_all(const char *field)
 	for (size_t i = 0; i < count; i++) {
 		struct ipc_device dev;
 
-		err = ipc_get(names[i], &dev);
+		err = field ? ipc_get(names[i], &dev) : ipc_get_noisetun(names[i], &dev);
 		if (err) {
 			fprintf(stderr, "Unable to access interface %s: %s\n", names[i], strerror(-err));
 			continue;
@@ -407,7 +422,7 @@ int cmd_show(int argc, char *argv[])
 	}
 
 	struct ipc_device dev;
-	int err = ipc_get(args[1], &dev);
+	int err = n == 3 ? ipc_get(args[1], &dev) : ipc_get_noisetun(args[1], &dev);
 
 	if (err) {
 		fprintf(stderr, "Unable to access interface: %s\n", strerror(-err));

@@ -2,7 +2,12 @@
  * prints it (including the empty line its echo adds). Unlike wg-quick, the whole file is
  * checked first: a config error is reported with its line and nothing is printed. The
  * "# noisetun-endpoint = ..." comment that `client add` records and "# noisetun-mss-clamp = ..."
- * are noisetun's alone: dropped. */
+ * are noisetun's alone: dropped. So are the other noisetun-... comments, and a [Peer] that
+ * "# noisetun-disabled = true" disables or whose "# noisetun-valid-until" has passed is
+ * dropped whole: wg and wg-quick ignore comments, so keeping the peer would enable what
+ * the operator disabled (fail closed). A peer with "# noisetun-preshared-key-file" loses
+ * the comment, so stock wg runs it without that PSK: its handshakes fail, closed too. */
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +16,10 @@
 
 int cmd_strip(int argc, char *argv[])
 {
-	char path[4096], iface[16], *text, *out;
+	char path[4096], iface[16], *text, *out, *kept;
 	struct nt_config cfg;
-	size_t len, n;
+	size_t len, n, klen;
+	bool *drop;
 	int err, ret;
 
 	if (quick_usage(argc, argv, &ret))
@@ -30,7 +36,28 @@ int cmd_strip(int argc, char *argv[])
 		free_text(text, len);
 		return 1;
 	}
+	drop = calloc(cfg.peers_count ? cfg.peers_count : 1, sizeof(*drop));
+	kept = malloc(len + 1);
+	if (!drop || !kept) {
+		nt_config_free(&cfg);
+		free(drop);
+		free(kept);
+		free_text(text, len);
+		fprintf(stderr, "%s: out of memory\n", prog_name);
+		return 1;
+	}
+	for (size_t i = 0; i < cfg.peers_count; i++) {
+		drop[i] = nt_config_peer_inactive(&cfg.peers[i], (int64_t)time(NULL));
+		if (drop[i])
+			fprintf(stderr, "%s:%u: [Peer] left out: %s\n", path, cfg.peers[i].line,
+				cfg.peers[i].disabled ? "disabled" : "expired (noisetun-valid-until)");
+	}
+	klen = nt_config_drop_peers(kept, text, len, drop, cfg.peers_count);
+	free(drop);
 	nt_config_free(&cfg);
+	free_text(text, len);
+	text = kept;
+	len = klen;
 	out = malloc(len + 1);
 	if (!out) {
 		free_text(text, len);

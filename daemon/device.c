@@ -8,6 +8,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
+#include "watch.h"
 
 static void *keypairs_alloc(void *ctx)
 {
@@ -97,6 +98,9 @@ static void log_event(const struct nt_event *ev)
 		break;
 	case NT_EV_INITIATION_SENT:
 		peer_verbose(peer, "sending handshake initiation%s", ev->value ? " (retry)" : "");
+		if (ev->value) /* the last one went unanswered: endpoint failover (watch.c) */
+			privsep_is_worker() ? privsep_handshake_failed(peer->public_key)
+					    : watch_handshake_failed(peer->public_key);
 		break;
 	case NT_EV_INITIATION_FAILED:
 		peer_verbose(peer, "cannot create a handshake initiation: %s", nt_status_name(ev->status));
@@ -115,6 +119,25 @@ static void log_event(const struct nt_event *ev)
 	case NT_EV_UNDER_LOAD:
 	case NT_EV_SESSION_EXPIRED:
 	case NT_EV_LOAD_ENDED:
+		break;
+	case NT_EV_PEER_BLOCKED:
+		peer_error(peer, "peer %s: sessions ended, no handshake until it is %s",
+			   ev->value == NT_BLOCK_DISABLED ? "disabled" : "expired (ValidUntil passed)",
+			   ev->value == NT_BLOCK_DISABLED ? "enabled" : "valid again");
+		break;
+	case NT_EV_HANDSHAKE_REFUSED:
+		peer_verbose(peer, "refusing handshake initiation: the peer is %s",
+			     ev->value == NT_BLOCK_DISABLED ? "disabled" : "expired");
+		break;
+	case NT_EV_PEER_UNBLOCKED:
+		peer_error(peer, "peer enabled again: handshakes allowed");
+		break;
+	case NT_EV_LIKELY_PSK_MISMATCH:
+		if (ev->value == 0)
+			peer_error(peer, "handshake failed: likely preshared key mismatch (the response did not authenticate)");
+		else
+			peer_error(peer, "handshake failed: likely preshared key mismatch (%d responses in a row unused by the initiator)",
+				   ev->err);
 		break;
 	}
 }

@@ -330,6 +330,19 @@ void events_engine(struct device *dev, const struct nt_event *ev)
 	case NT_EV_RESPONSE_DROPPED:
 		unauth_drop(ev->status);
 		break;
+	case NT_EV_PEER_BLOCKED: /* logged by device.c */
+		peer_event(dev, ev->value == NT_BLOCK_DISABLED ? "peer_disabled" : "peer_expired", p, &p->endpoint, NULL,
+			   -1, -1, NULL);
+		peer_down(dev, p, ev->value == NT_BLOCK_DISABLED ? "disabled" : "expired");
+		break;
+	case NT_EV_PEER_UNBLOCKED:
+		peer_event(dev, "peer_enabled", p, &p->endpoint, NULL, -1, -1, NULL);
+		break;
+	case NT_EV_LIKELY_PSK_MISMATCH:
+		peer_event(dev, "psk_mismatch", p, &p->endpoint,
+			   ev->value ? ",\"role\":\"responder\"" : ",\"role\":\"initiator\"", -1, -1, NULL);
+		break;
+	case NT_EV_HANDSHAKE_REFUSED: /* a blocked peer's initiation: logged, one per attempt */
 	case NT_EV_INITIATION_RECEIVED:
 	case NT_EV_RESPONSE_SENT:
 	case NT_EV_COOKIE_RECEIVED:

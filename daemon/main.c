@@ -27,10 +27,12 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "watch.h"
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
-       EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */ };
+       EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */,
+       EV_PEER_WATCH = 18 /* config mode, unsplit: watch.c */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 #define NT_EXIT_CONFIG  78 /* EX_CONFIG */
@@ -305,6 +307,8 @@ static void run(struct device *dev)
 
 	while (!dev->stopping) {
 		arm_timer(dev, &armed);
+		if (watch_fd_changed() && watch_fd() >= 0 && add_fd(dev, watch_fd(), EV_PEER_WATCH))
+			log_error("watching peer files: epoll: %s", strerror(errno));
 		notify_status(dev); /* config mode: STATUS= when the peer count changed */
 		int n = epoll_wait(dev->epoll, events, 32, -1);
 		if (n < 0) {
@@ -341,6 +345,9 @@ static void run(struct device *dev)
 				break;
 			case EV_INOTIFY:
 				socket_deleted(dev);
+				break;
+			case EV_PEER_WATCH:
+				watch_event(dev);
 				break;
 			case EV_SIGNAL:
 				if (read(dev->signalfd, &si, sizeof(si)) == sizeof(si)) {
@@ -513,6 +520,8 @@ int main(int argc, char *argv[])
 		teardown(&dev);
 		return 1;
 	}
+	if (!err && config_path && !privsep_enabled())
+		watch_start(&dev, config_current()); /* the monitor's, when split */
 	if ((err = notify_init(dev.epoll, EV_WATCHDOG)))
 		log_error("sd_notify: cannot use $NOTIFY_SOCKET: %s", strerror(-err));
 	st.foreground = foreground;

@@ -118,6 +118,7 @@ struct peer {
 	char short_key[12];             /* base64 prefix, for logs */
 	char name[NT_CONFIG_NAME_MAX + 1]; /* the operator's name for it ("": none); no NUL inside */
 	bool up;                        /* events.c: a session since the last peer_down */
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1]; /* "host:port" the endpoint came from ("": none) */
 };
 #define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 
@@ -272,6 +273,8 @@ int config_hooks_next(int *pidfd);
 const char *config_hooks_error(void);
 void config_hooks_abort(void);
 void config_reload(struct device *dev);                 /* SIGHUP */
+const struct nt_config *config_current(void);           /* the file as loaded; NULL outside config mode */
+const struct nt_uapi_endpoint *config_endpoints(void);  /* its endpoints, resolved: one per peer */
 void config_down(struct device *dev, bool orderly);     /* before teardown() */
 void config_post_down(void);                            /* after it: PostDown */
 /* The event hooks of the config (OnPeerUp, ...: by enum hook_event), and whether key is
@@ -395,6 +398,8 @@ struct device_state {
 void device_state_free(struct device_state *st);
 /* Monitor: the worker's state (get=1) and a set=1 over the control socket, as root. */
 int privsep_get_state(struct device_state *st);
+/* Worker: tell the monitor a handshake with the peer failed (watch.c acts on it). */
+void privsep_handshake_failed(const uint8_t key[NT_KEY_LEN]);
 int privsep_send_set(const struct nt_uapi_set *set);
 
 /* setup.c, for the split: the worker forgets config mode; the monitor wipes the keys of

@@ -57,6 +57,7 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "watch.h"
 #include "sandbox.h"
 
 #define UAPI_TIMEOUT_SEC 5
@@ -392,6 +393,16 @@ static void monitor_hook_event(const char *msg, size_t n)
 void privsep_notify_forward(const char *msg)
 {
 	chan_send('N', msg);
+}
+
+/* Worker: a handshake with the peer failed (a retry is due), for the monitor's endpoint
+ * failover and re-resolution (watch.c): 'F' and the public key in hex. */
+void privsep_handshake_failed(const uint8_t key[NT_KEY_LEN])
+{
+	char hex[NT_KEY_HEX_LEN + 1];
+
+	nt_key_to_hex(hex, key);
+	chan_send('F', hex);
 }
 
 #ifdef NT_TEST_SEAMS
@@ -1408,6 +1419,14 @@ static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
 		if (len != 1)
 			chan_refuse("'H' with a payload");
 		return len == 1;
+	case 'F': {
+		uint8_t key[NT_KEY_LEN];
+		bool ok = len == 1 + NT_KEY_HEX_LEN && !nt_key_from_hex(key, msg + 1);
+
+		if (!ok)
+			chan_refuse("'F' without one public key in hex");
+		return ok;
+	}
 	case 'N':
 		if (!notify_allowed(msg + 1, len - 1))
 			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
@@ -1502,7 +1521,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 {
 	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
 	bool ready = false, stopping = false, orderly;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int status = 0, rc, sfd, err;
 	sigset_t mask;
 
@@ -1520,7 +1539,9 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = -1, .events = POLLIN }; /* watch.c: PSK files */
 	for (;;) {
+		pfd[2].fd = ready && !stopping ? watch_fd() : -1;
 		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
 		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
 		int hook_ms = hooks_poll_timeout(), wait_ms = pfd[1].fd < 0 ? 1000 : -1;
@@ -1528,7 +1549,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 
 		if (hook_ms >= 0 && (wait_ms < 0 || hook_ms < wait_ms))
 			wait_ms = hook_ms;
-		ready_n = poll(pfd, 2, wait_ms);
+		ready_n = poll(pfd, 3, wait_ms);
 		hooks_check_timeouts();
 
 		if (ready_n < 0) {
@@ -1543,6 +1564,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				break;
 			continue;
 		}
+		if (pfd[2].fd >= 0 && (pfd[2].revents & POLLIN))
+			watch_event(dev);
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -1606,6 +1629,8 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 					break;
 				}
 				ready = true;
+				if (config_current())
+					watch_start(dev, config_current());
 				notify_ready(dev);
 				log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker, ps.user,
 					    ps.uapi_path);
@@ -1628,6 +1653,13 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			case 'N':
 				notify_relay(msg + 1);
 				break;
+			case 'F': {
+				uint8_t key[NT_KEY_LEN];
+
+				if (ready && !stopping && !nt_key_from_hex(key, msg + 1))
+					watch_handshake_failed(key);
+				break;
+			}
 			}
 		}
 	}
@@ -1646,6 +1678,7 @@ exited:
 			log_error("worker exited with status %d", rc);
 	}
 	hooks_shutdown();
+	watch_stop();
 	orderly = ready && WIFEXITED(status) && rc == 0;
 	if (!ready) {
 		/* The worker's own message names the interface and the step. */

@@ -45,10 +45,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "watch.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
@@ -975,6 +978,20 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 		up->has_preshared_key = cp->has_preshared_key || cur;
 		if (cp->has_preshared_key)
 			memcpy(up->preshared_key, cp->preshared_key, NT_KEY_LEN);
+		if (cp->psk_file) {
+			const char *why = "";
+
+			/* Until the file holds a key: a random one, so that no handshake succeeds
+			 * without it (watch.c says why once it watches the file). */
+			up->has_preshared_key = true;
+			if (psk_file_read(cp->psk_file, up->preshared_key, &why))
+				randombytes_buf(up->preshared_key, NT_KEY_LEN);
+		}
+		/* noisetun's own keys: on reload always, so that removing the comment enables. */
+		up->has_lifecycle_disabled = cp->disabled || cur;
+		up->lifecycle_disabled = cp->disabled;
+		up->has_valid_until = cp->valid_until || cur;
+		up->valid_until = cp->valid_until;
 		up->has_endpoint = eps[i].family != 0;
 		up->endpoint = eps[i];
 		up->has_persistent_keepalive = cp->has_persistent_keepalive || cur;
@@ -1635,6 +1652,7 @@ void config_reload(struct device *dev)
 	nt_config_free(&old);
 	if (privsep_is_monitor())
 		config_wipe_secrets();
+	watch_start(dev, &q.cfg);
 	log_verbose("reloaded %s: %zu peers", q.path, dev->peer_count);
 	notify_ready(dev);
 	return;
@@ -1846,6 +1864,18 @@ void config_set_device_text(const char *text, const char *why)
 {
 	q.device_text = text;
 	q.device_why = why;
+}
+
+/* The file as loaded and its endpoints as resolved (one per peer, family 0: none), for
+ * watch.c. */
+const struct nt_config *config_current(void)
+{
+	return q.active ? &q.cfg : NULL;
+}
+
+const struct nt_uapi_endpoint *config_endpoints(void)
+{
+	return q.active ? q.endpoints : NULL;
 }
 
 /* The monitor needs FILE's addresses, routes, DNS and hooks, never its keys. */

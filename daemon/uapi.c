@@ -549,11 +549,24 @@ static void reply_get_peer_noisetun(struct conn *c, const struct peer *p)
 		out_printf(c, "noisetun_name=%.*s\n", NT_CONFIG_NAME_MAX, p->name);
 }
 
+/* noisetun's own per-peer lines (get=1 with noisetun=1): the lifecycle. */
+static void reply_get_lifecycle(struct conn *c, const struct peer *p)
+{
+	if (p->disabled)
+		out_printf(c, "noisetun_disabled=true\n");
+	if (p->valid_until)
+		out_printf(c, "noisetun_valid_until=%llu\n", (unsigned long long)(p->valid_until / NT_NSEC_PER_SEC));
+	if (p->blocked)
+		out_printf(c, "noisetun_blocked=true\n");
+	if (p->endpoint_name[0])
+		out_printf(c, "noisetun_endpoint_name=%s\n", p->endpoint_name);
+}
+
 static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
 	struct scope_cache scope_cache = { 0 };
-	uint64_t now = noisetun ? now_ns() : 0;
+	uint64_t now = noisetun ? proto_now_ns() : 0;
 
 	if (id->has_key)
 		out_key(c, "private_key", id->private_key);
@@ -581,6 +594,7 @@ static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 		if (noisetun) {
 			reply_get_metrics_peer(p, c, now);
 			reply_get_peer_noisetun(c, p);
+			reply_get_lifecycle(c, p);
 		}
 	}
 	out_printf(c, "errno=0\n\n");
@@ -624,6 +638,22 @@ static void apply_peer_name(struct peer *peer, const char *name)
 		peer_verbose(peer, "named \"%s\"", peer->name);
 	else
 		peer_verbose(peer, "name removed");
+}
+
+/* noisetun_disabled / noisetun_valid_until: enforced in the engine, at once. */
+static void apply_lifecycle(struct peer *peer, const struct nt_uapi_peer *op)
+{
+	struct nt_engine_out *out;
+	bool disabled;
+	uint64_t until;
+
+	if (!op->has_lifecycle_disabled && !op->has_valid_until)
+		return;
+	disabled = op->has_lifecycle_disabled ? op->lifecycle_disabled : peer->disabled;
+	until = op->has_valid_until ? op->valid_until * NT_NSEC_PER_SEC : peer->valid_until;
+	out = device_out(peer->dev);
+	nt_engine_peer_set_lifecycle(&peer->dev->eng, &peer->np, disabled, until, device_now(), out);
+	nt_engine_flush(out);
 }
 
 static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
@@ -680,6 +710,9 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 	}
 	if (op->has_name)
 		apply_peer_name(peer, op->name);
+	apply_lifecycle(peer, op);
+	if (op->has_endpoint_name)
+		memcpy(peer->endpoint_name, op->endpoint_name, sizeof(peer->endpoint_name));
 	/* What changed, for the events (docs/events.md): never the key material itself. */
 	if (created) {
 		events_peer(dev, PEER_ADDED, peer, 0);

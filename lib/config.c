@@ -494,20 +494,19 @@ static int parse_allowed_ips(struct parser *p, const char *value, size_t len)
 }
 
 /* host:port or [host]:port. The host stays unresolved and unchecked: a name, an IPv4
- * address, or an IPv6 one (bracketed, or bare: the port is after the last ':', as wg). */
-static int parse_endpoint(struct parser *p, const char *value, size_t len)
+ * address, or an IPv6 one (bracketed, or bare: the port is after the last ':', as wg).
+ * 0 with *host (malloc'd) and *port, -EINVAL or -ENOMEM. */
+static int split_endpoint(const char *value, size_t len, char **host_out, uint16_t *port_out)
 {
-	struct nt_config_peer *peer = current_peer(p);
 	const char *host = value, *port;
 	size_t host_len;
-	char q[QUOTE_MAX + 4], *copy;
 	uint64_t v;
 
 	if (len && value[0] == '[') {
 		const char *close = memchr(value, ']', len);
 
 		if (!close || close + 1 == value + len || close[1] != ':')
-			goto bad;
+			return -EINVAL;
 		host = value + 1;
 		host_len = (size_t)(close - host);
 		port = close + 2;
@@ -515,25 +514,37 @@ static int parse_endpoint(struct parser *p, const char *value, size_t len)
 		const char *colon = memrchr(value, ':', len);
 
 		if (!colon)
-			goto bad;
+			return -EINVAL;
 		host_len = (size_t)(colon - value);
 		port = colon + 1;
 	}
 	if (!host_len || memchr(host, '[', host_len) || memchr(host, ']', host_len) ||
 	    parse_number(&v, port, len - (size_t)(port - value), 10, UINT16_MAX) || !v)
-		goto bad;
-	copy = strndup(host, host_len);
-	if (!copy)
+		return -EINVAL;
+	if (!(*host_out = strndup(host, host_len)))
 		return -ENOMEM;
+	*port_out = (uint16_t)v;
+	return 0;
+}
+
+static int parse_endpoint(struct parser *p, const char *value, size_t len)
+{
+	struct nt_config_peer *peer = current_peer(p);
+	char q[QUOTE_MAX + 4], *copy;
+	uint16_t port;
+	int err = split_endpoint(value, len, &copy, &port);
+
+	if (err == -ENOMEM)
+		return err;
+	if (err)
+		return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+			    quote(q, value, len));
 	free(peer->endpoint_host);
 	peer->endpoint_host = copy;
-	peer->endpoint_port = (uint16_t)v;
+	peer->endpoint_port = port;
 	peer->endpoint_line = p->line;
 	peer->has_endpoint = true;
 	return 0;
-bad:
-	return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
-		    quote(q, value, len));
 }
 
 static int parse_persistent_keepalive(struct parser *p, const char *value, size_t len)
@@ -739,7 +750,146 @@ bool nt_config_is_noisetun_comment(const char *line, size_t len)
 	const char *v;
 	size_t n;
 
-	return nt_config_comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n);
+	return nt_config_comment_value(line, len, NT_CONFIG_MSS_CLAMP_KEY, &v, &n) ||
+	       nt_config_comment_value(line, len, NT_CONFIG_PSK_FILE_KEY, &v, &n) ||
+	       nt_config_comment_value(line, len, NT_CONFIG_DISABLED_KEY, &v, &n) ||
+	       nt_config_comment_value(line, len, NT_CONFIG_VALID_UNTIL_KEY, &v, &n) ||
+	       nt_config_comment_value(line, len, NT_CONFIG_FALLBACK_KEY, &v, &n);
+}
+
+static int digits(const char *s, size_t n, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int nt_config_parse_rfc3339(const char *s, size_t len, int64_t *secs)
+{
+	static const unsigned mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y, mo, d, h, mi, sec, oh = 0, om = 0;
+	size_t i = 19;
+	int sign = 0;
+	int64_t t;
+
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    s[13] != ':' || s[16] != ':' || digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
+	    digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &sec))
+		return -EINVAL;
+	if (i < len && s[i] == '.') {
+		size_t start = ++i;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start)
+			return -EINVAL;
+	}
+	if (i < len && (s[i] == 'Z' || s[i] == 'z') && i + 1 == len) {
+		sign = 0;
+	} else if (i < len && (s[i] == '+' || s[i] == '-') && len - i == 6 && s[i + 3] == ':' &&
+		   !digits(s + i + 1, 2, &oh) && !digits(s + i + 4, 2, &om) && oh < 24 && om < 60) {
+		sign = s[i] == '+' ? 1 : -1;
+	} else {
+		return -EINVAL;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return -EINVAL;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec == 60 ? 59 : sec);
+	t -= sign * (int64_t)(oh * 3600 + om * 60);
+	*secs = t;
+	return 0;
+}
+
+bool nt_config_peer_inactive(const struct nt_config_peer *p, int64_t now)
+{
+	return p->disabled || (p->valid_until && (int64_t)p->valid_until <= now);
+}
+
+/* A [Peer]'s noisetun comments: its PSK file and lifecycle. 1: the line was one. */
+static int parse_peer_noisetun_comment(struct parser *p, const char *line, size_t len)
+{
+	struct nt_config_peer *peer;
+	char q[QUOTE_MAX + 4], *copy;
+	const char *v;
+	size_t n;
+	int64_t t;
+
+	if (nt_config_comment_value(line, len, NT_CONFIG_PSK_FILE_KEY, &v, &n)) {
+		if (p->section != SECTION_PEER)
+			return fail(p, "%s: a setting of [Peer]", NT_CONFIG_PSK_FILE_KEY);
+		peer = current_peer(p);
+		if (!n || v[0] != '/' || memchr(v, '\0', n) || n > 4095)
+			return fail(p, "%s: \"%s\" is not an absolute path", NT_CONFIG_PSK_FILE_KEY, quote(q, v, n));
+		if (!(copy = strndup(v, n)))
+			return -ENOMEM;
+		free(peer->psk_file);
+		peer->psk_file = copy;
+		return 1;
+	}
+	if (nt_config_comment_value(line, len, NT_CONFIG_DISABLED_KEY, &v, &n)) {
+		if (p->section != SECTION_PEER)
+			return fail(p, "%s: a setting of [Peer]", NT_CONFIG_DISABLED_KEY);
+		peer = current_peer(p);
+		if (equal_ci(v, n, "true") || equal_ci(v, n, "yes") || equal_ci(v, n, "on"))
+			peer->disabled = true;
+		else if (equal_ci(v, n, "false") || equal_ci(v, n, "no") || equal_ci(v, n, "off"))
+			peer->disabled = false;
+		else
+			return fail(p, "%s: \"%s\" is neither true nor false", NT_CONFIG_DISABLED_KEY, quote(q, v, n));
+		return 1;
+	}
+	if (nt_config_comment_value(line, len, NT_CONFIG_FALLBACK_KEY, &v, &n)) {
+		struct nt_config_endpoint *e;
+		int err;
+
+		if (p->section != SECTION_PEER)
+			return fail(p, "%s: a setting of [Peer]", NT_CONFIG_FALLBACK_KEY);
+		peer = current_peer(p);
+		if (peer->fallbacks_count == NT_CONFIG_MAX_FALLBACKS)
+			return fail(p, "%s: at most %d per [Peer]", NT_CONFIG_FALLBACK_KEY, NT_CONFIG_MAX_FALLBACKS);
+		if (grow((void **)&peer->fallbacks, peer->fallbacks_count, sizeof(*peer->fallbacks)))
+			return -ENOMEM;
+		e = &peer->fallbacks[peer->fallbacks_count];
+		err = split_endpoint(v, n, &e->host, &e->port);
+		if (err == -ENOMEM)
+			return err;
+		if (err)
+			return fail(p, "%s: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+				    NT_CONFIG_FALLBACK_KEY, quote(q, v, n));
+		peer->fallbacks_count++;
+		return 1;
+	}
+	if (nt_config_comment_value(line, len, NT_CONFIG_VALID_UNTIL_KEY, &v, &n)) {
+		if (p->section != SECTION_PEER)
+			return fail(p, "%s: a setting of [Peer]", NT_CONFIG_VALID_UNTIL_KEY);
+		peer = current_peer(p);
+		if (nt_config_parse_rfc3339(v, n, &t) || t <= 0 || t >= ((int64_t)1 << 40))
+			return fail(p, "%s: \"%s\" is not an RFC 3339 time (2026-12-31T23:59:59Z)",
+				    NT_CONFIG_VALID_UNTIL_KEY, quote(q, v, n));
+		peer->valid_until = (uint64_t)t;
+		return 1;
+	}
+	return 0;
 }
 
 /* "# noisetun-mss-clamp = on|off" (or true|false) in [Interface]: noisetun's own setting,
@@ -774,8 +924,12 @@ static int parse_line(struct parser *p, const char *line, size_t len, int flags)
 	if (!n) {
 		int ret = parse_noisetun_comment(p, line, len);
 
-		if (ret || p->section != SECTION_PEER)
-			return ret;
+		if (!ret)
+			ret = parse_peer_noisetun_comment(p, line, len);
+		if (ret)
+			return ret < 0 ? ret : 0;
+		if (p->section != SECTION_PEER)
+			return 0;
 		return parse_name_comment(p, line, len);
 	}
 	if (memchr(line, '\0', len))
@@ -866,6 +1020,10 @@ static int check_peers(struct parser *p)
 			p->line = cfg->peers[i].line;
 			return fail(p, "[Peer] without a PublicKey");
 		}
+		if (cfg->peers[i].psk_file && cfg->peers[i].has_preshared_key) {
+			p->line = cfg->peers[i].line;
+			return fail(p, "[Peer]: PresharedKey and %s: one or the other", NT_CONFIG_PSK_FILE_KEY);
+		}
 	}
 	if (cfg->peers_count < 2)
 		return 0;
@@ -936,6 +1094,10 @@ void nt_config_free(struct nt_config *cfg)
 		free(cfg->peers[i].allowed_ips);
 		free(cfg->peers[i].endpoint_host);
 		free(cfg->peers[i].name);
+		free(cfg->peers[i].psk_file);
+		for (size_t j = 0; j < cfg->peers[i].fallbacks_count; j++)
+			free(cfg->peers[i].fallbacks[j].host);
+		free(cfg->peers[i].fallbacks);
 	}
 	if (cfg->peers)
 		nt_wipe(cfg->peers, cfg->peers_count * sizeof(*cfg->peers));
@@ -953,6 +1115,36 @@ void nt_config_free(struct nt_config *cfg)
 }
 
 /* ------------------------------------------------------------------ strip */
+
+size_t nt_config_drop_peers(char *out, const char *text, size_t len, const bool *drop, size_t drop_count)
+{
+	size_t start = 0, n = 0, peer = 0;
+	bool dropping = false;
+
+	while (start < len) {
+		const char *nl = memchr(text + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - text) + 1 : len, squeezed;
+		/* out + n has room for this line: nothing written is longer than what was read. */
+		char *scratch = out + n;
+
+		squeezed = squeeze(scratch, text + start, end - start);
+		if (squeezed && scratch[0] == '[') {
+			if (equal_ci(scratch, squeezed, "[Peer]")) {
+				dropping = peer < drop_count && drop[peer];
+				peer++;
+			} else {
+				dropping = false;
+			}
+		}
+		if (!dropping) {
+			memmove(out + n, text + start, end - start);
+			n += end - start;
+		}
+		start = end;
+	}
+	out[n] = '\0';
+	return n;
+}
 
 static bool is_wg_quick_key(const char *s, size_t len)
 {

@@ -205,7 +205,7 @@ uint64_t nt_engine_next_deadline(const struct nt_engine *e)
 	/* Under load: wake when the hold ends, to tell the load ended (NT_EV_LOAD_ENDED). */
 	if (e->was_under_load && e->last_under_load + NT_COOKIE_UNDER_LOAD_HOLD < next)
 		next = e->last_under_load + NT_COOKIE_UNDER_LOAD_HOLD;
-	return next;
+	return e->next_expiry < next ? e->next_expiry : next;
 }
 
 /* ---- session indices, owned by peers ---- */
@@ -420,6 +420,80 @@ void nt_engine_set_up(struct nt_engine *e, bool up, struct nt_now now)
 	}
 }
 
+/* ---- lifecycle: disabled and expired peers ---- */
+
+int nt_engine_peer_block_reason(const struct nt_peer *p, struct nt_now now)
+{
+	if (p->disabled)
+		return NT_BLOCK_DISABLED;
+	/* Either clock: the wall clock may be stepped back, the monotonic one does not see a
+	 * date set later. Whichever says "expired" first wins: fail closed. */
+	if (p->valid_until && (now.wall >= p->valid_until || now.mono >= p->expiry_mono))
+		return NT_BLOCK_EXPIRED;
+	return NT_BLOCK_NONE;
+}
+
+/* The peer is blocked at now: end everything once. true if blocked. */
+static bool enforce_block(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	int why = nt_engine_peer_block_reason(p, now);
+
+	if (!why)
+		return false;
+	if (!p->blocked) {
+		p->blocked = true;
+		clear_sessions(e, p);
+		drop_staged(p);
+		p->unconfirmed_responses = 0;
+		event(out, NT_EV_PEER_BLOCKED, p, NT_OK, (uint64_t)why);
+	}
+	return true;
+}
+
+/* The earliest expiry still to enforce, from every peer: called when one changes or passed. */
+static void expiry_recompute(struct nt_engine *e)
+{
+	e->next_expiry = UINT64_MAX;
+	FOR_EACH_PEER(e, p) {
+		if (p->valid_until && !p->blocked && p->expiry_mono < e->next_expiry)
+			e->next_expiry = p->expiry_mono;
+	}
+}
+
+void nt_engine_peer_set_lifecycle(struct nt_engine *e, struct nt_peer *p, bool disabled, uint64_t valid_until,
+				  struct nt_now now, struct nt_engine_out *out)
+{
+	p->disabled = disabled;
+	p->valid_until = valid_until;
+	p->expiry_mono = !valid_until ? UINT64_MAX
+			 : valid_until > now.wall ? now.mono + (valid_until - now.wall) : now.mono;
+	if (!enforce_block(e, p, now, out) && p->blocked) {
+		p->blocked = false;
+		event(out, NT_EV_PEER_UNBLOCKED, p, NT_OK, 0);
+	}
+	expiry_recompute(e);
+}
+
+/* Expiries that passed by now (the monotonic deadline in nt_engine_next_deadline). */
+static void expiry_run(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out)
+{
+	if (now.mono < e->next_expiry)
+		return;
+	FOR_EACH_PEER(e, p) {
+		if (p->valid_until && !p->blocked)
+			enforce_block(e, p, now, out);
+	}
+	expiry_recompute(e);
+}
+
+/* The packet paths' check: false when the peer may go on. */
+static inline bool peer_blocked(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out)
+{
+	if (!p->disabled && !p->valid_until && !p->blocked)
+		return false;
+	return enforce_block(e, p, now, out);
+}
+
 int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const struct nt_engine_host *host,
 		   size_t max_indices, size_t ratelimiter_capacity)
 {
@@ -427,6 +501,7 @@ int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const 
 	e->static_identity = identity;
 	e->host = *host;
 	e->mtu = NT_DEFAULT_MTU;
+	e->next_expiry = UINT64_MAX;
 	e->aips = nt_allowedips_new();
 	if (!e->aips || peer_hash_grow(e))
 		return -ENOMEM;
@@ -494,6 +569,8 @@ static void send_initiation(struct nt_engine *e, struct nt_peer *p, bool is_retr
 	uint8_t *msg;
 
 	if (!e->up || p->endpoint.sa.sa_family == AF_UNSPEC)
+		return;
+	if (peer_blocked(e, p, now, out))
 		return;
 	if (!nt_timers_may_send_initiation(&p->timers, now.mono, is_retry))
 		return;
@@ -636,6 +713,10 @@ void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct 
 		e->drops_no_endpoint++;
 		return;
 	}
+	if (peer_blocked(e, p, now, out)) {
+		e->drops_blocked++;
+		return;
+	}
 	kp = sending_keypair(p, now.mono);
 	if (!kp) {
 		stage(e, p, pkt, iplen);
@@ -730,7 +811,22 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	}
 	p = PEER_OF_HS(hs);
 	old_index = hs->local_index; /* of a handshake this one replaced, if any */
+	if (peer_blocked(e, p, now, out)) {
+		/* Authenticated, but refused: no response, no session, the endpoint unchanged. */
+		e->drops_blocked++;
+		nt_handshake_clear(hs);
+		index_release(e, p, old_index);
+		event(out, NT_EV_HANDSHAKE_REFUSED, p, NT_OK, (uint64_t)nt_engine_peer_block_reason(p, now));
+		return;
+	}
 	event(out, NT_EV_INITIATION_RECEIVED, p, NT_OK, 0);
+	/* A response of ours the initiator never used, and now it starts again: after two in
+	 * a row its PSK likely differs (it could not open them). Loss does that too, rarely
+	 * twice in a row; hence "likely". */
+	if (p->unconfirmed_responses >= 2) {
+		event(out, NT_EV_LIKELY_PSK_MISMATCH, p, NT_OK, 1);
+		out->events[out->events_len - 1].err = p->unconfirmed_responses;
+	}
 	authenticated_received(p, d, len, now.mono, out);
 	timers_changed(p);
 
@@ -750,6 +846,8 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 		return;
 	}
 	index_release_drops(e, p, &drops);
+	if (p->unconfirmed_responses < UINT8_MAX)
+		p->unconfirmed_responses++;
 	event(out, NT_EV_RESPONSE_SENT, p, NT_OK, 0);
 	out_send(out, p, &d->from, NULL, resp, NT_RESP_LEN, true);
 	nt_timers_any_authenticated_packet_sent(&p->timers);
@@ -777,14 +875,26 @@ static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len,
 		e->drops[NT_DROP_INDEX]++;
 		return;
 	}
+	if (peer_blocked(e, p, now, out)) {
+		e->drops_blocked++;
+		return;
+	}
 	st = nt_noise_consume_response(&p->hs, msg, len, e->static_identity);
 	if (st == NT_OK)
 		st = peer_keypairs(e, p) ? nt_noise_begin_session(&p->hs, p->kps, now.mono, &drops) : NT_DROP_STATE;
 	if (st != NT_OK) {
 		e->drops[st]++;
 		event(out, NT_EV_RESPONSE_DROPPED, p, st, 0);
+		/* mac1 and our pending index matched, the DH worked: the one input left that we
+		 * cannot check is the PSK. Reported once per initiation: forged responses (mac1
+		 * needs only our public key) cannot flood the log. */
+		if (st == NT_DROP_DECRYPT && p->mismatch_reported_index != p->hs.local_index) {
+			p->mismatch_reported_index = p->hs.local_index;
+			event(out, NT_EV_LIKELY_PSK_MISMATCH, p, NT_OK, 0);
+		}
 		return;
 	}
+	p->unconfirmed_responses = 0;
 	index_release_drops(e, p, &drops);
 	event(out, NT_EV_SESSION_ESTABLISHED, p, NT_OK, 0);
 	authenticated_received(p, d, len, now.mono, out);
@@ -854,6 +964,10 @@ static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const str
 		e->drops[NT_DROP_INDEX]++;
 		return;
 	}
+	if (peer_blocked(e, p, now, out)) {
+		e->drops_blocked++;
+		return;
+	}
 	st = nt_keypair_open(kp, plain, &plainlen, msg, len, now.mono);
 	if (st != NT_OK) {
 		e->drops[st]++;
@@ -865,6 +979,7 @@ static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const str
 		nt_timers_handshake_complete(&p->timers);
 		p->last_handshake_wall = now.wall;
 		p->handshakes++;
+		p->unconfirmed_responses = 0;
 		event(out, NT_EV_SESSION_CONFIRMED, p, NT_OK, 0);
 		send_staged(e, p, now, out);
 	}
@@ -1035,6 +1150,7 @@ void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_o
 		e->was_under_load = false;
 		event(out, NT_EV_LOAD_ENDED, NULL, NT_OK, 0);
 	}
+	expiry_run(e, now, out); /* down too: a passed deadline must not stay the next one */
 	if (now.mono >= e->next_ratelimiter_gc) {
 		nt_ratelimiter_gc(&e->ratelimiter, now.mono);
 		e->next_ratelimiter_gc = now.mono + NT_NSEC_PER_SEC;

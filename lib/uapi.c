@@ -44,6 +44,9 @@ enum uapi_key {
 	KEY_ALLOWED_IP,
 	KEY_PROTOCOL_VERSION,
 	KEY_NOISETUN_NAME,
+	KEY_NOISETUN_DISABLED,
+	KEY_NOISETUN_VALID_UNTIL,
+	KEY_NOISETUN_ENDPOINT_NAME,
 	KEY_UNKNOWN,
 };
 
@@ -66,6 +69,9 @@ static const struct {
 	K(KEY_ALLOWED_IP, "allowed_ip"),
 	K(KEY_PROTOCOL_VERSION, "protocol_version"),
 	K(KEY_NOISETUN_NAME, "noisetun_name"),
+	K(KEY_NOISETUN_DISABLED, "noisetun_disabled"),
+	K(KEY_NOISETUN_VALID_UNTIL, "noisetun_valid_until"),
+	K(KEY_NOISETUN_ENDPOINT_NAME, "noisetun_endpoint_name"),
 #undef K
 };
 
@@ -413,6 +419,43 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 		memset(peer->name, 0, sizeof(peer->name)); /* a longer name before: none of it left */
 		memcpy(peer->name, value, value_len);
 		return 0;
+	/* noisetun's own (stock wg never sends them): the peer's lifecycle. */
+	case KEY_NOISETUN_DISABLED:
+		peer->has_lifecycle_disabled = true;
+		if (value_is(value, value_len, "true"))
+			peer->lifecycle_disabled = true;
+		else if (value_is(value, value_len, "false"))
+			peer->lifecycle_disabled = false;
+		else
+			return -EINVAL;
+		return 0;
+	case KEY_NOISETUN_VALID_UNTIL:
+		/* Seconds since the epoch; 0: no limit. Below 2^40 (year 36812): the daemon
+		 * keeps it in nanoseconds. */
+		ret = parse_decimal(&n, value, value_len, (UINT64_C(1) << 40) - 1);
+		if (!ret) {
+			peer->has_valid_until = true;
+			peer->valid_until = n;
+		}
+		return ret;
+	case KEY_NOISETUN_ENDPOINT_NAME:
+		if (value_is(value, value_len, "-")) {
+			peer->has_endpoint_name = true;
+			peer->endpoint_name[0] = '\0';
+			return 0;
+		}
+		if (value_len > NT_UAPI_ENDPOINT_NAME_MAX)
+			return -EINVAL;
+		for (size_t i = 0; i < value_len; i++) {
+			char c = value[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+			      c == '-' || c == '_' || c == ':' || c == '[' || c == ']' || c == '%'))
+				return -EINVAL;
+		}
+		memcpy(peer->endpoint_name, value, value_len);
+		peer->endpoint_name[value_len] = '\0';
+		peer->has_endpoint_name = true;
+		return 0;
 	case KEY_UNKNOWN:
 		break;
 	}
@@ -526,6 +569,12 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 		}
 		if (p->has_name)
 			text_add(&t, "noisetun_name=%.*s\n", NT_UAPI_NAME_MAX, p->name);
+		if (p->has_lifecycle_disabled)
+			text_add(&t, "noisetun_disabled=%s\n", p->lifecycle_disabled ? "true" : "false");
+		if (p->has_valid_until)
+			text_add(&t, "noisetun_valid_until=%llu\n", (unsigned long long)p->valid_until);
+		if (p->has_endpoint_name)
+			text_add(&t, "noisetun_endpoint_name=%s\n", p->endpoint_name[0] ? p->endpoint_name : "-");
 	}
 	return t.len;
 }

@@ -16,6 +16,12 @@ struct nt_config_address {          /* Address = 10.0.0.1/24 (cidr: full length 
 	uint8_t addr[16];
 };
 
+struct nt_config_endpoint {
+	char *host;                     /* as in Endpoint: an address (no brackets) or a name */
+	uint16_t port;
+};
+#define NT_CONFIG_MAX_FALLBACKS 8
+
 struct nt_config_peer {
 	unsigned line;                  /* where [Peer] began, for messages */
 	uint8_t public_key[32];
@@ -35,6 +41,21 @@ struct nt_config_peer {
 	 * any comment. */
 	char *name;
 	unsigned name_line;             /* of that comment, 0 without a name */
+	/* noisetun's own, whole-line comments in the [Peer] (issue 18; a wrong value is an
+	 * error, as for noisetun-mss-clamp):
+	 * "# noisetun-preshared-key-file = /ABSOLUTE/PATH": the PSK comes from that file, which
+	 * another program (Rosenpass) rewrites; a PresharedKey line is then an error. */
+	char *psk_file;
+	/* "# noisetun-disabled = true|false" and "# noisetun-valid-until = RFC 3339 time": the
+	 * peer keeps its config but no handshake with it succeeds (valid_until: seconds since
+	 * the epoch, 0: no limit). `noisetun strip` drops such a peer whole: a stock tool that
+	 * ignored the comment would otherwise enable it (fail closed). */
+	bool disabled;
+	uint64_t valid_until;
+	/* "# noisetun-endpoint-fallback = host:port", repeatable: endpoints tried in order after
+	 * Endpoint when handshakes fail (config mode re-resolves names; see daemon/watch.c). */
+	struct nt_config_endpoint *fallbacks;
+	size_t fallbacks_count;
 };
 
 /* Table: auto, off, a number, or a name as ip(8) takes it. The names main, local and
@@ -106,6 +127,19 @@ void nt_config_free(struct nt_config *cfg);
 int nt_rt_tables_lookup(const char *text, size_t len, const char *name, uint32_t *id);
 
 #define NT_CONFIG_MSS_CLAMP_KEY "noisetun-mss-clamp"
+#define NT_CONFIG_PSK_FILE_KEY "noisetun-preshared-key-file"
+#define NT_CONFIG_DISABLED_KEY "noisetun-disabled"
+#define NT_CONFIG_VALID_UNTIL_KEY "noisetun-valid-until"
+#define NT_CONFIG_FALLBACK_KEY "noisetun-endpoint-fallback"
+/* An RFC 3339 date-time ("2026-12-31T23:59:59Z", "...T12:00:00.5+02:00"; 'T', 't' or a
+ * space between date and time) as seconds since the epoch (fractions dropped). 0 or -EINVAL. */
+int nt_config_parse_rfc3339(const char *s, size_t len, int64_t *secs);
+/* Whether the peer is out of use at now (seconds since the epoch): disabled or expired. */
+bool nt_config_peer_inactive(const struct nt_config_peer *p, int64_t now);
+/* Copy text (len bytes) into out (len + 1 bytes) without the sections of the peers that
+ * drop[i] marks (the i-th [Peer] of the file, as nt_config_parse counts them). Returns the
+ * length written. */
+size_t nt_config_drop_peers(char *out, const char *text, size_t len, const bool *drop, size_t drop_count);
 /* Whether line (len bytes, a '\n' at its end or not) is a whole-line comment holding a
  * noisetun-only setting ("# noisetun-mss-clamp = ..."), which `noisetun strip` drops. */
 bool nt_config_is_noisetun_comment(const char *line, size_t len);

@@ -115,7 +115,17 @@ struct nt_engine;
 	unsigned staged_head, staged_count;                                                        \
 	size_t heap_pos;                  /* in the engine's timer heap, or SIZE_MAX */             \
 	uint64_t session_expiry;          /* REJECT_AFTER_TIME after the last session derived:     \
-					   * NT_EV_SESSION_EXPIRED; UINT64_MAX: none pending */
+					   * NT_EV_SESSION_EXPIRED; UINT64_MAX: none pending */ \
+	/* Lifecycle (nt_engine_peer_set_lifecycle): no handshake, no session while disabled   \
+	 * or from valid_until on. */                                                              \
+	bool disabled;                                                                             \
+	bool blocked;                     /* the block was applied: sessions ended, event sent */  \
+	uint64_t valid_until;             /* wall ns since the epoch; 0: no limit */               \
+	uint64_t expiry_mono;             /* valid_until on the monotonic clock, when it was set */\
+	/* PSK mismatch reports: once per initiation (its local index) and, as responder, the   \
+	 * responses in a row the initiator never used. */                                        \
+	uint32_t mismatch_reported_index;                                                          \
+	uint8_t unconfirmed_responses;
 
 struct nt_peer {
 	NT_PEER_FIELDS
@@ -160,7 +170,9 @@ struct nt_engine_host {
 	/* Unauthenticated handshake traffic, counted (never an event each: a flood would     \
 	 * cost an event per datagram); a host aggregates them for its subscribers. */        \
 	uint64_t hs_bad_mac;              /* handshake messages with a wrong mac1 */               \
-	uint64_t hs_ratelimited;          /* handshakes over the per-source rate limit */
+	uint64_t hs_ratelimited;          /* handshakes over the per-source rate limit */ \
+	uint64_t drops_blocked;           /* TUN or received: the peer is disabled or expired */  \
+	uint64_t next_expiry;             /* monotonic ns: the earliest valid_until to enforce */
 
 struct nt_engine {
 	NT_ENGINE_FIELDS
@@ -200,8 +212,15 @@ enum nt_event_type {
 	NT_EV_SESSION_EXPIRED,          /* peer: no session derived for REJECT_AFTER_TIME, so none
 					 * is usable (the peer is down) */
 	NT_EV_LOAD_ENDED,               /* no peer: the under-load state is over */
+	NT_EV_PEER_BLOCKED,             /* peer, value: NT_BLOCK_*: its sessions ended, no handshake */
+	NT_EV_HANDSHAKE_REFUSED,        /* peer, value: NT_BLOCK_*: an initiation from a blocked peer */
+	NT_EV_PEER_UNBLOCKED,           /* peer: enabled again, or its validity extended */
+	/* peer, value 0: our initiation's response did not authenticate (its only key input we
+	 * cannot check is the PSK); value 1 (responder): n responses in a row (err) were never
+	 * used by the initiator, which then started again. Once per initiation. */
+	NT_EV_LIKELY_PSK_MISMATCH,
 };
-#define NT_EV_COUNT (NT_EV_LOAD_ENDED + 1)
+#define NT_EV_COUNT (NT_EV_LIKELY_PSK_MISMATCH + 1)
 
 struct nt_event {
 	enum nt_event_type type;
@@ -281,6 +300,18 @@ void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct 
 /* Start a handshake with p now, as a TUN packet without a session would: not while down,
  * without an endpoint, or within REKEY_TIMEOUT of the last initiation. */
 void nt_engine_initiate(struct nt_engine *e, struct nt_peer *p, struct nt_now now, struct nt_engine_out *out);
+
+/* Lifecycle: disabled, or valid until a wall time (ns since the epoch; 0: no limit). A peer
+ * that is blocked (disabled, or now.wall >= valid_until) keeps its configuration, but its
+ * sessions and staged packets go at once and no handshake with it succeeds, as initiator
+ * or responder: NT_EV_PEER_BLOCKED says so, once; NT_EV_PEER_UNBLOCKED when it ends. An
+ * expiry that passes later is enforced by nt_engine_timers (nt_engine_next_deadline
+ * includes it) and by any packet of the peer, on either clock. */
+enum { NT_BLOCK_NONE = 0, NT_BLOCK_DISABLED = 1, NT_BLOCK_EXPIRED = 2 };
+void nt_engine_peer_set_lifecycle(struct nt_engine *e, struct nt_peer *p, bool disabled, uint64_t valid_until,
+				  struct nt_now now, struct nt_engine_out *out);
+/* NT_BLOCK_NONE, or why p is blocked at now. */
+int nt_engine_peer_block_reason(const struct nt_peer *p, struct nt_now now);
 
 /* Run every peer timer due at now (handshake retries, keepalives, key erasure). */
 void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);

@@ -16,6 +16,9 @@
 /* Room for any nt_uapi_format_endpoint() output and its NUL ("[" 39 "%" 15 "]:" 5). */
 #define NT_UAPI_ENDPOINT_STRLEN 64
 
+/* noisetun_endpoint_name: host:port, [A-Za-z0-9.-_:[]%] only. */
+#define NT_UAPI_ENDPOINT_NAME_MAX 160
+
 /* An interface name as a scope: at most 15 bytes, as IF_NAMESIZE - 1 on Linux. */
 #define NT_UAPI_IFNAME_MAX 15
 
@@ -57,6 +60,15 @@ struct nt_uapi_peer {
 	 * the name. Stock wg never sends it; a set without it leaves the name as it is. */
 	bool has_name;
 	char name[NT_UAPI_NAME_MAX + 1]; /* NUL-terminated; "" with has_name: remove the name */
+	/* noisetun's own keys (noisetun_disabled=true|false, noisetun_valid_until=SECONDS
+	 * since the epoch, 0: no limit): the peer's lifecycle. */
+	bool has_lifecycle_disabled, lifecycle_disabled;
+	bool has_valid_until;
+	uint64_t valid_until;
+	/* noisetun_endpoint_name=HOST:PORT (noisetun's own): the name the endpoint was
+	 * resolved from, for show; "" (the value "-") clears it. */
+	bool has_endpoint_name;
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
 };
 
 struct nt_uapi_set {

@@ -800,6 +800,84 @@ START_TEST(event_hooks)
 }
 END_TEST
 
+/* Issue 18: the [Peer]'s noisetun comments (PSK file, lifecycle), RFC 3339, dropping peers. */
+START_TEST(peer_lifecycle_comments)
+{
+	static const char text[] =
+		"[Interface]\n"
+		"PrivateKey = " PRIV_A "\n"
+		"[Peer]\n"
+		"PublicKey = " PUB_A "\n"
+		"# noisetun-preshared-key-file = /run/rosenpass/psk\n"
+		"# noisetun-disabled = true\n"
+		"[Peer]\n"
+		"PublicKey = " PUB_B "\n"
+		"#noisetun-valid-until=2026-12-31T23:59:59Z\n"
+		"[Peer]\n"
+		"PublicKey = " PUB_C "\n";
+	struct nt_config cfg;
+	struct nt_config_error err;
+	bool drop[3] = { true, false, true };
+	char out[sizeof(text)];
+	int64_t t;
+
+	ck_assert_msg(parse_str(&cfg, text, &err) == 0, "%u: %s", err.line, err.message);
+	ck_assert_str_eq(cfg.peers[0].psk_file, "/run/rosenpass/psk");
+	ck_assert(cfg.peers[0].disabled && !cfg.peers[1].disabled);
+	ck_assert_uint_eq(cfg.peers[1].valid_until, 1798761599);
+	ck_assert(nt_config_peer_inactive(&cfg.peers[0], 0));
+	ck_assert(!nt_config_peer_inactive(&cfg.peers[1], 1798761598));
+	ck_assert(nt_config_peer_inactive(&cfg.peers[1], 1798761599));
+	ck_assert(!nt_config_peer_inactive(&cfg.peers[2], INT64_MAX));
+	nt_config_free(&cfg);
+	nt_config_drop_peers(out, text, strlen(text), drop, 3);
+	ck_assert_ptr_null(strstr(out, PUB_A));
+	ck_assert_ptr_null(strstr(out, PUB_C));
+	ck_assert_ptr_nonnull(strstr(out, PUB_B));
+	ck_assert_ptr_nonnull(strstr(out, PRIV_A));
+
+	ck_assert_int_eq(nt_config_parse_rfc3339("1970-01-01T00:00:00Z", 20, &t), 0);
+	ck_assert_int_eq(t, 0);
+	ck_assert_int_eq(nt_config_parse_rfc3339("2000-02-29t12:00:00.25+02:00", 28, &t), 0);
+	ck_assert_int_eq(t, 951818400);
+	ck_assert_int_eq(nt_config_parse_rfc3339("2024-01-01 00:00:00-01:30", 25, &t), 0);
+	ck_assert_int_eq(t, 1704072600);
+	ck_assert_int_ne(nt_config_parse_rfc3339("2023-02-29T00:00:00Z", 20, &t), 0);
+	ck_assert_int_ne(nt_config_parse_rfc3339("2023-01-01T00:00:00", 19, &t), 0);
+	ck_assert_int_ne(nt_config_parse_rfc3339("2023-01-01T24:00:00Z", 20, &t), 0);
+	ck_assert_int_ne(nt_config_parse_rfc3339("2023-01-01T00:00:00+0200", 24, &t), 0);
+
+	/* Meant for us, so a bad value is an error, not a silent no-op. */
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\n# noisetun-disabled = maybe\n", &err), 0);
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\n# noisetun-valid-until = tomorrow\n", &err), 0);
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\n# noisetun-preshared-key-file = rel/psk\n", &err), 0);
+	ck_assert_int_ne(parse_str(&cfg, "[Interface]\n# noisetun-disabled = true\n", &err), 0);
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\nPresharedKey = " PUB_B "\n"
+				   "# noisetun-preshared-key-file = /p\n", &err), 0);
+	ck_assert(nt_config_is_noisetun_comment("# noisetun-valid-until = x", 26));
+
+	/* Fallback endpoints, in order, as Endpoint takes them; at most 8. */
+	ck_assert_msg(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\nEndpoint = vpn.example:51820\n"
+				       "# noisetun-endpoint-fallback = 192.0.2.9:1\n"
+				       "# noisetun-endpoint-fallback = [2001:db8::1]:51821\n", &err) == 0,
+		      "%u: %s", err.line, err.message);
+	ck_assert_uint_eq(cfg.peers[0].fallbacks_count, 2);
+	ck_assert_str_eq(cfg.peers[0].fallbacks[0].host, "192.0.2.9");
+	ck_assert_uint_eq(cfg.peers[0].fallbacks[0].port, 1);
+	ck_assert_str_eq(cfg.peers[0].fallbacks[1].host, "2001:db8::1");
+	ck_assert_uint_eq(cfg.peers[0].fallbacks[1].port, 51821);
+	nt_config_free(&cfg);
+	ck_assert_int_ne(parse_str(&cfg, "[Peer]\nPublicKey = " PUB_A "\n# noisetun-endpoint-fallback = nope\n", &err), 0);
+	{
+		char many[2048];
+		size_t n = (size_t)snprintf(many, sizeof(many), "[Peer]\nPublicKey = %s\n", PUB_A);
+		for (int i = 0; i < 9; i++)
+			n += (size_t)snprintf(many + n, sizeof(many) - n, "# noisetun-endpoint-fallback = h%d:1\n", i);
+		ck_assert_int_ne(parse_str(&cfg, many, &err), 0);
+	}
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -823,6 +901,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, large);
 	tcase_add_test(tc, peer_names);
 	tcase_add_test(tc, event_hooks);
+	tcase_add_test(tc, peer_lifecycle_comments);
 	suite_add_tcase(s, tc);
 	return s;
 }

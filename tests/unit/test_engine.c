@@ -681,6 +681,127 @@ START_TEST(test_key_change_mid_session)
 }
 END_TEST
 
+/* ---- lifecycle and PSK mismatch (issue 18) ---- */
+
+static unsigned psk_reports(const struct node *n, uint64_t value)
+{
+	unsigned c = 0;
+
+	for (size_t i = 0; i < n->events_len; i++)
+		if (n->events[i].type == NT_EV_LIKELY_PSK_MISMATCH && n->events[i].value == value)
+			c++;
+	return c;
+}
+
+START_TEST(test_disabled_peer_ends_sessions_and_refuses_handshakes)
+{
+	unsigned est, rx, b_inits;
+
+	sim_setup();
+	run(S.now + SEC(3), &S.a, SEC(1), &S.b);
+	ck_assert_ptr_nonnull(S.b.peer.kps);
+	/* B disables A: its sessions end at once, an event says so */
+	nt_engine_peer_set_lifecycle(&S.b.eng, &S.b.peer, true, 0, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_ptr_null(S.b.peer.kps);
+	ck_assert_uint_eq(nt_index_count(&S.b.eng.indices), 0);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_PEER_BLOCKED], 1);
+	ck_assert_int_eq(nt_engine_peer_block_reason(&S.b.peer, now_of()), NT_BLOCK_DISABLED);
+	/* A keeps sending: nothing gets through, no handshake succeeds either way */
+	est = S.a.ev_count[NT_EV_SESSION_ESTABLISHED] + S.b.ev_count[NT_EV_SESSION_ESTABLISHED];
+	rx = (unsigned)S.b.rx_len;
+	b_inits = S.b.sent_by_type[NT_MSG_INITIATION];
+	run(S.now + SEC(30), &S.a, SEC(1), &S.b);
+	ck_assert_uint_eq(S.b.rx_len, rx);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED] + S.b.ev_count[NT_EV_SESSION_ESTABLISHED], est);
+	ck_assert_uint_gt(S.b.ev_count[NT_EV_HANDSHAKE_REFUSED], 0);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_INITIATION], b_inits); /* B's packets start none */
+	ck_assert_ptr_null(S.b.peer.kps);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_PEER_BLOCKED], 1); /* once */
+	ck_assert_uint_gt(S.b.eng.drops_blocked, 0);
+	/* enabled again: traffic flows */
+	nt_engine_peer_set_lifecycle(&S.b.eng, &S.b.peer, false, 0, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_PEER_UNBLOCKED], 1);
+	run(S.now + SEC(10), &S.a, SEC(1), NULL);
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_valid_until_passes_without_traffic)
+{
+	uint64_t rx;
+
+	sim_setup();
+	run(S.now + SEC(3), &S.a, SEC(1), &S.b);
+	ck_assert_ptr_nonnull(S.b.peer.kps);
+	/* valid for 5 more seconds */
+	nt_engine_peer_set_lifecycle(&S.b.eng, &S.b.peer, false, now_of().wall + SEC(5), now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_PEER_BLOCKED], 0);
+	ck_assert_uint_le(nt_engine_next_deadline(&S.b.eng), S.now + SEC(5));
+	run(S.now + SEC(4), &S.a, SEC(1), NULL);
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	ck_assert_ptr_nonnull(S.b.peer.kps);
+	/* no traffic at all: the timer alone ends the session when it passes */
+	run(S.now + SEC(2), NULL, 0, NULL);
+	ck_assert_ptr_null(S.b.peer.kps);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_PEER_BLOCKED], 1);
+	ck_assert_uint_eq(S.b.events[S.b.events_len - 1].value, NT_BLOCK_EXPIRED);
+	rx = S.b.rx_len;
+	run(S.now + SEC(20), &S.a, SEC(1), NULL);
+	ck_assert_uint_eq(S.b.rx_len, rx);
+	ck_assert_uint_eq(nt_engine_next_deadline(&S.b.eng) == UINT64_MAX ||
+				  nt_engine_next_deadline(&S.b.eng) > S.now - SEC(1), 1);
+	/* already past when set: blocked at once, both clocks */
+	nt_engine_peer_set_lifecycle(&S.a.eng, &S.a.peer, false, now_of().wall - SEC(1), now_of(), &S.a.out);
+	nt_engine_flush(&S.a.out);
+	ck_assert_ptr_null(S.a.peer.kps);
+	ck_assert_int_eq(nt_engine_peer_block_reason(&S.a.peer, now_of()), NT_BLOCK_EXPIRED);
+	/* extended: valid again */
+	nt_engine_peer_set_lifecycle(&S.b.eng, &S.b.peer, false, now_of().wall + SEC(3600), now_of(), &S.b.out);
+	nt_engine_peer_set_lifecycle(&S.a.eng, &S.a.peer, false, 0, now_of(), &S.a.out);
+	nt_engine_flush(&S.a.out);
+	nt_engine_flush(&S.b.out);
+	run(S.now + SEC(10), &S.a, SEC(1), NULL);
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	sim_teardown();
+}
+END_TEST
+
+START_TEST(test_psk_mismatch_reported_once_per_initiation)
+{
+	uint8_t psk_a[NT_KEY_LEN], psk_b[NT_KEY_LEN];
+	unsigned inits;
+
+	sim_setup();
+	memset(psk_a, 0x5a, sizeof(psk_a));
+	memset(psk_b, 0xa5, sizeof(psk_b));
+	nt_handshake_set_psk(&S.a.peer.hs, psk_a);
+	nt_handshake_set_psk(&S.b.peer.hs, psk_b);
+	run(S.now + SEC(22), &S.a, SEC(1), NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 0);
+	ck_assert_uint_eq(S.b.rx_len, 0);
+	inits = S.a.sent_by_type[NT_MSG_INITIATION];
+	ck_assert_uint_ge(inits, 3);
+	/* the initiator: each response that failed to open, once per initiation */
+	ck_assert_uint_eq(psk_reports(&S.a, 0), S.b.sent_by_type[NT_MSG_RESPONSE]);
+	ck_assert_uint_le(psk_reports(&S.a, 0), inits);
+	/* the responder: from the third initiation on (two responses unused) */
+	ck_assert_uint_eq(psk_reports(&S.b, 1), S.b.ev_count[NT_EV_INITIATION_RECEIVED] - 2);
+	/* a response replayed: no second report for the same initiation */
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_LIKELY_PSK_MISMATCH], psk_reports(&S.a, 0));
+	/* the same PSK on both: works, and no more reports */
+	nt_handshake_set_psk(&S.b.peer.hs, psk_a);
+	run(S.now + SEC(10), &S.a, SEC(1), NULL);
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert(received(&S.b, S.a.tx_ids - 1));
+	ck_assert_uint_eq(S.b.peer.unconfirmed_responses, 0);
+	sim_teardown();
+}
+END_TEST
+
 /* Not a check of behaviour: how fast the simulation runs, for the record. */
 START_TEST(test_speed_protocol_hours)
 {
@@ -722,6 +843,9 @@ int main(void)
 	tcase_add_test(tc, test_session_expired);
 	tcase_add_test(tc, test_simultaneous_initiation);
 	tcase_add_test(tc, test_key_change_mid_session);
+	tcase_add_test(tc, test_disabled_peer_ends_sessions_and_refuses_handshakes);
+	tcase_add_test(tc, test_valid_until_passes_without_traffic);
+	tcase_add_test(tc, test_psk_mismatch_reported_once_per_initiation);
 	tcase_add_test(tc, test_speed_protocol_hours);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

@@ -62,6 +62,38 @@ static void assert_ip(const struct nt_uapi_allowed_ip *ip, int family, const cha
 	ck_assert_mem_eq(ip->addr, want, 16);
 }
 
+
+/* noisetun's own per-peer keys (issue 18): parsed, formatted back, bad values refused. */
+START_TEST(test_noisetun_lifecycle_keys)
+{
+	struct nt_uapi_set set;
+	char buf[512];
+
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_disabled=true\nnoisetun_valid_until=1798761599\n"), 0);
+	ck_assert(set.peers[0].has_lifecycle_disabled && set.peers[0].lifecycle_disabled);
+	ck_assert(set.peers[0].has_valid_until);
+	ck_assert_uint_eq(set.peers[0].valid_until, 1798761599);
+	nt_uapi_format_set(&set, buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "noisetun_disabled=true\nnoisetun_valid_until=1798761599\n"));
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_disabled=false\n"), 0);
+	ck_assert(set.peers[0].has_lifecycle_disabled && !set.peers[0].lifecycle_disabled && !set.peers[0].has_valid_until);
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_disabled=1\n"), -EINVAL);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_valid_until=-1\n"), -EINVAL);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_valid_until=1099511627776\n"), -EINVAL);
+	ck_assert_int_eq(parse_str(&set, "noisetun_disabled=true\n"), -EINVAL); /* not a device key */
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=vpn.example:51820\n"), 0);
+	ck_assert(set.peers[0].has_endpoint_name);
+	ck_assert_str_eq(set.peers[0].endpoint_name, "vpn.example:51820");
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=-\n"), 0);
+	ck_assert(set.peers[0].has_endpoint_name && !set.peers[0].endpoint_name[0]);
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_endpoint_name=a$b:1\n"), -EINVAL);
+}
+END_TEST
+
 /* ---- good requests ---- */
 
 START_TEST(test_empty_body)
@@ -952,6 +984,7 @@ static Suite *uapi_suite(void)
 	tcase_add_test(format, test_format_known_answer);
 	tcase_add_test(format, test_format_round_trips);
 	tcase_add_test(format, test_format_random);
+	tcase_add_test(format, test_noisetun_lifecycle_keys);
 	suite_add_tcase(s, format);
 	return s;
 }
