@@ -1455,8 +1455,9 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				if (config_post_up(&what)) {
 					snprintf(err_msg, sizeof(err_msg), "noisetund: %s: %s", dev->ifname, what);
 					stopping = true;
-					if (kill(worker, SIGTERM) < 0 && errno != ESRCH)
-						log_error("cannot signal the worker: %s", strerror(errno));
+					/* signal_worker: under the unit there is no CAP_KILL. */
+					if ((err = signal_worker(worker, SIGTERM)) && err != -ESRCH)
+						log_error("cannot signal the worker: %s", strerror(-err));
 					break;
 				}
 				ready = true;

@@ -369,6 +369,21 @@ C systemctl stop noisetun@site-a >/dev/null 2>&1
 check "examples: site-a hooks work" "$hooks hook line(s) enabled; start rc=$src, $sstate${why:+; $why}" \
 	$([ "$src" = 0 ] && [ "$sstate" = active ] && echo 0 || echo 1)
 
+# 10b. a failing PostUp fails the start at once: the monitor (no CAP_KILL in the unit)
+# must still stop the worker, not wait for TimeoutStartSec
+C sh -c 'printf "[Interface]\nPrivateKey = %s\nListenPort = 51840\nPostUp = false\n" "$(cat /root/a.key)" >/etc/wireguard/pu0.conf && chmod 600 /etc/wireguard/pu0.conf'
+since=$(C date '+%Y-%m-%d %H:%M:%S')
+t=$(ms)
+C timeout 30 systemctl start noisetun@pu0 >/dev/null 2>&1
+prc=$?
+dt=$(($(ms) - t))
+pstate=$(prop noisetun@pu0 ActiveState)/$(prop noisetun@pu0 SubState)
+C systemctl stop noisetun@pu0 >/dev/null 2>&1
+nosig=$(journal pu0 --since "$since" | grep -c 'cannot signal')
+plink=$(C ip -o link show dev pu0 2>/dev/null | wc -l)
+check "PostUp fails: start fails at once" "start rc=$prc in ${dt} ms ($pstate); 'cannot signal' lines: $nosig; link after stop: $plink" \
+	$([ "$prc" != 0 ] && [ "$prc" != 124 ] && [ "$dt" -lt 10000 ] && [ "$nosig" = 0 ] && [ "$plink" = 0 ] && echo 0 || echo 1)
+
 # 11. the exposure score, live
 score=$(C systemd-analyze security --no-pager noisetun@wg0 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 C systemd-analyze security --no-pager noisetun@wg0 >"$WORK/security.txt" 2>&1
