@@ -56,6 +56,7 @@
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
+#include "handover.h"
 #include "noisetund.h"
 #include "sandbox.h"
 
@@ -89,7 +90,10 @@ static struct {
 	char uapi_path[108];
 	int uid_lock;                   /* the monitor's claim on a dynamic uid; -1 none */
 	bool dynamic;                   /* uid from the range, not a user's */
-} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1 };
+	bool handover;                  /* the worker is a unit of its own (handover.c) */
+	bool worker_bye;                /* ... and said 'Q': it exits orderly */
+	int worker_pidfd;               /* ... and this tells when it is gone; -1 */
+} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1, .worker_pidfd = -1 };
 
 static int resolve_user(const char *user)
 {
@@ -226,6 +230,11 @@ int privsep_init(const char *user, const char *group)
 	}
 	if (user && *user)
 		return strcmp(user, "root") ? resolve_user(user) : 0;
+	if (handover_wanted()) { /* systemd starts the worker, with a uid of its own */
+		ps.split = ps.handover = true;
+		snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
+		return 0;
+	}
 	if ((err = allocate_uid())) {
 		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
 			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
@@ -242,6 +251,11 @@ bool privsep_enabled(void)
 bool privsep_is_worker(void)
 {
 	return ps.worker;
+}
+
+bool privsep_is_handover(void)
+{
+	return ps.handover;
 }
 
 bool privsep_is_monitor(void)
@@ -290,6 +304,35 @@ fail:
 		close(ps.save_fd);
 	ps.save_fd = -1;
 	return err;
+}
+
+/* The monitor of a worker unit (handover.c): chan is the channel, save SaveConfig's memfd
+ * (or -1); worker is not our child, a pidfd tells when it is gone. 0 or -errno. */
+int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, worker, 0);
+
+	if (pidfd < 0)
+		return -errno;
+	if (save_fd >= 0 && (ps.save_fd = fcntl(save_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		close(pidfd);
+		return -errno;
+	}
+	ps.worker_pidfd = pidfd;
+	ps.monitor = true;
+	ps.chan = chan;
+	ps.monitor_pid = getpid();
+	snprintf(ps.uapi_path, sizeof(ps.uapi_path), "%s", dev->uapi_path);
+	return 0;
+}
+
+/* The worker unit (handover.c), handed its channel and SaveConfig's memfd. */
+void privsep_worker_adopt(int chan, int save_fd)
+{
+	ps.split = ps.worker = ps.handover = true;
+	ps.chan = chan;
+	ps.save_fd = save_fd;
+	snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
 }
 
 /* ---- the worker ---- */
@@ -409,6 +452,12 @@ void privsep_worker_ready(void)
 	if (!strcmp(seam_case(), "chan"))
 		nt_test_seam_hostile_channel();
 #endif
+}
+
+void privsep_worker_exit(int rc)
+{
+	if (ps.worker && ps.handover && rc == 0)
+		chan_send('Q', NULL);
 }
 
 void privsep_worker_failed(const char *msg)
@@ -724,7 +773,23 @@ int privsep_drop(struct device *dev, const char **what)
 			return err;
 		dev->netlink = sb.netlink_fd = err;
 	}
-	if ((err = sandbox_drop_user(&sb, what))) {
+	if (ps.handover) {
+		/* systemd made us another user with nothing to drop (noisetun-worker@.service);
+		 * a unit changed to keep root or a capability is refused, not run. */
+		*what = "the worker unit runs as root or with a capability (it needs DynamicUser= and an empty CapabilityBoundingSet=)";
+		if (!getuid() || !geteuid() || !getgid() || !getegid())
+			return -EPERM;
+		for (unsigned long cap = 0; cap < 64; cap++) {
+			int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+			if (in < 0 && errno == EINVAL)
+				break; /* past the last capability */
+			if (in != 0)
+				return -EPERM;
+		}
+		*what = "cannot set no_new_privs";
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return -errno;
+	} else if ((err = sandbox_drop_user(&sb, what))) {
 		if (!strcmp(*what, "cannot switch user")) {
 			snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user,
 				 (unsigned)ps.uid, (unsigned)ps.gid);
@@ -750,10 +815,11 @@ int privsep_drop(struct device *dev, const char **what)
 #endif
 	/* setuid cleared this too. A worker without its monitor must not live on: nobody
 	 * would remove the routes and the socket after it. */
+	/* A worker unit has no parent to lose: it stops when the channel ends (main.c). */
 	*what = "cannot set the parent-death signal";
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
+	if (!ps.handover && prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
 		return -errno;
-	if (getppid() != ps.monitor_pid)
+	if (!ps.handover && getppid() != ps.monitor_pid)
 		return -ESRCH;
 	warm_up_libraries();
 	*what = "cannot install the seccomp filter";
@@ -846,9 +912,12 @@ static bool monitor_serve_pending(void)
 	}
 	served = m > 0 && (size_t)m <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)m, fds, nfds);
 	close_fds(fds, nfds);
-	/* Acted on here: notify messages. 'H' waits: we are reloading or running a hook. */
+	/* Acted on here: notify messages, a worker unit's 'Q'. 'H' waits: we are reloading or
+	 * running a hook. */
 	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1) && msg[0] == 'N')
 		notify_relay(msg + 1);
+	else if (!served && m == 1 && msg[0] == 'Q' && ps.handover)
+		ps.worker_bye = true; /* checked just above */
 	return true;
 }
 
@@ -1270,6 +1339,10 @@ static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
 		if (len != 1)
 			chan_refuse("'H' with a payload");
 		return len == 1;
+	case 'Q': /* a worker unit's orderly exit; a forked worker has its exit status */
+		if (len != 1 || !ps.handover)
+			chan_refuse(!ps.handover ? "'Q' from a forked worker" : "'Q' with a payload");
+		return len == 1 && ps.handover;
 	case 'N':
 		if (!notify_allowed(msg + 1, len - 1))
 			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
@@ -1333,6 +1406,14 @@ static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
 	*ready_fd = -1;
 }
 
+/* A worker unit (not our child) is gone: its status is what it said ('Q'), else a failure. */
+static int handover_status(void)
+{
+	if (!ps.worker_bye)
+		log_error("the worker unit ended without an orderly exit");
+	return ps.worker_bye ? 0 : W_EXITCODE(1, 0);
+}
+
 /* The monitor may lack CAP_KILL (systemd's CapabilityBoundingSet= leaves it out): a
  * signal to the worker, another user, is then EPERM. kill(2) also allows a sender whose
  * effective uid is the target's real or saved uid, so the monitor sends it as the worker's
@@ -1362,8 +1443,8 @@ static int signal_worker(pid_t worker, int sig)
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground)
 {
 	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
-	bool ready = false, stopping = false, orderly;
-	struct pollfd pfd[2];
+	bool ready = false, stopping = false, orderly, worker_gone = false;
+	struct pollfd pfd[3];
 	int status = 0, rc, sfd, err;
 	sigset_t mask;
 
@@ -1381,10 +1462,16 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
+	pfd[2] = (struct pollfd){ .fd = ps.worker_pidfd, .events = POLLIN }; /* a worker unit's */
 	for (;;) {
+		/* A worker unit is gone, and all it said before is read. */
+		if (worker_gone && pfd[1].fd < 0) {
+			status = handover_status();
+			break;
+		}
 		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
 		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
-		int ready_n = poll(pfd, 2, pfd[1].fd < 0 ? 1000 : -1);
+		int ready_n = poll(pfd, 3, pfd[1].fd < 0 ? 1000 : -1);
 
 		if (ready_n < 0) {
 			if (errno == EINTR)
@@ -1397,6 +1484,10 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			if (waitpid(worker, &status, WNOHANG) == worker)
 				break;
 			continue;
+		}
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			worker_gone = true;
+			pfd[2].fd = -1;
 		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -1480,6 +1571,9 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				if (ready && !stopping)
 					config_reload(dev);
 				break;
+			case 'Q':
+				ps.worker_bye = true;
+				break;
 			case 'N':
 				notify_relay(msg + 1);
 				break;
@@ -1488,7 +1582,13 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	}
 	goto exited;
 wait_blocking:
-	while (waitpid(worker, &status, 0) < 0 && errno == EINTR)
+	if (ps.handover) {
+		struct pollfd p = { .fd = ps.worker_pidfd, .events = POLLIN };
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		status = handover_status();
+	}
+	while (!ps.handover && waitpid(worker, &status, 0) < 0 && errno == EINTR)
 		;
 exited:
 	if (WIFSIGNALED(status)) {
@@ -1538,6 +1638,8 @@ exited:
 	notify_close();
 	if (sfd >= 0)
 		close(sfd);
+	if (ps.worker_pidfd >= 0)
+		close(ps.worker_pidfd);
 	close(ps.chan);
 	if (ready_fd >= 0)
 		close(ready_fd);
