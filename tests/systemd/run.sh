@@ -390,6 +390,39 @@ plink=$(C ip -o link show dev pu0 2>/dev/null | wc -l)
 check "PostUp fails: start fails at once" "start rc=$prc in ${dt} ms ($pstate); 'cannot signal' lines: $nosig; link after stop: $plink" \
 	$([ "$prc" != 0 ] && [ "$prc" != 124 ] && [ "$dt" -lt 10000 ] && [ "$nosig" = 0 ] && [ "$plink" = 0 ] && echo 0 || echo 1)
 
+# 10c. the watchdog (a drop-in opts in): the worker unit's loop feeds it through the monitor;
+# a stopped worker trips it, and Restart= brings the tunnel back
+C sh -c 'printf "[Interface]\nPrivateKey = %s\nListenPort = 51860\n" "$(cat /root/b.key)" >/etc/wireguard/wd0.conf && chmod 600 /etc/wireguard/wd0.conf &&
+	mkdir -p /etc/systemd/system/noisetun@wd0.service.d && printf "[Service]\nWatchdogSec=3s\n" >/etc/systemd/system/noisetun@wd0.service.d/wd.conf &&
+	systemctl daemon-reload'
+C systemctl start noisetun@wd0 >/dev/null 2>&1
+sleep 5
+wstate=$(prop noisetun@wd0 ActiveState)
+wres=$(prop noisetun@wd0 NRestarts)
+WDP=$(worker_pid wd0)
+[ "${WDP:-0}" -gt 1 ] && C kill -STOP "$WDP"
+tripped=1
+for _ in $(seq 1 100); do
+	[ "$(prop noisetun@wd0 NRestarts)" != "$wres" ] && { tripped=0; break; }
+	sleep 0.1
+done
+wtrip=$(journal wd0 | grep -c -i 'watchdog timeout')
+C systemctl stop noisetun@wd0 >/dev/null 2>&1
+[ "${WDP:-0}" -gt 1 ] && C kill -CONT "$WDP" 2>/dev/null
+check "watchdog: fed by the worker" "after 5 s with WatchdogSec=3s: $wstate, NRestarts $wres; worker $WDP stopped: restarted=$((1 - tripped)), 'watchdog timeout' lines $wtrip" \
+	$([ "$wstate" = active ] && [ "$wres" = 0 ] && [ "$tripped" = 0 ] && [ "$wtrip" -ge 1 ] && echo 0 || echo 1)
+
+# 10d. a worker unit changed to run as root is refused, by the monitor and by the worker
+C sh -c 'mkdir -p /etc/systemd/system/noisetun-worker@wd0.service.d && printf "[Service]\nDynamicUser=no\nUser=root\nPrivateUsers=no\n" >/etc/systemd/system/noisetun-worker@wd0.service.d/root.conf && systemctl daemon-reload'
+since=$(C date '+%Y-%m-%d %H:%M:%S')
+C timeout 30 systemctl start noisetun@wd0 >/dev/null 2>&1
+rrc=$?
+refused=$(journal wd0 --since "$since" | grep -c 'the worker runs as root')
+C systemctl stop noisetun@wd0 >/dev/null 2>&1
+C sh -c 'rm -r /etc/systemd/system/noisetun-worker@wd0.service.d && systemctl daemon-reload'
+check "a root worker unit is refused" "start rc=$rrc; 'the worker runs as root' lines: $refused" \
+	$([ "$rrc" != 0 ] && [ "$rrc" != 124 ] && [ "$refused" -ge 1 ] && echo 0 || echo 1)
+
 # 11. the exposure score, live, of both units: the monitor's and its worker's (issue 15:
 # at most 2.0; docs/threat-model.md, "The systemd unit's exposure")
 for unit in noisetun@wg0 noisetun-worker@wg0; do
