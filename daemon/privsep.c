@@ -776,7 +776,8 @@ int privsep_drop(struct device *dev, const char **what)
 	if (ps.handover) {
 		/* systemd made us another user with nothing to drop (noisetun-worker@.service);
 		 * a unit changed to keep root or a capability is refused, not run. */
-		*what = "the worker unit runs as root or with a capability (it needs DynamicUser= and an empty CapabilityBoundingSet=)";
+		*what = "the worker unit runs as root or with a capability (it needs DynamicUser= and "
+			"an empty CapabilityBoundingSet=)";
 		if (!getuid() || !geteuid() || !getgid() || !getegid())
 			return -EPERM;
 		for (unsigned long cap = 0; cap < 64; cap++) {
