@@ -15,7 +15,9 @@
  * would crowd out the descriptors of later messages) and says so, 'p': only then does the
  * worker send anything else. From then on the connection is privsep's
  * channel, as the socketpair of a fork is; an orderly exit adds 'Q' before it closes, since
- * the monitor sees no exit status. Outside systemd nothing of this runs: the fork stays. */
+ * the monitor sees no exit status, and the monitor stops the worker with 'T' where it would
+ * signal a fork (another user: that would need CAP_KILL). Outside systemd nothing of this
+ * runs: the fork stays. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -49,6 +49,8 @@ int notify_worker_handover(int epoll, uint64_t watchdog_tag, uint64_t usec);
 int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_fd);
 void privsep_worker_adopt(int chan, int save_fd);
 bool privsep_is_handover(void);                         /* the monitor or worker of one */
+bool privsep_stop_asked(void);                          /* a worker unit: 'T' came, or the end */
+void privsep_worker_channel(void);                      /* a worker unit: its channel woke the loop */
 void privsep_worker_exit(int rc);                       /* an orderly exit says so: 'Q' */
 int uapi_adopt(struct device *dev, int fd, const char *path);
 int link_monitor_adopt(struct device *dev, int fd);

@@ -36,7 +36,7 @@
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
-       EV_CHANNEL = 11 /* a worker unit: the monitor's channel ended */ };
+       EV_CHANNEL = 11 /* a worker unit: the monitor's channel */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 #define NT_EXIT_CONFIG  78 /* EX_CONFIG */
@@ -245,7 +245,7 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
  * setup() and a fork would have left it. On failure *what names the step. */
 static int worker_setup(struct device *dev, const char *ifname, const char **what)
 {
-	struct epoll_event chan_ev = { .events = EPOLLRDHUP, .data.u64 = EV_CHANNEL };
+	struct epoll_event chan_ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = EV_CHANNEL };
 	const char *offload = getenv("NOISETUN_OFFLOAD");
 	struct handover_worker w;
 	struct nt_uapi_set set;
@@ -409,6 +409,11 @@ static void run(struct device *dev)
 	uint64_t armed = 0;
 
 	while (!dev->stopping) {
+		/* A worker unit's stop: from its channel, here or inside a call to the monitor. */
+		if (privsep_stop_asked()) {
+			dev->stopping = true;
+			break;
+		}
 		arm_timer(dev, &armed);
 		notify_status(dev); /* config mode: STATUS= when the peer count changed */
 		int n = epoll_wait(dev->epoll, events, 32, -1);
@@ -478,9 +483,8 @@ static void run(struct device *dev)
 			case EV_WATCHDOG: /* config mode */
 				notify_watchdog();
 				break;
-			case EV_CHANNEL:
-				log_notice("the monitor is gone, exiting");
-				dev->stopping = true;
+			case EV_CHANNEL: /* a worker unit: the monitor says stop, or is gone */
+				privsep_worker_channel();
 				break;
 			default:
 				if (uapi_is_conn(dev, events[i].data.ptr))

@@ -21,6 +21,8 @@
  *   'N' text   an sd_notify message to relay (STATUS=, WATCHDOG=1, STOPPING=1 only), so
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
  *   'U', 'M'   a UDP pair to open, SO_MARK to set: answered 'u', 'm' (see below)
+ *   'Q'        a worker unit's orderly exit (handover.c; a fork has an exit status)
+ * and monitor to a worker unit, where a fork gets SIGTERM: 'T' stop.
  * Anything else (a payload where none belongs, a second 'R', 'E' once ready, a notify
  * message outside those three, control characters, a NUL, an empty or oversized message,
  * an unknown type) is refused with one log line and otherwise ignored; every descriptor
@@ -92,6 +94,7 @@ static struct {
 	bool dynamic;                   /* uid from the range, not a user's */
 	bool handover;                  /* the worker is a unit of its own (handover.c) */
 	bool worker_bye;                /* ... and said 'Q': it exits orderly */
+	bool stop_asked;                /* a worker unit: the monitor said 'T', or is gone */
 	int worker_pidfd;               /* ... and this tells when it is gone; -1 */
 } ps = { .chan = -1, .save_fd = -1, .uid_lock = -1, .worker_pidfd = -1 };
 
@@ -454,6 +457,11 @@ void privsep_worker_ready(void)
 #endif
 }
 
+bool privsep_stop_asked(void)
+{
+	return ps.stop_asked;
+}
+
 void privsep_worker_exit(int rc)
 {
 	if (ps.worker && ps.handover && rc == 0)
@@ -609,8 +617,37 @@ static int worker_call(char type, const void *req, size_t len, const int *fds_in
 				return rep.err < 0 && rep.err > -4096 ? rep.err : -EPROTO;
 			}
 		}
+		if (n == 1 && buf[0] == 'T' && ps.handover)
+			ps.stop_asked = true; /* the loop acts on it */
 		close_fds(fds, *nfds); /* a late reply to an abandoned request */
 		*nfds = 0;
+	}
+}
+
+/* A worker unit's channel woke its loop: the monitor's 'T' (stop; it may not signal us),
+ * or its end. Anything else is a reply nobody waits for any more: dropped. */
+void privsep_worker_channel(void)
+{
+	for (;;) {
+		char buf[64];
+		int fds[CHAN_MAX_FDS], nfds;
+		ssize_t n = chan_recv(ps.chan, buf, sizeof(buf), MSG_DONTWAIT, fds, &nfds);
+
+		close_fds(fds, nfds);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			if (!ps.stop_asked)
+				log_notice("the monitor is gone, exiting");
+			ps.stop_asked = true;
+			return;
+		}
+		if (n == 1 && buf[0] == 'T' && !ps.stop_asked) {
+			log_notice("the monitor asks us to stop");
+			ps.stop_asked = true;
+		}
 	}
 }
 
@@ -1424,6 +1461,13 @@ static int handover_status(void)
 static int signal_worker(pid_t worker, int sig)
 {
 	int err = 0;
+
+	/* A worker unit is another user and the unit has no CAP_KILL: it is told, 'T'. */
+	if (ps.handover) {
+		if (send(ps.chan, "T", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+			return 0;
+		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
+	}
 
 	if (kill(worker, sig) == 0)
 		return 0;
