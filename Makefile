@@ -109,13 +109,15 @@ bench: deps
 anchors:
 	@scripts/anchors build
 
-# Binaries, the unit (its /usr/local/bin rewritten to $(PREFIX)/bin), example configs.
+# Binaries, the units (their /usr/local/bin rewritten to $(PREFIX)/bin), example configs.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/noisetun/examples
 	$(if $(BINS),install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/)
-	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/noisetun@.service >$(BUILD)/noisetun@.service
-	install -m 0644 $(BUILD)/noisetun@.service $(DESTDIR)$(UNITDIR)/
+	for u in noisetun@.service noisetun-worker@.service noisetun-worker@.socket; do \
+		sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/$$u >$(BUILD)/$$u && \
+		install -m 0644 $(BUILD)/$$u $(DESTDIR)$(UNITDIR)/ || exit 1; \
+	done
 	install -m 0644 configs/*.conf $(DESTDIR)$(PREFIX)/share/noisetun/examples/
 	install -d -m 0700 $(DESTDIR)/etc/noisetun
 

@@ -10,7 +10,9 @@
  * Once all that exists it splits into a root monitor and an unprivileged worker
  * (privsep.c); the monitor runs PostUp once the worker serves the socket, or, unsplit,
  * the loop runs PostUp and PreDown itself (hooks may run `wg`). The launcher's answer
- * comes after PostUp; then the daemon lets go of its stdio (log.c: log_daemonized). */
+ * comes after PostUp; then the daemon lets go of its stdio (log.c: log_daemonized).
+ * Under systemd ($NOISETUN_WORKER_SOCKET) the worker is not a fork but a unit of its own,
+ * `noisetund --worker IFACE` (handover.c): worker_setup() below takes over from there. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,13 +27,18 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 
+#include "handover.h"
+#include "noisetun/uapi.h"
 #include "noisetund.h"
 #include "watch.h"
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
        EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */,
+       EV_CHANNEL = 13 /* a worker unit: the monitor's channel */,
        EV_PEER_WATCH = 18 /* config mode, unsplit: watch.c */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
@@ -64,6 +71,9 @@ static void usage(FILE *f)
 		   "Environment: LOG_LEVEL=verbose|error|silent; NOISETUN_SECCOMP=0 runs the worker\n"
 		   "without its seccomp filter (debugging, valgrind); NOISETUN_RUN_DIR moves the\n"
 		   "socket directory (for tests; wg looks only in " DEFAULT_RUN_DIR ").\n"
+		   "Under systemd (noisetun@.service), NOISETUN_WORKER_SOCKET=PATH hands the tunnel to\n"
+		   "a worker that systemd starts with a uid of its own (noisetun-worker@.service,\n"
+		   "which runs `noisetund --worker INTERFACE') instead of forking one.\n"
 		   "\n"
 		   "Exit status: 0; 78 (EX_CONFIG) when FILE is missing, unreadable or invalid;\n"
 		   "2 for a bad command line; 1 for any other failure.\n");
@@ -73,7 +83,7 @@ static void usage(FILE *f)
  * socket) would reach the worker, the monitor's hooks and everything they start: keep
  * only stdin, stdout and stderr, /dev/null where one is missing. Nothing else is open
  * yet. 0 or -errno. */
-static int close_inherited_fds(void)
+static int close_inherited_fds(int keep)
 {
 	for (int fd = 0; fd <= STDERR_FILENO; fd++) {
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
@@ -88,7 +98,7 @@ static int close_inherited_fds(void)
 	}
 	/* Else walk /proc: before Linux 5.9 (ENOSYS), or a seccomp policy that refuses it
 	 * (EPERM under an older systemd's SystemCallFilter=@system-service). */
-	if (close_range(STDERR_FILENO + 1, ~0U, 0) == 0)
+	if (close_range((unsigned)keep + 1, ~0U, 0) == 0)
 		return 0;
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -101,7 +111,7 @@ static int close_inherited_fds(void)
 
 		/* /proc/self/fd is listed in fd order, the position being the number: closing
 		 * what was listed skips nothing still to come. */
-		if (*e->d_name && !*end && fd > STDERR_FILENO && fd != dirfd(dir))
+		if (*e->d_name && !*end && fd > keep && fd != dirfd(dir))
 			close((int)fd);
 	}
 	closedir(dir);
@@ -244,6 +254,120 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 	return 0;
 }
 
+/* A worker unit (handover.c): the device the monitor set up, from what it hands over, as
+ * setup() and a fork would have left it. On failure *what names the step. */
+static int worker_setup(struct device *dev, const char *ifname, const char **what)
+{
+	struct epoll_event chan_ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u64 = EV_CHANNEL };
+	const char *offload = getenv("NOISETUN_OFFLOAD");
+	struct handover_worker w;
+	struct nt_uapi_set set;
+	char dir[sizeof(w.uapi_path)], *slash;
+	socklen_t len = sizeof(int);
+	int err, size = 0, chan;
+	sigset_t mask;
+
+	if ((err = handover_receive(ifname, &w, what)))
+		return err;
+	*what = "out of memory";
+	if ((err = device_init(dev, w.ifname)))
+		goto out;
+	log_ifname = dev->ifname;
+	dev->ifindex = w.ifindex;
+	dev->mtu = w.mtu;
+	dev->vnet = w.vnet;
+	dev->listen_port = w.listen_port;
+	dev->fwmark = w.fwmark;
+	dev->no_mss_clamp = w.no_mss_clamp;
+	dev->tun_uso = w.tun_uso;
+	dev->tun = w.tun;
+	dev->udp4 = w.udp4;
+	dev->udp6 = w.udp6;
+	w.tun = w.udp4 = w.udp6 = -1;
+	chan = w.chan;
+	privsep_worker_adopt(w.chan, w.save);
+	w.chan = w.save = -1;
+
+	*what = "epoll";
+	if ((dev->epoll = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((err = add_fd(dev, dev->tun, EV_TUN)) || (err = add_fd(dev, dev->udp4, EV_UDP4)) ||
+	    (dev->udp6 >= 0 && (err = add_fd(dev, dev->udp6, EV_UDP6))))
+		goto out;
+	dev->udp_gso = getsockopt(dev->udp4, IPPROTO_UDP, UDP_SEGMENT, &size, &len) == 0 &&
+		       !(offload && !strcmp(offload, "0"));
+	*what = "timerfd";
+	if ((dev->timerfd = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((err = add_fd(dev, dev->timerfd, EV_TIMER)))
+		goto out;
+	*what = "cannot serve --metrics-listen";
+	if (w.metrics >= 0) {
+		if ((err = metrics_adopt(w.metrics, dev->epoll, EV_METRICS, EV_METRICS_TIMER)))
+			goto out;
+		w.metrics = -1;
+	}
+	*what = "cannot watch the link over rtnetlink";
+	if ((err = link_monitor_adopt(dev, w.netlink)))
+		goto out;
+	w.netlink = -1;
+	device_set_up(dev, w.up);
+	*what = "cannot serve the control socket";
+	if ((err = uapi_adopt(dev, w.uapi, w.uapi_path)))
+		goto out;
+	w.uapi = -1;
+	/* Deleting the socket file stops us, as it does a fork. */
+	snprintf(dir, sizeof(dir), "%s", dev->uapi_path);
+	if ((slash = strrchr(dir, '/')) && slash != dir)
+		*slash = 0;
+	if ((dev->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
+	    inotify_add_watch(dev->inotify, dir, IN_DELETE | IN_MOVED_FROM) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((err = add_fd(dev, dev->inotify, EV_INOTIFY)))
+		goto out;
+	*what = "signals";
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP); /* asks the monitor to reload */
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (dev->signalfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(dev->epoll, EPOLL_CTL_ADD, chan, &chan_ev) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if ((err = add_fd(dev, dev->signalfd, EV_SIGNAL)))
+		goto out;
+	signal(SIGPIPE, SIG_IGN);
+	*what = "sd_notify watchdog";
+	if ((err = notify_worker_handover(dev->epoll, EV_WATCHDOG, w.watchdog_usec)))
+		goto out;
+	*what = "cannot apply the configuration handed over";
+	if (w.set_len) {
+		if (!(err = nt_uapi_parse_set(&set, w.set, w.set_len))) {
+			err = uapi_apply_set(dev, &set);
+			nt_uapi_set_free(&set);
+		}
+	}
+out:
+	if (w.set) {
+		explicit_bzero(w.set, w.set_len);
+		free(w.set);
+	}
+	{
+		int left[] = { w.tun, w.udp4, w.udp6, w.uapi, w.netlink, w.chan, w.save, w.metrics };
+		for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+			if (left[i] >= 0)
+				close(left[i]);
+	}
+	return err;
+}
+
 /* A signalfd in an epoll set wakes it for the signals of the process that added it: the
  * worker of a split daemon needs its own, for the same signals. */
 static int renew_signalfd(struct device *dev)
@@ -306,6 +430,11 @@ static void run(struct device *dev)
 	uint64_t armed = 0;
 
 	while (!dev->stopping) {
+		/* A worker unit's stop: from its channel, here or inside a call to the monitor. */
+		if (privsep_stop_asked()) {
+			dev->stopping = true;
+			break;
+		}
 		arm_timer(dev, &armed);
 		if (watch_fd_changed() && watch_fd() >= 0 && add_fd(dev, watch_fd(), EV_PEER_WATCH))
 			log_error("watching peer files: epoll: %s", strerror(errno));
@@ -386,6 +515,9 @@ static void run(struct device *dev)
 			case EV_METRICS_TIMER:
 				metrics_tick(dev);
 				break;
+			case EV_CHANNEL: /* a worker unit: the monitor says stop, or is gone */
+				privsep_worker_channel();
+				break;
 			default:
 				if (uapi_is_conn(dev, events[i].data.ptr))
 					uapi_event(dev, events[i].data.ptr, events[i].events);
@@ -418,6 +550,7 @@ int main(int argc, char *argv[])
 		{ "group", required_argument, NULL, 'g' },
 		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "worker", no_argument, NULL, 'W' },
 		{ 0 },
 	};
 	const char *fg_env = getenv("WG_PROCESS_FOREGROUND");
@@ -427,6 +560,7 @@ int main(int argc, char *argv[])
 	static struct device dev;
 	const char *what = "", *config_path = NULL, *user = NULL, *group = NULL;
 	int c, err, ready[2] = { -1, -1 };
+	bool worker = false;
 	pid_t pid;
 
 	while ((c = getopt_long(argc, argv, "fc:u:g:h", opts, NULL)) != -1) {
@@ -449,6 +583,9 @@ int main(int argc, char *argv[])
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'W':
+			worker = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -460,7 +597,8 @@ int main(int argc, char *argv[])
 	}
 	if (!run_dir || !*run_dir)
 		run_dir = DEFAULT_RUN_DIR;
-	if ((err = close_inherited_fds())) {
+	/* A worker unit keeps fd 3: its socket (LISTEN_FDS). */
+	if ((err = close_inherited_fds(worker ? 3 : STDERR_FILENO))) {
 		fprintf(stderr, "noisetund: cannot close inherited file descriptors: %s\n", strerror(-err));
 		return 1;
 	}
@@ -471,11 +609,30 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	log_ifname = argv[optind];
-	if (privsep_init(user, group))
+	if (!worker && privsep_init(user, group))
 		return 1;
 	if (nt_crypto_init()) {
 		fprintf(stderr, "noisetund: cannot initialise libsodium\n");
 		return 1;
+	}
+	if (worker) {
+		if ((err = worker_setup(&dev, argv[optind], &what)) || (err = privsep_drop(&dev, &what))) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", argv[optind], what, strerror(-err));
+			fprintf(stderr, "%s\n", msg);
+			privsep_worker_failed(msg);
+			teardown(&dev);
+			return 1;
+		}
+		privsep_worker_ready();
+		log_verbose("worker unit ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
+		run(&dev);
+		privsep_worker_save(&dev);
+		uapi_close(&dev);
+		teardown(&dev);
+		notify_close();
+		privsep_worker_exit(0);
+		return 0;
 	}
 	/* config mode: a bad FILE or a failing PreUp stops us before anything exists. A bad
 	 * file is final (EX_CONFIG: systemd's RestartPreventExitStatus=, sysexits.h). */
@@ -529,7 +686,7 @@ int main(int argc, char *argv[])
 	if (privsep_enabled()) {
 		/* The monitor runs PostUp once the worker serves the socket, then answers the
 		 * launcher and lets go of its stdio. */
-		pid = privsep_fork(&dev, ready[1]);
+		pid = privsep_is_handover() ? handover_start(&dev, &what) : privsep_fork(&dev, ready[1]);
 		if (pid > 0)
 			return privsep_monitor(&dev, pid, ready[1], foreground);
 		if (!pid)
@@ -541,7 +698,7 @@ int main(int argc, char *argv[])
 		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
-				 pid < 0 ? "cannot start the worker" : what, strerror(pid < 0 ? (int)-pid : -err));
+				 pid < 0 && !privsep_is_handover() ? "cannot start the worker" : what, strerror(pid < 0 ? (int)-pid : -err));
 			if (pid < 0) {
 				if (foreground)
 					fprintf(stderr, "%s\n", msg);

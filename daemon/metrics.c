@@ -92,10 +92,37 @@ static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
-int metrics_open(const char *spec, int epoll, uint64_t listen_tag, uint64_t timer_tag)
+/* Serve fd (a listening socket, non-blocking) from the loop of epoll. */
+int metrics_adopt(int fd, int epoll, uint64_t listen_tag, uint64_t timer_tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = listen_tag };
 	struct epoll_event tev = { .events = EPOLLIN, .data.u64 = timer_tag };
+	int err;
+
+	if (epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	m.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (m.timer < 0 || epoll_ctl(epoll, EPOLL_CTL_ADD, m.timer, &tev) < 0) {
+		err = -errno;
+		if (m.timer >= 0)
+			close(m.timer);
+		m.timer = -1;
+		epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL);
+		return err;
+	}
+	m.listen_fd = fd;
+	m.listen_tag = listen_tag;
+	m.timer_tag = timer_tag;
+	return 0;
+}
+
+int metrics_listen_fd(void)
+{
+	return m.listen_fd;
+}
+
+int metrics_open(const char *spec, int epoll, uint64_t listen_tag, uint64_t timer_tag)
+{
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, one = 1, err;
@@ -107,25 +134,14 @@ int metrics_open(const char *spec, int epoll, uint64_t listen_tag, uint64_t time
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, BACKLOG) < 0 ||
-	    epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, BACKLOG) < 0) {
 		err = -errno;
 		close(fd);
 		return err;
 	}
-	m.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (m.timer < 0 || epoll_ctl(epoll, EPOLL_CTL_ADD, m.timer, &tev) < 0) {
-		err = -errno;
-		if (m.timer >= 0)
-			close(m.timer);
-		m.timer = -1;
+	if ((err = metrics_adopt(fd, epoll, listen_tag, timer_tag)))
 		close(fd);
-		return err;
-	}
-	m.listen_fd = fd;
-	m.listen_tag = listen_tag;
-	m.timer_tag = timer_tag;
-	return 0;
+	return err;
 }
 
 bool metrics_is_conn(void *ptr)

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "handover.h"
 
 #ifndef NETLINK_LISTEN_ALL_NSID
 #define NETLINK_LISTEN_ALL_NSID 8
@@ -159,6 +160,21 @@ fail:
 	nl = NULL;
 	dev->netlink = -1;
 	return ret ? ret : -EIO;
+}
+
+/* The worker unit's (handover.c): the monitor's socket, read only; the link's state came
+ * with it. */
+int link_monitor_adopt(struct device *dev, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 6 };
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	all_nsid = !getsockopt(fd, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, &len) && on;
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	dev->netlink = fd;
+	return 0;
 }
 
 void link_monitor_event(struct device *dev)

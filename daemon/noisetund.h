@@ -218,6 +218,8 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set);
  * before the split (the worker may open no socket), served by the worker's loop; the
  * listener's and the timer's epoll tags are the caller's, connections carry data.ptr. */
 int metrics_open(const char *addr_port, int epoll, uint64_t listen_tag, uint64_t timer_tag);
+int metrics_adopt(int fd, int epoll, uint64_t listen_tag, uint64_t timer_tag); /* a worker unit's */
+int metrics_listen_fd(void);                   /* -1: none */
 void metrics_accept(struct device *dev);
 void metrics_tick(struct device *dev);
 bool metrics_is_conn(void *ptr);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "handover.h"
 
 static int notify_fd = -1;
 static struct sockaddr_un notify_addr;
@@ -51,10 +52,28 @@ static uint64_t watchdog_interval(void)
 	return errno || *end ? 0 : v;
 }
 
+/* The watchdog keepalive timer, every interval microseconds (0: none). */
+static int watchdog_start(int epoll, uint64_t watchdog_tag, uint64_t interval)
+{
+	if (interval) {
+		struct itimerspec its = {
+			.it_interval = { .tv_sec = (time_t)(interval / 1000000), .tv_nsec = (long)(interval % 1000000) * 1000 },
+		};
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = watchdog_tag };
+
+		its.it_value = its.it_interval;
+		watchdog_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (watchdog_fd < 0 || timerfd_settime(watchdog_fd, 0, &its, NULL) < 0 ||
+		    epoll_ctl(epoll, EPOLL_CTL_ADD, watchdog_fd, &ev) < 0)
+			return -errno;
+		log_verbose("sd_notify: watchdog keepalive every %llu ms", (unsigned long long)(interval / 1000));
+	}
+	return 0;
+}
+
 int notify_init(int epoll, uint64_t watchdog_tag)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	uint64_t interval;
 	size_t len;
 
 	if (!path || (path[0] != '/' && path[0] != '@'))
@@ -71,21 +90,20 @@ int notify_init(int epoll, uint64_t watchdog_tag)
 	if (notify_fd < 0)
 		return -errno;
 
-	interval = watchdog_interval() / 2;
-	if (interval) {
-		struct itimerspec its = {
-			.it_interval = { .tv_sec = (time_t)(interval / 1000000), .tv_nsec = (long)(interval % 1000000) * 1000 },
-		};
-		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = watchdog_tag };
+	return watchdog_start(epoll, watchdog_tag, watchdog_interval() / 2);
+}
 
-		its.it_value = its.it_interval;
-		watchdog_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-		if (watchdog_fd < 0 || timerfd_settime(watchdog_fd, 0, &its, NULL) < 0 ||
-		    epoll_ctl(epoll, EPOLL_CTL_ADD, watchdog_fd, &ev) < 0)
-			return -errno;
-		log_verbose("sd_notify: watchdog keepalive every %llu ms", (unsigned long long)(interval / 1000));
-	}
-	return 0;
+uint64_t notify_watchdog_usec(void)
+{
+	return notify_fd >= 0 ? watchdog_interval() : 0;
+}
+
+/* A worker that systemd started as a unit of its own (handover.c): no $NOTIFY_SOCKET of its
+ * own; it says what it has to over the channel, and ticks the monitor's watchdog. */
+int notify_worker_handover(int epoll, uint64_t watchdog_tag, uint64_t usec)
+{
+	forward = true;
+	return watchdog_start(epoll, watchdog_tag, usec / 2);
 }
 
 void notify_close(void)

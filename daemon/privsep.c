@@ -21,6 +21,8 @@
  *   'N' text   an sd_notify message to relay (STATUS=, WATCHDOG=1, STOPPING=1 only), so
  *              the watchdog proves the worker's loop runs and NotifyAccess stays "main"
  *   'U', 'M'   a UDP pair to open, SO_MARK to set: answered 'u', 'm' (see below)
+ *   'Q'        a worker unit's orderly exit (handover.c; a fork has an exit status)
+ * and monitor to a worker unit, where a fork gets SIGTERM: 'T' stop.
  * Anything else (a payload where none belongs, a second 'R', 'E' once ready, a notify
  * message outside those three, control characters, a NUL, an empty or oversized message,
  * an unknown type) is refused with one log line and otherwise ignored; every descriptor
@@ -56,6 +58,7 @@
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
+#include "handover.h"
 #include "noisetund.h"
 #include "watch.h"
 #include "sandbox.h"
@@ -90,7 +93,11 @@ static struct {
 	char uapi_path[108];
 	int uid_lock;                   /* the monitor's claim on a dynamic uid; -1 none */
 	bool dynamic;                   /* uid from the range, not a user's */
-} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1 };
+	bool handover;                  /* the worker is a unit of its own (handover.c) */
+	bool worker_bye;                /* ... and said 'Q': it exits orderly */
+	bool stop_asked;                /* a worker unit: the monitor said 'T', or is gone */
+	int worker_pidfd;               /* ... and this tells when it is gone; -1 */
+} ps = { .chan = -1, .save_fd = -1, .uid_lock = -1, .worker_pidfd = -1 };
 
 static int resolve_user(const char *user)
 {
@@ -227,6 +234,11 @@ int privsep_init(const char *user, const char *group)
 	}
 	if (user && *user)
 		return strcmp(user, "root") ? resolve_user(user) : 0;
+	if (handover_wanted()) { /* systemd starts the worker, with a uid of its own */
+		ps.split = ps.handover = true;
+		snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
+		return 0;
+	}
 	if ((err = allocate_uid())) {
 		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
 			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
@@ -243,6 +255,11 @@ bool privsep_enabled(void)
 bool privsep_is_worker(void)
 {
 	return ps.worker;
+}
+
+bool privsep_is_handover(void)
+{
+	return ps.handover;
 }
 
 bool privsep_is_monitor(void)
@@ -291,6 +308,35 @@ fail:
 		close(ps.save_fd);
 	ps.save_fd = -1;
 	return err;
+}
+
+/* The monitor of a worker unit (handover.c): chan is the channel, save SaveConfig's memfd
+ * (or -1); worker is not our child, a pidfd tells when it is gone. 0 or -errno. */
+int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_fd)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, worker, 0);
+
+	if (pidfd < 0)
+		return -errno;
+	if (save_fd >= 0 && (ps.save_fd = fcntl(save_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		close(pidfd);
+		return -errno;
+	}
+	ps.worker_pidfd = pidfd;
+	ps.monitor = true;
+	ps.chan = chan;
+	ps.monitor_pid = getpid();
+	snprintf(ps.uapi_path, sizeof(ps.uapi_path), "%s", dev->uapi_path);
+	return 0;
+}
+
+/* The worker unit (handover.c), handed its channel and SaveConfig's memfd. */
+void privsep_worker_adopt(int chan, int save_fd)
+{
+	ps.split = ps.worker = ps.handover = true;
+	ps.chan = chan;
+	ps.save_fd = save_fd;
+	snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
 }
 
 /* ---- the worker ---- */
@@ -527,6 +573,17 @@ void privsep_worker_ready(void)
 #endif
 }
 
+bool privsep_stop_asked(void)
+{
+	return ps.stop_asked;
+}
+
+void privsep_worker_exit(int rc)
+{
+	if (ps.worker && ps.handover && rc == 0)
+		chan_send('Q', NULL);
+}
+
 void privsep_worker_failed(const char *msg)
 {
 	chan_send('E', msg);
@@ -676,8 +733,37 @@ static int worker_call(char type, const void *req, size_t len, const int *fds_in
 				return rep.err < 0 && rep.err > -4096 ? rep.err : -EPROTO;
 			}
 		}
+		if (n == 1 && buf[0] == 'T' && ps.handover)
+			ps.stop_asked = true; /* the loop acts on it */
 		close_fds(fds, *nfds); /* a late reply to an abandoned request */
 		*nfds = 0;
+	}
+}
+
+/* A worker unit's channel woke its loop: the monitor's 'T' (stop; it may not signal us),
+ * or its end. Anything else is a reply nobody waits for any more: dropped. */
+void privsep_worker_channel(void)
+{
+	for (;;) {
+		char buf[64];
+		int fds[CHAN_MAX_FDS], nfds;
+		ssize_t n = chan_recv(ps.chan, buf, sizeof(buf), MSG_DONTWAIT, fds, &nfds);
+
+		close_fds(fds, nfds);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			if (!ps.stop_asked)
+				log_notice("the monitor is gone, exiting");
+			ps.stop_asked = true;
+			return;
+		}
+		if (n == 1 && buf[0] == 'T' && !ps.stop_asked) {
+			log_notice("the monitor asks us to stop");
+			ps.stop_asked = true;
+		}
 	}
 }
 
@@ -845,7 +931,24 @@ int privsep_drop(struct device *dev, const char **what)
 			return err;
 		dev->netlink = sb.netlink_fd = err;
 	}
-	if ((err = sandbox_drop_user(&sb, what))) {
+	if (ps.handover) {
+		/* systemd made us another user with nothing to drop (noisetun-worker@.service);
+		 * a unit changed to keep root or a capability is refused, not run. */
+		*what = "the worker unit runs as root or with a capability (it needs DynamicUser= and "
+			"an empty CapabilityBoundingSet=)";
+		if (!getuid() || !geteuid() || !getgid() || !getegid())
+			return -EPERM;
+		for (unsigned long cap = 0; cap < 64; cap++) {
+			int in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+			if (in < 0 && errno == EINVAL)
+				break; /* past the last capability */
+			if (in != 0)
+				return -EPERM;
+		}
+		*what = "cannot set no_new_privs";
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			return -errno;
+	} else if ((err = sandbox_drop_user(&sb, what))) {
 		if (!strcmp(*what, "cannot switch user")) {
 			snprintf(what_buf, sizeof(what_buf), "cannot switch to user %s (uid %u, gid %u)", ps.user,
 				 (unsigned)ps.uid, (unsigned)ps.gid);
@@ -871,10 +974,11 @@ int privsep_drop(struct device *dev, const char **what)
 #endif
 	/* setuid cleared this too. A worker without its monitor must not live on: nobody
 	 * would remove the routes and the socket after it. */
+	/* A worker unit has no parent to lose: it stops when the channel ends (main.c). */
 	*what = "cannot set the parent-death signal";
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
+	if (!ps.handover && prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0)
 		return -errno;
-	if (getppid() != ps.monitor_pid)
+	if (!ps.handover && getppid() != ps.monitor_pid)
 		return -ESRCH;
 	warm_up_libraries();
 	*what = "cannot install the seccomp filter";
@@ -967,9 +1071,12 @@ static bool monitor_serve_pending(void)
 	}
 	served = m > 0 && (size_t)m <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)m, fds, nfds);
 	close_fds(fds, nfds);
-	/* Acted on here: notify messages. 'H' waits: we are reloading or running a hook. */
+	/* Acted on here: notify messages, a worker unit's 'Q'. 'H' waits: we are reloading or
+	 * running a hook. */
 	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1) && msg[0] == 'N')
 		notify_relay(msg + 1);
+	else if (!served && m == 1 && msg[0] == 'Q' && ps.handover)
+		ps.worker_bye = true; /* checked just above */
 	return true;
 }
 
@@ -1427,6 +1534,10 @@ static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
 			chan_refuse("'F' without one public key in hex");
 		return ok;
 	}
+	case 'Q': /* a worker unit's orderly exit; a forked worker has its exit status */
+		if (len != 1 || !ps.handover)
+			chan_refuse(!ps.handover ? "'Q' from a forked worker" : "'Q' with a payload");
+		return len == 1 && ps.handover;
 	case 'N':
 		if (!notify_allowed(msg + 1, len - 1))
 			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
@@ -1491,6 +1602,14 @@ static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
 	*ready_fd = -1;
 }
 
+/* A worker unit (not our child) is gone: its status is what it said ('Q'), else a failure. */
+static int handover_status(void)
+{
+	if (!ps.worker_bye)
+		log_error("the worker unit ended without an orderly exit");
+	return ps.worker_bye ? 0 : W_EXITCODE(1, 0);
+}
+
 /* The monitor may lack CAP_KILL (systemd's CapabilityBoundingSet= leaves it out): a
  * signal to the worker, another user, is then EPERM. kill(2) also allows a sender whose
  * effective uid is the target's real or saved uid, so the monitor sends it as the worker's
@@ -1500,6 +1619,13 @@ static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
 static int signal_worker(pid_t worker, int sig)
 {
 	int err = 0;
+
+	/* A worker unit is another user and the unit has no CAP_KILL: it is told, 'T'. */
+	if (ps.handover) {
+		if (send(ps.chan, "T", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+			return 0;
+		return errno == EPIPE || errno == ECONNRESET ? -ESRCH : -errno;
+	}
 
 	if (kill(worker, sig) == 0)
 		return 0;
@@ -1520,8 +1646,8 @@ static int signal_worker(pid_t worker, int sig)
 int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground)
 {
 	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
-	bool ready = false, stopping = false, orderly;
-	struct pollfd pfd[3];
+	bool ready = false, stopping = false, orderly, worker_gone = false;
+	struct pollfd pfd[4];
 	int status = 0, rc, sfd, err;
 	sigset_t mask;
 
@@ -1540,8 +1666,14 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
 	pfd[2] = (struct pollfd){ .fd = -1, .events = POLLIN }; /* watch.c: PSK files */
+	pfd[3] = (struct pollfd){ .fd = ps.worker_pidfd, .events = POLLIN }; /* a worker unit's */
 	for (;;) {
 		pfd[2].fd = ready && !stopping ? watch_fd() : -1;
+		/* A worker unit is gone, and all it said before is read. */
+		if (worker_gone && pfd[1].fd < 0) {
+			status = handover_status();
+			break;
+		}
 		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
 		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
 		int hook_ms = hooks_poll_timeout(), wait_ms = pfd[1].fd < 0 ? 1000 : -1;
@@ -1549,7 +1681,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 
 		if (hook_ms >= 0 && (wait_ms < 0 || hook_ms < wait_ms))
 			wait_ms = hook_ms;
-		ready_n = poll(pfd, 3, wait_ms);
+		ready_n = poll(pfd, 4, wait_ms);
 		hooks_check_timeouts();
 
 		if (ready_n < 0) {
@@ -1566,6 +1698,10 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 		}
 		if (pfd[2].fd >= 0 && (pfd[2].revents & POLLIN))
 			watch_event(dev);
+		if (pfd[3].fd >= 0 && (pfd[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+			worker_gone = true;
+			pfd[3].fd = -1;
+		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -1624,8 +1760,9 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				if (config_post_up(&what)) {
 					snprintf(err_msg, sizeof(err_msg), "noisetund: %s: %s", dev->ifname, what);
 					stopping = true;
-					if (kill(worker, SIGTERM) < 0 && errno != ESRCH)
-						log_error("cannot signal the worker: %s", strerror(errno));
+					/* signal_worker: under the unit there is no CAP_KILL. */
+					if ((err = signal_worker(worker, SIGTERM)) && err != -ESRCH)
+						log_error("cannot signal the worker: %s", strerror(-err));
 					break;
 				}
 				ready = true;
@@ -1650,6 +1787,9 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				if (ready && !stopping)
 					config_reload(dev);
 				break;
+			case 'Q':
+				ps.worker_bye = true;
+				break;
 			case 'N':
 				notify_relay(msg + 1);
 				break;
@@ -1665,7 +1805,13 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 	}
 	goto exited;
 wait_blocking:
-	while (waitpid(worker, &status, 0) < 0 && errno == EINTR)
+	if (ps.handover) {
+		struct pollfd p = { .fd = ps.worker_pidfd, .events = POLLIN };
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		status = handover_status();
+	}
+	while (!ps.handover && waitpid(worker, &status, 0) < 0 && errno == EINTR)
 		;
 exited:
 	if (WIFSIGNALED(status)) {
@@ -1717,6 +1863,8 @@ exited:
 	notify_close();
 	if (sfd >= 0)
 		close(sfd);
+	if (ps.worker_pidfd >= 0)
+		close(ps.worker_pidfd);
 	close(ps.chan);
 	if (ready_fd >= 0)
 		close(ready_fd);

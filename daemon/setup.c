@@ -52,6 +52,7 @@
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 #include "watch.h"
+#include "handover.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
@@ -1542,6 +1543,30 @@ int config_up(struct device *dev, const char **what)
 		return err;
 	/* PostUp is not run here: whoever runs it (config_post_up(), config_hooks_start())
 	 * must serve the control socket meanwhile, since a hook may run `wg set %i ...`. */
+	return 0;
+}
+
+/* The handover to a worker unit (handover.c): the key and the peers as a set=1 body. The
+ * port and fwmark are not in it: the worker is handed sockets bound and marked. */
+int config_handover_set(char **text, size_t *len)
+{
+	struct nt_uapi_set set;
+	size_t n;
+	int err;
+
+	*text = NULL;
+	*len = 0;
+	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, 0)))
+		return err;
+	set.has_listen_port = set.has_fwmark = false;
+	n = nt_uapi_format_set(&set, NULL, 0);
+	if (!(*text = malloc(n + 1))) {
+		free_set(&set);
+		return -ENOMEM;
+	}
+	nt_uapi_format_set(&set, *text, n + 1);
+	*len = n;
+	free_set(&set);
 	return 0;
 }
 

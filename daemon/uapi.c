@@ -27,6 +27,7 @@
 #include "noisetun/metrics.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "handover.h"
 
 /* Bounds (issue 20): the socket is root's and the -g group's, but a buggy or hostile
  * client there must not stall the tunnel nor eat the machine's memory or fds.
@@ -213,6 +214,28 @@ int uapi_listen(struct device *dev, const char *dir)
 	    epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		err = -errno;
 		close(fd);
+		return err;
+	}
+	dev->uapi_listen = fd;
+	return 0;
+}
+
+/* The worker unit's (handover.c): the listener the monitor bound, as uapi_listen leaves it. */
+int uapi_adopt(struct device *dev, int fd, const char *path)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 };
+	struct epoll_event tev = { .events = EPOLLIN, .data.ptr = &timer_tag };
+	int err;
+
+	uapi.idle_ns = (uint64_t)IDLE_TIMEOUT_DEFAULT * NT_NSEC_PER_SEC;
+	snprintf(dev->uapi_path, sizeof(dev->uapi_path), "%s", path);
+	uapi.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (uapi.timer < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, uapi.timer, &tev) < 0 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		err = -errno;
+		if (uapi.timer >= 0)
+			close(uapi.timer);
+		uapi.timer = -1;
 		return err;
 	}
 	dev->uapi_listen = fd;
