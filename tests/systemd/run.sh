@@ -423,6 +423,21 @@ C sh -c 'rm -r /etc/systemd/system/noisetun-worker@wd0.service.d && systemctl da
 check "a root worker unit is refused" "start rc=$rrc; 'the worker runs as root' lines: $refused" \
 	$([ "$rrc" != 0 ] && [ "$rrc" != 124 ] && [ "$refused" -ge 1 ] && echo 0 || echo 1)
 
+# 10e. metrics and names through a worker unit: the --metrics-listen socket is handed over
+# with the rest (NOISETUN_METRICS_LISTEN in a drop-in), and the CLI's noisetun=1 get works
+C sh -c 'printf "[Service]\nEnvironment=NOISETUN_METRICS_LISTEN=127.0.0.1:9586\n" >/etc/systemd/system/noisetun@wd0.service.d/metrics.conf && systemctl daemon-reload'
+C systemctl start noisetun@wd0 >/dev/null 2>&1
+wait_active wd0
+http=$(C timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9586 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>&1)
+cli=$(C timeout 5 noisetun metrics wd0 2>&1)
+holder=$(C ss -Hltnp 'sport = :9586' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1)
+mwp=$(worker_pid wd0)
+C systemctl stop noisetun@wd0 >/dev/null 2>&1
+C sh -c 'rm /etc/systemd/system/noisetun@wd0.service.d/metrics.conf && systemctl daemon-reload'
+check "metrics: served by the worker unit" "HTTP: $(echo "$http" | head -1 | tr -d '\r'); up line: $(echo "$http" | grep -c '^noisetun_up{interface="wd0"} 1'); CLI up lines: $(echo "$cli" | grep -c '^noisetun_up{interface="wd0"} 1'); listener ${holder:-none} (worker ${mwp:-none})" \
+	$([[ "$http" == "HTTP/1.1 200"* ]] && echo "$http" | grep -q '^noisetun_up{interface="wd0"} 1' &&
+		echo "$cli" | grep -q '^noisetun_up{interface="wd0"} 1' && echo 0 || echo 1)
+
 # 11. the exposure score, live, of both units: the monitor's and its worker's (issue 15:
 # at most 2.0; docs/threat-model.md, "The systemd unit's exposure")
 for unit in noisetun@wg0 noisetun-worker@wg0; do
