@@ -648,12 +648,33 @@ static void authenticated_received(struct nt_peer *p, const struct nt_datagram *
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now);
 }
 
+/* The per-source rate limit for a handshake with a valid mac2 under load. */
+static bool ratelimit_allows(struct nt_engine *e, const struct nt_datagram *d, uint64_t now)
+{
+	if (d->from.sa.sa_family == AF_INET)
+		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
+	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+}
+
+/* Answer a handshake message that lacks a valid mac2 with a cookie reply. */
+static void send_cookie_reply(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			      uint64_t now, struct nt_engine_out *out)
+{
+	uint8_t src_bytes[18], *reply;
+	size_t src_len = nt_endpoint_cookie_src(&d->from, src_bytes);
+
+	reply = out_bytes(out, NT_COOKIE_MSG_LEN);
+	if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
+					    e->host.rng) == 0)
+		out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
+}
+
 /* mac1, and under load mac2 or a cookie reply, and the per-source rate limit.
  * true: go on and process the handshake message. */
 static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
 			       uint64_t now, bool under_load, struct nt_engine_out *out)
 {
-	uint8_t src_bytes[18], *reply;
+	uint8_t src_bytes[18];
 	size_t src_len = nt_endpoint_cookie_src(&d->from, src_bytes);
 	enum nt_cookie_mac_state mac =
 		nt_cookie_validate(&e->cookie_checker, msg, len, src_bytes, src_len, now, under_load);
@@ -665,19 +686,15 @@ static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t l
 	if (!under_load)
 		return true;
 	if (mac != NT_COOKIE_MAC2_VALID) {
-		reply = out_bytes(out, NT_COOKIE_MSG_LEN);
-		if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
-						    e->host.rng) == 0)
-			out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
+		send_cookie_reply(e, msg, len, d, now, out);
 		return false;
 	}
-	if (d->from.sa.sa_family == AF_INET)
-		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
-	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+	return ratelimit_allows(e, d, now);
 }
 
-static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
-			      struct nt_now now, bool under_load, struct nt_engine_out *out)
+/* An initiation past the mac checks (and under load, the rate limit). */
+static void initiation_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+				struct nt_now now, struct nt_engine_out *out)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	struct nt_handshake *hs;
@@ -686,12 +703,6 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	enum nt_status st;
 	uint8_t *resp;
 
-	if (len != NT_INIT_LEN) {
-		e->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
-		return;
 	st = nt_noise_consume_initiation(&hs, msg, len, e->static_identity, lookup_handshake, e, now.mono);
 	if (st != NT_OK) {
 		e->drops[st]++;
@@ -728,19 +739,14 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	timers_changed(p);
 }
 
-static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
-			    struct nt_now now, bool under_load, struct nt_engine_out *out)
+/* A response past the mac checks (and under load, the rate limit). */
+static void response_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			      struct nt_now now, struct nt_engine_out *out)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	struct nt_peer *p;
 	enum nt_status st;
 
-	if (len != NT_RESP_LEN) {
-		e->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
-		return;
 	p = nt_index_lookup(&e->indices, nt_noise_response_receiver(msg));
 	if (!p) {
 		e->drops[NT_DROP_INDEX]++;
@@ -766,6 +772,18 @@ static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len,
 		send_staged(e, p, now, out);
 	else
 		send_keepalive(e, p, now, out);
+}
+
+/* A handshake message of either type, its size checked: admission, then the rest. */
+static void handle_handshake(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			     struct nt_now now, bool under_load, struct nt_engine_out *out)
+{
+	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
+		return;
+	if (msg[0] == NT_MSG_INITIATION)
+		initiation_admitted(e, msg, len, d, now, out);
+	else
+		response_admitted(e, msg, len, d, now, out);
 }
 
 static void handle_cookie(struct nt_engine *e, const uint8_t *msg, size_t len, uint64_t now,
@@ -874,10 +892,95 @@ static size_t segment_of(const struct nt_datagram *d)
 	return d->segment && d->segment < d->len ? d->segment : d->len;
 }
 
+/* A handshake message held back, under load, until the batch's other messages are done. */
+struct held {
+	const uint8_t *msg;
+	size_t len;
+	const struct nt_datagram *d;
+	bool mac1_checked;              /* mac1 known valid, mac2 known invalid */
+};
+
+static bool same_source_address(const union nt_endpoint *a, const union nt_endpoint *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	return !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr));
+}
+
+/* Under load: the held handshakes, in the order that keeps a flood from starving anyone.
+ * First those with a valid mac2 (a peer that proved its address with our cookie: the
+ * rate limiter, then the full handshake); then cookie replies to the rest, at most
+ * NT_ENGINE_COOKIE_BUDGET, first at most NT_ENGINE_COOKIE_PER_SOURCE per source address
+ * (so one flooding address cannot take the whole budget from a real peer elsewhere), then
+ * in arrival order. What is left is dropped with no cryptography at all. */
+static void receive_held(struct nt_engine *e, struct held *h, size_t n, struct nt_now now,
+			 struct nt_engine_out *out)
+{
+	static const uint8_t zero[NT_MAC_LEN];
+	size_t budget = NT_ENGINE_COOKIE_BUDGET, answered_len = 0;
+	const union nt_endpoint *answered[NT_ENGINE_COOKIE_BUDGET];
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t src[18];
+		size_t src_len;
+		enum nt_cookie_mac_state mac;
+
+		/* A zero mac2 is no cookie at all: no need to compute one to know. */
+		if (nt_equal(h[i].msg + h[i].len - NT_MAC_LEN, zero, NT_MAC_LEN))
+			continue;
+		src_len = nt_endpoint_cookie_src(&h[i].d->from, src);
+		mac = nt_cookie_validate(&e->cookie_checker, h[i].msg, h[i].len, src, src_len, now.mono, true);
+		if (mac == NT_COOKIE_MAC2_VALID) {
+			if (ratelimit_allows(e, h[i].d, now.mono)) {
+				if (h[i].msg[0] == NT_MSG_INITIATION)
+					initiation_admitted(e, h[i].msg, h[i].len, h[i].d, now, out);
+				else
+					response_admitted(e, h[i].msg, h[i].len, h[i].d, now, out);
+			}
+		} else if (mac == NT_COOKIE_MAC1_VALID) {
+			h[i].mac1_checked = true;
+			continue;
+		} else {
+			e->drops[NT_DROP_DECRYPT]++;
+		}
+		h[i].msg = NULL; /* done */
+	}
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < n; i++) {
+			size_t same = 0;
+
+			if (!h[i].msg)
+				continue;
+			if (!budget) {
+				e->drops[NT_DROP_FLOOD]++;
+				h[i].msg = NULL;
+				continue;
+			}
+			for (size_t k = 0; k < answered_len; k++)
+				same += same_source_address(answered[k], &h[i].d->from);
+			if (round == 0 && same >= NT_ENGINE_COOKIE_PER_SOURCE)
+				continue; /* its turn comes in the second round, if budget is left */
+			if (!h[i].mac1_checked &&
+			    nt_cookie_validate(&e->cookie_checker, h[i].msg, h[i].len, NULL, 0, now.mono, false) ==
+				    NT_COOKIE_MAC_INVALID) {
+				e->drops[NT_DROP_DECRYPT]++;
+			} else {
+				send_cookie_reply(e, h[i].msg, h[i].len, h[i].d, now.mono, out);
+				answered[answered_len++] = &h[i].d->from;
+				budget--;
+			}
+			h[i].msg = NULL;
+		}
+	}
+}
+
 void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
 		       struct nt_engine_out *out)
 {
-	size_t handshakes = 0, hs_budget = NT_ENGINE_HANDSHAKE_QUEUE;
+	size_t handshakes = 0, hs_budget = NT_ENGINE_HANDSHAKE_QUEUE, held_len = 0;
+	struct held held[NT_ENGINE_HELD_MAX];
 	bool under_load;
 
 	if (!e->up)
@@ -923,14 +1026,24 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 				}
 				if (hs_budget)
 					hs_budget--;
+				if (mlen != (type == NT_MSG_INITIATION ? NT_INIT_LEN : NT_RESP_LEN)) {
+					e->drops[NT_DROP_SIZE]++;
+					continue;
+				}
+				if (!under_load) {
+					handle_handshake(e, msg, mlen, d, now, false, out);
+					continue;
+				}
+				/* Under load the batch's data and cookie replies go first; handshakes
+				 * wait in a bounded list, and what does not fit is dropped unread. */
+				if (held_len == NT_ENGINE_HELD_MAX) {
+					e->drops[NT_DROP_FLOOD]++;
+					continue;
+				}
+				held[held_len++] = (struct held){ .msg = msg, .len = mlen, .d = d };
+				continue;
 			}
 			switch (type) {
-			case NT_MSG_INITIATION:
-				handle_initiation(e, msg, mlen, d, now, under_load, out);
-				break;
-			case NT_MSG_RESPONSE:
-				handle_response(e, msg, mlen, d, now, under_load, out);
-				break;
 			case NT_MSG_COOKIE:
 				handle_cookie(e, msg, mlen, now.mono, out);
 				break;
@@ -943,6 +1056,8 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 			}
 		}
 	}
+	if (held_len)
+		receive_held(e, held, held_len, now, out);
 }
 
 /* ---- timers ---- */

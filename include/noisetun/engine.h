@@ -55,6 +55,16 @@
 /* Handshake messages one batch may carry before it counts as load; also the budget of
  * handshake segments after the first of a UDP GRO super-datagram per nt_engine_receive. */
 #define NT_ENGINE_HANDSHAKE_QUEUE 64
+/* Under load, per nt_engine_receive: the batch's data and cookie messages are handled
+ * first; of its handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped
+ * unread), those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
+ * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
+ * address; the rest are dropped (drops[NT_DROP_FLOOD]) before any cryptography. So a
+ * flood costs a bounded amount of work per wakeup, and a host that reads in batches
+ * drains its socket faster than one attacker core can fill it. */
+#define NT_ENGINE_HELD_MAX          128
+#define NT_ENGINE_COOKIE_BUDGET     16
+#define NT_ENGINE_COOKIE_PER_SOURCE 2
 
 /* ---- endpoints ---- */
 union nt_endpoint {
