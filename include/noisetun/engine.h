@@ -55,9 +55,10 @@
 /* Handshake messages one batch may carry before it counts as load; also the budget of
  * handshake segments after the first of a UDP GRO super-datagram per nt_engine_receive. */
 #define NT_ENGINE_HANDSHAKE_QUEUE 64
-/* Under load, per nt_engine_receive: the batch's data and cookie messages are handled
- * first; of its handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped
- * unread), those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
+/* Per nt_engine_receive: the batch's data and cookie messages are handled first; of its
+ * handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped unread) and
+ * handled after them, in arrival order (their state-free crypto over host.parallel).
+ * Under load only those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
  * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
  * address; the rest are dropped (drops[NT_DROP_FLOOD]) before any cryptography. So a
  * flood costs a bounded amount of work per wakeup, and a host that reads in batches
@@ -132,6 +133,13 @@ struct nt_engine_host {
 	 * recycles memory. */
 	void *(*keypairs_alloc)(void *ctx);
 	void (*keypairs_free)(void *ctx, void *kps);
+	/* Optional (NULL: all on the calling thread): run fn(arg, i) for every i in [0, n),
+	 * spread over the host's threads, and return once all are done. The engine calls it
+	 * from nt_engine_receive for the state-free part of a batch's admitted initiations
+	 * (nt_noise_prepare_initiation: 4 of a responder's 4 X25519); they only read the
+	 * engine, which changes nothing until parallel returns. With it, rng->fill must be
+	 * safe to call from any of those threads. */
+	void (*parallel)(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
 	void *ctx;
 };
 
