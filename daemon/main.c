@@ -503,6 +503,8 @@ int main(int argc, char *argv[])
 			log_daemonized(); /* before the filter: it leaves no dup2 */
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
+		if (!pid && !err)
+			hspool_start(); /* before the sandbox, which allows no new thread */
 		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
@@ -524,6 +526,7 @@ int main(int argc, char *argv[])
 		privsep_worker_ready();
 		log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	} else {
+		hspool_start();
 		st.starting = true;
 		hooks_progress(&dev, config_hooks_start(HOOK_POST_UP, &st.hook_pidfd));
 	}

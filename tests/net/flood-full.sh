@@ -24,6 +24,8 @@
 #   - the victim alive, its RSS grown by < 8 MiB over all the floods.
 # Figures go to the log as "figure NAME=VALUE" lines (bench/run's flood row reads them).
 # FLOOD_FULL_QUICK=1 (make check's short form) skips the garbage and data floods.
+# FLOOD_FULL_REPORT=1 (bench/run's flood row, which also runs other victims) reports
+# missed targets without failing.
 set -eu
 # shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -228,5 +230,9 @@ fi
 [ "$pings_data" = skipped ] || [ "$pings_data" -ge 9 ] || { log "FAIL: $pings_data/10 pings during the type-4 flood"; bad=1; }
 [ $((rss_after - rss_before)) -lt 8192 ] || { log "FAIL: V's RSS grew from $rss_before to $rss_after kB"; bad=1; }
 [ "$cookies" -gt 0 ] || { log "FAIL: V sent no cookie reply: it never went under load"; bad=1; }
+if [ "$bad" != 0 ] && [ "${FLOOD_FULL_REPORT:-0}" = 1 ]; then
+	log "targets missed (FLOOD_FULL_REPORT=1: reported, not failed)"
+	exit 0
+fi
 [ "$bad" = 0 ] || fail "the full-rate flood starved the tunnel (see FAIL lines)"
 log "pass: full-rate flood $flood_rate/s: pings $pings/10, TCP ratio $ratio, handshakes A $hs_a ms / $IMPL_WGGO $hs_b ms, garbage $pings_garbage/10, data $pings_data/10"
