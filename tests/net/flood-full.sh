@@ -15,7 +15,7 @@
 # Asserted, each against this run's own baseline (the host is shared, so absolute
 # figures move with other load):
 #   - during the flood A's pings on its established session: >= 9 of 10;
-#   - A's TCP throughput during the flood (the better of two 3 s runs) >= 50% of the mean
+#   - A's TCP throughput during the flood (the mean of two 3 s runs) >= 50% of the mean
 #     of a baseline before and one after it;
 #   - a fresh handshake from A and from B (wireguard-go, when installed) during the flood
 #     within one retry (<= 7 s: a cookie reply, then the retry with mac2);
@@ -163,12 +163,12 @@ log "initiation flood running for 1 s"
 # Test that A's established session passes traffic through the flood.
 pings=$(pings_received "$NSA" 10.0.0.1)
 figure pings_flood "$pings"
-# Two 3 s runs, the better one counts: other load on the (shared) host comes and goes,
-# the flood does not.
+# Two 3 s runs, their mean: 6 s of flood in all. (An unfixed daemon can pass one 3 s
+# run while its socket buffer is still filling, then collapse: 675, then 9.8 Mbit/s.)
 rate_flood=$(iperf_rate 3 flood)
 rate_flood2=$(iperf_rate 3 flood2)
 log "TCP during the flood: $rate_flood and $rate_flood2 Mbit/s"
-rate_flood=$(awk -v a="$rate_flood" -v b="$rate_flood2" 'BEGIN { print (a > b ? a : b) }')
+rate_flood=$(awk -v a="$rate_flood" -v b="$rate_flood2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
 figure tcp_flood_mbps "$rate_flood"
 
 # Test that fresh handshakes complete within one retry: A and B forget V (no session, no
