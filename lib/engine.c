@@ -940,7 +940,7 @@ static void receive_held(struct nt_engine *e, struct held *h, size_t n, bool und
 			 struct nt_engine_out *out)
 {
 	static const uint8_t zero[NT_MAC_LEN];
-	size_t budget = NT_ENGINE_COOKIE_BUDGET, answered_len = 0;
+	size_t budget = NT_ENGINE_COOKIE_BUDGET, answered_len = 0, admitted = 0;
 	const union nt_endpoint *answered[NT_ENGINE_COOKIE_BUDGET];
 
 	for (size_t i = 0; i < n; i++) {
@@ -959,7 +959,14 @@ static void receive_held(struct nt_engine *e, struct held *h, size_t n, bool und
 		} else if (!under_load) {
 			h[i].admitted = true;
 		} else if (mac == NT_COOKIE_MAC2_VALID) {
+			/* The event loop waits for a batch's handshakes: bound them. */
+			if (admitted == NT_ENGINE_ADMITTED_MAX) {
+				e->drops[NT_DROP_FLOOD]++;
+				h[i].msg = NULL;
+				continue;
+			}
 			h[i].admitted = ratelimit_allows(e, h[i].d, now.mono);
+			admitted += h[i].admitted;
 			if (!h[i].admitted)
 				h[i].msg = NULL;
 		} else {

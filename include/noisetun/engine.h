@@ -66,6 +66,10 @@
 #define NT_ENGINE_HELD_MAX          128
 #define NT_ENGINE_COOKIE_BUDGET     16
 #define NT_ENGINE_COOKIE_PER_SOURCE 2
+/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: the host
+ * waits for them (4 X25519 each, over host.parallel), so this bounds how long a batch's
+ * handshakes can hold up its next read. Not under load a batch has fewer than 8. */
+#define NT_ENGINE_ADMITTED_MAX      32
 
 /* ---- endpoints ---- */
 union nt_endpoint {
