@@ -15,8 +15,8 @@
 # Asserted, each against this run's own baseline (the host is shared, so absolute
 # figures move with other load):
 #   - during the flood A's pings on its established session: >= 9 of 10;
-#   - A's TCP throughput during the flood (the mean of two 3 s runs) >= 50% of the mean
-#     of a baseline before and one after it;
+#   - A's TCP throughput during the flood >= 50% of without it: two 3 s runs with the
+#     flood, each followed by one with the attacker stopped (SIGSTOP), means compared;
 #   - a fresh handshake from A and from B (wireguard-go, when installed) during the flood
 #     within one retry (<= 7 s: a cookie reply, then the retry with mac2);
 #   - a full-rate flood of garbage and one of type-4 data messages with unknown indices:
@@ -85,7 +85,8 @@ iperf_rate() {
 	pid=$!
 	NT_PIDS+=("$pid")
 	wait_for 5 "iperf3 server in V" sh -c "ip netns exec '$NSV' ss -ltn | grep -q '10.0.0.1:5201'"
-	if ! ip netns exec "$NSA" timeout $((secs + 10)) iperf3 -c 10.0.0.1 -t "$secs" -J \
+	# -O 1: the first second (slow start) is left out, here as in the baselines
+	if ! ip netns exec "$NSA" timeout $((secs + 11)) iperf3 -c 10.0.0.1 -t "$secs" -O 1 -J \
 		>"$NT_TMP/iperf3-$tag.json" 2>&1; then
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -116,6 +117,12 @@ wait_handshake_ms() {
 		[ $((now - t0)) -le $((limit * 1000)) ] || return 1
 		sleep 0.05
 	done
+}
+
+# V's UDP receive buffer overflows (the kernel's drops before the daemon sees anything).
+udp_rcvbuf_errors() {
+	ip netns exec "$NSV" awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next }
+		$1 == "Udp:" && h { print $c; exit }' /proc/net/snmp
 }
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$(daemon_worker_pid "$IFV")/status"; }
@@ -156,6 +163,7 @@ awk -v r="$rate_base" 'BEGIN { exit !(r > 0) }' || fail "baseline iperf3 reporte
 rss_before=$(rss_kb)
 
 # ---- the handshake flood at full rate
+rcvbuf0=$(udp_rcvbuf_errors)
 flood_start init 60 init
 sleep 1
 log "initiation flood running for 1 s"
@@ -163,12 +171,21 @@ log "initiation flood running for 1 s"
 # Test that A's established session passes traffic through the flood.
 pings=$(pings_received "$NSA" 10.0.0.1)
 figure pings_flood "$pings"
-# Two 3 s runs, their mean: 6 s of flood in all. (An unfixed daemon can pass one 3 s
-# run while its socket buffer is still filling, then collapse: 675, then 9.8 Mbit/s.)
-rate_flood=$(iperf_rate 3 flood)
-rate_flood2=$(iperf_rate 3 flood2)
-log "TCP during the flood: $rate_flood and $rate_flood2 Mbit/s"
-rate_flood=$(awk -v a="$rate_flood" -v b="$rate_flood2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+# TCP with the flood, then with the attacker stopped (SIGSTOP; the under-load state ends
+# 1 s later), twice over: the ratio compares runs seconds apart, so the other load on
+# this shared host weighs on both sides alike. (An unfixed daemon can pass one 3 s run
+# while its socket buffer is still filling, then collapse: 675, then 9.8 Mbit/s.)
+tcp_on1=$(iperf_rate 3 flood1)
+kill -STOP "$FLOOD_PID"; sleep 1.2
+tcp_off1=$(iperf_rate 3 pause1)
+kill -CONT "$FLOOD_PID"; sleep 0.5
+tcp_on2=$(iperf_rate 3 flood2)
+kill -STOP "$FLOOD_PID"; sleep 1.2
+tcp_off2=$(iperf_rate 3 pause2)
+kill -CONT "$FLOOD_PID"; sleep 0.5
+log "TCP with the flood: $tcp_on1, $tcp_on2 Mbit/s; with the attacker stopped: $tcp_off1, $tcp_off2 Mbit/s"
+rate_flood=$(awk -v a="$tcp_on1" -v b="$tcp_on2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+rate_paused=$(awk -v a="$tcp_off1" -v b="$tcp_off2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
 figure tcp_flood_mbps "$rate_flood"
 
 # Test that fresh handshakes complete within one retry: A and B forget V (no session, no
@@ -191,6 +208,7 @@ figure handshake_wggo_ms "$hs_b"
 kill -0 "$FLOOD_PID" 2>/dev/null || fail "the flood ended before the measurements under it were done"
 flood_stop init
 flood_rate=$FLOOD_RATE
+figure udp_rcvbuf_errors $(($(udp_rcvbuf_errors) - rcvbuf0))
 figure flood_rate "$flood_rate"
 cookies=$(sed -n 's/^replies cookie=\([0-9]*\).*/\1/p' "$NT_TMP/init.out")
 log "initiation flood: $flood_rate/s; V answered $cookies cookie replies"
@@ -218,11 +236,10 @@ fi
 daemon_alive "$IFV" || fail "V's daemon died"
 rss_after=$(rss_kb)
 figure rss_growth_kb $((rss_after - rss_before))
-rate_base2=$(iperf_rate 3 base2)
-ratio=$(awk -v a="$rate_flood" -v b="$rate_base" -v c="$rate_base2" 'BEGIN { printf "%.2f", ((b + c) > 0 ? 2 * a / (b + c) : 0) }')
-figure tcp_base_mbps "$rate_base/$rate_base2"
+ratio=$(awk -v a="$rate_flood" -v b="$rate_paused" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+figure tcp_base_mbps "$rate_paused"
 figure tcp_ratio "$ratio"
-log "summary: flood $flood_rate/s; pings $pings/10; TCP $rate_flood of $rate_base/$rate_base2 Mbit/s (ratio $ratio); handshake A ${hs_a} ms, $IMPL_WGGO ${hs_b} ms; garbage pings $pings_garbage/10, data pings $pings_data/10; RSS $rss_before -> $rss_after kB"
+log "summary: flood $flood_rate/s; pings $pings/10; TCP $rate_flood of $rate_paused Mbit/s (ratio $ratio; before the flood $rate_base); handshake A ${hs_a} ms, $IMPL_WGGO ${hs_b} ms; garbage pings $pings_garbage/10, data pings $pings_data/10; RSS $rss_before -> $rss_after kB"
 
 bad=0
 [ "$pings" -ge 9 ] || { log "FAIL: $pings/10 pings during the initiation flood (< 9)"; bad=1; }
