@@ -15,7 +15,7 @@
 # Asserted, each against this run's own baseline (the host is shared, so absolute
 # figures move with other load):
 #   - during the flood A's pings on its established session: >= 9 of 10;
-#   - A's TCP throughput during the flood >= 50% of without it: two 3 s runs with the
+#   - A's TCP throughput during the flood >= 50% of without it (30% under ASan): two 3 s runs with the
 #     flood, each followed by one with the attacker stopped (SIGSTOP), means compared;
 #   - a fresh handshake from A and from B (wireguard-go, when installed) during the flood
 #     within one retry (<= 7 s: a cookie reply, then the retry with mac2);
@@ -243,7 +243,16 @@ log "summary: flood $flood_rate/s; pings $pings/10; TCP $rate_flood of $rate_pau
 
 bad=0
 [ "$pings" -ge 9 ] || { log "FAIL: $pings/10 pings during the initiation flood (< 9)"; bad=1; }
-awk -v r="$ratio" 'BEGIN { exit !(r >= 0.5) }' || { log "FAIL: TCP during the flood is $ratio of the baseline (< 0.5)"; bad=1; }
+# The attacker takes one of this machine's two cores, so 0.5 is about the share TCP has
+# left when it is CPU-bound. Under a sanitizer build every daemon pays 2-3x per packet,
+# flood and TCP alike, and 0.3 is the bar; starvation (what this guards against) is
+# 0.00-0.06, with the socket overflowing (udp_rcvbuf_errors in the hundreds of thousands).
+tcp_min=0.5
+if [ "$NT_IMPL_A" = noisetund ] && nm "$BUILD/noisetund" 2>/dev/null | grep -q __asan_; then
+	tcp_min=0.3
+fi
+awk -v r="$ratio" -v m="$tcp_min" 'BEGIN { exit !(r >= m) }' ||
+	{ log "FAIL: TCP during the flood is $ratio of the baseline (< $tcp_min)"; bad=1; }
 [ "$hs_a" != never ] && [ "$hs_a" -le 7000 ] || { log "FAIL: A's handshake during the flood: $hs_a ms (> 7 s)"; bad=1; }
 if [ "$have_b" = 1 ]; then
 	[ "$hs_b" != never ] && [ "$hs_b" -le 7000 ] || { log "FAIL: $IMPL_WGGO's handshake during the flood: $hs_b ms (> 7 s)"; bad=1; }
