@@ -29,7 +29,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 # libnftnl: config mode's full-tunnel nftables guard (daemon/nft.c), as wg-quick's `nft -f`.
 DAEMON_PKGS := libseccomp libnftnl
-DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null)
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null) -pthread
 # libqrencode, libpng: `noisetun client add` draws the client's config as a QR code / PNG.
 CLI_PKGS := libqrencode libpng
 CLI_LIBS := $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null)

@@ -27,7 +27,7 @@ static void keypairs_free(void *ctx, void *kps)
 int device_init(struct device *dev, const char *ifname)
 {
 	struct nt_engine_host host = { .rng = &sys_rng, .keypairs_alloc = keypairs_alloc,
-				       .keypairs_free = keypairs_free, .ctx = dev };
+				       .keypairs_free = keypairs_free, .parallel = hspool_run, .ctx = dev };
 	struct nt_noise_static *id = sodium_malloc(sizeof(*id));
 	int err;
 

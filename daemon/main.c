@@ -616,7 +616,8 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	if (worker) {
-		if ((err = worker_setup(&dev, argv[optind], &what)) || (err = privsep_drop(&dev, &what))) {
+		/* the handshake threads before the sandbox, which allows no new thread */
+		if ((err = worker_setup(&dev, argv[optind], &what)) || (hspool_start(), (err = privsep_drop(&dev, &what)))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", argv[optind], what, strerror(-err));
 			fprintf(stderr, "%s\n", msg);
@@ -695,6 +696,8 @@ int main(int argc, char *argv[])
 			log_daemonized(); /* before the filter: it leaves no dup2 */
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
+		if (!pid && !err)
+			hspool_start(); /* before the sandbox, which allows no new thread */
 		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
@@ -716,6 +719,7 @@ int main(int argc, char *argv[])
 		privsep_worker_ready();
 		log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	} else {
+		hspool_start();
 		st.starting = true;
 		hooks_progress(&dev, config_hooks_start(HOOK_POST_UP, &st.hook_pidfd));
 	}

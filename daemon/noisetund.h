@@ -172,6 +172,10 @@ void device_run_timers(struct device *dev, uint64_t now);
 void device_set_up(struct device *dev, bool up);
 /* The engine's output queues (one set: one thread) and the time it is given. */
 struct nt_engine_out *device_out(struct device *dev);
+
+/* hspool.c: the handshake threads, the engine's host.parallel */
+unsigned hspool_start(void); /* before the sandbox; returns the threads (with the loop's) */
+void hspool_run(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
 struct nt_now device_now(void);
 
 /* tun.c */

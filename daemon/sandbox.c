@@ -149,6 +149,10 @@ int sandbox_filter(const struct sandbox *sb)
 		return -ENOMEM;
 	/* A binary tree, not a chain of ~50 compares, on every syscall of the data path. */
 	err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	/* The handshake threads (hspool.c), started before, get the same filter (and
+	 * no_new_privs) at the same instant. */
+	if (!err)
+		err = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	for (size_t i = 0; i < sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]) && !err; i++) {
 		int nr = seccomp_syscall_resolve_name(allowed_syscalls[i]);
 		if (nr != __NR_SCMP_ERROR) /* a name this architecture lacks (epoll_wait on arm64) */

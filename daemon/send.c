@@ -19,10 +19,12 @@
 #define TSO_SEGMENTS_MAX OUT_MAX
 
 /* A message the engine made (handshake, keepalive, staged data) rather than one a TUN
- * read sealed in place: sent on its own, at once, and counted once sent. */
+ * read sealed in place: sent on its own, at once, and counted once sent. Cookie replies
+ * (no peer, nothing to count) go with the batch: under a flood a wakeup makes up to
+ * NT_ENGINE_COOKIE_BUDGET of them, and one sendmmsg costs far less than as many sendmsg. */
 static bool is_control(const struct nt_send *s)
 {
-	return s->count_tx || !s->peer;
+	return s->count_tx;
 }
 
 /* TUN reads and TSO segments are laid out one after another here, each with room for the
@@ -81,7 +83,7 @@ static void send_family(struct device *dev, struct nt_send *b, size_t count, int
 		iov[v++] = (struct iovec){ .iov_base = b[i].data, .iov_len = b[i].len };
 		total = first = b[i].len;
 		while (dev->udp_gso && i + 1 < count && segs < MAX_SEGMENTS && !is_control(&b[i + 1]) &&
-		       b[i + 1].peer == b[i].peer && endpoint_equal(&b[i + 1].to, &b[i].to) && b[i].len == first &&
+		       b[i].peer && b[i + 1].peer == b[i].peer && endpoint_equal(&b[i + 1].to, &b[i].to) && b[i].len == first &&
 		       b[i + 1].len <= first && total + b[i + 1].len <= 65000) {
 			iov[v++] = (struct iovec){ .iov_base = b[i + 1].data, .iov_len = b[i + 1].len };
 			total += b[++i].len;

@@ -753,42 +753,33 @@ static void authenticated_received(struct nt_peer *p, const struct nt_datagram *
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now);
 }
 
-/* mac1, and under load mac2 or a cookie reply, and the per-source rate limit.
- * true: go on and process the handshake message. */
-static bool handshake_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
-			       uint64_t now, bool under_load, struct nt_engine_out *out)
+/* The per-source rate limit for a handshake with a valid mac2 under load. */
+static bool ratelimit_allows(struct nt_engine *e, const struct nt_datagram *d, uint64_t now)
+{
+	if (d->from.sa.sa_family == AF_INET)
+		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
+	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+}
+
+/* Answer a handshake message that lacks a valid mac2 with a cookie reply. */
+static void send_cookie_reply(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			      uint64_t now, struct nt_engine_out *out)
 {
 	uint8_t src_bytes[18], *reply;
 	size_t src_len = nt_endpoint_cookie_src(&d->from, src_bytes);
-	enum nt_cookie_mac_state mac =
-		nt_cookie_validate(&e->cookie_checker, msg, len, src_bytes, src_len, now, under_load);
 
-	if (mac == NT_COOKIE_MAC_INVALID) {
-		e->drops[NT_DROP_DECRYPT]++;
-		e->hs_bad_mac++;
-		return false;
+	reply = out_bytes(out, NT_COOKIE_MSG_LEN);
+	if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
+					    e->host.rng) == 0) {
+		out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
+		e->cookie_replies_sent++;
 	}
-	if (!under_load)
-		return true;
-	if (mac != NT_COOKIE_MAC2_VALID) {
-		reply = out_bytes(out, NT_COOKIE_MSG_LEN);
-		if (reply && nt_cookie_create_reply(&e->cookie_checker, reply, msg, len, src_bytes, src_len, now,
-						    e->host.rng) == 0) {
-			out_send(out, NULL, &d->from, &d->local, reply, NT_COOKIE_MSG_LEN, false);
-			e->cookie_replies_sent++;
-		}
-		return false;
-	}
-	if (d->from.sa.sa_family == AF_INET
-		    ? nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now)
-		    : nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now))
-		return true;
-	e->hs_ratelimited++;
-	return false;
 }
 
-static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
-			      struct nt_now now, bool under_load, struct nt_engine_out *out)
+/* An initiation past the mac checks (and under load, the rate limit), whose state-free
+ * part w (nt_noise_prepare_initiation) is done: the rest, in message order. */
+static void initiation_apply(struct nt_engine *e, struct nt_initiation_work *w, size_t len,
+			     const struct nt_datagram *d, struct nt_now now, struct nt_engine_out *out)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	struct nt_handshake *hs;
@@ -797,18 +788,13 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	enum nt_status st;
 	uint8_t *resp;
 
-	if (len != NT_INIT_LEN) {
-		e->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
-		return;
-	st = nt_noise_consume_initiation(&hs, msg, len, e->static_identity, lookup_handshake, e, now.mono);
+	st = nt_noise_complete_initiation(w, now.mono);
 	if (st != NT_OK) {
 		e->drops[st]++;
 		event(out, NT_EV_INITIATION_DROPPED, NULL, st, 0);
 		return;
 	}
+	hs = w->hs;
 	p = PEER_OF_HS(hs);
 	old_index = hs->local_index; /* of a handshake this one replaced, if any */
 	if (peer_blocked(e, p, now, out)) {
@@ -832,7 +818,7 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 
 	resp = out_bytes(out, NT_RESP_LEN);
 	index = resp ? index_assign(e, p, out) : 0;
-	if (!index || nt_noise_create_response(resp, hs, e->static_identity, index, e->host.rng) != NT_OK ||
+	if (!index || nt_noise_finish_response(resp, hs, w, index) != NT_OK ||
 	    nt_cookie_add_macs(&p->cookie, resp, NT_RESP_LEN, now.mono)) {
 		nt_handshake_clear(hs);
 		if (index)
@@ -857,19 +843,14 @@ static void handle_initiation(struct nt_engine *e, const uint8_t *msg, size_t le
 	timers_changed(p);
 }
 
-static void handle_response(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
-			    struct nt_now now, bool under_load, struct nt_engine_out *out)
+/* A response past the mac checks (and under load, the rate limit). */
+static void response_admitted(struct nt_engine *e, const uint8_t *msg, size_t len, const struct nt_datagram *d,
+			      struct nt_now now, struct nt_engine_out *out)
 {
 	struct nt_keypair_drops drops = { .count = 0 };
 	struct nt_peer *p;
 	enum nt_status st;
 
-	if (len != NT_RESP_LEN) {
-		e->drops[NT_DROP_SIZE]++;
-		return;
-	}
-	if (!handshake_admitted(e, msg, len, d, now.mono, under_load, out))
-		return;
 	p = nt_index_lookup(&e->indices, nt_noise_response_receiver(msg));
 	if (!p) {
 		e->drops[NT_DROP_INDEX]++;
@@ -1023,10 +1004,161 @@ static size_t segment_of(const struct nt_datagram *d)
 	return d->segment && d->segment < d->len ? d->segment : d->len;
 }
 
+/* A handshake message held back until the batch's other messages are done. */
+struct held {
+	const uint8_t *msg;
+	size_t len;
+	const struct nt_datagram *d;
+	bool mac1_checked;              /* mac1 known valid, mac2 known invalid */
+	bool admitted;                  /* past the mac checks and the rate limit */
+	uint16_t work;                  /* an initiation's slot in works[] */
+};
+
+static bool same_source_address(const union nt_endpoint *a, const union nt_endpoint *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	return !memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof(a->in6.sin6_addr));
+}
+
+struct prepare_batch {
+	struct nt_engine *e;
+	struct held *held;
+	const size_t *which;            /* works[i] is for held[which[i]] */
+	struct nt_initiation_work *works;
+};
+
+/* host.parallel's task i: the state-free part of one admitted initiation. */
+static void prepare_one(void *arg, size_t i)
+{
+	struct prepare_batch *b = arg;
+	const struct held *h = &b->held[b->which[i]];
+
+	nt_noise_prepare_initiation(&b->works[i], h->msg, h->len, b->e->static_identity, lookup_handshake, b->e,
+				    b->e->host.rng);
+}
+
+/* The admitted handshakes: the initiations' expensive part over the host's threads
+ * (host.parallel) while this thread waits and nothing else changes, then each message's
+ * state change here, in arrival order. */
+static void run_admitted(struct nt_engine *e, struct held *h, size_t n, struct nt_now now,
+			 struct nt_engine_out *out)
+{
+	struct nt_initiation_work works[NT_ENGINE_HELD_MAX];
+	size_t which[NT_ENGINE_HELD_MAX], nworks = 0;
+	struct prepare_batch batch = { .e = e, .held = h, .which = which, .works = works };
+
+	for (size_t i = 0; i < n && nworks < NT_ENGINE_HELD_MAX; i++) {
+		if (h[i].admitted && h[i].msg[0] == NT_MSG_INITIATION) {
+			h[i].work = (uint16_t)nworks;
+			which[nworks++] = i;
+		}
+	}
+	if (nworks > 1 && e->host.parallel)
+		e->host.parallel(e->host.ctx, prepare_one, &batch, nworks);
+	else
+		for (size_t i = 0; i < nworks; i++)
+			prepare_one(&batch, i);
+	for (size_t i = 0; i < n; i++) {
+		if (!h[i].admitted)
+			continue;
+		if (h[i].msg[0] == NT_MSG_INITIATION)
+			initiation_apply(e, &works[h[i].work], h[i].len, h[i].d, now, out);
+		else
+			response_admitted(e, h[i].msg, h[i].len, h[i].d, now, out);
+		h[i].msg = NULL;
+	}
+	for (size_t i = 0; i < nworks; i++)
+		nt_noise_work_wipe(&works[i]);
+}
+
+/* The held handshakes. Not under load: each past mac1 is processed. Under load, in the
+ * order that keeps a flood from starving anyone: first those with a valid mac2 (a peer
+ * that proved its address with our cookie: the rate limiter, then the full handshake);
+ * then cookie replies to the rest, at most NT_ENGINE_COOKIE_BUDGET, first at most
+ * NT_ENGINE_COOKIE_PER_SOURCE per source address (so one flooding address cannot take
+ * the whole budget from a real peer elsewhere), then in arrival order. What is left is
+ * dropped with no cryptography at all. */
+static void receive_held(struct nt_engine *e, struct held *h, size_t n, bool under_load, struct nt_now now,
+			 struct nt_engine_out *out)
+{
+	static const uint8_t zero[NT_MAC_LEN];
+	size_t budget = NT_ENGINE_COOKIE_BUDGET, answered_len = 0, admitted = 0;
+	const union nt_endpoint *answered[NT_ENGINE_COOKIE_BUDGET];
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t src[18];
+		size_t src_len;
+		enum nt_cookie_mac_state mac;
+
+		/* A zero mac2 is no cookie at all: no need to compute one to know. */
+		if (under_load && nt_equal(h[i].msg + h[i].len - NT_MAC_LEN, zero, NT_MAC_LEN))
+			continue;
+		src_len = nt_endpoint_cookie_src(&h[i].d->from, src);
+		mac = nt_cookie_validate(&e->cookie_checker, h[i].msg, h[i].len, src, src_len, now.mono, under_load);
+		if (mac == NT_COOKIE_MAC_INVALID) {
+			e->drops[NT_DROP_DECRYPT]++;
+			e->hs_bad_mac++;
+			h[i].msg = NULL;
+		} else if (!under_load) {
+			h[i].admitted = true;
+		} else if (mac == NT_COOKIE_MAC2_VALID) {
+			/* The event loop waits for a batch's handshakes: bound them. */
+			if (admitted == NT_ENGINE_ADMITTED_MAX) {
+				e->drops[NT_DROP_FLOOD]++;
+				h[i].msg = NULL;
+				continue;
+			}
+			h[i].admitted = ratelimit_allows(e, h[i].d, now.mono);
+			admitted += h[i].admitted;
+			if (!h[i].admitted) {
+				e->hs_ratelimited++;
+				h[i].msg = NULL;
+			}
+		} else {
+			h[i].mac1_checked = true;
+		}
+	}
+	run_admitted(e, h, n, now, out);
+	if (!under_load)
+		return;
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < n; i++) {
+			size_t same = 0;
+
+			if (!h[i].msg)
+				continue;
+			if (!budget) {
+				e->drops[NT_DROP_FLOOD]++;
+				h[i].msg = NULL;
+				continue;
+			}
+			for (size_t k = 0; k < answered_len; k++)
+				same += same_source_address(answered[k], &h[i].d->from);
+			if (round == 0 && same >= NT_ENGINE_COOKIE_PER_SOURCE)
+				continue; /* its turn comes in the second round, if budget is left */
+			if (!h[i].mac1_checked &&
+			    nt_cookie_validate(&e->cookie_checker, h[i].msg, h[i].len, NULL, 0, now.mono, false) ==
+				    NT_COOKIE_MAC_INVALID) {
+				e->drops[NT_DROP_DECRYPT]++;
+				e->hs_bad_mac++;
+			} else {
+				send_cookie_reply(e, h[i].msg, h[i].len, h[i].d, now.mono, out);
+				answered[answered_len++] = &h[i].d->from;
+				budget--;
+			}
+			h[i].msg = NULL;
+		}
+	}
+}
+
 void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
 		       struct nt_engine_out *out)
 {
-	size_t handshakes = 0, hs_budget = NT_ENGINE_HANDSHAKE_QUEUE;
+	size_t handshakes = 0, hs_budget = NT_ENGINE_HANDSHAKE_QUEUE, held_len = 0;
+	struct held held[NT_ENGINE_HELD_MAX];
 	bool under_load;
 
 	if (!e->up)
@@ -1074,14 +1206,21 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 				}
 				if (hs_budget)
 					hs_budget--;
+				if (mlen != (type == NT_MSG_INITIATION ? NT_INIT_LEN : NT_RESP_LEN)) {
+					e->drops[NT_DROP_SIZE]++;
+					continue;
+				}
+				/* The batch's data and cookie messages go first; handshakes wait in a
+				 * bounded list (their crypto may then run on the host's threads), and
+				 * what does not fit is dropped unread. */
+				if (held_len == NT_ENGINE_HELD_MAX) {
+					e->drops[NT_DROP_FLOOD]++;
+					continue;
+				}
+				held[held_len++] = (struct held){ .msg = msg, .len = mlen, .d = d };
+				continue;
 			}
 			switch (type) {
-			case NT_MSG_INITIATION:
-				handle_initiation(e, msg, mlen, d, now, under_load, out);
-				break;
-			case NT_MSG_RESPONSE:
-				handle_response(e, msg, mlen, d, now, under_load, out);
-				break;
 			case NT_MSG_COOKIE:
 				handle_cookie(e, msg, mlen, now.mono, out);
 				break;
@@ -1094,6 +1233,8 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 			}
 		}
 	}
+	if (held_len)
+		receive_held(e, held, held_len, under_load, now, out);
 }
 
 /* ---- timers ---- */

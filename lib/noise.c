@@ -296,6 +296,125 @@ out:
 	return ret;
 }
 
+void nt_noise_work_wipe(struct nt_initiation_work *w)
+{
+	nt_wipe(w, sizeof(*w));
+}
+
+void nt_noise_prepare_initiation(struct nt_initiation_work *w, const uint8_t *msg, size_t len,
+				 const struct nt_noise_static *dev, nt_peer_lookup_fn lookup, void *lookup_ctx,
+				 const struct nt_rng *rng)
+{
+	uint8_t key[NT_KEY_LEN], remote_static[NT_KEY_LEN], ee[NT_KEY_LEN], se[NT_KEY_LEN];
+	const uint8_t *ephemeral = msg + NT_INIT_OFF_EPHEMERAL;
+	struct nt_handshake *hs;
+
+	nt_wipe(w, sizeof(*w));
+	w->status = NT_DROP_SIZE;
+	if (len != NT_INIT_LEN || nt_message_type(msg, len) != NT_MSG_INITIATION)
+		goto out;
+	w->status = NT_DROP_NO_KEY;
+	if (!dev->has_key)
+		goto out;
+
+	memcpy(w->chaining_key, dev->chaining_key0, NT_HASH_LEN);
+	memcpy(w->hash, dev->responder_hash, NT_HASH_LEN);
+	/* e */
+	mix_ephemeral(w->chaining_key, w->hash, ephemeral);
+	/* es */
+	w->status = NT_DROP_DH;
+	if (!mix_dh(w->chaining_key, key, dev->private_key, ephemeral))
+		goto out;
+	/* s */
+	w->status = NT_DROP_DECRYPT;
+	if (!decrypt_and_hash(remote_static, msg + NT_INIT_OFF_STATIC, NT_KEY_LEN, key, w->hash))
+		goto out;
+	w->status = NT_DROP_UNKNOWN_PEER;
+	hs = lookup(lookup_ctx, remote_static);
+	if (!hs)
+		goto out;
+	/* ss */
+	w->status = NT_DROP_NO_KEY;
+	if (!hs->static_static_valid)
+		goto out;
+	nt_kdf(w->chaining_key, key, NULL, w->chaining_key, hs->static_static, NT_KEY_LEN);
+	/* {t} */
+	w->status = NT_DROP_DECRYPT;
+	if (!decrypt_and_hash(w->timestamp, msg + NT_INIT_OFF_TIMESTAMP, NT_TAI64N_LEN, key, w->hash))
+		goto out;
+	memcpy(w->remote_ephemeral, ephemeral, NT_KEY_LEN);
+	w->remote_index = nt_load_le32(msg + NT_INIT_OFF_SENDER);
+
+	/* The response: e, ee, se (psk and {} wait for nt_noise_finish_response). */
+	nt_dh_generate(w->ephemeral_private, w->ephemeral_public, rng);
+	mix_ephemeral(w->chaining_key, w->hash, w->ephemeral_public);
+	w->status = NT_DROP_DH;
+	if (nt_dh(ee, w->ephemeral_private, w->remote_ephemeral) || nt_dh(se, w->ephemeral_private, remote_static))
+		goto out;
+	nt_kdf(w->chaining_key, NULL, NULL, w->chaining_key, ee, NT_KEY_LEN);
+	nt_kdf(w->chaining_key, NULL, NULL, w->chaining_key, se, NT_KEY_LEN);
+	w->hs = hs;
+	w->status = NT_OK;
+out:
+	if (w->status != NT_OK) {
+		enum nt_status st = w->status;
+		nt_wipe(w, sizeof(*w));
+		w->status = st;
+	}
+	nt_wipe(key, sizeof(key));
+	nt_wipe(remote_static, sizeof(remote_static));
+	nt_wipe(ee, sizeof(ee));
+	nt_wipe(se, sizeof(se));
+}
+
+enum nt_status nt_noise_complete_initiation(struct nt_initiation_work *w, uint64_t now)
+{
+	struct nt_handshake *hs = w->hs;
+
+	if (w->status != NT_OK || !hs)
+		return w->status != NT_OK ? w->status : NT_DROP_STATE;
+	/* TAI64N is big-endian, so byte order is time order. */
+	if (memcmp(w->timestamp, hs->latest_timestamp, NT_TAI64N_LEN) <= 0)
+		return NT_DROP_TIMESTAMP;
+	if (hs->has_consumed_initiation && now - hs->last_initiation_consumed < NT_NSEC_PER_SEC / NT_INITIATIONS_PER_SECOND)
+		return NT_DROP_FLOOD;
+	nt_handshake_clear(hs);
+	memcpy(hs->secrets.remote_ephemeral, w->remote_ephemeral, NT_KEY_LEN);
+	memcpy(hs->secrets.ephemeral_private, w->ephemeral_private, NT_KEY_LEN);
+	memcpy(hs->secrets.chaining_key, w->chaining_key, NT_HASH_LEN);
+	memcpy(hs->secrets.hash, w->hash, NT_HASH_LEN);
+	memcpy(hs->latest_timestamp, w->timestamp, NT_TAI64N_LEN);
+	hs->last_initiation_consumed = now;
+	hs->has_consumed_initiation = true;
+	hs->remote_index = w->remote_index;
+	hs->state = NT_HS_CONSUMED_INITIATION;
+	return NT_OK;
+}
+
+enum nt_status nt_noise_finish_response(uint8_t out[static NT_RESP_LEN], struct nt_handshake *hs,
+					const struct nt_initiation_work *w, uint32_t sender_index)
+{
+	uint8_t key[NT_KEY_LEN], tau[NT_HASH_LEN];
+
+	if (hs->state != NT_HS_CONSUMED_INITIATION || hs != w->hs)
+		return NT_DROP_STATE;
+	memset(out, 0, NT_RESP_LEN);
+	message_header(out, NT_MSG_RESPONSE);
+	nt_store_le32(out + NT_RESP_OFF_SENDER, sender_index);
+	nt_store_le32(out + NT_RESP_OFF_RECEIVER, hs->remote_index);
+	memcpy(out + NT_RESP_OFF_EPHEMERAL, w->ephemeral_public, NT_KEY_LEN);
+	/* psk: (C, t, k) = KDF3(C, Q); H = HASH(H ‖ t) */
+	nt_kdf(hs->secrets.chaining_key, tau, key, hs->secrets.chaining_key, hs->preshared_key, NT_KEY_LEN);
+	mix_hash(hs->secrets.hash, tau, NT_HASH_LEN);
+	/* {} */
+	encrypt_and_hash(out + NT_RESP_OFF_EMPTY, NULL, 0, key, hs->secrets.hash);
+	hs->local_index = sender_index;
+	hs->state = NT_HS_CREATED_RESPONSE;
+	nt_wipe(key, sizeof(key));
+	nt_wipe(tau, sizeof(tau));
+	return NT_OK;
+}
+
 enum nt_status nt_noise_consume_response(struct nt_handshake *hs, const uint8_t *msg, size_t len,
 					 const struct nt_noise_static *dev)
 {

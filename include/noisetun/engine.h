@@ -55,6 +55,21 @@
 /* Handshake messages one batch may carry before it counts as load; also the budget of
  * handshake segments after the first of a UDP GRO super-datagram per nt_engine_receive. */
 #define NT_ENGINE_HANDSHAKE_QUEUE 64
+/* Per nt_engine_receive: the batch's data and cookie messages are handled first; of its
+ * handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped unread) and
+ * handled after them, in arrival order (their state-free crypto over host.parallel).
+ * Under load only those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
+ * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
+ * address; the rest are dropped (drops[NT_DROP_FLOOD]) before any cryptography. So a
+ * flood costs a bounded amount of work per wakeup, and a host that reads in batches
+ * drains its socket faster than one attacker core can fill it. */
+#define NT_ENGINE_HELD_MAX          128
+#define NT_ENGINE_COOKIE_BUDGET     16
+#define NT_ENGINE_COOKIE_PER_SOURCE 2
+/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: the host
+ * waits for them (4 X25519 each, over host.parallel), so this bounds how long a batch's
+ * handshakes can hold up its next read. Not under load a batch has fewer than 8. */
+#define NT_ENGINE_ADMITTED_MAX      32
 
 /* ---- endpoints ---- */
 union nt_endpoint {
@@ -139,6 +154,13 @@ struct nt_engine_host {
 	 * recycles memory. */
 	void *(*keypairs_alloc)(void *ctx);
 	void (*keypairs_free)(void *ctx, void *kps);
+	/* Optional (NULL: all on the calling thread): run fn(arg, i) for every i in [0, n),
+	 * spread over the host's threads, and return once all are done. The engine calls it
+	 * from nt_engine_receive for the state-free part of a batch's admitted initiations
+	 * (nt_noise_prepare_initiation: 4 of a responder's 4 X25519); they only read the
+	 * engine, which changes nothing until parallel returns. With it, rng->fill must be
+	 * safe to call from any of those threads. */
+	void (*parallel)(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
 	void *ctx;
 };
 

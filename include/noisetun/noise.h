@@ -96,6 +96,43 @@ enum nt_status nt_noise_create_response(uint8_t out[static NT_RESP_LEN], struct 
 					const struct nt_noise_static *dev, uint32_t sender_index,
 					const struct nt_rng *rng) NT_WARN_UNUSED;
 
+/* The responder's handshake in two parts, so that the expensive one can run on any
+ * thread (issue 16: handshakes on every core):
+ *
+ *   nt_noise_prepare_initiation  everything that depends on the message, the device's
+ *       identity and the peer's precomputed static-static DH only: es, s, ss, {t} of the
+ *       initiation, then the response's ephemeral, ee and se (4 X25519 of the 4 a
+ *       responder does). Reads the peer (through lookup) but writes nothing but w: run it
+ *       while nobody changes the peers, the identity or the peer table.
+ *   nt_noise_complete_initiation  on the thread that owns the peer, in message order: the
+ *       replay timestamp and the 1/50 s flood guard against the peer's state as it is now
+ *       (an earlier message of the same batch may have moved it), then the commit.
+ *   nt_noise_finish_response  psk, {} and the indices: message 2, as
+ *       nt_noise_create_response makes it.
+ *
+ * w holds secrets: nt_noise_work_wipe it when done. rng must be safe to call from the
+ * thread that prepares. */
+struct nt_initiation_work {
+	enum nt_status status;
+	struct nt_handshake *hs;        /* the peer's, from lookup (read only in prepare) */
+	uint32_t remote_index;
+	uint8_t timestamp[NT_TAI64N_LEN];
+	uint8_t remote_ephemeral[NT_KEY_LEN];
+	uint8_t ephemeral_private[NT_KEY_LEN]; /* the response's */
+	uint8_t ephemeral_public[NT_KEY_LEN];
+	uint8_t chaining_key[NT_HASH_LEN];   /* after the response's e, ee, se */
+	uint8_t hash[NT_HASH_LEN];           /* after the response's e */
+};
+void nt_noise_prepare_initiation(struct nt_initiation_work *w, const uint8_t *msg, size_t len,
+				 const struct nt_noise_static *dev, nt_peer_lookup_fn lookup, void *lookup_ctx,
+				 const struct nt_rng *rng);
+/* NT_OK: w->hs is now in state NT_HS_CONSUMED_INITIATION (with the response's secrets
+ * from w); else the peer's state is unchanged. */
+enum nt_status nt_noise_complete_initiation(struct nt_initiation_work *w, uint64_t now) NT_WARN_UNUSED;
+enum nt_status nt_noise_finish_response(uint8_t out[static NT_RESP_LEN], struct nt_handshake *hs,
+					const struct nt_initiation_work *w, uint32_t sender_index) NT_WARN_UNUSED;
+void nt_noise_work_wipe(struct nt_initiation_work *w);
+
 /* Consume message 2 for hs, found by the caller through the message's receiver index
  * (nt_noise_response_receiver). On refusal hs is unchanged. */
 enum nt_status nt_noise_consume_response(struct nt_handshake *hs, const uint8_t *msg, size_t len,

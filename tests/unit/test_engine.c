@@ -74,6 +74,8 @@ static struct {
 	struct test_rng rng;
 	uint8_t flood_init[NT_INIT_LEN]; /* an initiation to replay as load (0: none) */
 	unsigned flood_per_batch;
+	bool flood_first;               /* the flood ahead of the batch's real datagrams */
+	bool flood_one_source;          /* from one address (many ports), as one attacker */
 } S;
 
 static struct nt_now now_of(void)
@@ -168,9 +170,21 @@ static void host_flush(void *ctx, struct nt_engine_out *out)
 	}
 }
 
+/* host.parallel: the tasks in reverse order, so a task that depended on another's side
+ * effects (they must have none) would show. */
+static unsigned parallel_calls;
+static void parallel_reversed(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n)
+{
+	(void)ctx;
+	parallel_calls++;
+	for (size_t i = n; i-- > 0;)
+		fn(arg, i);
+}
+
 static void node_init(struct node *n, const char *name, uint8_t key_byte, const char *ip, uint16_t port)
 {
-	struct nt_engine_host host = { .keypairs_alloc = kps_alloc, .keypairs_free = kps_free, .ctx = n };
+	struct nt_engine_host host = { .keypairs_alloc = kps_alloc, .keypairs_free = kps_free,
+				       .parallel = parallel_reversed, .ctx = n };
 	uint8_t key[NT_KEY_LEN];
 
 	memset(n, 0, sizeof(*n));
@@ -273,14 +287,24 @@ static void deliver_due(struct node *n)
 	}
 	if (!count)
 		return;
-	for (unsigned k = 0; k < S.flood_per_batch && n == &S.b; k++) {
-		memcpy(bufs[count], S.flood_init, NT_INIT_LEN);
-		dg[count] = (struct nt_datagram){ .data = bufs[count], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]) };
-		dg[count].from.in4.sin_family = AF_INET;
-		dg[count].from.in4.sin_port = htons((uint16_t)(1000 + k));
-		dg[count].from.in4.sin_addr.s_addr = htonl(0xc6336400u + k); /* 198.51.100.k */
-		count++;
+	if (S.flood_first && S.flood_per_batch && n == &S.b) {
+		/* move the real ones behind the flood */
+		memmove(&dg[S.flood_per_batch], &dg[0], count * sizeof(dg[0]));
+		for (size_t i = count; i-- > 0;) { /* from the end: the ranges may overlap */
+			memcpy(bufs[S.flood_per_batch + i], dg[S.flood_per_batch + i].data, dg[S.flood_per_batch + i].len);
+			dg[S.flood_per_batch + i].data = bufs[S.flood_per_batch + i];
+		}
 	}
+	for (unsigned k = 0; k < S.flood_per_batch && n == &S.b; k++) {
+		size_t at = S.flood_first ? k : count + k;
+
+		memcpy(bufs[at], S.flood_init, NT_INIT_LEN);
+		dg[at] = (struct nt_datagram){ .data = bufs[at], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]) };
+		dg[at].from.in4.sin_family = AF_INET;
+		dg[at].from.in4.sin_port = htons((uint16_t)(1000 + k));
+		dg[at].from.in4.sin_addr.s_addr = htonl(0xc6336400u + (S.flood_one_source ? 1 : k)); /* 198.51.100.k */
+	}
+	count += n == &S.b ? S.flood_per_batch : 0;
 	nt_engine_receive(&n->eng, dg, count, now_of(), &n->out);
 	nt_engine_flush(&n->out);
 }
@@ -618,6 +642,150 @@ START_TEST(test_session_expired)
 }
 END_TEST
 
+/* A flood ahead of the real datagrams, from one address and many ports, more handshakes
+ * than a batch holds: B answers at most NT_ENGINE_COOKIE_BUDGET per batch, A's
+ * initiation still gets its cookie (a source of its own), and A's retry with mac2 is
+ * taken before any of the flood. */
+START_TEST(test_flood_ahead_of_real_peer)
+{
+	sim_setup();
+	app_send(&S.a);
+	ck_assert_uint_eq(S.link_len, 1);
+	memcpy(S.flood_init, S.link[0].data, NT_INIT_LEN);
+	S.flood_per_batch = NT_ENGINE_HELD_MAX - 1;
+	S.flood_first = true;
+	S.flood_one_source = true;
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 0);
+	ck_assert_uint_ge(S.a.ev_count[NT_EV_COOKIE_RECEIVED], 1);
+	ck_assert(S.a.peer.cookie.has_cookie);
+	/* a bounded number of cookie replies per batch, the rest dropped unanswered */
+	ck_assert_uint_le(S.b.sent_by_type[NT_MSG_COOKIE], NT_ENGINE_COOKIE_BUDGET);
+	ck_assert_uint_ge(S.b.eng.drops[NT_DROP_FLOOD], NT_ENGINE_HELD_MAX - NT_ENGINE_COOKIE_BUDGET);
+	/* A's retry after REKEY_TIMEOUT carries mac2: taken ahead of the flood */
+	run(S.now + SEC(6), NULL, 0, NULL);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert(received(&S.b, 1));
+	/* and then data keeps flowing through the flood */
+	run(S.now + SEC(2), &S.a, MSEC(100), NULL);
+	ck_assert_uint_ge(S.b.rx_len, 15);
+	sim_teardown();
+}
+END_TEST
+
+/* One batch: 300 valid-mac1 initiations from one address, a data message of A's, and a
+ * mac1-valid initiation from A's address last. The data reaches the TUN; the batch costs
+ * exactly NT_ENGINE_COOKIE_BUDGET cookie replies, one of them to A's address (a source of
+ * its own goes ahead of the flood's); everything else is dropped as flood. */
+START_TEST(test_flood_budget_per_batch)
+{
+	static struct nt_datagram dg[302];
+	static uint8_t bufs[302][256];
+	uint8_t mac1_key[NT_HASH_LEN], data[256];
+	size_t data_len, rx_before, cookies_before, responses_before, to_a = 0;
+	uint64_t flood_before;
+
+	sim_setup();
+	run(S.now + SEC(1), &S.a, MSEC(100), NULL);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_CONFIRMED], 1);
+	S.link_len = 0;
+	app_send(&S.a);
+	ck_assert_uint_eq(S.link_len, 1);
+	data_len = S.link[0].len;
+	ck_assert_uint_le(data_len, sizeof(data));
+	memcpy(data, S.link[0].data, data_len);
+	S.link_len = 0;
+
+	nt_hash2(mac1_key, "mac1----", 8, S.b.id.public_key, NT_KEY_LEN);
+	for (size_t i = 0; i < 302; i++) {
+		union nt_endpoint from = { 0 };
+
+		from.in4.sin_family = AF_INET;
+		from.in4.sin_port = htons((uint16_t)(2000 + i));
+		from.in4.sin_addr.s_addr = htonl(0xc6336401u); /* 198.51.100.1 */
+		if (i == 300) {
+			memcpy(bufs[i], data, data_len);
+			dg[i] = (struct nt_datagram){ .data = bufs[i], .len = data_len, .cap = sizeof(bufs[0]),
+						      .from = S.a.addr };
+			continue;
+		}
+		for (size_t k = 0; k < NT_INIT_LEN; k++)
+			bufs[i][k] = (uint8_t)(i * 31 + k * 7);
+		bufs[i][0] = NT_MSG_INITIATION;
+		bufs[i][1] = bufs[i][2] = bufs[i][3] = 0;
+		nt_mac(bufs[i] + NT_INIT_OFF_MAC1, mac1_key, NT_KEY_LEN, bufs[i], NT_INIT_OFF_MAC1);
+		memset(bufs[i] + NT_INIT_OFF_MAC2, 0, NT_MAC_LEN);
+		dg[i] = (struct nt_datagram){ .data = bufs[i], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]),
+					      .from = i == 301 ? S.a.addr : from };
+	}
+	/* 301 handshakes hold only NT_ENGINE_HELD_MAX: put A's initiation among them */
+	memcpy(bufs[301 - 200], bufs[301], NT_INIT_LEN);
+	memcpy(bufs[301], bufs[0], NT_INIT_LEN);
+	dg[301 - 200].from = S.a.addr;
+	dg[301].from = dg[0].from;
+
+	rx_before = S.b.rx_len;
+	cookies_before = S.b.sent_by_type[NT_MSG_COOKIE];
+	flood_before = S.b.eng.drops[NT_DROP_FLOOD];
+	responses_before = S.b.sent_by_type[NT_MSG_RESPONSE];
+	nt_engine_receive(&S.b.eng, dg, 302, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(S.b.rx_len, rx_before + 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_COOKIE] - cookies_before, NT_ENGINE_COOKIE_BUDGET);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_FLOOD] - flood_before, 301 - NT_ENGINE_COOKIE_BUDGET);
+	for (size_t i = 0; i < S.link_len; i++)
+		to_a += S.link[i].to == &S.a && S.link[i].data[0] == NT_MSG_COOKIE;
+	ck_assert_uint_eq(to_a, 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], responses_before);
+	sim_teardown();
+}
+END_TEST
+
+/* Two initiations of A's in one batch, the newer first: their crypto is prepared
+ * together (host.parallel, here in reverse order), their state changes applied in arrival
+ * order, so the newer is answered and the older refused as a replay (its timestamp is
+ * behind), as if they had come one at a time. */
+START_TEST(test_batch_initiations_applied_in_order)
+{
+	static struct nt_datagram dg[2];
+	static uint8_t bufs[2][256];
+	struct nt_handshake hs1, hs2;
+	struct nt_cookie_maker maker;
+	unsigned calls;
+
+	sim_setup();
+	memset(&hs1, 0, sizeof(hs1));
+	memset(&hs2, 0, sizeof(hs2));
+	nt_handshake_init(&hs1, &S.a.id, S.b.id.public_key, NULL);
+	nt_handshake_init(&hs2, &S.a.id, S.b.id.public_key, NULL);
+	nt_cookie_maker_init(&maker, S.b.id.public_key);
+	ck_assert_int_eq(nt_noise_create_initiation(bufs[1], &hs1, &S.a.id, 1111, WALL0 + S.now, &S.a.rng), NT_OK);
+	ck_assert_int_eq(nt_noise_create_initiation(bufs[0], &hs2, &S.a.id, 2222, WALL0 + S.now + MSEC(5), &S.a.rng),
+			 NT_OK);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(nt_cookie_add_macs(&maker, bufs[i], NT_INIT_LEN, S.now), 0);
+		dg[i] = (struct nt_datagram){ .data = bufs[i], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]),
+					      .from = S.a.addr };
+	}
+	calls = parallel_calls;
+	nt_engine_receive(&S.b.eng, dg, 2, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(parallel_calls, calls + 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 1);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_TIMESTAMP], 1);
+	ck_assert_uint_eq(S.b.peer.hs.remote_index, 2222);
+	nt_handshake_destroy(&hs1);
+	nt_handshake_destroy(&hs2);
+	nt_cookie_maker_wipe(&maker);
+	/* and afterwards A's own handshake (past the 1/50 s guard) and data go through */
+	S.now += SEC(1);
+	run(S.now + SEC(2), &S.a, MSEC(100), NULL);
+	ck_assert(received(&S.b, 2));
+	sim_teardown();
+}
+END_TEST
+
 START_TEST(test_simultaneous_initiation)
 {
 	sim_setup();
@@ -841,6 +1009,9 @@ int main(void)
 	tcase_add_test(tc, test_cookies_under_load);
 	tcase_add_test(tc, test_metrics_counters);
 	tcase_add_test(tc, test_session_expired);
+	tcase_add_test(tc, test_flood_ahead_of_real_peer);
+	tcase_add_test(tc, test_flood_budget_per_batch);
+	tcase_add_test(tc, test_batch_initiations_applied_in_order);
 	tcase_add_test(tc, test_simultaneous_initiation);
 	tcase_add_test(tc, test_key_change_mid_session);
 	tcase_add_test(tc, test_disabled_peer_ends_sessions_and_refuses_handshakes);

@@ -2,7 +2,14 @@
  *
  *   flood --to IP --port N --victim-pub B64 [--peer-key FILE] [--seconds S] [--rate R]
  *         [--burst B] [--ports P] [--warmup S] [--probe S] [--probe-interval MS]
- *         [--stop-file PATH] [--ready-file PATH]
+ *         [--stop-file PATH] [--ready-file PATH] [--kind init|garbage|data]
+ *
+ * --rate 0: as fast as one core sends (sendmmsg bursts back to back, rotating over the
+ * sockets; replies are read, without waiting, every 64 bursts): the attacker's full rate.
+ * Time it spends stopped (SIGSTOP) is left out of seconds= (and of the S seconds).
+ * --kind garbage: random datagrams of random sizes (16-1400 bytes) and random first bytes;
+ * --kind data: type-4 data messages (32-1400 bytes) with random, unknown receiver indices.
+ * Both cost the victim no handshake work; they test that it drops them cheaply.
  *
  * Knowing only the victim's public key, anyone can compute mac1, so these initiations
  * pass the victim's first check and cost it a DH each unless it is under load (then it
@@ -67,25 +74,37 @@ static int ep;
  * NULL, *stamp receives the time of the last cookie reply. */
 static void drain(struct counts *c, int timeout_ms, uint64_t *stamp)
 {
+	static uint8_t bufs[64][256];
+	static struct iovec iov[64];
+	static struct mmsghdr mm[64];
 	struct epoll_event evs[64];
-	uint8_t buf[2048];
 	int n = epoll_wait(ep, evs, 64, timeout_ms);
 
 	for (int i = 0; i < n; i++) {
 		int fd = evs[i].data.fd;
 		for (;;) {
-			ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-			if (r < 0)
-				break;
-			if (r == NT_COOKIE_MSG_LEN && buf[0] == NT_MSG_COOKIE) {
-				c->cookie++;
-				if (stamp)
-					*stamp = mono_ns();
-			} else if (r == NT_RESP_LEN && buf[0] == NT_MSG_RESPONSE) {
-				c->response++;
-			} else {
-				c->other++;
+			for (unsigned j = 0; j < 64; j++) {
+				iov[j] = (struct iovec){ .iov_base = bufs[j], .iov_len = sizeof(bufs[j]) };
+				mm[j] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[j], .msg_iovlen = 1 } };
 			}
+			int r = recvmmsg(fd, mm, 64, MSG_DONTWAIT, NULL);
+			if (r <= 0)
+				break;
+			for (int j = 0; j < r; j++) {
+				const uint8_t *buf = bufs[j];
+				size_t len = mm[j].msg_len;
+				if (len == NT_COOKIE_MSG_LEN && buf[0] == NT_MSG_COOKIE) {
+					c->cookie++;
+					if (stamp)
+						*stamp = mono_ns();
+				} else if (len == NT_RESP_LEN && buf[0] == NT_MSG_RESPONSE) {
+					c->response++;
+				} else {
+					c->other++;
+				}
+			}
+			if (r < 64)
+				break;
 		}
 	}
 }
@@ -99,13 +118,17 @@ int main(int argc, char **argv)
 		{ "burst", required_argument, 0, 'b' },    { "ports", required_argument, 0, 'n' },
 		{ "warmup", required_argument, 0, 'w' },   { "probe", required_argument, 0, 'P' },
 		{ "probe-interval", required_argument, 0, 'I' }, { "stop-file", required_argument, 0, 'x' },
-		{ "ready-file", required_argument, 0, 'y' },      { 0, 0, 0, 0 },
+		{ "ready-file", required_argument, 0, 'y' },      { "kind", required_argument, 0, 'K' },
+		{ 0, 0, 0, 0 },
 	};
+	const char *kind = "init";
 	const char *to = NULL, *victim_b64 = NULL, *peer_key_path = NULL, *stop_file = NULL, *ready_file = NULL;
 	double seconds = 10, warmup = 0.3, probe = 0;
 	unsigned rate = 10000, burst = 32, ports = 256, port = 0, probe_ms = 50;
 	uint8_t victim_pub[NT_KEY_LEN], mac1_key[NT_HASH_LEN];
 	static uint8_t pool[POOL][NT_INIT_LEN];
+	static uint8_t junk[POOL][1400];
+	static uint16_t junk_len[POOL];
 	static uint8_t genuine_buf[MAX_BURST][NT_INIT_LEN];
 	struct sockaddr_storage dst = { 0 };
 	socklen_t dstlen;
@@ -126,10 +149,13 @@ int main(int argc, char **argv)
 		case 'I': probe_ms = (unsigned)atoi(optarg); break;
 		case 'x': stop_file = optarg; break;
 		case 'y': ready_file = optarg; break;
+		case 'K': kind = optarg; break;
 		default: die("usage: see the top of tests/net/tools/flood.c");
 		}
 	}
-	if (!to || !port || !victim_b64 || !rate || !burst || burst > MAX_BURST || !ports || ports > MAX_PORTS)
+	if (strcmp(kind, "init") && strcmp(kind, "garbage") && strcmp(kind, "data"))
+		die("--kind: init, garbage or data");
+	if (!to || !port || !victim_b64 || !burst || burst > MAX_BURST || !ports || ports > MAX_PORTS)
 		die("usage: see the top of tests/net/tools/flood.c");
 	if (nt_crypto_init())
 		die("crypto init failed");
@@ -164,6 +190,21 @@ int main(int argc, char **argv)
 		nt_mac(m + NT_INIT_OFF_MAC1, mac1_key, NT_KEY_LEN, m, NT_INIT_OFF_MAC1);
 		memset(m + NT_INIT_OFF_MAC2, 0, NT_MAC_LEN);
 	}
+
+	/* Garbage and unknown-index data messages. */
+	for (unsigned i = 0; i < POOL; i++) {
+		uint16_t r;
+		rng_fill(NULL, junk[i], sizeof(junk[i]));
+		rng_fill(NULL, &r, sizeof(r));
+		if (!strcmp(kind, "data")) {
+			junk_len[i] = (uint16_t)(32 + r % (1400 - 32 + 1));
+			junk[i][0] = NT_MSG_DATA;
+			junk[i][1] = junk[i][2] = junk[i][3] = 0;
+		} else {
+			junk_len[i] = (uint16_t)(16 + r % (1400 - 16 + 1));
+		}
+	}
+	bool junk_mode = strcmp(kind, "init") != 0;
 
 	/* A configured peer's genuine initiations: its static identity and a handshake. */
 	struct nt_noise_static me;
@@ -203,12 +244,20 @@ int main(int argc, char **argv)
 	unsigned pool_pos = 0, sock_pos = 0;
 	uint64_t start = mono_ns(), end = start + (uint64_t)(seconds * 1e9);
 	uint64_t warm_end = start + (uint64_t)(warmup * 1e9);
-	uint64_t period = (uint64_t)burst * 1000000000ull / rate, next = start;
+	uint64_t period = rate ? (uint64_t)burst * 1000000000ull / rate : 0, next = start;
 	static struct mmsghdr mm[MAX_BURST];
 	static struct iovec iov[MAX_BURST];
 
-	for (unsigned long bursts = 0; mono_ns() < end; bursts++) {
+	uint64_t last_burst = start, stopped = 0;
+
+	for (unsigned long bursts = 0; mono_ns() < end + stopped; bursts++) {
 		uint64_t now = mono_ns();
+
+		/* A gap of over 50 ms at full rate: we were stopped (SIGSTOP, as flood-full.sh
+		 * does for its paired baselines): that time is not flood time. */
+		if (!rate && now - last_burst > 50000000ull)
+			stopped += now - last_burst;
+		last_burst = now;
 
 		if (stop_file && bursts % 8 == 0 && access(stop_file, F_OK) == 0)
 			break;
@@ -218,7 +267,12 @@ int main(int argc, char **argv)
 
 		for (unsigned j = 0; j < burst; j++, k++) {
 			uint8_t *m;
-			if (have_peer && now >= warm_end && (sent + j) % 16 == 15) {
+			size_t mlen = NT_INIT_LEN;
+			if (junk_mode) {
+				m = junk[pool_pos % POOL];
+				mlen = junk_len[pool_pos++ % POOL];
+				garbage++;
+			} else if (have_peer && now >= warm_end && (sent + j) % 16 == 15) {
 				m = genuine_buf[j];
 				if (nt_noise_create_initiation(m, &hs, &me, random_index(), wall_ns(), &rng) != NT_OK ||
 				    nt_cookie_add_macs(&maker, m, NT_INIT_LEN, now))
@@ -229,7 +283,7 @@ int main(int argc, char **argv)
 				m = pool[pool_pos++ % POOL];
 				garbage++;
 			}
-			iov[k] = (struct iovec){ .iov_base = m, .iov_len = NT_INIT_LEN };
+			iov[k] = (struct iovec){ .iov_base = m, .iov_len = mlen };
 			mm[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[k], .msg_iovlen = 1 } };
 		}
 		int fd = sockets[sock_pos++ % (unsigned)nsock];
@@ -244,6 +298,11 @@ int main(int argc, char **argv)
 			done += (unsigned)r;
 		}
 		sent += k;
+		if (!rate) { /* full rate: no pacing; read what came back now and then */
+			if (bursts % 64 == 0)
+				drain(&c, 0, NULL);
+			continue;
+		}
 		next += period;
 		/* Wait for the next burst, reading replies meanwhile. */
 		for (;;) {
@@ -260,8 +319,9 @@ int main(int argc, char **argv)
 	/* Replies still in flight. */
 	for (int i = 0; i < 5; i++)
 		drain(&c, 20, NULL);
-	printf("flood sent=%lu garbage=%lu genuine=%lu seconds=%.2f rate=%u ports=%u burst=%u send_errors=%lu\n", sent,
-	       garbage, genuine, (double)(flood_end - start) / 1e9, rate, ports, burst, send_errors);
+	printf("flood sent=%lu garbage=%lu genuine=%lu seconds=%.2f rate=%u ports=%u burst=%u send_errors=%lu stopped=%.2f\n",
+	       sent, garbage, genuine, (double)(flood_end - start - stopped) / 1e9, rate, ports, burst, send_errors,
+	       (double)stopped / 1e9);
 	printf("replies cookie=%lu response=%lu other=%lu\n", c.cookie, c.response, c.other);
 	fflush(stdout);
 
