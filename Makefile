@@ -50,7 +50,7 @@ UNIT_COMMON_OBJS := $(UNIT_COMMON:%.c=$(BUILD)/%.o)
 
 BINS := $(if $(DAEMON_SRCS),$(BUILD)/noisetund) $(if $(CLI_SRCS),$(BUILD)/noisetun)
 
-.PHONY: all check unit net asan deps clean install bench anchors demo check-systemd
+.PHONY: all check unit net asan deps clean install bench anchors demo check-systemd check-slow
 .SECONDARY:
 all: $(LIB) $(BINS) $(UNIT_BINS)
 
@@ -85,6 +85,11 @@ unit: $(UNIT_BINS)
 
 net: $(BINS)
 	@BUILD=$(BUILD) scripts/run-net
+
+# The scenarios marked "# slow:" (a minute each, or close): not in make check, in CI.
+check-slow: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) NT_SLOW=1 scripts/run-net
 
 asan:
 	@$(MAKE) --no-print-directory check SANITIZE=1

@@ -29,6 +29,7 @@ static struct {
 	void *arg;
 	size_t n, next, finished;
 	uint64_t generation;
+	bool stop;
 } hp = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
 /* Take tasks of the current generation until none is left; called with mu held. */
@@ -52,11 +53,14 @@ static void *thread_main(void *unused)
 	(void)unused;
 	pthread_mutex_lock(&hp.mu);
 	for (;;) {
-		while (hp.generation == seen)
+		while (hp.generation == seen && !hp.stop)
 			pthread_cond_wait(&hp.work, &hp.mu);
+		if (hp.stop)
+			break;
 		seen = hp.generation;
 		take_tasks();
 	}
+	pthread_mutex_unlock(&hp.mu);
 	return NULL;
 }
 
@@ -105,4 +109,18 @@ void hspool_run(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n)
 		pthread_cond_wait(&hp.done, &hp.mu);
 	hp.n = hp.next = 0;
 	pthread_mutex_unlock(&hp.mu);
+}
+
+/* At exit: the threads end and are joined (their stacks given back, as valgrind checks). */
+void hspool_stop(void)
+{
+	if (!hp.threads)
+		return;
+	pthread_mutex_lock(&hp.mu);
+	hp.stop = true;
+	pthread_cond_broadcast(&hp.work);
+	pthread_mutex_unlock(&hp.mu);
+	for (unsigned i = 0; i < hp.threads; i++)
+		pthread_join(hp.th[i], NULL);
+	hp.threads = 0;
 }

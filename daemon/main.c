@@ -531,6 +531,7 @@ static void run(struct device *dev)
 
 static void teardown(struct device *dev)
 {
+	hspool_stop();
 	uapi_close(dev);
 	metrics_shed(dev);
 	udp_close(dev);

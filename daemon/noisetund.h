@@ -176,6 +176,7 @@ struct nt_engine_out *device_out(struct device *dev);
 /* hspool.c: the handshake threads, the engine's host.parallel */
 unsigned hspool_start(void); /* before the sandbox; returns the threads (with the loop's) */
 void hspool_run(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
+void hspool_stop(void);       /* at exit: the threads joined */
 struct nt_now device_now(void);
 
 /* tun.c */

@@ -508,7 +508,8 @@ int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const 
 	nt_cookie_checker_init(&e->cookie_checker);
 	if (identity->has_key)
 		nt_cookie_checker_set_public_key(&e->cookie_checker, identity->public_key);
-	if (nt_ratelimiter_init(&e->ratelimiter, ratelimiter_capacity, host->rng))
+	if (nt_ratelimiter_init(&e->ratelimiter, ratelimiter_capacity, host->rng) ||
+	    nt_ratelimiter_init(&e->cookie_ratelimiter, ratelimiter_capacity, host->rng))
 		return -ENOMEM;
 	if (nt_index_init(&e->indices, max_indices))
 		return -EINVAL;
@@ -519,6 +520,7 @@ void nt_engine_destroy(struct nt_engine *e)
 {
 	nt_allowedips_free(e->aips);
 	nt_ratelimiter_free(&e->ratelimiter);
+	nt_ratelimiter_free(&e->cookie_ratelimiter);
 	nt_cookie_checker_wipe(&e->cookie_checker);
 	nt_index_free(&e->indices);
 	free(e->peer_hash);
@@ -753,12 +755,12 @@ static void authenticated_received(struct nt_peer *p, const struct nt_datagram *
 	nt_timers_any_authenticated_packet_traversal(&p->timers, now);
 }
 
-/* The per-source rate limit for a handshake with a valid mac2 under load. */
-static bool ratelimit_allows(struct nt_engine *e, const struct nt_datagram *d, uint64_t now)
+/* A per-source rate limit (rl: for handshakes with a valid mac2, or for cookie replies). */
+static bool ratelimit_allows(struct nt_ratelimiter *rl, const struct nt_datagram *d, uint64_t now)
 {
 	if (d->from.sa.sa_family == AF_INET)
-		return nt_ratelimiter_allow(&e->ratelimiter, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
-	return nt_ratelimiter_allow(&e->ratelimiter, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
+		return nt_ratelimiter_allow(rl, AF_INET, (const uint8_t *)&d->from.in4.sin_addr, now);
+	return nt_ratelimiter_allow(rl, AF_INET6, d->from.in6.sin6_addr.s6_addr, now);
 }
 
 /* Answer a handshake message that lacks a valid mac2 with a cookie reply. */
@@ -1111,7 +1113,7 @@ static void receive_held(struct nt_engine *e, struct held *h, size_t n, bool und
 				h[i].msg = NULL;
 				continue;
 			}
-			h[i].admitted = ratelimit_allows(e, h[i].d, now.mono);
+			h[i].admitted = ratelimit_allows(&e->ratelimiter, h[i].d, now.mono);
 			admitted += h[i].admitted;
 			if (!h[i].admitted) {
 				e->hs_ratelimited++;
@@ -1144,6 +1146,9 @@ static void receive_held(struct nt_engine *e, struct held *h, size_t n, bool und
 				    NT_COOKIE_MAC_INVALID) {
 				e->drops[NT_DROP_DECRYPT]++;
 				e->hs_bad_mac++;
+			} else if (!ratelimit_allows(&e->cookie_ratelimiter, h[i].d, now.mono)) {
+				e->drops[NT_DROP_FLOOD]++;
+				e->hs_ratelimited++;
 			} else {
 				send_cookie_reply(e, h[i].msg, h[i].len, h[i].d, now.mono, out);
 				answered[answered_len++] = &h[i].d->from;
@@ -1294,6 +1299,7 @@ void nt_engine_timers(struct nt_engine *e, struct nt_now now, struct nt_engine_o
 	expiry_run(e, now, out); /* down too: a passed deadline must not stay the next one */
 	if (now.mono >= e->next_ratelimiter_gc) {
 		nt_ratelimiter_gc(&e->ratelimiter, now.mono);
+		nt_ratelimiter_gc(&e->cookie_ratelimiter, now.mono);
 		e->next_ratelimiter_gc = now.mono + NT_NSEC_PER_SEC;
 	}
 }

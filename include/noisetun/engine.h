@@ -60,7 +60,10 @@
  * handled after them, in arrival order (their state-free crypto over host.parallel).
  * Under load only those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
  * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
- * address; the rest are dropped (drops[NT_DROP_FLOOD]) before any cryptography. So a
+ * address, and none to a source address past its own cookie_ratelimiter (the rate limiter's
+ * 20/s with a burst of 5: a peer needs one cookie per 2 minutes; a flood from one address
+ * gets 20 replies a second, not one per datagram); the rest are dropped
+ * (drops[NT_DROP_FLOOD]) before any cryptography. So a
  * flood costs a bounded amount of work per wakeup, and a host that reads in batches
  * drains its socket faster than one attacker core can fill it. */
 #define NT_ENGINE_HELD_MAX          128
@@ -169,6 +172,7 @@ struct nt_engine_host {
 	struct nt_noise_static *static_identity; /* the host's: holds the private key */          \
 	struct nt_cookie_checker cookie_checker;                                                   \
 	struct nt_ratelimiter ratelimiter;                                                         \
+	struct nt_ratelimiter cookie_ratelimiter; /* cookie replies per source, under load */     \
 	uint64_t last_under_load;                                                                  \
 	bool was_under_load;                                                                       \
 	uint64_t next_ratelimiter_gc;                                                              \

@@ -16,7 +16,7 @@ PKGS     := libsodium libb2 libcrypto
 FLAGS    := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -Wall -Wextra -fno-omit-frame-pointer \
             -fno-sanitize-recover=all $(shell pkg-config --cflags $(PKGS))
 LIBS     := $(shell pkg-config --libs $(PKGS))
-CORE     := $(filter-out lib/config.c,$(wildcard lib/*.c))
+CORE     := $(wildcard lib/*.c)
 DEPS     := $(CORE) $(wildcard include/noisetun/*.h) tests/fuzz/harness.h tests/fuzz/fuzz.mk
 FUZZ     := $(FUZZ_CC) $(FLAGS) -fsanitize=fuzzer,address,undefined
 

@@ -124,8 +124,14 @@ struct world {
 
 static struct world W, baseline;
 static struct nt_allowedips_owner other_owner; /* prefixes of "another peer" */
-static struct nt_ratelimiter_entry *rl_entries_saved[2];
-static uint32_t *rl_buckets_saved[2];
+/* The baseline's rate limiter tables, per device: [0] handshakes, [1] cookie replies. */
+static struct nt_ratelimiter_entry *rl_entries_saved[2][2];
+static uint32_t *rl_buckets_saved[2][2];
+
+static struct nt_ratelimiter *rl_of(struct device *dev, int k)
+{
+	return k ? &dev->eng.cookie_ratelimiter : &dev->eng.ratelimiter;
+}
 static struct fz_outcome *outcome, outcome_sink;
 static bool vnet;
 static bool tun_mode; /* fuzz_tun: D's TUN packets are the input */
@@ -1061,14 +1067,16 @@ static void heap_copy(struct nt_engine *to, const struct nt_engine *from)
 
 static void restore_device(struct device *dev, const struct device *base, int i)
 {
-	struct nt_ratelimiter *rl = &dev->eng.ratelimiter;
-
 	index_copy(&dev->eng.indices, &base->eng.indices);
 	heap_copy(&dev->eng, &base->eng);
 	if (i < 0)
 		return; /* the baseline's own copy, at setup */
-	memcpy(rl->entries, rl_entries_saved[i], rl->capacity * sizeof(*rl->entries));
-	memcpy(rl->buckets, rl_buckets_saved[i], (rl->bucket_mask + 1) * sizeof(*rl->buckets));
+	for (int k = 0; k < 2; k++) {
+		struct nt_ratelimiter *rl = rl_of(dev, k);
+
+		memcpy(rl->entries, rl_entries_saved[i][k], rl->capacity * sizeof(*rl->entries));
+		memcpy(rl->buckets, rl_buckets_saved[i][k], (rl->bucket_mask + 1) * sizeof(*rl->buckets));
+	}
 }
 
 /* Packets the engine staged during the last input (the baseline stages none). */
@@ -1602,13 +1610,15 @@ void fz_setup(void)
 	restore_device(&baseline.d, &W.d, -1);
 	restore_device(&baseline.p, &W.p, -1);
 	for (int i = 0; i < 2; i++) {
-		struct nt_ratelimiter *rl = i ? &p->eng.ratelimiter : &d->eng.ratelimiter;
-		size_t e = rl->capacity * sizeof(*rl->entries), b = (rl->bucket_mask + 1) * sizeof(*rl->buckets);
+		for (int k = 0; k < 2; k++) {
+			struct nt_ratelimiter *rl = rl_of(i ? p : d, k);
+			size_t e = rl->capacity * sizeof(*rl->entries), b = (rl->bucket_mask + 1) * sizeof(*rl->buckets);
 
-		rl_entries_saved[i] = malloc(e);
-		rl_buckets_saved[i] = malloc(b);
-		SETUP_CHECK(rl_entries_saved[i] && rl_buckets_saved[i]);
-		memcpy(rl_entries_saved[i], rl->entries, e);
-		memcpy(rl_buckets_saved[i], rl->buckets, b);
+			rl_entries_saved[i][k] = malloc(e);
+			rl_buckets_saved[i][k] = malloc(b);
+			SETUP_CHECK(rl_entries_saved[i][k] && rl_buckets_saved[i][k]);
+			memcpy(rl_entries_saved[i][k], rl->entries, e);
+			memcpy(rl_buckets_saved[i][k], rl->buckets, b);
+		}
 	}
 }

@@ -1,4 +1,5 @@
 #!/bin/bash
+# slow: about a minute (WireGuard's own timers, or a full-rate flood); make check-slow
 # Peers that move (issue 18 part 2), with a real DNS server (dnsmasq) in a namespace.
 #
 #                      LAN switch 192.0.2.0/24

@@ -1,4 +1,5 @@
 #!/bin/bash
+# slow: about a minute (WireGuard's own timers, or a full-rate flood); make check-slow
 # Peer lifecycle (issue 18 part 4): "# noisetun-disabled = true" and "# noisetun-valid-until
 # = RFC 3339" in a [Peer]. A disabled or expired peer keeps its config, but its sessions
 # end at once, pings fail and no handshake with it succeeds (either side starting it); the

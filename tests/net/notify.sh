@@ -139,10 +139,14 @@ log "abstract socket: READY=1 and STOPPING=1; no watchdog for another WATCHDOG_P
 # Test that the unit file, with its paths as make install writes them, passes
 # systemd-analyze verify (a static check: no service manager runs here).
 if command -v systemd-analyze >/dev/null; then
-	UNIT_SRC=$(cd "$(dirname "$0")/../.." && pwd)/systemd/noisetun@.service
+	# the monitor's unit and the worker's (a socket-activated unit of its own), together
+	UNIT_DIR=$(cd "$(dirname "$0")/../.." && pwd)/systemd
 	mkdir "$NT_TMP/unit"
-	sed "s|/usr/local/bin/|$BUILD/|g" "$UNIT_SRC" >"$NT_TMP/unit/noisetun@.service"
-	out=$(cd "$NT_TMP/unit" && systemd-analyze verify ./noisetun@wg0.service 2>&1) || fail "systemd-analyze verify: $out"
+	for u in noisetun@.service noisetun-worker@.service noisetun-worker@.socket; do
+		sed "s|/usr/local/bin/|$BUILD/|g" "$UNIT_DIR/$u" >"$NT_TMP/unit/$u"
+	done
+	out=$(cd "$NT_TMP/unit" && systemd-analyze verify ./noisetun@wg0.service ./noisetun-worker@wg0.socket \
+		./noisetun-worker@wg0.service 2>&1) || fail "systemd-analyze verify: $out"
 	[ -z "$out" ] || fail "systemd-analyze verify complains: $out"
 	log "systemd-analyze verify: clean; $(cd "$NT_TMP/unit" && systemd-analyze security --offline=yes ./noisetun@wg0.service 2>/dev/null | tail -n 1)"
 else
