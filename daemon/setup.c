@@ -932,6 +932,9 @@ static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 	set->peers = calloc(cfg->peers_count + (cur ? cur->peers_count : 0) + 1, sizeof(*set->peers));
 	if (!set->peers)
 		return -ENOMEM;
+	/* in the set, so that a reload reaches the worker that holds it */
+	set->has_mss_clamp = true;
+	set->mss_clamp = !cfg->no_mss_clamp;
 
 	if (!cur) {
 		set->has_private_key = cfg->has_private_key;
@@ -1654,13 +1657,6 @@ void config_reload(struct device *dev)
 
 	old = q.cfg;
 	q.cfg = cfg;
-	if (q.cfg.no_mss_clamp != old.no_mss_clamp) {
-		if (privsep_is_monitor()) /* the worker's copy cannot be reached from here */
-			log_notice("reload: noisetun-mss-clamp = %s takes effect at the next start",
-				   q.cfg.no_mss_clamp ? "off" : "on");
-		else
-			dev->no_mss_clamp = q.cfg.no_mss_clamp;
-	}
 	free(q.endpoints);
 	q.endpoints = eps;
 

@@ -772,6 +772,10 @@ int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set)
 	}
 	if (set->has_fwmark && set->fwmark != dev->fwmark && (err = udp_set_fwmark(dev, set->fwmark)))
 		return err;
+	if (set->has_mss_clamp && set->mss_clamp == dev->no_mss_clamp) {
+		dev->no_mss_clamp = !set->mss_clamp;
+		log_notice("TCP MSS clamping %s", set->mss_clamp ? "on" : "off");
+	}
 	if (set->has_private_key)
 		device_set_private_key(dev, nt_is_zero(set->private_key, NT_KEY_LEN) ? NULL : set->private_key);
 	if (set->replace_peers) {

@@ -33,6 +33,7 @@ enum uapi_key {
 	KEY_PRIVATE_KEY,
 	KEY_LISTEN_PORT,
 	KEY_FWMARK,
+	KEY_NOISETUN_MSS_CLAMP,
 	KEY_REPLACE_PEERS,
 	KEY_PUBLIC_KEY,
 	KEY_REMOVE,
@@ -58,6 +59,7 @@ static const struct {
 	K(KEY_PRIVATE_KEY, "private_key"),
 	K(KEY_LISTEN_PORT, "listen_port"),
 	K(KEY_FWMARK, "fwmark"),
+	K(KEY_NOISETUN_MSS_CLAMP, "noisetun_mss_clamp"),
 	K(KEY_REPLACE_PEERS, "replace_peers"),
 	K(KEY_PUBLIC_KEY, "public_key"),
 	K(KEY_REMOVE, "remove"),
@@ -371,6 +373,15 @@ static int parse_line(struct parse_state *st, const char *line, size_t len)
 			set->fwmark = (uint32_t)n;
 		}
 		return ret;
+	case KEY_NOISETUN_MSS_CLAMP: /* noisetun's own, device-wide: "# noisetun-mss-clamp" */
+		set->has_mss_clamp = true;
+		if (value_is(value, value_len, "true"))
+			set->mss_clamp = true;
+		else if (value_is(value, value_len, "false"))
+			set->mss_clamp = false;
+		else
+			return -EINVAL;
+		return 0;
 	case KEY_REPLACE_PEERS:
 		set->replace_peers = true;
 		return value_is(value, value_len, "true") ? 0 : -EINVAL;
@@ -540,6 +551,8 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 		text_add(&t, "listen_port=%u\n", (unsigned)set->listen_port);
 	if (set->has_fwmark)
 		text_add(&t, "fwmark=%u\n", (unsigned)set->fwmark);
+	if (set->has_mss_clamp)
+		text_add(&t, "noisetun_mss_clamp=%s\n", set->mss_clamp ? "true" : "false");
 	if (set->replace_peers)
 		text_add(&t, "replace_peers=true\n");
 	for (size_t i = 0; i < set->peers_count; i++) {

@@ -78,6 +78,8 @@ struct nt_uapi_set {
 	uint16_t listen_port;
 	bool has_fwmark;
 	uint32_t fwmark; /* 0: none */
+	/* noisetun_mss_clamp=true|false (noisetun's own): TCP MSS clamping on the TUN */
+	bool has_mss_clamp, mss_clamp;
 	bool replace_peers;
 	/* In request order. A public key may repeat: as in the kernel, a later section selects
 	 * the same peer again and is applied after the earlier ones. */

@@ -94,6 +94,28 @@ START_TEST(test_noisetun_lifecycle_keys)
 }
 END_TEST
 
+/* noisetun_mss_clamp: a device key (before any peer), true or false, written back. */
+START_TEST(test_noisetun_mss_clamp_key)
+{
+	struct nt_uapi_set set;
+	char buf[256];
+
+	ck_assert_int_eq(parse_str(&set, "noisetun_mss_clamp=false\n"), 0);
+	ck_assert(set.has_mss_clamp && !set.mss_clamp);
+	nt_uapi_format_set(&set, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "noisetun_mss_clamp=false\n");
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "listen_port=1\nnoisetun_mss_clamp=true\n"), 0);
+	ck_assert(set.has_mss_clamp && set.mss_clamp);
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "listen_port=1\n"), 0);
+	ck_assert(!set.has_mss_clamp);
+	nt_uapi_set_free(&set);
+	ck_assert_int_eq(parse_str(&set, "noisetun_mss_clamp=off\n"), -EINVAL);
+	ck_assert_int_eq(parse_str(&set, "public_key=" HEX_B "\nnoisetun_mss_clamp=true\n"), -EINVAL); /* not a peer key */
+}
+END_TEST
+
 /* ---- good requests ---- */
 
 START_TEST(test_empty_body)
@@ -985,6 +1007,7 @@ static Suite *uapi_suite(void)
 	tcase_add_test(format, test_format_round_trips);
 	tcase_add_test(format, test_format_random);
 	tcase_add_test(format, test_noisetun_lifecycle_keys);
+	tcase_add_test(format, test_noisetun_mss_clamp_key);
 	suite_add_tcase(s, format);
 	return s;
 }
