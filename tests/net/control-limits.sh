@@ -1,4 +1,5 @@
 #!/bin/bash
+# slow: about 25 s; make check-slow keeps make check under its 10 minutes
 # The control socket under a client that misbehaves (issue 20, finding 7): bounded memory,
 # fds and work, and the daemon keeps serving the stock tool afterwards.
 #

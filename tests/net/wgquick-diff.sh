@@ -1,4 +1,5 @@
 #!/bin/bash
+# slow: about 25 s; make check-slow keeps make check under its 10 minutes
 # Differential test (issue 21): each wg-quick config below is brought up, inspected,
 # brought down and inspected again, once in each of two twin fresh namespaces:
 #
