@@ -54,6 +54,7 @@
 #include "watch.h"
 #include "handover.h"
 #include "spawn.h"
+#include "dns.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
@@ -85,10 +86,8 @@ static struct {
 	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
 	uint32_t mark_prio[2];          /* the priorities of our two rules */
 	uint32_t suppress_prio[2];
-	bool dns_set;
 	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
 	int report_fd;                  /* `noisetun down' listens: hooks and errors go there; else -1 */
-	bool dns_resolved;              /* set per link in systemd-resolved, not resolvconf */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
@@ -420,155 +419,6 @@ static void report_close(void)
 	q.report_fd = -1;
 }
 
-/* ---- DNS through resolvconf, as wg-quick: the record is IFACE with the prefix that
- * /etc/resolvconf/interface-order gives tunnels (Debian's resolvconf: "tun.") ---- */
-
-static void resolvconf_name(char *buf, size_t size)
-{
-	FILE *f = fopen("/etc/resolvconf/interface-order", "re");
-	char line[256], prefix[64] = "";
-
-	while (f && fgets(line, sizeof(line), f)) {
-		size_t n = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-");
-		if (n && n < sizeof(prefix) && line[n] == '*' && (line[n + 1] == '\n' || !line[n + 1])) {
-			snprintf(prefix, sizeof(prefix), "%.*s.", (int)n, line);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	snprintf(buf, size, "%s%s", prefix, q.ifname);
-}
-
-static bool dns_is_address(const char *s)
-{
-	return strchr(s, ':') || (*s && strspn(s, "0123456789.") == strlen(s));
-}
-
-static bool wants_default(const struct nt_config *cfg, int family);
-
-/* systemd-resolved runs (its Varlink socket exists), resolvectl is there, and we are in
- * init's network namespace, where resolved knows our link. (Not in a test's namespace:
- * there the host's resolved must not be touched; resolvconf, maybe a stand-in, is.) */
-static bool resolved_running(void)
-{
-	struct stat self, init;
-
-	return access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0 && in_path("resolvectl") &&
-	       stat("/proc/self/ns/net", &self) == 0 && stat("/proc/1/ns/net", &init) == 0 &&
-	       self.st_dev == init.st_dev && self.st_ino == init.st_ino;
-}
-
-/* resolvectl VERB IFACE, then the DNS entries that are (addresses) or are not (search
- * domains) addresses, after `extra` if any; its exit status, or -1. */
-static int resolvectl(const char *verb, const struct nt_config *cfg, bool addresses, const char *extra)
-{
-	char **argv = calloc(cfg->dns_count + 5, sizeof(*argv));
-	size_t n = 0;
-	int status;
-
-	if (!argv)
-		return -1;
-	argv[n++] = (char *)"resolvectl";
-	argv[n++] = (char *)verb;
-	argv[n++] = q.ifname;
-	if (extra)
-		argv[n++] = (char *)extra;
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		if (dns_is_address(cfg->dns[i]) == addresses)
-			argv[n++] = cfg->dns[i];
-	argv[n] = NULL;
-	status = run_program(argv, NULL);
-	free(argv);
-	return status;
-}
-
-/* Per link, as systemd-networkd would: the servers on IFACE, the search domains as its
- * domains, and for a full tunnel the routing domain `~.`, so every query goes through
- * the tunnel. The link's settings vanish with the link. */
-static int dns_up_resolved(const struct nt_config *cfg)
-{
-	bool full = wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
-	bool servers = false, domains = false;
-
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		*(dns_is_address(cfg->dns[i]) ? &servers : &domains) = true;
-	log_verbose("DNS: systemd-resolved on %s%s", q.ifname, full ? ", routing domain ~." : "");
-	q.dns_set = q.dns_resolved = true;
-	if (servers && resolvectl("dns", cfg, true, NULL)) {
-		snprintf(what_buf, sizeof(what_buf), "resolvectl dns %s failed", q.ifname);
-		return -EIO;
-	}
-	if ((domains || full) && resolvectl("domain", cfg, false, full ? "~." : NULL)) {
-		snprintf(what_buf, sizeof(what_buf), "resolvectl domain %s failed", q.ifname);
-		return -EIO;
-	}
-	return 0;
-}
-
-static int dns_up(const struct nt_config *cfg)
-{
-	char name[96], *data;
-	size_t size = 64;
-	int status;
-
-	if (!cfg->dns_count)
-		return 0;
-	if (resolved_running())
-		return dns_up_resolved(cfg);
-	if (!in_path("resolvconf")) {
-		log_error("DNS: resolvconf is not installed: the DNS servers of the config are not set");
-		return 0;
-	}
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		size += strlen(cfg->dns[i]) + 16;
-	if (!(data = malloc(size)))
-		return -ENOMEM;
-	data[0] = 0;
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		if (dns_is_address(cfg->dns[i]))
-			strcat(strcat(strcat(data, "nameserver "), cfg->dns[i]), "\n");
-	for (size_t i = 0, first = 1; i < cfg->dns_count; i++) {
-		if (dns_is_address(cfg->dns[i]))
-			continue;
-		strcat(strcat(data, first ? "search " : " "), cfg->dns[i]);
-		first = 0;
-	}
-	if (data[strlen(data) - 1] != '\n')
-		strcat(data, "\n");
-	resolvconf_name(name, sizeof(name));
-	log_verbose("resolvconf -a %s -m 0 -x", name);
-	status = run_program((char *const[]){ "resolvconf", "-a", name, "-m", "0", "-x", NULL }, data);
-	free(data);
-	if (status) {
-		snprintf(what_buf, sizeof(what_buf), "resolvconf -a %s failed (status %d)", name, status);
-		return -EIO;
-	}
-	q.dns_set = true;
-	return 0;
-}
-
-static void dns_down(void)
-{
-	char name[96];
-
-	if (!q.dns_set)
-		return;
-	if (q.dns_resolved) {
-		/* Once the link is gone (the worker took the TUN with it), so is its DNS. */
-		if (if_nametoindex(q.ifname) &&
-		    run_program((char *const[]){ "resolvectl", "revert", q.ifname, NULL }, NULL))
-			log_error("DNS: resolvectl revert %s failed", q.ifname);
-		q.dns_set = q.dns_resolved = false;
-		return;
-	}
-	resolvconf_name(name, sizeof(name));
-	log_verbose("resolvconf -d %s -f", name);
-	if (run_program((char *const[]){ "resolvconf", "-d", name, "-f", NULL }, NULL))
-		log_error("resolvconf -d %s failed", name);
-	q.dns_set = false;
-}
-
 /* ---- loading FILE ---- */
 
 /* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
@@ -818,6 +668,12 @@ static bool wants_default(const struct nt_config *cfg, int family)
 			if (cfg->peers[i].allowed_ips[j].family == family && cfg->peers[i].allowed_ips[j].cidr == 0)
 				return true;
 	return false;
+}
+
+/* A /0 of either family: resolved gets the routing domain `~.` (dns.c). */
+static bool full_tunnel(const struct nt_config *cfg)
+{
+	return wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
 }
 
 static bool table_in_use(uint32_t table)
@@ -1464,7 +1320,7 @@ int config_up(struct device *dev, const char **what)
 		return err;
 	log_verbose("MTU %u, link up", mtu);
 
-	if ((err = dns_up(&q.cfg)))
+	if ((err = dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf))))
 		return err;
 	policy_cleanup(dev, table);
 	if ((err = routes_sync(dev, &q.cfg, table, true)))
@@ -1499,16 +1355,6 @@ int config_handover_set(char **text, size_t *len)
 }
 
 /* ---- reload ---- */
-
-static bool dns_equal(const struct nt_config *a, const struct nt_config *b)
-{
-	if (a->dns_count != b->dns_count)
-		return false;
-	for (size_t i = 0; i < a->dns_count; i++)
-		if (strcmp(a->dns[i], b->dns[i]))
-			return false;
-	return true;
-}
 
 /* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
  * daemon, which holds no key) from the worker over the control socket. */
@@ -1591,8 +1437,8 @@ void config_reload(struct device *dev)
 		log_error("reload: cannot set MTU %u: %s", q.cfg.mtu, strerror(-err));
 	routes_sync(dev, &q.cfg, table, false);
 	if (!dns_equal(&old, &q.cfg)) {
-		dns_down();
-		if (dns_up(&q.cfg))
+		dns_down(q.ifname);
+		if (dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf)))
 			log_error("reload: %s", what_buf);
 	}
 	nt_config_free(&old);
@@ -1793,7 +1639,7 @@ void config_down(struct device *dev, bool orderly)
 	for (size_t i = 0; i < q.routes_count; i++)
 		rtnl_route(false, q.routes[i].family, q.routes[i].addr, q.routes[i].len, dev->ifindex, q.routes[i].table);
 	q.routes_count = 0;
-	dns_down();
+	dns_down(q.ifname);
 }
 
 /* PreDown, once: the monitor runs it before it stops the worker, while the link exists. */
