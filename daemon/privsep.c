@@ -62,20 +62,12 @@
 #include "noisetund.h"
 #include "watch.h"
 #include "sandbox.h"
+#include "uidalloc.h"
 
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_SAVED_TEXT   (64u << 20)
 #define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */
 
-/* Without -u, each worker gets a uid (and the same gid) of its own from this range, with
- * no passwd or group entry: no other process can signal, trace or stop it. The range sits
- * in what systemd's UIDS-GIDS.md leaves unused (1879048192..2147352575: above container
- * ranges, below its foreign range). A slot is taken by holding an flock on
- * WORKER_LOCK_DIR/uid-N.lock for the monitor's lifetime; one some process already runs
- * as, or that NSS names, is skipped. */
-#define WORKER_UID_FIRST 2119041024u /* 0x7E4E0000 */
-#define WORKER_UID_COUNT 1024u
-#define WORKER_LOCK_DIR  "/run/noisetun"
 #define SHARED_UID       65534u /* nobody */
 
 static struct {
@@ -123,98 +115,9 @@ static int resolve_user(const char *user)
 	return 0;
 }
 
-/* Whether a process of this pid namespace has id as a uid or gid (real, effective, saved
- * or filesystem). 1, 0, or -errno. */
-static int id_in_use(unsigned id)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *e;
-	int found = 0;
-
-	if (!proc)
-		return -errno;
-	while (!found && (e = readdir(proc))) {
-		char path[300], line[256];
-		FILE *f;
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-		if (!(f = fopen(path, "re")))
-			continue; /* gone meanwhile */
-		while (!found && fgets(line, sizeof(line), f)) {
-			unsigned v[4];
-
-			if ((!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4)) &&
-			    sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4)
-				found = v[0] == id || v[1] == id || v[2] == id || v[3] == id;
-		}
-		fclose(f);
-	}
-	closedir(proc);
-	return found;
-}
-
-/* A uid/gid of the range for this instance's worker, claimed until the monitor exits. */
-static int allocate_uid(void)
-{
-	struct stat st;
-	int dir, err = -EAGAIN;
-
-	if (mkdir(WORKER_LOCK_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	/* Root's own directory, or another user could hold or fake the claims. */
-	if ((dir = open(WORKER_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fstat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
-		close(dir);
-		return -EPERM;
-	}
-	for (unsigned i = 0; i < WORKER_UID_COUNT; i++) {
-		unsigned id = WORKER_UID_FIRST + i;
-		char name[32];
-		int fd, used;
-
-		errno = 0;
-		if (getpwuid(id) || getgrgid(id))
-			continue; /* someone gave it a name: it is not ours to take */
-		snprintf(name, sizeof(name), "uid-%u.lock", id);
-		if ((fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-			err = -errno;
-			break;
-		}
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			err = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-			close(fd);
-			if (err == -EAGAIN)
-				continue; /* another instance's */
-			break;
-		}
-		/* Claimed; a process left from elsewhere (a worker outliving a killed monitor
-		 * for a moment, a stray setpriv) still makes it unfit. */
-		if ((used = id_in_use(id)) != 0) {
-			close(fd);
-			if (used < 0) {
-				err = used;
-				break;
-			}
-			continue;
-		}
-		ps.uid_lock = fd;
-		ps.dynamic = true;
-		ps.uid = (uid_t)id;
-		ps.gid = (gid_t)id;
-		snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
-		ps.split = true;
-		err = 0;
-		break;
-	}
-	close(dir);
-	return err;
-}
-
 int privsep_init(const char *user, const char *group)
 {
+	unsigned id;
 	int err;
 
 	if (!user || !*user)
@@ -239,11 +142,16 @@ int privsep_init(const char *user, const char *group)
 		snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
 		return 0;
 	}
-	if ((err = allocate_uid())) {
+	if ((err = worker_uid_claim(&id, &ps.uid_lock))) {
 		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
 			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
 		return -1;
 	}
+	ps.dynamic = true;
+	ps.uid = (uid_t)id;
+	ps.gid = (gid_t)id;
+	snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
+	ps.split = true;
 	return 0;
 }
 
