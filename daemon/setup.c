@@ -55,6 +55,7 @@
 #include "handover.h"
 #include "spawn.h"
 #include "dns.h"
+#include "report.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
@@ -87,13 +88,12 @@ static struct {
 	uint32_t mark_prio[2];          /* the priorities of our two rules */
 	uint32_t suppress_prio[2];
 	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
-	int report_fd;                  /* `noisetun down' listens: hooks and errors go there; else -1 */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
 	const char *device_text;        /* the worker's part of SaveConfig, as the monitor formatted it */
 	const char *device_why;         /* without one: why not ("": the worker left nothing) */
-} q = { .report_fd = -1 };
+} q;
 
 static char what_buf[512];
 
@@ -120,8 +120,6 @@ bool config_active(void)
 {
 	return q.active;
 }
-
-static void report_open(void);
 
 /* ---- hooks ----
  * As wg-quick: each hook with %i replaced by the interface name, evaluated by bash (hooks
@@ -165,7 +163,7 @@ static const char *hook_shell(void)
 /* The fd hooks and "[#]" lines go to: the report of a down, else our stderr. */
 static int hook_out_fd(void)
 {
-	return q.report_fd >= 0 ? q.report_fd : STDERR_FILENO;
+	return report_fd() >= 0 ? report_fd() : STDERR_FILENO;
 }
 
 /* hook with %i expanded; NULL without memory. */
@@ -326,7 +324,7 @@ int config_hooks_start(enum hook_phase phase, int *pidfd)
 		if (q.pre_down_done)
 			return 0;
 		q.pre_down_done = true;
-		report_open();
+		report_open(q.uapi_path, q.ifname);
 	}
 	hr.phase = phase;
 	hr.next = 0;
@@ -371,52 +369,6 @@ int config_post_up(const char **what)
 {
 	*what = what_buf;
 	return q.active ? run_hooks(HOOK_POST_UP, true) : 0;
-}
-
-/* ---- the report of a down: `noisetun down` listens on RUN_DIR/IFACE.down (root's, made
- * before it sends SIGTERM) and copies what arrives to its terminal, as wg-quick shows the
- * output of PreDown and PostDown. Without a listener (systemctl stop, ip link delete) the
- * output goes where ours does. ---- */
-
-static void report_open(void)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	const char *slash = q.uapi_path[0] ? strrchr(q.uapi_path, '/') : NULL;
-	struct stat st;
-	int fd;
-
-	if (q.report_fd >= 0 || !slash ||
-	    (size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%.*s/%s.down", (int)(slash - q.uapi_path),
-			     q.uapi_path, q.ifname) >= sizeof(addr.sun_path))
-		return;
-	/* Only root's own listener: the directory is root's, and so must the socket be. */
-	if (lstat(addr.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
-		return;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-		return;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		close(fd); /* a stale file, or a listener that is not listening */
-		return;
-	}
-	/* Blocking again, for the hooks that write to it, but never stuck on a reader that
-	 * stopped reading. */
-	struct timeval tv = { .tv_sec = 5 };
-	if (fcntl(fd, F_SETFL, 0) < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
-		close(fd);
-		return;
-	}
-	q.report_fd = fd;
-	log_mirror(fd);
-	log_verbose("reporting the down to %s", addr.sun_path);
-}
-
-static void report_close(void)
-{
-	if (q.report_fd < 0)
-		return;
-	log_mirror(-1);
-	close(q.report_fd);
-	q.report_fd = -1;
 }
 
 /* ---- loading FILE ---- */
@@ -651,7 +603,6 @@ int config_prepare(const char *path, const char *ifname)
 		free(dir);
 	}
 	q.active = true;
-	q.report_fd = -1;
 	if (run_hooks(HOOK_PRE_UP, true)) {
 		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, what_buf);
 		return -1;
@@ -1648,7 +1599,7 @@ void config_pre_down(void)
 	if (!q.active || q.pre_down_done)
 		return;
 	q.pre_down_done = true;
-	report_open();
+	report_open(q.uapi_path, q.ifname);
 	run_hooks(HOOK_PRE_DOWN, false);
 }
 
@@ -1698,5 +1649,4 @@ void config_post_down(void)
 	free(q.path);
 	free(q.real_path);
 	memset(&q, 0, sizeof(q));
-	q.report_fd = -1;
 }
