@@ -267,18 +267,6 @@ bool config_active(void);
 /* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy
  * rules. On failure *what says which step; config_down(dev, false) undoes it. */
 int config_up(struct device *dev, const char **what);
-/* PostUp runs once the control socket is served (a hook may run `wg set %i`): by the
- * monitor, waiting (0, or -1 with *what), or by a daemon without one from its own loop,
- * one hook at a time: config_hooks_start() gives the running hook's pidfd (1), or says
- * all are done (0) or one failed (-1; PostUp stops there, and config_hooks_error() says
- * which); when the pidfd is readable, config_hooks_next() goes on the same way.
- * HOOK_PRE_DOWN that way runs PreDown at most once, as config_pre_down() does. */
-enum hook_phase { HOOK_PRE_UP, HOOK_POST_UP, HOOK_PRE_DOWN, HOOK_POST_DOWN };
-int config_post_up(const char **what);
-int config_hooks_start(enum hook_phase phase, int *pidfd);
-int config_hooks_next(int *pidfd);
-const char *config_hooks_error(void);
-void config_hooks_abort(void);
 void config_reload(struct device *dev);                 /* SIGHUP */
 const struct nt_config *config_current(void);           /* the file as loaded; NULL outside config mode */
 const struct nt_uapi_endpoint *config_endpoints(void);  /* its endpoints, resolved: one per peer */
@@ -288,8 +276,8 @@ void config_post_down(void);                            /* after it: PostDown */
  * one of its peers (*name: its name or NULL); for hooks.c, in the monitor. */
 char **config_event_hooks(unsigned kind, size_t *count);
 bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name);
-char *config_hook_expand(const char *hook);             /* %i expanded; malloc'd or NULL */
-const char *config_hook_shell(void);
+const char *config_ifname(void);                        /* "" outside config mode */
+bool config_pre_down_begin(void);                       /* cfghooks.c: false once PreDown ran */
 
 /* hooks.c: the monitor runs the event hooks (see there for the bounds). */
 void hooks_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const char *endpoint);

@@ -64,6 +64,7 @@
 #include "sandbox.h"
 #include "uidalloc.h"
 #include "savecfg.h"
+#include "cfghooks.h"
 
 #define UAPI_TIMEOUT_SEC 5
 #define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */

@@ -56,6 +56,7 @@
 #include "spawn.h"
 #include "dns.h"
 #include "report.h"
+#include "cfghooks.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
@@ -121,72 +122,6 @@ bool config_active(void)
 	return q.active;
 }
 
-/* ---- hooks ----
- * As wg-quick: each hook with %i replaced by the interface name, evaluated by bash (hooks
- * written for wg-quick use its syntax: <(...), [[ ]], arrays), "[#] HOOK" first on stderr.
- * During a down that `noisetun down` waits for, stderr and the hooks' output go to it
- * (report_open). */
-
-static const char *const phase_names[] = { "PreUp", "PostUp", "PreDown", "PostDown" };
-
-static char **phase_hooks(enum hook_phase phase, size_t *count)
-{
-	switch (phase) {
-	case HOOK_PRE_UP:
-		*count = q.cfg.pre_up_count;
-		return q.cfg.pre_up;
-	case HOOK_POST_UP:
-		*count = q.cfg.post_up_count;
-		return q.cfg.post_up;
-	case HOOK_PRE_DOWN:
-		*count = q.cfg.pre_down_count;
-		return q.cfg.pre_down;
-	default:
-		*count = q.cfg.post_down_count;
-		return q.cfg.post_down;
-	}
-}
-
-/* bash, found once in PATH; else /bin/sh, said once. */
-static const char *hook_shell(void)
-{
-	static const char *shell;
-
-	if (!shell) {
-		shell = in_path("bash") ? "bash" : "/bin/sh";
-		if (shell[0] == '/')
-			log_error("bash is not installed: hooks run with /bin/sh, so bash syntax in them fails");
-	}
-	return shell;
-}
-
-/* The fd hooks and "[#]" lines go to: the report of a down, else our stderr. */
-static int hook_out_fd(void)
-{
-	return report_fd() >= 0 ? report_fd() : STDERR_FILENO;
-}
-
-/* hook with %i expanded; NULL without memory. */
-static char *hook_command(const char *hook)
-{
-	size_t len = strlen(hook), ifl = strlen(q.ifname), n = 0;
-	char *cmd = malloc(len * (ifl + 1) + 1); /* room for every "%i" expanded */
-
-	if (!cmd)
-		return NULL;
-	for (const char *p = hook; *p;) {
-		if (p[0] == '%' && p[1] == 'i') {
-			memcpy(cmd + n, q.ifname, ifl);
-			n += ifl;
-			p += 2;
-		} else {
-			cmd[n++] = *p++;
-		}
-	}
-	cmd[n] = 0;
-	return cmd;
-}
-
 /* hooks.c's view of the config (the monitor's own copy, never the worker's word). */
 char **config_event_hooks(unsigned kind, size_t *count)
 {
@@ -207,168 +142,21 @@ bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name)
 	return false;
 }
 
-char *config_hook_expand(const char *hook)
+/* The interface config mode is for; "" outside it. */
+const char *config_ifname(void)
 {
-	return hook_command(hook);
+	return q.ifname;
 }
 
-const char *config_hook_shell(void)
+/* PreDown runs once, whoever asks first (the monitor's stop or the daemon's loop); its
+ * output goes to `noisetun down` if it listens. false: it ran already. */
+bool config_pre_down_begin(void)
 {
-	return hook_shell();
-}
-
-static pid_t hook_spawn(enum hook_phase phase, const char *cmd)
-{
-	int out = hook_out_fd();
-
-	log_verbose("%s: %s", phase_names[phase], cmd);
-	if (dprintf(out, "[#] %s\n", cmd) < 0) {
-		/* nobody reads: the hook still runs */
-	}
-	return spawn_program((char *const[]){ (char *)hook_shell(), "-c", (char *)cmd, NULL }, -1,
-			     out == STDERR_FILENO ? -1 : out);
-}
-
-/* A hook's status: 0, or -1 with what_buf (logged unless the caller stops on it). */
-static int hook_result(enum hook_phase phase, const char *cmd, int status, int spawn_errno, bool stop_on_error)
-{
-	if (!status)
-		return 0;
-	snprintf(what_buf, sizeof(what_buf), "%s `%s' %s %d", phase_names[phase], cmd,
-		 status < 0 ? "could not run:" : "exited with status", status < 0 ? spawn_errno : status);
-	if (!stop_on_error) /* the caller reports it and stops */
-		log_error("%s", what_buf);
-	return -1;
-}
-
-/* Run the hooks of phase one after the other, waiting for each. Stops at the first failure
- * when stop_on_error (PreUp, PostUp: wg-quick's `set -e`); 0 or -1 with what_buf. */
-static int run_hooks(enum hook_phase phase, bool stop_on_error)
-{
-	size_t count;
-	char **hooks = phase_hooks(phase, &count);
-	int ret = 0;
-
-	for (size_t i = 0; i < count; i++) {
-		char *cmd = hook_command(hooks[i]);
-		pid_t pid;
-		int err;
-
-		if (!cmd) {
-			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[phase], strerror(ENOMEM));
-			return -1;
-		}
-		pid = hook_spawn(phase, cmd);
-		err = errno;
-		if (hook_result(phase, cmd, pid < 0 ? -1 : wait_status(pid), err, stop_on_error)) {
-			ret = -1;
-			if (stop_on_error) {
-				free(cmd);
-				return -1;
-			}
-		}
-		free(cmd);
-	}
-	return ret;
-}
-
-/* The same, for a caller whose event loop must go on meanwhile (a daemon without its
- * monitor serves the control socket, and a hook may well run `wg show %i`): each call
- * starts the next hook and gives its pidfd, for the caller to wait on and hand back to
- * config_hooks_next(). 1: a hook runs (*pidfd); 0: all done, no failure; -1: a hook
- * failed (PostUp stops there; what_buf says which). */
-static struct {
-	enum hook_phase phase;
-	size_t next;
-	pid_t pid;
-	int pidfd;
-	char *cmd;
-	bool failed;
-} hr = { .pidfd = -1 };
-
-static int hooks_spawn_next(int *pidfd)
-{
-	size_t count;
-	char **hooks = phase_hooks(hr.phase, &count);
-	bool stop = hr.phase == HOOK_POST_UP;
-
-	while (hr.next < count) {
-		int err;
-
-		if (!(hr.cmd = hook_command(hooks[hr.next++]))) {
-			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[hr.phase], strerror(ENOMEM));
-			return -1;
-		}
-		hr.pid = hook_spawn(hr.phase, hr.cmd);
-		if (hr.pid > 0 && (hr.pidfd = (int)syscall(SYS_pidfd_open, hr.pid, 0)) >= 0) {
-			*pidfd = hr.pidfd;
-			return 1;
-		}
-		err = errno;
-		/* no pidfd (a kernel before 5.3): wait here */
-		if (hook_result(hr.phase, hr.cmd, hr.pid > 0 ? wait_status(hr.pid) : -1, err, stop))
-			hr.failed = true;
-		free(hr.cmd);
-		hr.cmd = NULL;
-		if (hr.failed && stop)
-			return -1;
-	}
-	return hr.failed ? -1 : 0;
-}
-
-int config_hooks_start(enum hook_phase phase, int *pidfd)
-{
-	if (!q.active)
-		return 0;
-	if (phase == HOOK_PRE_DOWN) {
-		if (q.pre_down_done)
-			return 0;
-		q.pre_down_done = true;
-		report_open(q.uapi_path, q.ifname);
-	}
-	hr.phase = phase;
-	hr.next = 0;
-	hr.failed = false;
-	return hooks_spawn_next(pidfd);
-}
-
-int config_hooks_next(int *pidfd)
-{
-	int status = wait_status(hr.pid);
-
-	close(hr.pidfd);
-	hr.pidfd = -1;
-	if (hook_result(hr.phase, hr.cmd, status, 0, hr.phase == HOOK_POST_UP))
-		hr.failed = true;
-	free(hr.cmd);
-	hr.cmd = NULL;
-	if (hr.failed && hr.phase == HOOK_POST_UP)
-		return -1;
-	return hooks_spawn_next(pidfd);
-}
-
-const char *config_hooks_error(void)
-{
-	return what_buf;
-}
-
-/* A stop while a hook runs: it is told to stop too, and not waited for. */
-void config_hooks_abort(void)
-{
-	if (hr.pidfd < 0)
-		return;
-	kill(hr.pid, SIGTERM);
-	close(hr.pidfd);
-	hr.pidfd = -1;
-	free(hr.cmd);
-	hr.cmd = NULL;
-}
-
-/* PostUp, waiting for it: the monitor runs it once the worker serves the socket. */
-int config_post_up(const char **what)
-{
-	*what = what_buf;
-	return q.active ? run_hooks(HOOK_POST_UP, true) : 0;
+	if (q.pre_down_done)
+		return false;
+	q.pre_down_done = true;
+	report_open(q.uapi_path, q.ifname);
+	return true;
 }
 
 /* ---- loading FILE ---- */
@@ -603,8 +391,8 @@ int config_prepare(const char *path, const char *ifname)
 		free(dir);
 	}
 	q.active = true;
-	if (run_hooks(HOOK_PRE_UP, true)) {
-		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, what_buf);
+	if (config_hooks_run(HOOK_PRE_UP, true)) {
+		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, config_hooks_error());
 		return -1;
 	}
 	return 0;
@@ -1596,11 +1384,9 @@ void config_down(struct device *dev, bool orderly)
 /* PreDown, once: the monitor runs it before it stops the worker, while the link exists. */
 void config_pre_down(void)
 {
-	if (!q.active || q.pre_down_done)
+	if (!q.active || !config_pre_down_begin())
 		return;
-	q.pre_down_done = true;
-	report_open(q.uapi_path, q.ifname);
-	run_hooks(HOOK_PRE_DOWN, false);
+	config_hooks_run(HOOK_PRE_DOWN, false);
 }
 
 void config_set_device_text(const char *text, const char *why)
@@ -1639,7 +1425,7 @@ void config_forget(void)
 void config_post_down(void)
 {
 	if (q.active && q.orderly)
-		run_hooks(HOOK_POST_DOWN, false);
+		config_hooks_run(HOOK_POST_DOWN, false);
 	config_hooks_abort();
 	report_close();
 	nt_config_free(&q.cfg);
