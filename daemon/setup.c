@@ -57,18 +57,10 @@
 #include "dns.h"
 #include "report.h"
 #include "cfghooks.h"
+#include "routes.h"
 
-#define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
 #define MAX_CONFIG_SIZE    (64u << 20)
-
-enum { POLICY_ROUTE = 1, POLICY_RULE_MARK = 2, POLICY_RULE_SUPPRESS = 4, POLICY_GUARD = 8 };
-
-struct route {
-	uint8_t family, len;
-	uint8_t addr[16];               /* masked to len */
-	uint32_t table;
-};
 
 static struct {
 	bool active;
@@ -79,15 +71,6 @@ static struct {
 	struct nt_config cfg;
 	struct nt_uapi_endpoint *endpoints; /* resolved, one per cfg peer; family 0: none */
 
-	/* what up added */
-	struct nt_config_address *addrs;
-	size_t addrs_count;
-	struct route *routes;
-	size_t routes_count;
-	uint32_t policy_table;          /* 0: no policy routing */
-	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
-	uint32_t mark_prio[2];          /* the priorities of our two rules */
-	uint32_t suppress_prio[2];
 	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
@@ -97,25 +80,6 @@ static struct {
 } q;
 
 static char what_buf[512];
-
-static int family_slot(int family)
-{
-	return family == AF_INET6;
-}
-
-static size_t family_len(int family)
-{
-	return family == AF_INET6 ? 16 : 4;
-}
-
-static const char *fmt_prefix(char *buf, size_t size, int family, const uint8_t *addr, unsigned len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(family, addr, a, sizeof(a));
-	snprintf(buf, size, "%s/%u", a, len);
-	return buf;
-}
 
 bool config_active(void)
 {
@@ -400,43 +364,10 @@ int config_prepare(const char *path, const char *ifname)
 
 /* ---- the wg settings ---- */
 
-static bool wants_default(const struct nt_config *cfg, int family)
-{
-	for (size_t i = 0; i < cfg->peers_count; i++)
-		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++)
-			if (cfg->peers[i].allowed_ips[j].family == family && cfg->peers[i].allowed_ips[j].cidr == 0)
-				return true;
-	return false;
-}
-
 /* A /0 of either family: resolved gets the routing domain `~.` (dns.c). */
 static bool full_tunnel(const struct nt_config *cfg)
 {
 	return wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
-}
-
-static bool table_in_use(uint32_t table)
-{
-	bool v4 = false, v6 = false;
-
-	rtnl_route_exists(AF_INET, NULL, 0, 0, table, &v4);
-	rtnl_route_exists(AF_INET6, NULL, 0, 0, table, &v6);
-	return v4 || v6;
-}
-
-/* wg-quick's add_default: the table (and fwmark) for the /0 trick is the fwmark already
- * set, else the first of 51820, 51821, ... with no routes. Kept across reloads. */
-static uint32_t policy_table_for(const struct nt_config *cfg)
-{
-	if (cfg->table != NT_TABLE_AUTO || (!wants_default(cfg, AF_INET) && !wants_default(cfg, AF_INET6)))
-		return 0;
-	if (cfg->has_fwmark && cfg->fwmark)
-		return cfg->fwmark;
-	if (q.policy_table)
-		return q.policy_table;
-	for (uint32_t t = POLICY_TABLE_FIRST;; t++)
-		if (!table_in_use(t))
-			return t;
 }
 
 /* The set request FILE stands for. cur NULL: a fresh device (setconf); else syncconf
@@ -548,64 +479,6 @@ static uint32_t fwmark_for(const struct nt_config *cfg, uint32_t policy_table)
 	return cfg->has_fwmark && cfg->fwmark ? cfg->fwmark : policy_table;
 }
 
-/* ---- addresses ---- */
-
-static bool address_equal(const struct nt_config_address *a, const struct nt_config_address *b)
-{
-	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, family_len(a->family));
-}
-
-static bool address_listed(const struct nt_config_address *a, const struct nt_config_address *list, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		if (address_equal(a, &list[i]))
-			return true;
-	return false;
-}
-
-/* Remove the addresses we added that cfg no longer has; add those it has and we did not. */
-static int addresses_sync(struct device *dev, const struct nt_config *cfg, bool stop_on_error)
-{
-	char buf[64];
-	int err, ret = 0;
-
-	for (size_t i = 0; i < q.addrs_count;) {
-		struct nt_config_address *a = &q.addrs[i];
-		if (address_listed(a, cfg->addresses, cfg->addresses_count)) {
-			i++;
-			continue;
-		}
-		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
-		if ((err = rtnl_addr(false, dev->ifindex, a->family, a->addr, a->cidr)) && err != -EADDRNOTAVAIL)
-			log_error("cannot remove address %s: %s", buf, strerror(-err));
-		else
-			log_verbose("removed address %s", buf);
-		q.addrs[i] = q.addrs[--q.addrs_count];
-	}
-	for (size_t i = 0; i < cfg->addresses_count; i++) {
-		const struct nt_config_address *a = &cfg->addresses[i];
-		struct nt_config_address *grown;
-
-		if (address_listed(a, q.addrs, q.addrs_count))
-			continue;
-		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
-		if ((err = rtnl_addr(true, dev->ifindex, a->family, a->addr, a->cidr))) {
-			snprintf(what_buf, sizeof(what_buf), "cannot add address %s", buf);
-			if (stop_on_error)
-				return err;
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-			continue;
-		}
-		log_verbose("added address %s", buf);
-		if (!(grown = realloc(q.addrs, (q.addrs_count + 1) * sizeof(*grown))))
-			return -ENOMEM;
-		q.addrs = grown;
-		q.addrs[q.addrs_count++] = *a;
-	}
-	return ret;
-}
-
 /* ---- MTU: configured, or wg-quick's guess ---- */
 
 static unsigned auto_mtu(const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
@@ -621,409 +494,6 @@ static unsigned auto_mtu(const struct nt_config *cfg, const struct nt_uapi_endpo
 	if (!best)
 		best = 1500;
 	return best - MTU_OVERHEAD;
-}
-
-/* ---- routes ---- */
-
-static bool route_equal(const struct route *a, const struct route *b)
-{
-	return a->family == b->family && a->len == b->len && a->table == b->table &&
-	       !memcmp(a->addr, b->addr, family_len(a->family));
-}
-
-static int route_order(const void *pa, const void *pb)
-{
-	const struct route *a = pa, *b = pb;
-
-	if (a->len != b->len)
-		return a->len > b->len ? -1 : 1;
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	return memcmp(a->addr, b->addr, 16);
-}
-
-/* The plain routes cfg asks for, longest prefix first; /0 with Table=auto is the policy
- * trick instead, and Table=off asks for none. */
-static int wanted_routes(const struct nt_config *cfg, struct route **out, size_t *count)
-{
-	size_t cap = 0, n = 0;
-	struct route *list = NULL;
-
-	*out = NULL;
-	*count = 0;
-	if (cfg->table == NT_TABLE_OFF)
-		return 0;
-	for (size_t i = 0; i < cfg->peers_count; i++)
-		cap += cfg->peers[i].allowed_ips_count;
-	if (cap && !(list = calloc(cap, sizeof(*list))))
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++) {
-			const struct nt_uapi_allowed_ip *a = &cfg->peers[i].allowed_ips[j];
-			struct route r = { .family = a->family, .len = a->cidr };
-			bool dup = false;
-
-			if (a->family != AF_INET && a->family != AF_INET6)
-				continue;
-			if (a->cidr == 0 && cfg->table == NT_TABLE_AUTO)
-				continue;
-			r.table = cfg->table == NT_TABLE_ID ? cfg->table_id : RT_TABLE_MAIN;
-			for (unsigned b = 0; b < a->cidr && b < family_len(a->family) * 8; b++)
-				if (a->addr[b / 8] & (0x80 >> (b % 8)))
-					r.addr[b / 8] |= (uint8_t)(0x80 >> (b % 8));
-			for (size_t k = 0; k < n && !dup; k++)
-				dup = route_equal(&list[k], &r);
-			if (!dup)
-				list[n++] = r;
-		}
-	}
-	if (n)
-		qsort(list, n, sizeof(*list), route_order);
-	*out = list;
-	*count = n;
-	return 0;
-}
-
-/* The two rules of a full tunnel, as wg-quick adds them, with the priority we chose and
- * our protocol: deleted by all of that, never by a lookalike (issue 21 #5). */
-static struct rtnl_rule mark_rule(int family, uint32_t table, uint32_t priority)
-{
-	return (struct rtnl_rule){ .family = family, .priority = priority, .table = table, .protocol = RTPROT_NOISETUN,
-				   .invert = true, .has_fwmark = true, .fwmark = table };
-}
-
-static struct rtnl_rule suppress_rule(int family, uint32_t priority)
-{
-	return (struct rtnl_rule){ .family = family, .priority = priority, .table = RT_TABLE_MAIN,
-				   .protocol = RTPROT_NOISETUN, .suppress = true };
-}
-
-static bool rule_same(const struct rtnl_rule *a, const struct rtnl_rule *b)
-{
-	return !a->other && !b->other && a->family == b->family && a->priority == b->priority && a->table == b->table &&
-	       a->protocol == b->protocol && a->invert == b->invert && a->has_fwmark == b->has_fwmark &&
-	       (!a->has_fwmark || a->fwmark == b->fwmark) && a->suppress == b->suppress;
-}
-
-static const char *family_opt(int family)
-{
-	return family == AF_INET ? "-4" : "-6";
-}
-
-static const char *nft_family(int family)
-{
-	return family == AF_INET ? "ip" : "ip6";
-}
-
-static void policy_del(struct device *dev, int family)
-{
-	static const uint8_t any[16];
-	int slot = family_slot(family), err;
-	unsigned *done = &q.policy[slot];
-	const char *v = family_opt(family);
-	struct rtnl_rule r;
-
-	if (*done & POLICY_GUARD) {
-		if ((err = nft_guard_del(q.ifname, family)) && err != -ENOENT)
-			log_error("cannot delete nftables table %s noisetun-%s: %s", nft_family(family), q.ifname,
-				  strerror(-err));
-		else
-			log_verbose("nft delete table %s noisetun-%s", nft_family(family), q.ifname);
-	}
-	if (*done & POLICY_RULE_SUPPRESS) {
-		r = suppress_rule(family, q.suppress_prio[slot]);
-		if ((err = rtnl_rule(false, &r)))
-			log_error("cannot delete rule (%s) %u: table main suppress_prefixlength 0: %s", v, r.priority,
-				  strerror(-err));
-		else
-			log_verbose("ip %s rule delete priority %u table main suppress_prefixlength 0", v, r.priority);
-	}
-	if (*done & POLICY_RULE_MARK) {
-		r = mark_rule(family, q.policy_table, q.mark_prio[slot]);
-		if ((err = rtnl_rule(false, &r)))
-			log_error("cannot delete rule (%s) %u: not fwmark %u table %u: %s", v, r.priority, r.fwmark, r.table,
-				  strerror(-err));
-		else
-			log_verbose("ip %s rule delete priority %u not fwmark %u table %u", v, r.priority, r.fwmark, r.table);
-	}
-	if (*done & POLICY_ROUTE)
-		rtnl_route(false, family, any, 0, dev->ifindex, q.policy_table);
-	*done = 0;
-}
-
-/* The priority the kernel would give a rule added without one (just above the first rule
- * after `local`), so that ours go where wg-quick's go; we name it so that we can delete by
- * it. */
-static int lowest_prio_cb(void *ctx, const struct rtnl_rule *r)
-{
-	uint32_t *lowest = ctx;
-
-	if (r->priority && r->priority < *lowest)
-		*lowest = r->priority;
-	return 0;
-}
-
-static int free_priorities(int family, uint32_t *mark, uint32_t *suppress)
-{
-	uint32_t lowest = 32766; /* main's, should every rule but local be gone */
-	int err;
-
-	if ((err = rtnl_rule_list(family, lowest_prio_cb, &lowest)))
-		return err;
-	if (lowest < 3)
-		return -ENOSPC;
-	*mark = lowest - 1;
-	*suppress = lowest - 2;
-	return 0;
-}
-
-/* ---- what a crashed instance left (issue 15 #5) ----
- * The kernel takes our routes with the TUN device when the last process holding it dies,
- * but the policy rules and nftables tables stay. A start looks for them before it adds its
- * own: the table noisetun-IFACE by its name (IFACE is ours now: the device exists), and
- * rules with our protocol for TABLE, the table (= fwmark) this start is about to use, when
- * no route is in TABLE: a live instance always has its default route there before its
- * rules and removes the rules first, so those rules are a dead instance's. Its suppress
- * rule sits just below its fwmark rule (see free_priorities). */
-#define STALE_MAX 64
-
-struct stale {
-	uint32_t table;
-	struct rtnl_rule mark[STALE_MAX], suppress[STALE_MAX];
-	size_t marks, suppresses;
-};
-
-static int stale_cb(void *ctx, const struct rtnl_rule *r)
-{
-	struct stale *st = ctx;
-	struct rtnl_rule want = mark_rule(r->family, st->table, r->priority);
-	struct rtnl_rule sup = suppress_rule(r->family, r->priority);
-
-	if (rule_same(r, &want) && st->marks < STALE_MAX)
-		st->mark[st->marks++] = *r;
-	else if (rule_same(r, &sup) && st->suppresses < STALE_MAX)
-		st->suppress[st->suppresses++] = *r;
-	return 0;
-}
-
-static void policy_cleanup(struct device *dev, uint32_t table)
-{
-	struct stale *st;
-	int err;
-
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if (!(err = nft_guard_del(dev->ifname, family)))
-			log_error("removed nftables table %s noisetun-%s, left by a dead instance", nft_family(family),
-				  dev->ifname);
-		else if (err != -ENOENT)
-			log_verbose("nftables: cannot look for a stale table %s noisetun-%s: %s", nft_family(family),
-				    dev->ifname, strerror(-err));
-	}
-	if (!table || table_in_use(table) || !(st = malloc(sizeof(*st))))
-		return;
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		memset(st, 0, sizeof(*st));
-		st->table = table;
-		if (rtnl_rule_list(family, stale_cb, st))
-			continue;
-		for (size_t i = 0; i < st->marks; i++) {
-			struct rtnl_rule *m = &st->mark[i];
-
-			if (!rtnl_rule(false, m))
-				log_error("removed rule (%s) %u: not fwmark %u table %u, left by a dead instance", family_opt(family),
-					  m->priority, m->fwmark, m->table);
-			for (size_t j = 0; j < st->suppresses; j++) {
-				if (st->suppress[j].priority + 1 != m->priority)
-					continue;
-				if (!rtnl_rule(false, &st->suppress[j]))
-					log_error("removed rule (%s) %u: table main suppress_prefixlength 0, left by a dead instance",
-						  family_opt(family), st->suppress[j].priority);
-				st->suppress[j].priority = UINT32_MAX; /* once: no rule of ours is at 0 */
-				break;
-			}
-		}
-	}
-	free(st);
-}
-
-/* wg-quick's firewall for the /0 of one family: nftables table noisetun-IFACE (nft.c)
- * with the addresses the interface has now, of any scope, as wg-quick reads them. */
-struct guard_addrs {
-	int family;
-	uint8_t (*addrs)[16];
-	size_t count;
-	bool too_many;
-};
-
-static int guard_addr_cb(void *ctx, int family, const uint8_t *addr, uint8_t len)
-{
-	struct guard_addrs *g = ctx;
-
-	(void)len;
-	if (family != g->family)
-		return 0;
-	if (g->count == NFT_MAX_ADDRS) {
-		g->too_many = true;
-		return 0;
-	}
-	memcpy(g->addrs[g->count++], addr, family_len(family));
-	return 0;
-}
-
-static int guard_set(struct device *dev, int family, uint32_t fwmark)
-{
-	struct guard_addrs g = { .family = family };
-	int err;
-
-	if (!(g.addrs = calloc(NFT_MAX_ADDRS, sizeof(*g.addrs))))
-		return -ENOMEM;
-	if (!(err = rtnl_addr_list_all(dev->ifindex, guard_addr_cb, &g)))
-		err = g.too_many ? -E2BIG : nft_guard_set(dev->ifname, family, fwmark, (const uint8_t(*)[16])g.addrs, g.count);
-	free(g.addrs);
-	if (!err)
-		log_verbose("nftables table %s noisetun-%s: drop to the %zu address(es) of %s unless from it; "
-			    "connmark for fwmark %u", nft_family(family), dev->ifname, g.count, dev->ifname, fwmark);
-	return err;
-}
-
-static int policy_add(struct device *dev, int family, uint32_t table)
-{
-	static const uint8_t any[16];
-	int slot = family_slot(family);
-	unsigned *done = &q.policy[slot];
-	const char *v = family_opt(family);
-	struct rtnl_rule r;
-	int err;
-
-	q.policy_table = table;
-	if ((err = rtnl_route(true, family, any, 0, dev->ifindex, table))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add the default route (%s) to table %u", v, table);
-		return err;
-	}
-	*done |= POLICY_ROUTE;
-	if ((err = free_priorities(family, &q.mark_prio[slot], &q.suppress_prio[slot]))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot choose the priorities of the rules (%s)", v);
-		return err;
-	}
-	r = mark_rule(family, table, q.mark_prio[slot]);
-	if ((err = rtnl_rule(true, &r))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) not fwmark %u table %u", v, table, table);
-		return err;
-	}
-	*done |= POLICY_RULE_MARK;
-	r = suppress_rule(family, q.suppress_prio[slot]);
-	if ((err = rtnl_rule(true, &r))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) table main suppress_prefixlength 0", v);
-		return err;
-	}
-	*done |= POLICY_RULE_SUPPRESS;
-	log_verbose("full tunnel (%s): default route in table %u, rules %u `not fwmark %u table %u' and "
-		    "%u `table main suppress_prefixlength 0'", v, table, q.mark_prio[slot], table, table,
-		    q.suppress_prio[slot]);
-	if ((err = guard_set(dev, family, table))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add nftables table %s noisetun-%s", nft_family(family),
-			 dev->ifname);
-		return err;
-	}
-	*done |= POLICY_GUARD;
-	if (family == AF_INET) {
-		/* Replies to our marked UDP must pass rp_filter: wg-quick sets this too and leaves it. */
-		int fd = open("/proc/sys/net/ipv4/conf/all/src_valid_mark", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "1\n", 2) != 2)
-			log_error("cannot set net.ipv4.conf.all.src_valid_mark=1: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-	return 0;
-}
-
-/* Bring routes and policy rules in line with cfg: drop ours that cfg no longer wants, then
- * add what is missing, longest prefix first, skipping a prefix that a route on our
- * interface in table main already covers (wg-quick's `ip route show dev X match P`). */
-static int routes_sync(struct device *dev, const struct nt_config *cfg, uint32_t policy_table, bool stop_on_error)
-{
-	struct route *want;
-	size_t want_count;
-	char buf[64];
-	int err, ret = 0;
-
-	if ((err = wanted_routes(cfg, &want, &want_count)))
-		return err;
-	for (size_t i = 0; i < q.routes_count;) {
-		struct route *r = &q.routes[i];
-		bool keep = false;
-		for (size_t j = 0; j < want_count && !keep; j++)
-			keep = route_equal(r, &want[j]);
-		if (keep) {
-			i++;
-			continue;
-		}
-		rtnl_route(false, r->family, r->addr, r->len, dev->ifindex, r->table);
-		log_verbose("removed route %s table %u", fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len), r->table);
-		q.routes[i] = q.routes[--q.routes_count];
-	}
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		bool wanted = policy_table && wants_default(cfg, family);
-		if (q.policy[family_slot(family)] && (!wanted || policy_table != q.policy_table))
-			policy_del(dev, family);
-	}
-	if (!q.policy[0] && !q.policy[1])
-		q.policy_table = 0;
-
-	for (size_t i = 0; i < want_count; i++) {
-		struct route *r = &want[i], *grown;
-		bool have = false;
-
-		for (size_t j = 0; j < q.routes_count && !have; j++)
-			have = route_equal(r, &q.routes[j]);
-		if (have)
-			continue;
-		fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len);
-		if (r->table == RT_TABLE_MAIN && cfg->table == NT_TABLE_AUTO &&
-		    !rtnl_route_exists(r->family, r->addr, r->len, dev->ifindex, RT_TABLE_MAIN, &have) && have) {
-			log_verbose("route %s: already routed through %s", buf, dev->ifname);
-			continue;
-		}
-		if ((err = rtnl_route(true, r->family, r->addr, r->len, dev->ifindex, r->table))) {
-			snprintf(what_buf, sizeof(what_buf), "cannot add route %s table %u", buf, r->table);
-			if (stop_on_error) {
-				ret = err;
-				goto out;
-			}
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-			continue;
-		}
-		log_verbose("added route %s table %u", buf, r->table);
-		if (!(grown = realloc(q.routes, (q.routes_count + 1) * sizeof(*grown)))) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		q.routes = grown;
-		q.routes[q.routes_count++] = *r;
-	}
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if (q.policy[family_slot(family)] & POLICY_GUARD) {
-			/* a reload: the addresses may have changed; set replaces the table whole */
-			if ((err = guard_set(dev, family, q.policy_table)))
-				log_error("cannot update nftables table %s noisetun-%s: %s", nft_family(family),
-					  dev->ifname, strerror(-err));
-			continue;
-		}
-		if (!policy_table || !wants_default(cfg, family) || q.policy[family_slot(family)])
-			continue;
-		if ((err = policy_add(dev, family, policy_table))) {
-			if (stop_on_error) {
-				ret = err;
-				goto out;
-			}
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-		}
-	}
-out:
-	free(want);
-	return ret;
 }
 
 /* ---- up ---- */
@@ -1050,7 +520,7 @@ int config_up(struct device *dev, const char **what)
 	dev->no_mss_clamp = q.cfg.no_mss_clamp;
 	log_verbose("TCP MSS clamping %s", dev->no_mss_clamp ? "off" : "on");
 
-	if ((err = addresses_sync(dev, &q.cfg, true)))
+	if ((err = addresses_sync(dev, &q.cfg, true, what_buf, sizeof(what_buf))))
 		return err;
 
 	mtu = q.cfg.has_mtu ? q.cfg.mtu : auto_mtu(&q.cfg, q.endpoints);
@@ -1062,7 +532,7 @@ int config_up(struct device *dev, const char **what)
 	if ((err = dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf))))
 		return err;
 	policy_cleanup(dev, table);
-	if ((err = routes_sync(dev, &q.cfg, table, true)))
+	if ((err = routes_sync(dev, q.ifname, &q.cfg, table, true, what_buf, sizeof(what_buf))))
 		return err;
 	/* PostUp is not run here: whoever runs it (config_post_up(), config_hooks_start())
 	 * must serve the control socket meanwhile, since a hook may run `wg set %i ...`. */
@@ -1170,11 +640,11 @@ void config_reload(struct device *dev)
 	free(q.endpoints);
 	q.endpoints = eps;
 
-	addresses_sync(dev, &q.cfg, false);
+	addresses_sync(dev, &q.cfg, false, what_buf, sizeof(what_buf));
 	if (q.cfg.has_mtu && !rtnl_link_mtu(dev->ifindex, &mtu) && mtu != q.cfg.mtu &&
 	    (err = rtnl_link_set(dev->ifindex, q.cfg.mtu, true)))
 		log_error("reload: cannot set MTU %u: %s", q.cfg.mtu, strerror(-err));
-	routes_sync(dev, &q.cfg, table, false);
+	routes_sync(dev, q.ifname, &q.cfg, table, false, what_buf, sizeof(what_buf));
 	if (!dns_equal(&old, &q.cfg)) {
 		dns_down(q.ifname);
 		if (dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf)))
@@ -1311,9 +781,13 @@ static int save_config(struct device *dev)
 	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
 	fprintf(s.f, "[Interface]\n");
 	/* The link may be gone already (`ip link delete`): then the addresses we know. */
-	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count)
-		for (size_t i = 0; i < q.addrs_count; i++)
-			save_address(&s, q.addrs[i].family, q.addrs[i].addr, q.addrs[i].cidr);
+	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count) {
+		size_t n;
+		const struct nt_config_address *a = routes_addresses(&n);
+
+		for (size_t i = 0; i < n; i++)
+			save_address(&s, a[i].family, a[i].addr, a[i].cidr);
+	}
 	save_list(s.f, "DNS", q.cfg.dns, q.cfg.dns_count);
 	if (q.cfg.has_mtu)
 		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
@@ -1370,14 +844,9 @@ void config_down(struct device *dev, bool orderly)
 				log_verbose("saved the configuration to %s", q.real_path);
 		}
 	}
-	policy_del(dev, AF_INET);
-	policy_del(dev, AF_INET6);
-	q.policy_table = 0;
 	/* Our routes and addresses also vanish with the link; removing the routes here keeps
 	 * a Table=N route from outliving us should the link stay (it never should). */
-	for (size_t i = 0; i < q.routes_count; i++)
-		rtnl_route(false, q.routes[i].family, q.routes[i].addr, q.routes[i].len, dev->ifindex, q.routes[i].table);
-	q.routes_count = 0;
+	routes_down(dev, q.ifname);
 	dns_down(q.ifname);
 }
 
@@ -1430,8 +899,7 @@ void config_post_down(void)
 	report_close();
 	nt_config_free(&q.cfg);
 	free(q.endpoints);
-	free(q.routes);
-	free(q.addrs);
+	routes_forget();
 	free(q.path);
 	free(q.real_path);
 	memset(&q, 0, sizeof(q));
