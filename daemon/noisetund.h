@@ -405,8 +405,6 @@ void config_forget(void);
 void config_wipe_secrets(void);
 void config_pre_down(void);
 void config_set_device_text(const char *text, const char *why);
-/* The device part of a saved config (ListenPort, FwMark, PrivateKey, peers). */
-void config_write_device(FILE *f, const struct device *dev);
 
 /* notify.c: the worker hands its messages (STATUS=, WATCHDOG=1) to the monitor;
  * the monitor sends what a worker may say, and closes its copy of the watchdog timer. */

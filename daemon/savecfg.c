@@ -1,7 +1,10 @@
-/* SaveConfig's device part as the monitor takes it from the worker: parsed strictly,
- * written back only as the monitor formats it (savecfg.h). */
+/* SaveConfig (savecfg.h): writing config mode's FILE back at down, as wg-quick save does,
+ * and the device part as the monitor takes it from the worker: parsed strictly, written
+ * back only as the monitor formats it. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "routes.h"
 #include "savecfg.h"
 
 /* SaveConfig's device part, from a worker that may be compromised (issue 20).
@@ -229,4 +233,164 @@ out:
 	explicit_bzero(text, len);
 	free(text);
 	return out;
+}
+
+/* ---- writing FILE ---- */
+
+struct save_ctx {
+	FILE *f;
+	size_t count;
+};
+
+static int save_address(void *ctx, int family, const uint8_t *addr, uint8_t len)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "Address = %s\n", fmt_prefix(buf, sizeof(buf), family, addr, len));
+	s->count++;
+	return 0;
+}
+
+static int save_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "%s%s", s->count++ ? ", " : "AllowedIPs = ", fmt_prefix(buf, sizeof(buf), family, addr, cidr));
+	return 0;
+}
+
+static void save_list(FILE *f, const char *key, char **list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s = %s\n", key, list[i]);
+}
+
+/* What `wg showconf` prints after [Interface] (and a peer's name as `noisetun showconf`
+ * writes it): the part of SaveConfig only the device knows (the worker, when split). */
+void config_write_device(FILE *f, const struct device *dev)
+{
+	struct save_ctx s = { .f = f };
+	char key[NT_KEY_B64_LEN + 1];
+
+	if (dev->listen_port)
+		fprintf(f, "ListenPort = %u\n", dev->listen_port);
+	if (dev->fwmark)
+		fprintf(f, "FwMark = 0x%x\n", dev->fwmark);
+	if (dev->static_identity->has_key) {
+		nt_key_to_base64(key, dev->static_identity->private_key);
+		fprintf(f, "PrivateKey = %s\n", key);
+	}
+	for (struct peer *p = dev->peers_first; p; p = p->next) {
+		char ep[80];
+
+		nt_key_to_base64(key, p->public_key);
+		fprintf(f, "\n[Peer]\n");
+		if (p->name[0]) /* valid by construction: nt_config_valid_name when it was set */
+			fprintf(f, "# friendly_name = %.*s\n", NT_CONFIG_NAME_MAX, p->name);
+		fprintf(f, "PublicKey = %s\n", key);
+		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
+			nt_key_to_base64(key, p->hs.preshared_key);
+			fprintf(f, "PresharedKey = %s\n", key);
+		}
+		s.count = 0;
+		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
+		if (s.count)
+			fprintf(f, "\n");
+		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
+			fprintf(f, "Endpoint = %s\n", ep);
+		if (p->persistent_keepalive)
+			fprintf(f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+	}
+	explicit_bzero(key, sizeof(key));
+}
+
+/* The directory entry of a rename made durable; a failure costs durability, not the file. */
+static void sync_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if (fsync(fd) < 0)
+		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
+	close(fd);
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints (the monitor's text from the worker, when split).
+ * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
+ * so never a file or a symlink someone else planted there (the directory may be writable
+ * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
+ * buffer holds the private key: ours, on the stack, wiped. */
+int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
+{
+	char tmp[PATH_MAX], buf[4096];
+	struct save_ctx s = { 0 };
+	unsigned mtu = dev->mtu;
+	mode_t old_umask;
+	int fd, err = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", real_path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	old_umask = umask(077);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	umask(old_umask);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
+		err = -errno;
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
+	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
+	fprintf(s.f, "[Interface]\n");
+	/* The link may be gone already (`ip link delete`): then the addresses we know. */
+	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count) {
+		size_t n;
+		const struct nt_config_address *a = routes_addresses(&n);
+
+		for (size_t i = 0; i < n; i++)
+			save_address(&s, a[i].family, a[i].addr, a[i].cidr);
+	}
+	save_list(s.f, "DNS", cfg->dns, cfg->dns_count);
+	if (cfg->has_mtu)
+		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
+	if (cfg->table == NT_TABLE_OFF)
+		fprintf(s.f, "Table = off\n");
+	else if (cfg->table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
+		fprintf(s.f, "Table = %s\n", cfg->table_name);
+	else if (cfg->table == NT_TABLE_ID)
+		fprintf(s.f, "Table = %u\n", cfg->table_id);
+	fprintf(s.f, "SaveConfig = true\n");
+	save_list(s.f, "PreUp", cfg->pre_up, cfg->pre_up_count);
+	save_list(s.f, "PostUp", cfg->post_up, cfg->post_up_count);
+	save_list(s.f, "PreDown", cfg->pre_down, cfg->pre_down_count);
+	save_list(s.f, "PostDown", cfg->post_down, cfg->post_down_count);
+	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		save_list(s.f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
+	if (device_text)
+		fputs(device_text, s.f);
+	else
+		config_write_device(s.f, dev);
+	if (fflush(s.f) || fsync(fd))
+		err = -errno;
+	if (fclose(s.f) && !err)
+		err = -errno;
+	explicit_bzero(buf, sizeof(buf));
+	if (!err && rename(tmp, real_path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	else
+		sync_parent_dir(real_path);
+	return err;
 }
