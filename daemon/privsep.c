@@ -65,16 +65,15 @@
 #include "uidalloc.h"
 #include "savecfg.h"
 #include "cfghooks.h"
+#include "channel.h"
 
 #define UAPI_TIMEOUT_SEC 5
-#define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */
 
 #define SHARED_UID       65534u /* nobody */
 
 static struct {
 	bool split, worker, monitor;
 	bool ready_seen;                /* the monitor has taken the worker's 'R' */
-	unsigned refused;               /* channel messages refused, for the log's limit */
 	char user[64];
 	uid_t uid;
 	gid_t gid;
@@ -259,17 +258,6 @@ static void chan_send(char type, const char *text)
 	if (ps.chan >= 0 && sendmsg(ps.chan, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_verbose("monitor channel: %s", strerror(errno));
 }
-
-static void chan_refuse(const char *why);
-
-/* 'V': an event for the hooks. Binary; the monitor checks every field. */
-struct hook_msg {
-	uint32_t kind;
-	uint8_t key[NT_KEY_LEN];
-	uint16_t family, port;          /* AF_UNSPEC, AF_INET, AF_INET6; port in host order */
-	uint8_t addr[16];
-	uint32_t scope_id;
-};
 
 bool privsep_is_monitor_pid(pid_t pid)
 {
@@ -507,91 +495,6 @@ bool privsep_forward_reload(void)
 }
 
 /* ---- sockets: the worker asks, the monitor opens or marks them ---- */
-
-/* 'U' req_open: a UDP pair on port with fwmark  -> 'u' reply, the fds (v4, then v6)
- * 'M' req_mark + the worker's UDP fds: SO_MARK   -> 'm' reply
- * A reply answers the request of the same seq; a late one (the worker gave up) is
- * dropped with its fds. */
-struct req_open {
-	uint32_t seq, fwmark;
-	uint16_t port;
-};
-struct req_mark {
-	uint32_t seq, fwmark;
-};
-struct sock_reply {
-	uint32_t seq;
-	int32_t err;
-};
-/* 'L' req_link: an interface by index (name empty) or by name -> 'l' reply + req_link with
- * both. The worker may not open sockets, and resolves endpoint scopes this way. */
-struct req_link {
-	uint32_t seq, index;
-	char name[IF_NAMESIZE];
-};
-
-#define CHAN_MAX_FDS 2
-
-/* One message of the channel and the fds it carried (O_CLOEXEC; *nfds of them, the
- * caller closes them). Bytes as recv(). */
-static ssize_t chan_recv(int fd, char *buf, size_t size, int flags, int fds[CHAN_MAX_FDS], int *nfds)
-{
-	union {
-		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { buf, size };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	ssize_t n = recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
-
-	*nfds = 0;
-	if (n < 0)
-		return n;
-	/* More fds than fit were closed by the kernel (MSG_CTRUNC); keep what came. */
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int got;
-			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < CHAN_MAX_FDS)
-				fds[(*nfds)++] = got;
-			else
-				close(got);
-		}
-	}
-	return n;
-}
-
-static int chan_sendfds(int fd, const void *buf, size_t len, const int *fds, int nfds)
-{
-	union {
-		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds > 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		m.msg_control = ctl.buf;
-		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
-}
-
-static void close_fds(int *fds, int nfds)
-{
-	for (int i = 0; i < nfds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
 
 /* Worker: send the request, wait (the loop stalls: a set is being applied) for its reply. */
 static int worker_call(char type, const void *req, size_t len, const int *fds_in, int nin, int fds[CHAN_MAX_FDS],
@@ -953,8 +856,6 @@ static int uapi_connect(void)
 
 /* Send request (len bytes), read the reply through its final empty line into *reply
  * (NUL-terminated, malloc'd: the caller wipes and frees it). 0 or -errno. */
-static bool notify_allowed(const char *text, size_t len);
-static bool chan_message_ok(char *msg, ssize_t n, size_t cap);
 
 /* Monitor, busy with something that may need the worker (a reload's set, a hook that
  * runs `wg set`): one message of the channel. Socket requests and lookups are served
@@ -982,7 +883,7 @@ static bool monitor_serve_pending(void)
 	close_fds(fds, nfds);
 	/* Acted on here: notify messages, a worker unit's 'Q'. 'H' waits: we are reloading or
 	 * running a hook. */
-	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1) && msg[0] == 'N')
+	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1, ps.ready_seen, ps.handover) && msg[0] == 'N')
 		notify_relay(msg + 1);
 	else if (!served && m == 1 && msg[0] == 'Q' && ps.handover)
 		ps.worker_bye = true; /* checked just above */
@@ -1172,84 +1073,6 @@ int privsep_send_set(const struct nt_uapi_set *set)
 	return err;
 }
 
-/* ---- the channel, monitor side ---- */
-
-static void chan_refuse(const char *why)
-{
-	if (++ps.refused < MAX_LOGGED_REFUSALS)
-		log_error("refused a message from the worker: %s", why);
-	else if (ps.refused == MAX_LOGGED_REFUSALS)
-		log_error("refused a message from the worker: %s; further refusals are not logged", why);
-}
-
-/* A message of n bytes (n may exceed cap: recv's MSG_TRUNC) that is not a socket request:
- * true if it is one the monitor acts on, NUL-terminated in place; else refused, one log
- * line. The same rules whether the monitor waits in its loop or on a hook or a reload. */
-static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
-{
-	char why[64];
-	size_t len = (size_t)n;
-
-	if (n <= 0) {
-		chan_refuse("an empty message");
-		return false;
-	}
-	if (len > cap) {
-		snprintf(why, sizeof(why), "%zd bytes, more than %zu", n, cap);
-		chan_refuse(why);
-		return false;
-	}
-	msg[len] = 0;
-	if (memchr(msg, 0, len)) {
-		chan_refuse("a NUL byte");
-		return false;
-	}
-	switch (msg[0]) {
-	case 'R':
-		if (len != 1 || ps.ready_seen)
-			chan_refuse(len != 1 ? "'R' with a payload" : "a second 'R'");
-		return len == 1 && !ps.ready_seen;
-	case 'E':
-		if (ps.ready_seen)
-			chan_refuse("'E' once ready");
-		return !ps.ready_seen;
-	case 'H':
-		if (len != 1)
-			chan_refuse("'H' with a payload");
-		return len == 1;
-	case 'F': {
-		uint8_t key[NT_KEY_LEN];
-		bool ok = len == 1 + NT_KEY_HEX_LEN && !nt_key_from_hex(key, msg + 1);
-
-		if (!ok)
-			chan_refuse("'F' without one public key in hex");
-		return ok;
-	}
-	case 'Q': /* a worker unit's orderly exit; a forked worker has its exit status */
-		if (len != 1 || !ps.handover)
-			chan_refuse(!ps.handover ? "'Q' from a forked worker" : "'Q' with a payload");
-		return len == 1 && ps.handover;
-	case 'N':
-		if (!notify_allowed(msg + 1, len - 1))
-			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
-		return notify_allowed(msg + 1, len - 1);
-	default:
-		snprintf(why, sizeof(why), "unknown type 0x%02x", (unsigned)(unsigned char)msg[0]);
-		chan_refuse(why);
-		return false;
-	}
-}
-
-/* What a notify message may be; printable ASCII only, one line. */
-static bool notify_allowed(const char *text, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (text[i] < 0x20 || text[i] > 0x7e)
-			return false;
-	return (len >= 7 && !memcmp(text, "STATUS=", 7)) || (len == 10 && !memcmp(text, "WATCHDOG=1", 10)) ||
-	       (len == 10 && !memcmp(text, "STOPPING=1", 10));
-}
-
 static const char *signal_name(int sig)
 {
 	const char *abbrev = sigabbrev_np(sig);
@@ -1437,7 +1260,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 			close_fds(fds, nfds);
 			if (served)
 				continue;
-			if (!chan_message_ok(msg, n, sizeof(msg) - 1))
+			if (!chan_message_ok(msg, n, sizeof(msg) - 1, ps.ready_seen, ps.handover))
 				continue;
 			len = (size_t)n;
 			switch (msg[0]) {
