@@ -381,21 +381,13 @@ void privsep_worker_save(const struct device *dev);
 /* Worker: an sd_notify message to the monitor (notify.c, after notify_worker()). */
 void privsep_notify_forward(const char *msg);
 
-/* What a syncconf needs of the running device: config_reload builds its set from it. */
-struct device_state {
-	bool has_private_key;
-	uint8_t private_key[NT_KEY_LEN];
-	uint16_t listen_port;
-	uint32_t fwmark;
-	uint8_t (*peers)[NT_KEY_LEN];
-	size_t peers_count;
-};
-void device_state_free(struct device_state *st);
-/* Monitor: the worker's state (get=1) and a set=1 over the control socket, as root. */
-int privsep_get_state(struct device_state *st);
 /* Worker: tell the monitor a handshake with the peer failed (watch.c acts on it). */
 void privsep_handshake_failed(const uint8_t key[NT_KEY_LEN]);
-int privsep_send_set(const struct nt_uapi_set *set);
+/* Monitor: the worker's control socket and our end of the channel (ctlclient.c), and one
+ * message of the channel served while we wait for something (false: it has ended). */
+const char *privsep_uapi_path(void);
+int privsep_channel(void);
+bool privsep_serve_pending(void);
 
 /* setup.c, for the split: the worker forgets config mode; the monitor wipes the keys of
  * the parsed file, runs PreDown before it stops the worker, and hands SaveConfig the

@@ -60,6 +60,7 @@
 #include "routes.h"
 #include "cfgload.h"
 #include "savecfg.h"
+#include "ctlclient.h"
 
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
 
