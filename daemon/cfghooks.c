@@ -13,6 +13,7 @@
 
 #include "noisetun/config.h"
 #include "noisetund.h"
+#include "setup.h"
 #include "cfghooks.h"
 #include "report.h"
 #include "spawn.h"

@@ -13,6 +13,7 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
 #include "ctlclient.h"
 #include "savecfg.h"
 

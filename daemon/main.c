@@ -33,6 +33,8 @@
 #include "handover.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
 #include "cfghooks.h"
 

@@ -60,6 +60,8 @@
 #include "noisetun/uapi.h"
 #include "handover.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
 #include "sandbox.h"
 #include "uidalloc.h"

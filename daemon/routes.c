@@ -17,6 +17,8 @@
 #include "noisetun/config.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "nft.h"
+#include "rtnl.h"
 #include "routes.h"
 
 #define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */

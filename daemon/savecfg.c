@@ -16,6 +16,7 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "rtnl.h"
 #include "routes.h"
 #include "savecfg.h"
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "privsep.h"
 #include "spawn.h"
 
 bool in_path(const char *prog)

@@ -49,6 +49,8 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
 #include "ctlclient.h"
 
