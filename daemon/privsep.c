@@ -1062,7 +1062,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 					break;
 			} else if (si.ssi_signo == SIGHUP && config_active()) {
 				if (ready && !stopping)
-					config_reload(dev);
+					config_reload(dev, true);
 			} else if (!stopping) { /* TERM, INT; HUP outside config mode, as before the split */
 				stopping = true;
 				log_notice("received signal %u (SIG%s), stopping the worker (pid %d)", si.ssi_signo,
@@ -1134,7 +1134,7 @@ int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foregro
 				break;
 			case 'H':
 				if (ready && !stopping)
-					config_reload(dev);
+					config_reload(dev, true);
 				break;
 			case 'Q':
 				ps.worker_bye = true;
@@ -1194,7 +1194,7 @@ exited:
 		dev->mtu = mtu;
 	/* No text: config_down says why, once, if SaveConfig wanted one. */
 	config_set_device_text(text, why);
-	config_down(dev, orderly);
+	config_down(dev, orderly, true);
 	config_set_device_text(NULL, NULL);
 	if (text) {
 		explicit_bzero(text, text_size);

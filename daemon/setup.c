@@ -372,11 +372,11 @@ int config_handover_set(char **text, size_t *len)
 
 /* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
  * daemon, which holds no key) from the worker over the control socket. */
-static int device_state(struct device *dev, struct device_state *st)
+static int device_state(struct device *dev, struct device_state *st, bool monitor)
 {
 	size_t n = 0;
 
-	if (privsep_is_monitor())
+	if (monitor)
 		return privsep_get_state(st);
 	memset(st, 0, sizeof(*st));
 	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
@@ -392,12 +392,12 @@ static int device_state(struct device *dev, struct device_state *st)
 	return 0;
 }
 
-static int apply_set(struct device *dev, const struct nt_uapi_set *set)
+static int apply_set(struct device *dev, const struct nt_uapi_set *set, bool monitor)
 {
-	return privsep_is_monitor() ? privsep_send_set(set) : uapi_apply_set(dev, set);
+	return monitor ? privsep_send_set(set) : uapi_apply_set(dev, set);
 }
 
-void config_reload(struct device *dev)
+void config_reload(struct device *dev, bool monitor)
 {
 	struct nt_config cfg, old;
 	struct nt_uapi_endpoint *eps;
@@ -417,19 +417,19 @@ void config_reload(struct device *dev)
 		goto out_status;
 	}
 	table = policy_table_for(&cfg);
-	if (!(err = device_state(dev, &cur))) {
+	if (!(err = device_state(dev, &cur, monitor))) {
 		if (!(err = build_set(&set, &cfg, eps, &cur, fwmark_for(&cfg, table)))) {
-			err = apply_set(dev, &set);
+			err = apply_set(dev, &set, monitor);
 			free_set(&set);
 		}
-		if (!err && privsep_is_monitor()) {
+		if (!err && monitor) {
 			/* For STATUS=: syncconf leaves the device with the file's peers. */
 			dev->peer_count = cfg.peers_count;
 			dev->listen_port = cfg.has_listen_port && cfg.listen_port ? cfg.listen_port : cur.listen_port;
 		}
 		device_state_free(&cur);
 	}
-	if (!privsep_is_monitor()) /* split: the worker tells it, seeing the monitor's set */
+	if (!monitor) /* split: the worker tells it, seeing the monitor's set */
 		events_reload(dev, err, dev->peer_count);
 	if (err) {
 		snprintf(msg, sizeof(msg), "reload: cannot apply %s: %s; the running configuration stays", q.path,
@@ -456,7 +456,7 @@ void config_reload(struct device *dev)
 			log_error("reload: %s", what_buf);
 	}
 	nt_config_free(&old);
-	if (privsep_is_monitor())
+	if (monitor)
 		config_wipe_secrets();
 	watch_start(dev, &q.cfg);
 	log_verbose("reloaded %s: %zu peers", q.path, dev->peer_count);
@@ -471,7 +471,7 @@ out_status:
 
 /* Undo what up added. orderly (a stop, not a failed start): PreDown and SaveConfig first,
  * and config_post_down() will run PostDown once the link is gone. */
-void config_down(struct device *dev, bool orderly)
+void config_down(struct device *dev, bool orderly, bool monitor)
 {
 	int err;
 
@@ -480,7 +480,7 @@ void config_down(struct device *dev, bool orderly)
 	q.orderly = orderly;
 	if (orderly) {
 		config_pre_down();
-		if (q.cfg.save_config && privsep_is_monitor() && !q.device_text) {
+		if (q.cfg.save_config && monitor && !q.device_text) {
 			log_error("SaveConfig: %s; %s is unchanged",
 				  q.device_why && *q.device_why ? q.device_why : "the worker left no configuration",
 				  q.real_path);

@@ -21,10 +21,14 @@ bool config_active(void);
 /* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy
  * rules. On failure *what says which step; config_down(dev, false) undoes it. */
 int config_up(struct device *dev, const char **what);
-void config_reload(struct device *dev);                 /* SIGHUP */
+/* SIGHUP; monitor: the monitor of a split daemon, which holds no key and reaches the
+ * device over the control socket. */
+void config_reload(struct device *dev, bool monitor);
 const struct nt_config *config_current(void);           /* the file as loaded; NULL outside config mode */
 const struct nt_uapi_endpoint *config_endpoints(void);  /* its endpoints, resolved: one per peer */
-void config_down(struct device *dev, bool orderly);     /* before teardown() */
+/* Before teardown(); monitor: as for config_reload (SaveConfig then needs the text the
+ * worker left, config_set_device_text). */
+void config_down(struct device *dev, bool orderly, bool monitor);
 void config_post_down(void);                            /* after it: PostDown */
 /* The event hooks of the config (OnPeerUp, ...: by enum hook_event), and whether key is
  * one of its peers (*name: its name or NULL); for hooks.c, in the monitor. */
