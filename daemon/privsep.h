@@ -62,4 +62,17 @@ const char *privsep_uapi_path(void);
 int privsep_channel(void);
 bool privsep_serve_pending(void);
 
+/* The monitor's side, for its loop (monitor.c): a socket request of the worker served
+ * (false: not one), its status once a worker unit is gone, a signal to the worker (as its
+ * user when we lack CAP_KILL; 0 or -errno), and what the loop reads and records. */
+bool privsep_monitor_serve(const char *msg, size_t n, const int *fds, int nfds);
+int privsep_handover_status(void);
+int privsep_signal_worker(pid_t worker, int sig);
+const char *privsep_user(void);
+int privsep_save_fd(void);
+int privsep_worker_pidfd(void);
+bool privsep_ready_seen(void);
+void privsep_set_ready_seen(void);
+void privsep_set_worker_bye(void);
+
 #endif
