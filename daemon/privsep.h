@@ -74,5 +74,9 @@ int privsep_worker_pidfd(void);
 bool privsep_ready_seen(void);
 void privsep_set_ready_seen(void);
 void privsep_set_worker_bye(void);
+/* For sockreq.c: the worker's 'T' while it waits for a reply; the monitor's handling of
+ * a worker's 'V' (an event for the hooks). */
+void privsep_set_stop_asked(void);
+void privsep_monitor_hook_event(const char *msg, size_t n);
 
 #endif
