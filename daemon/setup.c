@@ -64,6 +64,7 @@
 #include "cfgload.h"
 #include "savecfg.h"
 #include "ctlclient.h"
+#include "cfgset.h"
 
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
 
@@ -175,115 +176,6 @@ static bool full_tunnel(const struct nt_config *cfg)
 	return wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
 }
 
-/* The set request FILE stands for. cur NULL: a fresh device (setconf); else syncconf
- * against the running device: live peers FILE lacks are removed, and only what differs
- * from the device is set at device level (a private key set again would drop every
- * session). */
-static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
-		     const struct device_state *cur, uint32_t fwmark)
-{
-	size_t n = 0;
-
-	memset(set, 0, sizeof(*set));
-	set->peers = calloc(cfg->peers_count + (cur ? cur->peers_count : 0) + 1, sizeof(*set->peers));
-	if (!set->peers)
-		return -ENOMEM;
-	/* in the set, so that a reload reaches the worker that holds it */
-	set->has_mss_clamp = true;
-	set->mss_clamp = !cfg->no_mss_clamp;
-
-	if (!cur) {
-		set->has_private_key = cfg->has_private_key;
-		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
-		set->has_listen_port = cfg->has_listen_port;
-		set->listen_port = cfg->listen_port;
-		set->has_fwmark = fwmark != 0;
-	} else {
-		uint8_t want[NT_KEY_LEN] = { 0 }, have[NT_KEY_LEN] = { 0 };
-
-		if (cfg->has_private_key) {
-			memcpy(want, cfg->private_key, NT_KEY_LEN);
-			nt_key_clamp(want);
-		}
-		if (cur->has_private_key)
-			memcpy(have, cur->private_key, NT_KEY_LEN);
-		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
-		memcpy(set->private_key, cfg->has_private_key ? cfg->private_key : want, NT_KEY_LEN);
-		explicit_bzero(want, sizeof(want));
-		explicit_bzero(have, sizeof(have));
-		/* listen_port=0 takes a new random port (as in the kernel): a file without
-		 * ListenPort keeps the bound one by not sending it. */
-		set->has_listen_port = cfg->has_listen_port;
-		set->listen_port = cfg->listen_port;
-		set->has_fwmark = fwmark != cur->fwmark;
-
-		for (size_t j = 0; j < cur->peers_count; j++) {
-			bool kept = false;
-			for (size_t i = 0; i < cfg->peers_count && !kept; i++)
-				kept = nt_equal(cur->peers[j], cfg->peers[i].public_key, NT_KEY_LEN);
-			if (!kept) {
-				memcpy(set->peers[n].public_key, cur->peers[j], NT_KEY_LEN);
-				set->peers[n++].remove = true;
-			}
-		}
-	}
-	set->fwmark = fwmark;
-
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		const struct nt_config_peer *cp = &cfg->peers[i];
-		struct nt_uapi_peer *up = &set->peers[n++];
-
-		memcpy(up->public_key, cp->public_key, NT_KEY_LEN);
-		/* On reload, a key or keepalive the file no longer has is removed (zero). */
-		up->has_preshared_key = cp->has_preshared_key || cur;
-		if (cp->has_preshared_key)
-			memcpy(up->preshared_key, cp->preshared_key, NT_KEY_LEN);
-		if (cp->psk_file) {
-			const char *why = "";
-
-			/* Until the file holds a key: a random one, so that no handshake succeeds
-			 * without it (watch.c says why once it watches the file). */
-			up->has_preshared_key = true;
-			if (psk_file_read(cp->psk_file, up->preshared_key, &why))
-				randombytes_buf(up->preshared_key, NT_KEY_LEN);
-		}
-		/* noisetun's own keys: on reload always, so that removing the comment enables. */
-		up->has_lifecycle_disabled = cp->disabled || cur;
-		up->lifecycle_disabled = cp->disabled;
-		up->has_valid_until = cp->valid_until || cur;
-		up->valid_until = cp->valid_until;
-		up->has_endpoint = eps[i].family != 0;
-		up->endpoint = eps[i];
-		up->has_persistent_keepalive = cp->has_persistent_keepalive || cur;
-		up->persistent_keepalive = cp->has_persistent_keepalive ? cp->persistent_keepalive : 0;
-		up->replace_allowed_ips = true;
-		up->allowed_ips = cp->allowed_ips; /* borrowed: freed with cfg */
-		up->allowed_ips_count = cp->allowed_ips_count;
-		/* The file's "# friendly_name =" (or "# Name ="); on reload a name the file no
-		 * longer has is removed (""). A name alone never touches a session. */
-		up->has_name = cp->name || cur;
-		if (cp->name)
-			snprintf(up->name, sizeof(up->name), "%s", cp->name);
-	}
-	set->peers_count = n;
-	return 0;
-}
-
-static void free_set(struct nt_uapi_set *set)
-{
-	if (set->peers) {
-		for (size_t i = 0; i < set->peers_count; i++)
-			explicit_bzero(set->peers[i].preshared_key, NT_KEY_LEN);
-		free(set->peers);
-	}
-	explicit_bzero(set, sizeof(*set));
-}
-
-static uint32_t fwmark_for(const struct nt_config *cfg, uint32_t policy_table)
-{
-	return cfg->has_fwmark && cfg->fwmark ? cfg->fwmark : policy_table;
-}
-
 /* ---- MTU: configured, or wg-quick's guess ---- */
 
 static unsigned auto_mtu(const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
@@ -316,10 +208,10 @@ int config_up(struct device *dev, const char **what)
 	table = policy_table_for(&q.cfg);
 
 	snprintf(what_buf, sizeof(what_buf), "cannot apply the configuration of %s", q.path);
-	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, fwmark_for(&q.cfg, table))))
+	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, config_fwmark_for(&q.cfg, table))))
 		return err;
 	err = uapi_apply_set(dev, &set);
-	free_set(&set);
+	config_free_set(&set);
 	if (err)
 		return err;
 	dev->no_mss_clamp = q.cfg.no_mss_clamp;
@@ -354,17 +246,17 @@ int config_handover_set(char **text, size_t *len)
 
 	*text = NULL;
 	*len = 0;
-	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, 0)))
+	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, 0)))
 		return err;
 	set.has_listen_port = set.has_fwmark = false;
 	n = nt_uapi_format_set(&set, NULL, 0);
 	if (!(*text = malloc(n + 1))) {
-		free_set(&set);
+		config_free_set(&set);
 		return -ENOMEM;
 	}
 	nt_uapi_format_set(&set, *text, n + 1);
 	*len = n;
-	free_set(&set);
+	config_free_set(&set);
 	return 0;
 }
 
@@ -418,9 +310,9 @@ void config_reload(struct device *dev, bool monitor)
 	}
 	table = policy_table_for(&cfg);
 	if (!(err = device_state(dev, &cur, monitor))) {
-		if (!(err = build_set(&set, &cfg, eps, &cur, fwmark_for(&cfg, table)))) {
+		if (!(err = config_build_set(&set, &cfg, eps, &cur, config_fwmark_for(&cfg, table)))) {
 			err = apply_set(dev, &set, monitor);
-			free_set(&set);
+			config_free_set(&set);
 		}
 		if (!err && monitor) {
 			/* For STATUS=: syncconf leaves the device with the file's peers. */
