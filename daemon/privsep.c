@@ -30,7 +30,11 @@
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. The
  * worker may be compromised by then, so the monitor parses that text strictly and writes
- * only what it formats itself from the parsed values (saved_device_text). */
+ * only what it formats itself from the parsed values (saved_device_text).
+ * This file holds the split's state and its steps (users, fork, adoption, the drop, the
+ * worker's messages); the pieces: uidalloc.c (the worker's uid), channel.c (the messages
+ * and their checks), sockreq.c (sockets for the worker), monitor.c (the monitor's loop),
+ * ctlclient.c (its client of the control socket), savecfg.c (the worker's SaveConfig). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>

@@ -26,7 +26,10 @@
  *           key unless it changed, since that would drop every session), addresses and
  *           routes brought in line with FILE.
  *
- * Everything up adds is recorded here, and down removes exactly that. */
+ * Everything up adds is recorded, and down removes exactly that. This file holds the
+ * sequence and the loaded config; each step is a file of its own: cfgload.c (FILE),
+ * cfgset.c (the wg settings), routes.c (addresses, routes, rules, the firewall), dns.c,
+ * cfghooks.c (PreUp ... PostDown), report.c (the report of a down), savecfg.c. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
