@@ -8,6 +8,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
+#include "privsep.h"
 #include "watch.h"
 
 static void *keypairs_alloc(void *ctx)

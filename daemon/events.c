@@ -17,6 +17,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
+#include "privsep.h"
 
 /* ---- the JSON line ---- */
 

@@ -20,6 +20,7 @@
  * runs: the fork stays. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -30,6 +31,7 @@
 
 #include "handover.h"
 #include "noisetund.h"
+#include "setup.h"
 
 #define MSG_MAGIC     0x4f48544eu /* "NTHO" */
 #define MSG_VERSION   2u

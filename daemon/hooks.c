@@ -28,6 +28,8 @@
 
 #include "noisetun/encoding.h"
 #include "noisetund.h"
+#include "setup.h"
+#include "cfghooks.h"
 
 #define HOOKS_RUNNING 4
 #define HOOKS_QUEUE 32

@@ -33,7 +33,10 @@
 #include "handover.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
+#include "cfghooks.h"
 
 enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLINK = 6, EV_INOTIFY = 7, EV_SIGNAL = 8,
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
@@ -482,7 +485,7 @@ static void run(struct device *dev)
 				if (read(dev->signalfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) { /* config mode; the worker asks the monitor */
 						if (!privsep_forward_reload())
-							config_reload(dev);
+							config_reload(dev, false); /* a daemon without a monitor */
 						break;
 					}
 					log_notice("received signal %u (SIG%s), exiting", si.ssi_signo,
@@ -675,7 +678,7 @@ int main(int argc, char *argv[])
 		} else if (write(ready[1], msg, strlen(msg)) < 0) {
 			/* the launcher is gone; nobody is left to tell */
 		}
-		config_down(&dev, false);
+		config_down(&dev, false, false);
 		teardown(&dev);
 		return 1;
 	}
@@ -709,7 +712,7 @@ int main(int argc, char *argv[])
 				else if (write(ready[1], msg, strlen(msg)) < 0) {
 					/* the launcher is gone */
 				}
-				config_down(&dev, false);
+				config_down(&dev, false, false);
 			} else {
 				privsep_worker_failed(msg);
 			}
@@ -737,7 +740,7 @@ int main(int argc, char *argv[])
 	/* Hooks from here on run while nobody serves the socket: a `wg` in them must fail at
 	 * once, not wait for an answer. */
 	uapi_close(&dev);
-	config_down(&dev, !st.failed);
+	config_down(&dev, !st.failed, false);
 	teardown(&dev);
 	config_post_down();
 	notify_close();

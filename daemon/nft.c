@@ -41,6 +41,7 @@
 #include <time.h>
 
 #include "noisetund.h"
+#include "nft.h"
 
 #define NFT_TABLE_PREFIX "noisetun-"
 #define NFT_MSG_ROOM     1024   /* the largest message here (an IPv6 preraw rule) is < 300 */

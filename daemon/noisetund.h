@@ -255,41 +255,7 @@ size_t uapi_events_unauth_subscribers(void);
 int link_monitor_open(struct device *dev);
 void link_monitor_event(struct device *dev);
 
-/* ==== config mode (noisetund -c FILE): setup.c, rtnl.c, notify.c ==== */
-
-/* setup.c: wg-quick's up/down/syncconf done by the daemon itself (see the top of setup.c).
- * config_prepare runs before anything is created: parse FILE and resolve its endpoints
- * (errors print `FILE:LINE: message`), then PreUp; 0, or having printed why: 1 when the
- * file itself is bad (missing, unreadable, does not parse: final, exit EX_CONFIG), -1 for
- * what a retry may fix (an endpoint that does not resolve yet, PreUp). */
-int config_prepare(const char *path, const char *ifname);
-bool config_active(void);
-/* After the device exists: wg settings, addresses, MTU and link up, DNS, routes, policy
- * rules. On failure *what says which step; config_down(dev, false) undoes it. */
-int config_up(struct device *dev, const char **what);
-/* PostUp runs once the control socket is served (a hook may run `wg set %i`): by the
- * monitor, waiting (0, or -1 with *what), or by a daemon without one from its own loop,
- * one hook at a time: config_hooks_start() gives the running hook's pidfd (1), or says
- * all are done (0) or one failed (-1; PostUp stops there, and config_hooks_error() says
- * which); when the pidfd is readable, config_hooks_next() goes on the same way.
- * HOOK_PRE_DOWN that way runs PreDown at most once, as config_pre_down() does. */
-enum hook_phase { HOOK_PRE_UP, HOOK_POST_UP, HOOK_PRE_DOWN, HOOK_POST_DOWN };
-int config_post_up(const char **what);
-int config_hooks_start(enum hook_phase phase, int *pidfd);
-int config_hooks_next(int *pidfd);
-const char *config_hooks_error(void);
-void config_hooks_abort(void);
-void config_reload(struct device *dev);                 /* SIGHUP */
-const struct nt_config *config_current(void);           /* the file as loaded; NULL outside config mode */
-const struct nt_uapi_endpoint *config_endpoints(void);  /* its endpoints, resolved: one per peer */
-void config_down(struct device *dev, bool orderly);     /* before teardown() */
-void config_post_down(void);                            /* after it: PostDown */
-/* The event hooks of the config (OnPeerUp, ...: by enum hook_event), and whether key is
- * one of its peers (*name: its name or NULL); for hooks.c, in the monitor. */
-char **config_event_hooks(unsigned kind, size_t *count);
-bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name);
-char *config_hook_expand(const char *hook);             /* %i expanded; malloc'd or NULL */
-const char *config_hook_shell(void);
+/* ==== config mode (noisetund -c FILE): setup.h, routes.h, rtnl.h, nft.h, notify.c ==== */
 
 /* hooks.c: the monitor runs the event hooks (see there for the bounds). */
 void hooks_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const char *endpoint);
@@ -297,43 +263,6 @@ void hooks_reap(void);                                  /* SIGCHLD */
 void hooks_check_timeouts(void);
 int hooks_poll_timeout(void);                           /* ms, -1: none running */
 void hooks_shutdown(void);
-
-/* rtnl.c: rtnetlink requests (libmnl), each 0 or -errno. */
-int rtnl_addr(bool add, int ifindex, int family, const uint8_t *addr, uint8_t prefixlen);
-int rtnl_addr_list(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen), void *ctx);
-int rtnl_link_set(int ifindex, unsigned mtu, bool up);  /* mtu 0: leave it */
-int rtnl_link_mtu(int ifindex, unsigned *mtu);
-int rtnl_route(bool add, int family, const uint8_t *dst, uint8_t dst_len, int ifindex, uint32_t table);
-int rtnl_route_exists(int family, const uint8_t *addr, uint8_t len, int ifindex, uint32_t table, bool *found);
-int rtnl_route_get_mtu(int family, const uint8_t *addr, unsigned *mtu);
-int rtnl_default_route_mtu(unsigned *mtu);
-/* The rtm_protocol / FRA_PROTOCOL of every route and rule config mode adds: how a later
- * start recognises what a crashed instance left (`ip rule` shows "proto 78"). Values from
- * RTPROT_STATIC (4) up are the kernel's to ignore; 78 ('N') is in no iproute2 or kernel
- * list. */
-#define RTPROT_NOISETUN 78
-struct rtnl_rule {
-	int family;
-	uint32_t priority, table;
-	uint8_t protocol;
-	bool invert;                    /* `not`: the fwmark does not match */
-	bool has_fwmark;
-	uint32_t fwmark;                /* with the full mask */
-	bool suppress;                  /* suppress_prefixlength 0 */
-	bool other;                     /* a dumped rule with selectors or an action not above */
-};
-int rtnl_rule(bool add, const struct rtnl_rule *r);
-int rtnl_rule_list(int family, int (*fn)(void *ctx, const struct rtnl_rule *r), void *ctx);
-int rtnl_addr_list_all(int ifindex, int (*fn)(void *ctx, int family, const uint8_t *addr, uint8_t prefixlen), void *ctx);
-
-/* nft.c: wg-quick's nftables guard for a full tunnel, over nfnetlink (libnftnl): table
- * FAMILY noisetun-IFACE with a preraw drop of packets to the tunnel's addresses that do
- * not come in through it, and the connmark save/restore that keeps the fwmark on the
- * tunnel's own UDP. set replaces the table atomically (a stale one too); del is -ENOENT
- * when there is none. At most NFT_MAX_ADDRS addresses. */
-#define NFT_MAX_ADDRS 256
-int nft_guard_set(const char *ifname, int family, uint32_t fwmark, const uint8_t (*addrs)[16], size_t count);
-int nft_guard_del(const char *ifname, int family);
 
 /* notify.c: sd_notify over $NOTIFY_SOCKET; every call is a no-op without it. notify_init
  * adds the watchdog timerfd (when $WATCHDOG_USEC is set) to epoll with watchdog_tag. */
@@ -346,79 +275,6 @@ void notify_status(const struct device *dev);           /* STATUS= when the peer
 void notify_status_text(const char *text);
 void notify_watchdog(void);                             /* the watchdog timerfd fired */
 /* ==== end of config mode ==== */
-
-/* ==== privilege separation: privsep.c ====
- * After setup the daemon forks: the worker (the data path, the control socket) drops to
- * an unprivileged user with CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only, under a seccomp
- * filter; the monitor keeps root, holds no key and no data-path fd, forwards signals, does
- * the config-mode reload and teardown, and exits with the worker's status. */
-#include <stdio.h>
-#include <sys/types.h>
-struct nt_uapi_set;
-/* -u/-g or NOISETUN_USER/NOISETUN_GROUP, resolved before anything exists; 0 or -1 having
- * printed why. user NULL: nobody; "root": one process, no drop. */
-int privsep_init(const char *user, const char *group);
-bool privsep_enabled(void);
-bool privsep_is_worker(void);
-bool privsep_is_monitor(void);
-/* Worker: is pid the monitor's (its set is a config-mode reload)? */
-bool privsep_is_monitor_pid(pid_t pid);
-/* Worker: tell the monitor a hook's event happened (it runs the config's hooks, if any;
- * hooks.c). Never blocks: a full channel loses it, logged. */
-void privsep_hook_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const union nt_endpoint *ep);
-/* The group that may `set` over the control socket besides root; false if none. */
-bool privsep_control_group(gid_t *gid);
-/* Fork: >0 in the monitor (the worker's pid), 0 in the worker, -errno. */
-pid_t privsep_fork(struct device *dev, int ready_fd);
-/* The monitor's whole life after the fork; its exit status. */
-int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground);
-/* Worker: drop to the user, keep the two capabilities, install seccomp; 0 or -errno with
- * *what naming the step. Then privsep_worker_ready() (or privsep_worker_failed()). */
-int privsep_drop(struct device *dev, const char **what);
-void privsep_worker_ready(void);
-/* Worker: the monitor's udp_open_pair (which needs CAP_NET_ADMIN and, below 1024,
- * CAP_NET_BIND_SERVICE), and SO_MARK on our sockets (v6 may be -1). 0 or -errno. */
-int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6);
-int privsep_udp_mark(int v4, int v6, uint32_t fwmark);
-/* waitpid(pid), and in the monitor the worker's requests served meanwhile: a hook may run
- * `wg set` that needs a new socket. 0 or -1 (errno). */
-int privsep_wait_child(pid_t pid, int *status);
-/* The worker has no socket() of its own: the monitor looks interfaces up for it. */
-int privsep_link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE]);
-void privsep_worker_failed(const char *msg);
-/* Worker: SIGHUP asks the monitor to reload; false when not the worker. */
-bool privsep_forward_reload(void);
-/* Worker, orderly exit in config mode: the device part of SaveConfig for the monitor. */
-void privsep_worker_save(const struct device *dev);
-/* Worker: an sd_notify message to the monitor (notify.c, after notify_worker()). */
-void privsep_notify_forward(const char *msg);
-
-/* What a syncconf needs of the running device: config_reload builds its set from it. */
-struct device_state {
-	bool has_private_key;
-	uint8_t private_key[NT_KEY_LEN];
-	uint16_t listen_port;
-	uint32_t fwmark;
-	uint8_t (*peers)[NT_KEY_LEN];
-	size_t peers_count;
-};
-void device_state_free(struct device_state *st);
-/* Monitor: the worker's state (get=1) and a set=1 over the control socket, as root. */
-int privsep_get_state(struct device_state *st);
-/* Worker: tell the monitor a handshake with the peer failed (watch.c acts on it). */
-void privsep_handshake_failed(const uint8_t key[NT_KEY_LEN]);
-int privsep_send_set(const struct nt_uapi_set *set);
-
-/* setup.c, for the split: the worker forgets config mode; the monitor wipes the keys of
- * the parsed file, runs PreDown before it stops the worker, and hands SaveConfig the
- * device text it formatted from what the worker left ("ListenPort = ..." onwards), or
- * NULL and why not (logged once, if SaveConfig wanted it; "" or NULL: nothing left). */
-void config_forget(void);
-void config_wipe_secrets(void);
-void config_pre_down(void);
-void config_set_device_text(const char *text, const char *why);
-/* The device part of a saved config (ListenPort, FwMark, PrivateKey, peers). */
-void config_write_device(FILE *f, const struct device *dev);
 
 /* notify.c: the worker hands its messages (STATUS=, WATCHDOG=1) to the monitor;
  * the monitor sends what a worker may say, and closes its copy of the watchdog timer. */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "privsep.h"
 #include "handover.h"
 
 static int notify_fd = -1;

@@ -30,7 +30,11 @@
  * SaveConfig's device part (keys, peers) travels in a memfd both hold: the worker fills it
  * on an orderly exit, the monitor reads it once the worker is gone, then empties it. The
  * worker may be compromised by then, so the monitor parses that text strictly and writes
- * only what it formats itself from the parsed values (saved_device_text). */
+ * only what it formats itself from the parsed values (saved_device_text).
+ * This file holds the split's state and its steps (users, fork, adoption, the drop, the
+ * worker's messages); the pieces: uidalloc.c (the worker's uid), channel.c (the messages
+ * and their checks), sockreq.c (sockets for the worker), monitor.c (the monitor's loop),
+ * ctlclient.c (its client of the control socket), savecfg.c (the worker's SaveConfig). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -60,28 +64,22 @@
 #include "noisetun/uapi.h"
 #include "handover.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
 #include "sandbox.h"
+#include "uidalloc.h"
+#include "savecfg.h"
+#include "cfghooks.h"
+#include "channel.h"
+#include "ctlclient.h"
 
-#define UAPI_TIMEOUT_SEC 5
-#define MAX_SAVED_TEXT   (64u << 20)
-#define MAX_LOGGED_REFUSALS 100 /* channel messages; a worker that lies more is ignored quietly */
 
-/* Without -u, each worker gets a uid (and the same gid) of its own from this range, with
- * no passwd or group entry: no other process can signal, trace or stop it. The range sits
- * in what systemd's UIDS-GIDS.md leaves unused (1879048192..2147352575: above container
- * ranges, below its foreign range). A slot is taken by holding an flock on
- * WORKER_LOCK_DIR/uid-N.lock for the monitor's lifetime; one some process already runs
- * as, or that NSS names, is skipped. */
-#define WORKER_UID_FIRST 2119041024u /* 0x7E4E0000 */
-#define WORKER_UID_COUNT 1024u
-#define WORKER_LOCK_DIR  "/run/noisetun"
 #define SHARED_UID       65534u /* nobody */
 
 static struct {
 	bool split, worker, monitor;
 	bool ready_seen;                /* the monitor has taken the worker's 'R' */
-	unsigned refused;               /* channel messages refused, for the log's limit */
 	char user[64];
 	uid_t uid;
 	gid_t gid;
@@ -123,98 +121,9 @@ static int resolve_user(const char *user)
 	return 0;
 }
 
-/* Whether a process of this pid namespace has id as a uid or gid (real, effective, saved
- * or filesystem). 1, 0, or -errno. */
-static int id_in_use(unsigned id)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *e;
-	int found = 0;
-
-	if (!proc)
-		return -errno;
-	while (!found && (e = readdir(proc))) {
-		char path[300], line[256];
-		FILE *f;
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-		if (!(f = fopen(path, "re")))
-			continue; /* gone meanwhile */
-		while (!found && fgets(line, sizeof(line), f)) {
-			unsigned v[4];
-
-			if ((!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4)) &&
-			    sscanf(line + 4, "%u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4)
-				found = v[0] == id || v[1] == id || v[2] == id || v[3] == id;
-		}
-		fclose(f);
-	}
-	closedir(proc);
-	return found;
-}
-
-/* A uid/gid of the range for this instance's worker, claimed until the monitor exits. */
-static int allocate_uid(void)
-{
-	struct stat st;
-	int dir, err = -EAGAIN;
-
-	if (mkdir(WORKER_LOCK_DIR, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	/* Root's own directory, or another user could hold or fake the claims. */
-	if ((dir = open(WORKER_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fstat(dir, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
-		close(dir);
-		return -EPERM;
-	}
-	for (unsigned i = 0; i < WORKER_UID_COUNT; i++) {
-		unsigned id = WORKER_UID_FIRST + i;
-		char name[32];
-		int fd, used;
-
-		errno = 0;
-		if (getpwuid(id) || getgrgid(id))
-			continue; /* someone gave it a name: it is not ours to take */
-		snprintf(name, sizeof(name), "uid-%u.lock", id);
-		if ((fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-			err = -errno;
-			break;
-		}
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			err = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-			close(fd);
-			if (err == -EAGAIN)
-				continue; /* another instance's */
-			break;
-		}
-		/* Claimed; a process left from elsewhere (a worker outliving a killed monitor
-		 * for a moment, a stray setpriv) still makes it unfit. */
-		if ((used = id_in_use(id)) != 0) {
-			close(fd);
-			if (used < 0) {
-				err = used;
-				break;
-			}
-			continue;
-		}
-		ps.uid_lock = fd;
-		ps.dynamic = true;
-		ps.uid = (uid_t)id;
-		ps.gid = (gid_t)id;
-		snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
-		ps.split = true;
-		err = 0;
-		break;
-	}
-	close(dir);
-	return err;
-}
-
 int privsep_init(const char *user, const char *group)
 {
+	unsigned id;
 	int err;
 
 	if (!user || !*user)
@@ -239,11 +148,16 @@ int privsep_init(const char *user, const char *group)
 		snprintf(ps.user, sizeof(ps.user), "its unit's DynamicUser=");
 		return 0;
 	}
-	if ((err = allocate_uid())) {
+	if ((err = worker_uid_claim(&id, &ps.uid_lock))) {
 		fprintf(stderr, "noisetund: no worker uid free in %u..%u (%s: %s); name one with -u USER\n",
 			WORKER_UID_FIRST, WORKER_UID_FIRST + WORKER_UID_COUNT - 1, WORKER_LOCK_DIR, strerror(-err));
 		return -1;
 	}
+	ps.dynamic = true;
+	ps.uid = (uid_t)id;
+	ps.gid = (gid_t)id;
+	snprintf(ps.user, sizeof(ps.user), "dynamic uid %u", id);
+	ps.split = true;
 	return 0;
 }
 
@@ -265,6 +179,17 @@ bool privsep_is_handover(void)
 bool privsep_is_monitor(void)
 {
 	return ps.monitor;
+}
+
+/* The monitor's view of the worker's control socket and channel, for ctlclient.c. */
+const char *privsep_uapi_path(void)
+{
+	return ps.uapi_path;
+}
+
+int privsep_channel(void)
+{
+	return ps.chan;
 }
 
 bool privsep_control_group(gid_t *gid)
@@ -351,17 +276,6 @@ static void chan_send(char type, const char *text)
 		log_verbose("monitor channel: %s", strerror(errno));
 }
 
-static void chan_refuse(const char *why);
-
-/* 'V': an event for the hooks. Binary; the monitor checks every field. */
-struct hook_msg {
-	uint32_t kind;
-	uint8_t key[NT_KEY_LEN];
-	uint16_t family, port;          /* AF_UNSPEC, AF_INET, AF_INET6; port in host order */
-	uint8_t addr[16];
-	uint32_t scope_id;
-};
-
 bool privsep_is_monitor_pid(pid_t pid)
 {
 	return ps.worker && pid > 0 && pid == ps.monitor_pid;
@@ -403,7 +317,7 @@ void privsep_hook_event(unsigned kind, const uint8_t key[NT_KEY_LEN], const unio
 }
 
 /* Monitor: a 'V' message, hostile bytes: checked whole, then the hooks (hooks.c). */
-static void monitor_hook_event(const char *msg, size_t n)
+void privsep_monitor_hook_event(const char *msg, size_t n)
 {
 	union nt_endpoint ep = { .sa.sa_family = AF_UNSPEC };
 	struct hook_msg m;
@@ -597,149 +511,6 @@ bool privsep_forward_reload(void)
 	return true;
 }
 
-/* ---- sockets: the worker asks, the monitor opens or marks them ---- */
-
-/* 'U' req_open: a UDP pair on port with fwmark  -> 'u' reply, the fds (v4, then v6)
- * 'M' req_mark + the worker's UDP fds: SO_MARK   -> 'm' reply
- * A reply answers the request of the same seq; a late one (the worker gave up) is
- * dropped with its fds. */
-struct req_open {
-	uint32_t seq, fwmark;
-	uint16_t port;
-};
-struct req_mark {
-	uint32_t seq, fwmark;
-};
-struct sock_reply {
-	uint32_t seq;
-	int32_t err;
-};
-/* 'L' req_link: an interface by index (name empty) or by name -> 'l' reply + req_link with
- * both. The worker may not open sockets, and resolves endpoint scopes this way. */
-struct req_link {
-	uint32_t seq, index;
-	char name[IF_NAMESIZE];
-};
-
-#define CHAN_MAX_FDS 2
-
-/* One message of the channel and the fds it carried (O_CLOEXEC; *nfds of them, the
- * caller closes them). Bytes as recv(). */
-static ssize_t chan_recv(int fd, char *buf, size_t size, int flags, int fds[CHAN_MAX_FDS], int *nfds)
-{
-	union {
-		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { buf, size };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
-	ssize_t n = recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
-
-	*nfds = 0;
-	if (n < 0)
-		return n;
-	/* More fds than fit were closed by the kernel (MSG_CTRUNC); keep what came. */
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int got;
-			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (*nfds < CHAN_MAX_FDS)
-				fds[(*nfds)++] = got;
-			else
-				close(got);
-		}
-	}
-	return n;
-}
-
-static int chan_sendfds(int fd, const void *buf, size_t len, const int *fds, int nfds)
-{
-	union {
-		char buf[CMSG_SPACE(CHAN_MAX_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { (void *)buf, len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds > 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		m.msg_control = ctl.buf;
-		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	return sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
-}
-
-static void close_fds(int *fds, int nfds)
-{
-	for (int i = 0; i < nfds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-}
-
-/* Worker: send the request, wait (the loop stalls: a set is being applied) for its reply. */
-static int worker_call(char type, const void *req, size_t len, const int *fds_in, int nin, int fds[CHAN_MAX_FDS],
-		       int *nfds, void *out, size_t out_len)
-{
-	static uint32_t seq;
-	char buf[64];
-	struct sock_reply rep;
-	uint32_t want = ++seq;
-	int64_t deadline = (int64_t)(now_ns() / 1000000) + UAPI_TIMEOUT_SEC * 1000;
-	int err;
-
-	*nfds = 0;
-	buf[0] = type;
-	memcpy(buf + 1, &want, sizeof(want)); /* every request starts with its seq */
-	memcpy(buf + 1 + sizeof(want), (const char *)req + sizeof(want), len - sizeof(want));
-	if (ps.chan < 0)
-		return -EPIPE;
-	if ((err = chan_sendfds(ps.chan, buf, 1 + len, fds_in, nin)))
-		return err;
-	for (;;) {
-		struct pollfd pfd = { .fd = ps.chan, .events = POLLIN };
-		int64_t left = deadline - (int64_t)(now_ns() / 1000000);
-		ssize_t n;
-		int r;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		if ((r = poll(&pfd, 1, (int)left)) < 0 && errno != EINTR)
-			return -errno;
-		if (r <= 0)
-			continue;
-		n = chan_recv(ps.chan, buf, sizeof(buf), MSG_DONTWAIT, fds, nfds);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EPIPE; /* the monitor is gone */
-		if ((size_t)n == 1 + sizeof(rep) + (out ? out_len : 0) && buf[0] == type + ('a' - 'A')) {
-			memcpy(&rep, buf + 1, sizeof(rep));
-			if (rep.seq == want) {
-				if (!rep.err) {
-					if (out)
-						memcpy(out, buf + 1 + sizeof(rep), out_len);
-					return 0;
-				}
-				close_fds(fds, *nfds);
-				*nfds = 0;
-				return rep.err < 0 && rep.err > -4096 ? rep.err : -EPROTO;
-			}
-		}
-		if (n == 1 && buf[0] == 'T' && ps.handover)
-			ps.stop_asked = true; /* the loop acts on it */
-		close_fds(fds, *nfds); /* a late reply to an abandoned request */
-		*nfds = 0;
-	}
-}
-
 /* A worker unit's channel woke its loop: the monitor's 'T' (stop; it may not signal us),
  * or its end. Anything else is a reply nobody waits for any more: dropped. */
 void privsep_worker_channel(void)
@@ -765,133 +536,6 @@ void privsep_worker_channel(void)
 			ps.stop_asked = true;
 		}
 	}
-}
-
-int privsep_udp_open(uint16_t port, uint32_t fwmark, int *v4, int *v6)
-{
-	struct req_open req = { .fwmark = fwmark, .port = port };
-	int fds[CHAN_MAX_FDS], nfds, err;
-
-	if ((err = worker_call('U', &req, sizeof(req), NULL, 0, fds, &nfds, NULL, 0)))
-		return err;
-	if (nfds < 1) /* the reply said yes but brought no socket */
-		return -EPROTO;
-	*v4 = fds[0];
-	*v6 = nfds > 1 ? fds[1] : -1;
-	return 0;
-}
-
-int privsep_udp_mark(int v4, int v6, uint32_t fwmark)
-{
-	struct req_mark req = { .fwmark = fwmark };
-	int in[2], nin = 0, fds[CHAN_MAX_FDS], nfds, err;
-
-	if (v4 >= 0)
-		in[nin++] = v4;
-	if (v6 >= 0)
-		in[nin++] = v6;
-	if (!nin)
-		return 0;
-	err = worker_call('M', &req, sizeof(req), in, nin, fds, &nfds, NULL, 0);
-	close_fds(fds, nfds);
-	return err;
-}
-
-/* An interface by index (name NULL) or by name: its index and name. 0 or -errno. */
-int privsep_link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE])
-{
-	struct req_link req = { .index = index }, got;
-	int fds[CHAN_MAX_FDS], nfds, err;
-
-	if (name && snprintf(req.name, sizeof(req.name), "%s", name) >= (int)sizeof(req.name))
-		return -ENODEV;
-	err = worker_call('L', &req, sizeof(req), NULL, 0, fds, &nfds, &got, sizeof(got));
-	close_fds(fds, nfds);
-	if (err)
-		return err;
-	if (!got.index || !memchr(got.name, 0, sizeof(got.name)))
-		return -EPROTO;
-	*index_out = got.index;
-	memcpy(name_out, got.name, IF_NAMESIZE);
-	return 0;
-}
-
-/* Monitor: SO_MARK on an fd of the worker's, if it is a UDP socket (and nothing else). */
-static int mark_udp(int fd, uint32_t fwmark)
-{
-	int domain, type, proto;
-	socklen_t len = sizeof(int);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || (len = sizeof(int),
-	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) || (len = sizeof(int),
-	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0))
-		return errno == ENOTSOCK ? -EINVAL : -errno;
-	if ((domain != AF_INET && domain != AF_INET6) || type != SOCK_DGRAM || proto != IPPROTO_UDP)
-		return -EINVAL;
-	return setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof(fwmark)) < 0 ? -errno : 0;
-}
-
-/* Monitor: a message of the worker's ('U', 'M'; hostile bytes and fds) answered on the
- * channel. True if it was one of those. */
-static bool monitor_serve(const char *msg, size_t n, const int *fds, int nfds)
-{
-	struct sock_reply rep = { 0 };
-	struct req_link link = { 0 };
-	int out[2] = { -1, -1 }, nout = 0;
-	char reply[1 + sizeof(rep) + sizeof(link)];
-	size_t reply_len = 1 + sizeof(rep);
-
-	if (msg[0] == 'V') { /* no reply, no fds */
-		if (ps.ready_seen)
-			monitor_hook_event(msg, n);
-		return true;
-	}
-	if (msg[0] == 'U' && n == 1 + sizeof(struct req_open)) {
-		struct req_open req;
-
-		memcpy(&req, msg + 1, sizeof(req));
-		rep.seq = req.seq;
-		if (!(rep.err = udp_open_pair(req.port, req.fwmark, &out[0], &out[1])))
-			nout = out[1] >= 0 ? 2 : 1;
-		if (rep.err)
-			log_error("cannot open UDP port %u for the worker: %s", req.port, strerror(-rep.err));
-		else
-			log_verbose("opened UDP port %u for the worker", req.port);
-	} else if (msg[0] == 'L' && n == 1 + sizeof(struct req_link)) {
-		memcpy(&link, msg + 1, sizeof(link));
-		rep.seq = link.seq;
-		link.seq = 0;
-		if (!link.index) {
-			link.name[IF_NAMESIZE - 1] = 0; /* the worker's bytes: a string only up to here */
-			link.index = if_nametoindex(link.name);
-			rep.err = link.index ? 0 : -ENODEV;
-		} else if (!if_indextoname(link.index, link.name)) {
-			rep.err = -ENODEV;
-		}
-		if (rep.err)
-			memset(&link, 0, sizeof(link));
-		reply_len += sizeof(link);
-	} else if (msg[0] == 'M' && n == 1 + sizeof(struct req_mark)) {
-		struct req_mark req;
-
-		memcpy(&req, msg + 1, sizeof(req));
-		rep.seq = req.seq;
-		rep.err = nfds ? 0 : -EINVAL;
-		for (int i = 0; i < nfds && !rep.err; i++)
-			rep.err = mark_udp(fds[i], req.fwmark);
-		if (rep.err)
-			log_error("cannot set the worker's fwmark: %s", strerror(-rep.err));
-	} else {
-		return false;
-	}
-	reply[0] = (char)(msg[0] + ('a' - 'A'));
-	memcpy(reply + 1, &rep, sizeof(rep));
-	if (reply_len > 1 + sizeof(rep))
-		memcpy(reply + 1 + sizeof(rep), &link, sizeof(link));
-	if (chan_sendfds(ps.chan, reply, reply_len, out, nout))
-		log_error("cannot answer the worker: %s", strerror(errno));
-	close_fds(out, nout); /* the worker has its own now */
-	return true;
 }
 
 /* Libraries that set themselves up on first use do it now, not under the filter:
@@ -1021,37 +665,13 @@ void privsep_worker_save(const struct device *dev)
 	explicit_bzero(buf, sizeof(buf));
 }
 
-/* ---- the monitor's client side of the control socket ---- */
-
-static int uapi_connect(void)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = UAPI_TIMEOUT_SEC };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
-
-	if (fd < 0)
-		return -errno;
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", ps.uapi_path);
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-/* Send request (len bytes), read the reply through its final empty line into *reply
- * (NUL-terminated, malloc'd: the caller wipes and frees it). 0 or -errno. */
-static bool notify_allowed(const char *text, size_t len);
-static bool chan_message_ok(char *msg, ssize_t n, size_t cap);
+/* ---- the monitor serves the channel while it waits ---- */
 
 /* Monitor, busy with something that may need the worker (a reload's set, a hook that
  * runs `wg set`): one message of the channel. Socket requests and lookups are served
  * and notify messages relayed; the rest ('H': we are busy already) is dropped. false:
  * the channel has ended. */
-static bool monitor_serve_pending(void)
+bool privsep_serve_pending(void)
 {
 	char msg[512];
 	int fds[CHAN_MAX_FDS], nfds;
@@ -1069,11 +689,11 @@ static bool monitor_serve_pending(void)
 		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
 			return false;
 	}
-	served = m > 0 && (size_t)m <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)m, fds, nfds);
+	served = m > 0 && (size_t)m <= sizeof(msg) - 1 && privsep_monitor_serve(msg, (size_t)m, fds, nfds);
 	close_fds(fds, nfds);
 	/* Acted on here: notify messages, a worker unit's 'Q'. 'H' waits: we are reloading or
 	 * running a hook. */
-	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1) && msg[0] == 'N')
+	if (!served && chan_message_ok(msg, m, sizeof(msg) - 1, ps.ready_seen, ps.handover) && msg[0] == 'N')
 		notify_relay(msg + 1);
 	else if (!served && m == 1 && msg[0] == 'Q' && ps.handover)
 		ps.worker_bye = true; /* checked just above */
@@ -1095,7 +715,7 @@ int privsep_wait_child(pid_t pid, int *status)
 			break;
 		}
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
-			chan = monitor_serve_pending();
+			chan = privsep_serve_pending();
 		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
 			break;
 	}
@@ -1107,503 +727,10 @@ int privsep_wait_child(pid_t pid, int *status)
 	return 0;
 }
 
-static int uapi_call(const char *request, size_t len, char **reply, size_t *reply_len)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-	int fd, err = 0, chan = ps.chan;
-
-	*reply = NULL;
-	if ((fd = uapi_connect()) < 0)
-		return fd;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			err = -errno;
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (!(buf = malloc(cap))) {
-		err = -ENOMEM;
-		goto out;
-	}
-	while (n < 2 || buf[n - 1] != '\n' || buf[n - 2] != '\n') {
-		if (n + 1 >= cap) {
-			char *grown = cap * 2 > MAX_SAVED_TEXT ? NULL : malloc(cap * 2);
-			if (!grown) {
-				err = -ENOMEM;
-				goto out;
-			}
-			memcpy(grown, buf, n);
-			explicit_bzero(buf, cap);
-			free(buf);
-			buf = grown;
-			cap *= 2;
-		}
-		/* The worker may need us to apply this very request (a new port, a fwmark):
-		 * serve the channel while waiting, or both would wait for the other. */
-		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = chan, .events = POLLIN } };
-		int ready = poll(pfd, 2, UAPI_TIMEOUT_SEC * 1000);
-		if (ready < 0 && errno == EINTR)
-			continue;
-		if (ready <= 0) {
-			err = ready < 0 ? -errno : -ETIMEDOUT;
-			goto out;
-		}
-		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && !monitor_serve_pending())
-			chan = -1; /* the worker is gone: its reply ends too; the loop sees it */
-		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		ssize_t r = recv(fd, buf + n, cap - n - 1, MSG_DONTWAIT);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (r <= 0) {
-			err = r < 0 ? -errno : -EPIPE;
-			goto out;
-		}
-		n += (size_t)r;
-	}
-	buf[n] = 0;
-	*reply = buf;
-	*reply_len = n;
-	buf = NULL;
-out:
-	if (buf) {
-		explicit_bzero(buf, cap);
-		free(buf);
-	}
-	close(fd);
-	return err;
-}
-
-/* The errno=N of a reply: its last line. */
-static int reply_errno(const char *reply, size_t len)
-{
-	const char *line = reply + len - 2;
-
-	while (line > reply && line[-1] != '\n')
-		line--;
-	return strncmp(line, "errno=", 6) ? -EPROTO : (int)strtol(line + 6, NULL, 10);
-}
-
-void device_state_free(struct device_state *st)
-{
-	free(st->peers);
-	explicit_bzero(st, sizeof(*st));
-}
-
-int privsep_get_state(struct device_state *st)
-{
-	char *reply, *line, *next;
-	size_t len;
-	int err;
-
-	memset(st, 0, sizeof(*st));
-	if ((err = uapi_call("get=1\n\n", 7, &reply, &len)))
-		return err;
-	if ((err = reply_errno(reply, len)))
-		goto out;
-	for (line = reply; line && *line; line = next) {
-		char *value = strchr(line, '=');
-
-		if ((next = strchr(line, '\n')))
-			*next++ = 0;
-		if (!value)
-			continue;
-		*value++ = 0;
-		if (!strcmp(line, "private_key")) {
-			st->has_private_key = !nt_key_from_hex(st->private_key, value);
-		} else if (!strcmp(line, "listen_port")) {
-			st->listen_port = (uint16_t)strtoul(value, NULL, 10);
-		} else if (!strcmp(line, "fwmark")) {
-			st->fwmark = (uint32_t)strtoul(value, NULL, 10);
-		} else if (!strcmp(line, "public_key")) {
-			uint8_t(*grown)[NT_KEY_LEN] = realloc(st->peers, (st->peers_count + 1) * sizeof(*grown));
-			if (!grown) {
-				err = -ENOMEM;
-				break;
-			}
-			st->peers = grown;
-			if (nt_key_from_hex(st->peers[st->peers_count++], value)) {
-				err = -EPROTO;
-				break;
-			}
-		}
-	}
-out:
-	explicit_bzero(reply, len);
-	free(reply);
-	if (err)
-		device_state_free(st);
-	return err;
-}
-
-int privsep_send_set(const struct nt_uapi_set *set)
-{
-	size_t body = nt_uapi_format_set(set, NULL, 0), len = body + 7, reply_len;
-	char *request = malloc(len + 1), *reply;
-	int err;
-
-	if (!request)
-		return -ENOMEM;
-	memcpy(request, "set=1\n", 6);
-	nt_uapi_format_set(set, request + 6, body + 1);
-	request[6 + body] = '\n';
-	err = uapi_call(request, len, &reply, &reply_len);
-	explicit_bzero(request, len + 1);
-	free(request);
-	if (err)
-		return err;
-	err = reply_errno(reply, reply_len);
-	explicit_bzero(reply, reply_len);
-	free(reply);
-	return err;
-}
-
-/* ---- the monitor ---- */
-
-/* SaveConfig's device part, from a worker that may be compromised (issue 20).
- *
- * Two designs were open: parse what the worker leaves in the memfd, or ask it for a get=1
- * over the control socket; either way the monitor formats the file itself from parsed
- * values and no byte of the worker's text reaches it. The memfd is the one that trusts the
- * worker less: it is read once the worker is dead (waitpid has returned), so the worker
- * chooses neither when nor how slowly the monitor reads, cannot stall the stop (a get
- * would wait on a socket the worker serves, 5 s per read), and there is no window between
- * the last `wg set` and the save; it also serves a worker that stopped on its own (link
- * deleted), when nobody is left to answer a get. The text is copied once and parsed by the
- * fuzzed config parser in its `wg setconf` mode, so the worker can only pick values of the
- * device keys, which it could set at run time anyway; a hook, any other wg-quick key, a
- * second [Interface], a NUL or an endpoint that is not numeric refuses it all.
- *
- * The text: "MTU = N\n" (decimal, 68-65535, nothing else on the line), then "[Interface]"
- * with PrivateKey, ListenPort, FwMark, and [Peer]s with PublicKey, PresharedKey,
- * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
- * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
- * NULL with why filled ("" when the worker left nothing at all). */
-struct text_out {
-	char *buf;
-	size_t size, len;
-};
-
-static void __attribute__((format(printf, 2, 3))) out_printf(struct text_out *o, const char *fmt, ...)
-{
-	bool room = o->len < o->size;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room ? o->size - o->len : 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
-}
-
-static void out_key(struct text_out *o, const char *name, const uint8_t key[static NT_KEY_LEN])
-{
-	char b64[NT_KEY_B64_LEN + 1];
-
-	nt_key_to_base64(b64, key);
-	out_printf(o, "%s = %s\n", name, b64);
-	explicit_bzero(b64, sizeof(b64));
-}
-
-/* The device part from cfg, endpoints already checked; snprintf-like: the full length. */
-static size_t format_device(char *buf, size_t size, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
-{
-	struct text_out o = { buf, size, 0 };
-
-	if (cfg->has_listen_port && cfg->listen_port)
-		out_printf(&o, "ListenPort = %u\n", (unsigned)cfg->listen_port);
-	if (cfg->has_fwmark && cfg->fwmark)
-		out_printf(&o, "FwMark = 0x%x\n", (unsigned)cfg->fwmark);
-	if (cfg->has_private_key)
-		out_key(&o, "PrivateKey", cfg->private_key);
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		const struct nt_config_peer *p = &cfg->peers[i];
-
-		out_printf(&o, "\n[Peer]\n");
-		/* The parser kept only a valid name; checked again, as the text is the worker's. */
-		if (p->name && nt_config_valid_name(p->name, strlen(p->name)))
-			out_printf(&o, "# friendly_name = %s\n", p->name);
-		out_key(&o, "PublicKey", p->public_key);
-		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
-			out_key(&o, "PresharedKey", p->preshared_key);
-		for (size_t j = 0; j < p->allowed_ips_count; j++) {
-			char a[INET6_ADDRSTRLEN];
-
-			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
-				snprintf(a, sizeof(a), "?");
-			out_printf(&o, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
-		}
-		if (p->allowed_ips_count)
-			out_printf(&o, "\n");
-		if (p->has_endpoint) {
-			char ep[NT_UAPI_ENDPOINT_STRLEN];
-
-			nt_uapi_format_endpoint(ep, sizeof(ep), &eps[i]);
-			out_printf(&o, "Endpoint = %s\n", ep);
-		}
-		if (p->has_persistent_keepalive && p->persistent_keepalive)
-			out_printf(&o, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
-	}
-	return o.len;
-}
-
-/* "MTU = N\n" exactly; the length of the line, or 0. */
-static size_t parse_mtu_line(const char *text, size_t len, unsigned *mtu)
-{
-	size_t i = 6;
-	unsigned v = 0;
-
-	if (len < 8 || memcmp(text, "MTU = ", 6))
-		return 0;
-	for (; i < len && i < 12 && text[i] >= '0' && text[i] <= '9'; i++)
-		v = v * 10 + (unsigned)(text[i] - '0');
-	if (i == 6 || i >= len || text[i] != '\n' || (text[6] == '0') || v < 68 || v > 65535)
-		return 0;
-	*mtu = v;
-	return i + 1;
-}
-
-/* The parser ignores a "# friendly_name =" / "# Name =" comment whose name is not valid
- * (nt_config_valid_name), so such a name from the worker is dropped; say so, once. */
-static void log_dropped_names(const char *text, size_t len)
-{
-	static const char *const keys[] = { "friendly_name", "Name" };
-	size_t pos = 0, count = 0;
-	unsigned line = 1, first = 0;
-
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos), *value;
-		size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos, value_len;
-
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-			if (nt_config_comment_value(text + pos, line_len, keys[k], &value, &value_len) &&
-			    !nt_config_valid_name(value, value_len) && !count++)
-				first = line;
-		pos += line_len + 1;
-		line++;
-	}
-	if (count)
-		log_error("SaveConfig: dropped %zu peer name%s the worker left that %s not valid (line %u first)", count,
-			  count == 1 ? "" : "s", count == 1 ? "is" : "are", first);
-}
-
-static char *saved_device_text(unsigned *mtu, size_t *size, char *why, size_t why_size)
-{
-	struct nt_config cfg = { 0 };
-	struct nt_config_error perr;
-	struct nt_uapi_endpoint *eps = NULL;
-	struct stat st;
-	char *text = NULL, *out = NULL;
-	size_t n = 0, len = 0, first, out_len;
-	int err;
-
-	*size = 0;
-	why[0] = 0;
-	if (ps.save_fd < 0 || fstat(ps.save_fd, &st) < 0 || st.st_size <= 0)
-		return NULL;
-	if ((size_t)st.st_size > MAX_SAVED_TEXT) {
-		snprintf(why, why_size, "refused what the worker left: %lld bytes, more than %u",
-			 (long long)st.st_size, MAX_SAVED_TEXT);
-		return NULL;
-	}
-	/* Our own copy, read once: whatever happens to the memfd after is not parsed. */
-	len = (size_t)st.st_size;
-	if (!(text = malloc(len))) {
-		snprintf(why, why_size, "cannot read what the worker left: %s", strerror(ENOMEM));
-		return NULL;
-	}
-	while (n < len) {
-		ssize_t r = pread(ps.save_fd, text + n, len - n, (off_t)n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	if (!(first = parse_mtu_line(text, n, mtu))) {
-		snprintf(why, why_size, "refused what the worker left: line 1 is not \"MTU = N\" (68-65535)");
-		goto out;
-	}
-	/* The MTU line blanked (the parser skips it), so that line numbers are the text's. */
-	memset(text, ' ', first - 1);
-	err = nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &perr);
-	if (err) {
-		/* The parser's advice for a wg-quick key (use `noisetun strip`) is not for this log. */
-		const char *quick = strstr(perr.message, ": a wg-quick key, not accepted here");
-
-		if (perr.line && quick)
-			snprintf(why, why_size, "refused what the worker left: line %u: %.*s: a key of the file, not of the device",
-				 perr.line, (int)(quick - perr.message), perr.message);
-		else if (perr.line)
-			snprintf(why, why_size, "refused what the worker left: line %u: %s", perr.line, perr.message);
-		else
-			snprintf(why, why_size, "refused what the worker left: %s", perr.message);
-		goto out;
-	}
-	if (cfg.peers_count && !(eps = calloc(cfg.peers_count, sizeof(*eps)))) {
-		snprintf(why, why_size, "cannot check what the worker left: %s", strerror(ENOMEM));
-		goto out;
-	}
-	for (size_t i = 0; i < cfg.peers_count; i++) {
-		const struct nt_config_peer *p = &cfg.peers[i];
-		char ep[NT_UAPI_ENDPOINT_STRLEN + 8];
-		int m;
-
-		if (!p->has_endpoint)
-			continue;
-		m = snprintf(ep, sizeof(ep), strchr(p->endpoint_host, ':') ? "[%s]:%u" : "%s:%u", p->endpoint_host,
-			     (unsigned)p->endpoint_port);
-		if (m < 0 || (size_t)m >= sizeof(ep) || nt_uapi_parse_endpoint(&eps[i], ep, (size_t)m)) {
-			snprintf(why, why_size, "refused what the worker left: line %u: Endpoint: not a numeric address",
-				 p->endpoint_line);
-			goto out;
-		}
-	}
-	log_dropped_names(text, n);
-	out_len = format_device(NULL, 0, &cfg, eps);
-	if (!(out = malloc(out_len + 1))) {
-		snprintf(why, why_size, "cannot copy what the worker left: %s", strerror(ENOMEM));
-		goto out;
-	}
-	format_device(out, out_len + 1, &cfg, eps);
-	*size = out_len + 1;
-out:
-	nt_config_free(&cfg);
-	free(eps);
-	explicit_bzero(text, len);
-	free(text);
-	return out;
-}
-
-/* ---- the channel, monitor side ---- */
-
-static void chan_refuse(const char *why)
-{
-	if (++ps.refused < MAX_LOGGED_REFUSALS)
-		log_error("refused a message from the worker: %s", why);
-	else if (ps.refused == MAX_LOGGED_REFUSALS)
-		log_error("refused a message from the worker: %s; further refusals are not logged", why);
-}
-
-/* A message of n bytes (n may exceed cap: recv's MSG_TRUNC) that is not a socket request:
- * true if it is one the monitor acts on, NUL-terminated in place; else refused, one log
- * line. The same rules whether the monitor waits in its loop or on a hook or a reload. */
-static bool chan_message_ok(char *msg, ssize_t n, size_t cap)
-{
-	char why[64];
-	size_t len = (size_t)n;
-
-	if (n <= 0) {
-		chan_refuse("an empty message");
-		return false;
-	}
-	if (len > cap) {
-		snprintf(why, sizeof(why), "%zd bytes, more than %zu", n, cap);
-		chan_refuse(why);
-		return false;
-	}
-	msg[len] = 0;
-	if (memchr(msg, 0, len)) {
-		chan_refuse("a NUL byte");
-		return false;
-	}
-	switch (msg[0]) {
-	case 'R':
-		if (len != 1 || ps.ready_seen)
-			chan_refuse(len != 1 ? "'R' with a payload" : "a second 'R'");
-		return len == 1 && !ps.ready_seen;
-	case 'E':
-		if (ps.ready_seen)
-			chan_refuse("'E' once ready");
-		return !ps.ready_seen;
-	case 'H':
-		if (len != 1)
-			chan_refuse("'H' with a payload");
-		return len == 1;
-	case 'F': {
-		uint8_t key[NT_KEY_LEN];
-		bool ok = len == 1 + NT_KEY_HEX_LEN && !nt_key_from_hex(key, msg + 1);
-
-		if (!ok)
-			chan_refuse("'F' without one public key in hex");
-		return ok;
-	}
-	case 'Q': /* a worker unit's orderly exit; a forked worker has its exit status */
-		if (len != 1 || !ps.handover)
-			chan_refuse(!ps.handover ? "'Q' from a forked worker" : "'Q' with a payload");
-		return len == 1 && ps.handover;
-	case 'N':
-		if (!notify_allowed(msg + 1, len - 1))
-			chan_refuse("a notify message other than one line of STATUS=, WATCHDOG=1 or STOPPING=1");
-		return notify_allowed(msg + 1, len - 1);
-	default:
-		snprintf(why, sizeof(why), "unknown type 0x%02x", (unsigned)(unsigned char)msg[0]);
-		chan_refuse(why);
-		return false;
-	}
-}
-
-/* What a notify message may be; printable ASCII only, one line. */
-static bool notify_allowed(const char *text, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (text[i] < 0x20 || text[i] > 0x7e)
-			return false;
-	return (len >= 7 && !memcmp(text, "STATUS=", 7)) || (len == 10 && !memcmp(text, "WATCHDOG=1", 10)) ||
-	       (len == 10 && !memcmp(text, "STOPPING=1", 10));
-}
-
-static const char *signal_name(int sig)
-{
-	const char *abbrev = sigabbrev_np(sig);
-
-	return abbrev ? abbrev : "?";
-}
-
-/* Shed what the worker took over: every data-path fd (the TUN above all: the link must
- * vanish with the worker) and every key. The epoll set is shared with the worker, so no
- * epoll_ctl here: closing our copies is all. */
-static void monitor_shed(struct device *dev)
-{
-	int fds[] = { dev->tun, dev->udp4, dev->udp6, dev->epoll, dev->timerfd, dev->netlink,
-		      dev->inotify, dev->signalfd };
-	size_t peers = dev->peer_count;
-
-	uapi_shed(dev); /* the listener and its timer: the worker's */
-	metrics_shed(dev); /* --metrics-listen: the worker's too */
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	dev->tun = dev->udp4 = dev->udp6 = dev->epoll = dev->timerfd = dev->netlink = -1;
-	dev->inotify = dev->signalfd = -1;
-	device_destroy(dev); /* peers, keypairs, the static identity: wiped */
-	dev->peer_count = peers; /* for READY=1's STATUS= */
-	config_wipe_secrets();
-	notify_monitor();
-}
-
-static void tell_launcher(int *ready_fd, bool foreground, const char *msg)
-{
-	if (foreground) {
-		if (strcmp(msg, "ok"))
-			fprintf(stderr, "%s\n", msg);
-	} else if (*ready_fd >= 0) {
-		if (write(*ready_fd, msg, strlen(msg)) < 0) {
-			/* the launcher is gone; nobody is left to tell */
-		}
-		close(*ready_fd);
-	}
-	*ready_fd = -1;
-}
+/* ---- the monitor's side of the worker's life (monitor.c runs the loop) ---- */
 
 /* A worker unit (not our child) is gone: its status is what it said ('Q'), else a failure. */
-static int handover_status(void)
+int privsep_handover_status(void)
 {
 	if (!ps.worker_bye)
 		log_error("the worker unit ended without an orderly exit");
@@ -1616,7 +743,7 @@ static int handover_status(void)
  * user for that one call (CAP_SETUID, which the drop needs anyway), then takes uid 0 back:
  * the real and saved uids stay 0, so the permitted set survives and the effective set is
  * restored from it. 0 or -errno. */
-static int signal_worker(pid_t worker, int sig)
+int privsep_signal_worker(pid_t worker, int sig)
 {
 	int err = 0;
 
@@ -1643,230 +770,39 @@ static int signal_worker(pid_t worker, int sig)
 	return err;
 }
 
-int privsep_monitor(struct device *dev, pid_t worker, int ready_fd, bool foreground)
+/* The monitor's view of the split, for its loop (monitor.c). */
+const char *privsep_user(void)
 {
-	char msg[512], err_msg[sizeof(msg)] = "", why[sizeof(((struct nt_config_error *)0)->message) + 96];
-	bool ready = false, stopping = false, orderly, worker_gone = false;
-	struct pollfd pfd[4];
-	int status = 0, rc, sfd, err;
-	sigset_t mask;
+	return ps.user;
+}
 
-	monitor_shed(dev);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
-		log_error("monitor: signals: %s; stopping the worker", strerror(errno));
-		signal_worker(worker, SIGTERM);
-		sfd = -1;
-		goto wait_blocking;
-	}
-	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = ps.chan, .events = POLLIN };
-	pfd[2] = (struct pollfd){ .fd = -1, .events = POLLIN }; /* watch.c: PSK files */
-	pfd[3] = (struct pollfd){ .fd = ps.worker_pidfd, .events = POLLIN }; /* a worker unit's */
-	for (;;) {
-		pfd[2].fd = ready && !stopping ? watch_fd() : -1;
-		/* A worker unit is gone, and all it said before is read. */
-		if (worker_gone && pfd[1].fd < 0) {
-			status = handover_status();
-			break;
-		}
-		/* Channel closed: the worker is exiting, or closed it to leave us deaf. Either way
-		 * signals are still ours to relay; SIGCHLD ends this, a poll each second makes sure. */
-		int hook_ms = hooks_poll_timeout(), wait_ms = pfd[1].fd < 0 ? 1000 : -1;
-		int ready_n;
+int privsep_save_fd(void)
+{
+	return ps.save_fd;
+}
 
-		if (hook_ms >= 0 && (wait_ms < 0 || hook_ms < wait_ms))
-			wait_ms = hook_ms;
-		ready_n = poll(pfd, 4, wait_ms);
-		hooks_check_timeouts();
+int privsep_worker_pidfd(void)
+{
+	return ps.worker_pidfd;
+}
 
-		if (ready_n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("monitor: poll: %s; stopping the worker", strerror(errno));
-			signal_worker(worker, SIGTERM);
-			goto wait_blocking;
-		}
-		if (!ready_n) {
-			if (waitpid(worker, &status, WNOHANG) == worker)
-				break;
-			continue;
-		}
-		if (pfd[2].fd >= 0 && (pfd[2].revents & POLLIN))
-			watch_event(dev);
-		if (pfd[3].fd >= 0 && (pfd[3].revents & (POLLIN | POLLHUP | POLLERR))) {
-			worker_gone = true;
-			pfd[3].fd = -1;
-		}
-		if (pfd[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
+bool privsep_ready_seen(void)
+{
+	return ps.ready_seen;
+}
 
-			if (read(sfd, &si, sizeof(si)) != sizeof(si))
-				continue;
-			if (si.ssi_signo == SIGCHLD) {
-				hooks_reap();
-				if (waitpid(worker, &status, WNOHANG) == worker)
-					break;
-			} else if (si.ssi_signo == SIGHUP && config_active()) {
-				if (ready && !stopping)
-					config_reload(dev);
-			} else if (!stopping) { /* TERM, INT; HUP outside config mode, as before the split */
-				stopping = true;
-				log_notice("received signal %u (SIG%s), stopping the worker (pid %d)", si.ssi_signo,
-					   signal_name((int)si.ssi_signo), (int)worker);
-				if (ready) {
-					notify_stopping();
-					config_pre_down(); /* PreDown while the link still exists, as wg-quick */
-				}
-				if ((err = signal_worker(worker, (int)si.ssi_signo)) && err != -ESRCH)
-					log_error("monitor: cannot signal the worker (pid %d): %s", (int)worker, strerror(-err));
-			}
-		}
-		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-			/* MSG_TRUNC: the real length, so an oversized message is refused, not cut. */
-			int fds[CHAN_MAX_FDS], nfds;
-			ssize_t n = chan_recv(ps.chan, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_TRUNC, fds, &nfds);
-			bool served;
-			size_t len;
+void privsep_set_ready_seen(void)
+{
+	ps.ready_seen = true;
+}
 
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (n < 0 || (n == 0 && (pfd[1].revents & (POLLHUP | POLLERR)))) {
-				close_fds(fds, nfds);
-				pfd[1].fd = -1; /* the end of the channel, not an empty message */
-				continue;
-			}
-			/* The socket requests first: binary, so they may hold NULs. Whatever the
-			 * message, every descriptor the worker sent is closed here. */
-			served = n > 0 && (size_t)n <= sizeof(msg) - 1 && monitor_serve(msg, (size_t)n, fds, nfds);
-			close_fds(fds, nfds);
-			if (served)
-				continue;
-			if (!chan_message_ok(msg, n, sizeof(msg) - 1))
-				continue;
-			len = (size_t)n;
-			switch (msg[0]) {
-			case 'R': {
-				const char *what;
+/* A worker unit's 'T' came while the worker waited for a reply: its loop acts on it. */
+void privsep_set_stop_asked(void)
+{
+	ps.stop_asked = true;
+}
 
-				if (stopping)
-					break;
-				ps.ready_seen = true; /* a hook may run while we wait: its 'R' is a second */
-				/* PostUp now, while the worker serves the socket: a hook may run `wg`. */
-				if (config_post_up(&what)) {
-					snprintf(err_msg, sizeof(err_msg), "noisetund: %s: %s", dev->ifname, what);
-					stopping = true;
-					/* signal_worker: under the unit there is no CAP_KILL. */
-					if ((err = signal_worker(worker, SIGTERM)) && err != -ESRCH)
-						log_error("cannot signal the worker: %s", strerror(-err));
-					break;
-				}
-				ready = true;
-				if (config_current())
-					watch_start(dev, config_current());
-				notify_ready(dev);
-				log_verbose("ready: worker pid %d runs as %s; control socket %s", (int)worker, ps.user,
-					    ps.uapi_path);
-				tell_launcher(&ready_fd, foreground, "ok");
-				if (!foreground)
-					log_daemonized();
-				break;
-			}
-			case 'E':
-				/* The launcher prints it to a terminal: no escape sequences get there. */
-				for (size_t i = 1; i < len; i++)
-					if (msg[i] < 0x20 || msg[i] > 0x7e)
-						msg[i] = '?';
-				snprintf(err_msg, sizeof(err_msg), "%s", msg + 1);
-				break;
-			case 'H':
-				if (ready && !stopping)
-					config_reload(dev);
-				break;
-			case 'Q':
-				ps.worker_bye = true;
-				break;
-			case 'N':
-				notify_relay(msg + 1);
-				break;
-			case 'F': {
-				uint8_t key[NT_KEY_LEN];
-
-				if (ready && !stopping && !nt_key_from_hex(key, msg + 1))
-					watch_handshake_failed(key);
-				break;
-			}
-			}
-		}
-	}
-	goto exited;
-wait_blocking:
-	if (ps.handover) {
-		struct pollfd p = { .fd = ps.worker_pidfd, .events = POLLIN };
-		while (poll(&p, 1, -1) < 0 && errno == EINTR)
-			;
-		status = handover_status();
-	}
-	while (!ps.handover && waitpid(worker, &status, 0) < 0 && errno == EINTR)
-		;
-exited:
-	if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		log_error("worker killed by signal %d (SIG%s)%s", sig, signal_name(sig), sig == SIGSYS ? ": seccomp" : "");
-		rc = 128 + sig;
-	} else {
-		rc = WEXITSTATUS(status);
-		if (rc)
-			log_error("worker exited with status %d", rc);
-	}
-	hooks_shutdown();
-	watch_stop();
-	orderly = ready && WIFEXITED(status) && rc == 0;
-	if (!ready) {
-		/* The worker's own message names the interface and the step. */
-		snprintf(msg, sizeof(msg), "noisetund: %s: %s", dev->ifname,
-			 stopping ? "stopped while starting" : "the worker died while starting");
-		tell_launcher(&ready_fd, foreground, *err_msg ? err_msg : msg);
-		if (!rc)
-			rc = 1;
-	} else if (!stopping) {
-		notify_stopping();
-	}
-
-	char *text = NULL;
-	size_t text_size = 0;
-	unsigned mtu = 0;
-	why[0] = 0;
-	if (orderly && (text = saved_device_text(&mtu, &text_size, why, sizeof(why))))
-		dev->mtu = mtu;
-	/* No text: config_down says why, once, if SaveConfig wanted one. */
-	config_set_device_text(text, why);
-	config_down(dev, orderly);
-	config_set_device_text(NULL, NULL);
-	if (text) {
-		explicit_bzero(text, text_size);
-		free(text);
-	}
-	if (ps.save_fd >= 0) {
-		if (ftruncate(ps.save_fd, 0) < 0)
-			log_error("SaveConfig memfd: %s", strerror(errno));
-		close(ps.save_fd);
-	}
-	/* The socket file goes last but for PostDown: `noisetun down` waits for it. */
-	if (unlink(ps.uapi_path) < 0 && errno != ENOENT)
-		log_error("cannot remove %s: %s", ps.uapi_path, strerror(errno));
-	config_post_down();
-	notify_close();
-	if (sfd >= 0)
-		close(sfd);
-	if (ps.worker_pidfd >= 0)
-		close(ps.worker_pidfd);
-	close(ps.chan);
-	if (ready_fd >= 0)
-		close(ready_fd);
-	return rc;
+void privsep_set_worker_bye(void)
+{
+	ps.worker_bye = true;
 }

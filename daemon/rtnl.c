@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "rtnl.h"
 
 #define RTNL_REQUEST_SIZE 1024   /* the largest request here is a few attributes */
 #define RTNL_RECV_SIZE    32768  /* a dump part is at most 32 KiB */

@@ -26,7 +26,10 @@
  *           key unless it changed, since that would drop every session), addresses and
  *           routes brought in line with FILE.
  *
- * Everything up adds is recorded here, and down removes exactly that. */
+ * Everything up adds is recorded, and down removes exactly that. This file holds the
+ * sequence and the loaded config; each step is a file of its own: cfgload.c (FILE),
+ * cfgset.c (the wg settings), routes.c (addresses, routes, rules, the firewall), dns.c,
+ * cfghooks.c (PreUp ... PostDown), report.c (the report of a down), savecfg.c. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -51,20 +54,22 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "rtnl.h"
+#include "setup.h"
 #include "watch.h"
 #include "handover.h"
+#include "spawn.h"
+#include "dns.h"
+#include "report.h"
+#include "cfghooks.h"
+#include "routes.h"
+#include "cfgload.h"
+#include "savecfg.h"
+#include "ctlclient.h"
+#include "cfgset.h"
 
-#define POLICY_TABLE_FIRST 51820   /* wg-quick's first choice of table and fwmark */
 #define MTU_OVERHEAD       80      /* IPv6 40 + UDP 8 + WireGuard 32, as wg-quick takes */
-#define MAX_CONFIG_SIZE    (64u << 20)
-
-enum { POLICY_ROUTE = 1, POLICY_RULE_MARK = 2, POLICY_RULE_SUPPRESS = 4, POLICY_GUARD = 8 };
-
-struct route {
-	uint8_t family, len;
-	uint8_t addr[16];               /* masked to len */
-	uint32_t table;
-};
 
 static struct {
 	bool active;
@@ -75,194 +80,19 @@ static struct {
 	struct nt_config cfg;
 	struct nt_uapi_endpoint *endpoints; /* resolved, one per cfg peer; family 0: none */
 
-	/* what up added */
-	struct nt_config_address *addrs;
-	size_t addrs_count;
-	struct route *routes;
-	size_t routes_count;
-	uint32_t policy_table;          /* 0: no policy routing */
-	unsigned policy[2];             /* POLICY_* done, [0] IPv4, [1] IPv6 */
-	uint32_t mark_prio[2];          /* the priorities of our two rules */
-	uint32_t suppress_prio[2];
-	bool dns_set;
 	char uapi_path[108];            /* the control socket: the report of a down goes next to it */
-	int report_fd;                  /* `noisetun down' listens: hooks and errors go there; else -1 */
-	bool dns_resolved;              /* set per link in systemd-resolved, not resolvconf */
 
 	/* privilege separation (privsep.c): the monitor's side of down */
 	bool pre_down_done;
 	const char *device_text;        /* the worker's part of SaveConfig, as the monitor formatted it */
 	const char *device_why;         /* without one: why not ("": the worker left nothing) */
-} q = { .report_fd = -1 };
+} q;
 
 static char what_buf[512];
-
-static int family_slot(int family)
-{
-	return family == AF_INET6;
-}
-
-static size_t family_len(int family)
-{
-	return family == AF_INET6 ? 16 : 4;
-}
-
-static const char *fmt_prefix(char *buf, size_t size, int family, const uint8_t *addr, unsigned len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(family, addr, a, sizeof(a));
-	snprintf(buf, size, "%s/%u", a, len);
-	return buf;
-}
 
 bool config_active(void)
 {
 	return q.active;
-}
-
-static bool in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[PATH_MAX];
-
-	if (!path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	for (const char *p = path; *p;) {
-		size_t len = strcspn(p, ":");
-		if (len && (size_t)snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, prog) < sizeof(buf) &&
-		    access(buf, X_OK) == 0)
-			return true;
-		p += len + (p[len] == ':');
-	}
-	return false;
-}
-
-static void report_open(void);
-
-/* ---- running programs: hooks and resolvconf ---- */
-
-/* Start argv (execvp) with stdin from in_fd and stdout and stderr to out_fd (-1: ours);
- * its pid, or -1. The child gets a clean signal state: we block TERM/INT/HUP for the
- * signalfd and ignore PIPE, and a hook must not inherit either. */
-static pid_t spawn_program(char *const argv[], int in_fd, int out_fd)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		sigset_t none;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if ((in_fd >= 0 && dup2(in_fd, STDIN_FILENO) < 0) ||
-		    (out_fd >= 0 && (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)))
-			_exit(127);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_status(pid_t pid)
-{
-	int status;
-
-	if (privsep_wait_child(pid, &status) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-/* Run argv with data on its stdin (NULL: inherit ours); its exit status, or -1. */
-static int run_program(char *const argv[], const char *data)
-{
-	int pipefd[2] = { -1, -1 };
-	pid_t pid;
-
-	if (data && pipe2(pipefd, O_CLOEXEC) < 0)
-		return -1;
-	pid = spawn_program(argv, pipefd[0], -1);
-	if (data) {
-		size_t off = 0, len = strlen(data);
-
-		close(pipefd[0]);
-		while (pid > 0 && off < len) {
-			ssize_t n = write(pipefd[1], data + off, len - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			off += (size_t)n;
-		}
-		close(pipefd[1]);
-	}
-	return pid < 0 ? -1 : wait_status(pid);
-}
-
-/* ---- hooks ----
- * As wg-quick: each hook with %i replaced by the interface name, evaluated by bash (hooks
- * written for wg-quick use its syntax: <(...), [[ ]], arrays), "[#] HOOK" first on stderr.
- * During a down that `noisetun down` waits for, stderr and the hooks' output go to it
- * (report_open). */
-
-static const char *const phase_names[] = { "PreUp", "PostUp", "PreDown", "PostDown" };
-
-static char **phase_hooks(enum hook_phase phase, size_t *count)
-{
-	switch (phase) {
-	case HOOK_PRE_UP:
-		*count = q.cfg.pre_up_count;
-		return q.cfg.pre_up;
-	case HOOK_POST_UP:
-		*count = q.cfg.post_up_count;
-		return q.cfg.post_up;
-	case HOOK_PRE_DOWN:
-		*count = q.cfg.pre_down_count;
-		return q.cfg.pre_down;
-	default:
-		*count = q.cfg.post_down_count;
-		return q.cfg.post_down;
-	}
-}
-
-/* bash, found once in PATH; else /bin/sh, said once. */
-static const char *hook_shell(void)
-{
-	static const char *shell;
-
-	if (!shell) {
-		shell = in_path("bash") ? "bash" : "/bin/sh";
-		if (shell[0] == '/')
-			log_error("bash is not installed: hooks run with /bin/sh, so bash syntax in them fails");
-	}
-	return shell;
-}
-
-/* The fd hooks and "[#]" lines go to: the report of a down, else our stderr. */
-static int hook_out_fd(void)
-{
-	return q.report_fd >= 0 ? q.report_fd : STDERR_FILENO;
-}
-
-/* hook with %i expanded; NULL without memory. */
-static char *hook_command(const char *hook)
-{
-	size_t len = strlen(hook), ifl = strlen(q.ifname), n = 0;
-	char *cmd = malloc(len * (ifl + 1) + 1); /* room for every "%i" expanded */
-
-	if (!cmd)
-		return NULL;
-	for (const char *p = hook; *p;) {
-		if (p[0] == '%' && p[1] == 'i') {
-			memcpy(cmd + n, q.ifname, ifl);
-			n += ifl;
-			p += 2;
-		} else {
-			cmd[n++] = *p++;
-		}
-	}
-	cmd[n] = 0;
-	return cmd;
 }
 
 /* hooks.c's view of the config (the monitor's own copy, never the worker's word). */
@@ -285,566 +115,24 @@ bool config_peer_name(const uint8_t key[NT_KEY_LEN], const char **name)
 	return false;
 }
 
-char *config_hook_expand(const char *hook)
+/* The interface config mode is for; "" outside it. */
+const char *config_ifname(void)
 {
-	return hook_command(hook);
+	return q.ifname;
 }
 
-const char *config_hook_shell(void)
+/* PreDown runs once, whoever asks first (the monitor's stop or the daemon's loop); its
+ * output goes to `noisetun down` if it listens. false: it ran already. */
+bool config_pre_down_begin(void)
 {
-	return hook_shell();
+	if (q.pre_down_done)
+		return false;
+	q.pre_down_done = true;
+	report_open(q.uapi_path, q.ifname);
+	return true;
 }
 
-static pid_t hook_spawn(enum hook_phase phase, const char *cmd)
-{
-	int out = hook_out_fd();
-
-	log_verbose("%s: %s", phase_names[phase], cmd);
-	if (dprintf(out, "[#] %s\n", cmd) < 0) {
-		/* nobody reads: the hook still runs */
-	}
-	return spawn_program((char *const[]){ (char *)hook_shell(), "-c", (char *)cmd, NULL }, -1,
-			     out == STDERR_FILENO ? -1 : out);
-}
-
-/* A hook's status: 0, or -1 with what_buf (logged unless the caller stops on it). */
-static int hook_result(enum hook_phase phase, const char *cmd, int status, int spawn_errno, bool stop_on_error)
-{
-	if (!status)
-		return 0;
-	snprintf(what_buf, sizeof(what_buf), "%s `%s' %s %d", phase_names[phase], cmd,
-		 status < 0 ? "could not run:" : "exited with status", status < 0 ? spawn_errno : status);
-	if (!stop_on_error) /* the caller reports it and stops */
-		log_error("%s", what_buf);
-	return -1;
-}
-
-/* Run the hooks of phase one after the other, waiting for each. Stops at the first failure
- * when stop_on_error (PreUp, PostUp: wg-quick's `set -e`); 0 or -1 with what_buf. */
-static int run_hooks(enum hook_phase phase, bool stop_on_error)
-{
-	size_t count;
-	char **hooks = phase_hooks(phase, &count);
-	int ret = 0;
-
-	for (size_t i = 0; i < count; i++) {
-		char *cmd = hook_command(hooks[i]);
-		pid_t pid;
-		int err;
-
-		if (!cmd) {
-			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[phase], strerror(ENOMEM));
-			return -1;
-		}
-		pid = hook_spawn(phase, cmd);
-		err = errno;
-		if (hook_result(phase, cmd, pid < 0 ? -1 : wait_status(pid), err, stop_on_error)) {
-			ret = -1;
-			if (stop_on_error) {
-				free(cmd);
-				return -1;
-			}
-		}
-		free(cmd);
-	}
-	return ret;
-}
-
-/* The same, for a caller whose event loop must go on meanwhile (a daemon without its
- * monitor serves the control socket, and a hook may well run `wg show %i`): each call
- * starts the next hook and gives its pidfd, for the caller to wait on and hand back to
- * config_hooks_next(). 1: a hook runs (*pidfd); 0: all done, no failure; -1: a hook
- * failed (PostUp stops there; what_buf says which). */
-static struct {
-	enum hook_phase phase;
-	size_t next;
-	pid_t pid;
-	int pidfd;
-	char *cmd;
-	bool failed;
-} hr = { .pidfd = -1 };
-
-static int hooks_spawn_next(int *pidfd)
-{
-	size_t count;
-	char **hooks = phase_hooks(hr.phase, &count);
-	bool stop = hr.phase == HOOK_POST_UP;
-
-	while (hr.next < count) {
-		int err;
-
-		if (!(hr.cmd = hook_command(hooks[hr.next++]))) {
-			snprintf(what_buf, sizeof(what_buf), "%s: %s", phase_names[hr.phase], strerror(ENOMEM));
-			return -1;
-		}
-		hr.pid = hook_spawn(hr.phase, hr.cmd);
-		if (hr.pid > 0 && (hr.pidfd = (int)syscall(SYS_pidfd_open, hr.pid, 0)) >= 0) {
-			*pidfd = hr.pidfd;
-			return 1;
-		}
-		err = errno;
-		/* no pidfd (a kernel before 5.3): wait here */
-		if (hook_result(hr.phase, hr.cmd, hr.pid > 0 ? wait_status(hr.pid) : -1, err, stop))
-			hr.failed = true;
-		free(hr.cmd);
-		hr.cmd = NULL;
-		if (hr.failed && stop)
-			return -1;
-	}
-	return hr.failed ? -1 : 0;
-}
-
-int config_hooks_start(enum hook_phase phase, int *pidfd)
-{
-	if (!q.active)
-		return 0;
-	if (phase == HOOK_PRE_DOWN) {
-		if (q.pre_down_done)
-			return 0;
-		q.pre_down_done = true;
-		report_open();
-	}
-	hr.phase = phase;
-	hr.next = 0;
-	hr.failed = false;
-	return hooks_spawn_next(pidfd);
-}
-
-int config_hooks_next(int *pidfd)
-{
-	int status = wait_status(hr.pid);
-
-	close(hr.pidfd);
-	hr.pidfd = -1;
-	if (hook_result(hr.phase, hr.cmd, status, 0, hr.phase == HOOK_POST_UP))
-		hr.failed = true;
-	free(hr.cmd);
-	hr.cmd = NULL;
-	if (hr.failed && hr.phase == HOOK_POST_UP)
-		return -1;
-	return hooks_spawn_next(pidfd);
-}
-
-const char *config_hooks_error(void)
-{
-	return what_buf;
-}
-
-/* A stop while a hook runs: it is told to stop too, and not waited for. */
-void config_hooks_abort(void)
-{
-	if (hr.pidfd < 0)
-		return;
-	kill(hr.pid, SIGTERM);
-	close(hr.pidfd);
-	hr.pidfd = -1;
-	free(hr.cmd);
-	hr.cmd = NULL;
-}
-
-/* PostUp, waiting for it: the monitor runs it once the worker serves the socket. */
-int config_post_up(const char **what)
-{
-	*what = what_buf;
-	return q.active ? run_hooks(HOOK_POST_UP, true) : 0;
-}
-
-/* ---- the report of a down: `noisetun down` listens on RUN_DIR/IFACE.down (root's, made
- * before it sends SIGTERM) and copies what arrives to its terminal, as wg-quick shows the
- * output of PreDown and PostDown. Without a listener (systemctl stop, ip link delete) the
- * output goes where ours does. ---- */
-
-static void report_open(void)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	const char *slash = q.uapi_path[0] ? strrchr(q.uapi_path, '/') : NULL;
-	struct stat st;
-	int fd;
-
-	if (q.report_fd >= 0 || !slash ||
-	    (size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%.*s/%s.down", (int)(slash - q.uapi_path),
-			     q.uapi_path, q.ifname) >= sizeof(addr.sun_path))
-		return;
-	/* Only root's own listener: the directory is root's, and so must the socket be. */
-	if (lstat(addr.sun_path, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
-		return;
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
-		return;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		close(fd); /* a stale file, or a listener that is not listening */
-		return;
-	}
-	/* Blocking again, for the hooks that write to it, but never stuck on a reader that
-	 * stopped reading. */
-	struct timeval tv = { .tv_sec = 5 };
-	if (fcntl(fd, F_SETFL, 0) < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
-		close(fd);
-		return;
-	}
-	q.report_fd = fd;
-	log_mirror(fd);
-	log_verbose("reporting the down to %s", addr.sun_path);
-}
-
-static void report_close(void)
-{
-	if (q.report_fd < 0)
-		return;
-	log_mirror(-1);
-	close(q.report_fd);
-	q.report_fd = -1;
-}
-
-/* ---- DNS through resolvconf, as wg-quick: the record is IFACE with the prefix that
- * /etc/resolvconf/interface-order gives tunnels (Debian's resolvconf: "tun.") ---- */
-
-static void resolvconf_name(char *buf, size_t size)
-{
-	FILE *f = fopen("/etc/resolvconf/interface-order", "re");
-	char line[256], prefix[64] = "";
-
-	while (f && fgets(line, sizeof(line), f)) {
-		size_t n = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-");
-		if (n && n < sizeof(prefix) && line[n] == '*' && (line[n + 1] == '\n' || !line[n + 1])) {
-			snprintf(prefix, sizeof(prefix), "%.*s.", (int)n, line);
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	snprintf(buf, size, "%s%s", prefix, q.ifname);
-}
-
-static bool dns_is_address(const char *s)
-{
-	return strchr(s, ':') || (*s && strspn(s, "0123456789.") == strlen(s));
-}
-
-static bool wants_default(const struct nt_config *cfg, int family);
-
-/* systemd-resolved runs (its Varlink socket exists), resolvectl is there, and we are in
- * init's network namespace, where resolved knows our link. (Not in a test's namespace:
- * there the host's resolved must not be touched; resolvconf, maybe a stand-in, is.) */
-static bool resolved_running(void)
-{
-	struct stat self, init;
-
-	return access("/run/systemd/resolve/io.systemd.Resolve", F_OK) == 0 && in_path("resolvectl") &&
-	       stat("/proc/self/ns/net", &self) == 0 && stat("/proc/1/ns/net", &init) == 0 &&
-	       self.st_dev == init.st_dev && self.st_ino == init.st_ino;
-}
-
-/* resolvectl VERB IFACE, then the DNS entries that are (addresses) or are not (search
- * domains) addresses, after `extra` if any; its exit status, or -1. */
-static int resolvectl(const char *verb, const struct nt_config *cfg, bool addresses, const char *extra)
-{
-	char **argv = calloc(cfg->dns_count + 5, sizeof(*argv));
-	size_t n = 0;
-	int status;
-
-	if (!argv)
-		return -1;
-	argv[n++] = (char *)"resolvectl";
-	argv[n++] = (char *)verb;
-	argv[n++] = q.ifname;
-	if (extra)
-		argv[n++] = (char *)extra;
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		if (dns_is_address(cfg->dns[i]) == addresses)
-			argv[n++] = cfg->dns[i];
-	argv[n] = NULL;
-	status = run_program(argv, NULL);
-	free(argv);
-	return status;
-}
-
-/* Per link, as systemd-networkd would: the servers on IFACE, the search domains as its
- * domains, and for a full tunnel the routing domain `~.`, so every query goes through
- * the tunnel. The link's settings vanish with the link. */
-static int dns_up_resolved(const struct nt_config *cfg)
-{
-	bool full = wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
-	bool servers = false, domains = false;
-
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		*(dns_is_address(cfg->dns[i]) ? &servers : &domains) = true;
-	log_verbose("DNS: systemd-resolved on %s%s", q.ifname, full ? ", routing domain ~." : "");
-	q.dns_set = q.dns_resolved = true;
-	if (servers && resolvectl("dns", cfg, true, NULL)) {
-		snprintf(what_buf, sizeof(what_buf), "resolvectl dns %s failed", q.ifname);
-		return -EIO;
-	}
-	if ((domains || full) && resolvectl("domain", cfg, false, full ? "~." : NULL)) {
-		snprintf(what_buf, sizeof(what_buf), "resolvectl domain %s failed", q.ifname);
-		return -EIO;
-	}
-	return 0;
-}
-
-static int dns_up(const struct nt_config *cfg)
-{
-	char name[96], *data;
-	size_t size = 64;
-	int status;
-
-	if (!cfg->dns_count)
-		return 0;
-	if (resolved_running())
-		return dns_up_resolved(cfg);
-	if (!in_path("resolvconf")) {
-		log_error("DNS: resolvconf is not installed: the DNS servers of the config are not set");
-		return 0;
-	}
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		size += strlen(cfg->dns[i]) + 16;
-	if (!(data = malloc(size)))
-		return -ENOMEM;
-	data[0] = 0;
-	for (size_t i = 0; i < cfg->dns_count; i++)
-		if (dns_is_address(cfg->dns[i]))
-			strcat(strcat(strcat(data, "nameserver "), cfg->dns[i]), "\n");
-	for (size_t i = 0, first = 1; i < cfg->dns_count; i++) {
-		if (dns_is_address(cfg->dns[i]))
-			continue;
-		strcat(strcat(data, first ? "search " : " "), cfg->dns[i]);
-		first = 0;
-	}
-	if (data[strlen(data) - 1] != '\n')
-		strcat(data, "\n");
-	resolvconf_name(name, sizeof(name));
-	log_verbose("resolvconf -a %s -m 0 -x", name);
-	status = run_program((char *const[]){ "resolvconf", "-a", name, "-m", "0", "-x", NULL }, data);
-	free(data);
-	if (status) {
-		snprintf(what_buf, sizeof(what_buf), "resolvconf -a %s failed (status %d)", name, status);
-		return -EIO;
-	}
-	q.dns_set = true;
-	return 0;
-}
-
-static void dns_down(void)
-{
-	char name[96];
-
-	if (!q.dns_set)
-		return;
-	if (q.dns_resolved) {
-		/* Once the link is gone (the worker took the TUN with it), so is its DNS. */
-		if (if_nametoindex(q.ifname) &&
-		    run_program((char *const[]){ "resolvectl", "revert", q.ifname, NULL }, NULL))
-			log_error("DNS: resolvectl revert %s failed", q.ifname);
-		q.dns_set = q.dns_resolved = false;
-		return;
-	}
-	resolvconf_name(name, sizeof(name));
-	log_verbose("resolvconf -d %s -f", name);
-	if (run_program((char *const[]){ "resolvconf", "-d", name, "-f", NULL }, NULL))
-		log_error("resolvconf -d %s failed", name);
-	q.dns_set = false;
-}
-
-/* ---- loading FILE ---- */
-
-/* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
- * retrying transient failures with growing pauses (WG_ENDPOINT_RESOLUTION_RETRIES, 15). */
-static int resolve(const char *host, uint16_t port, int retries, struct nt_uapi_endpoint *out, const char **why)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_protocol = IPPROTO_UDP };
-	struct addrinfo *res, *ai;
-	char service[8];
-	useconds_t pause = 1000000;
-	int ret;
-
-	snprintf(service, sizeof(service), "%u", port);
-	for (;;) {
-		ret = getaddrinfo(host, service, &hints, &res);
-		if (!ret)
-			break;
-		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries-- <= 0) {
-			*why = gai_strerror(ret);
-			return -EINVAL;
-		}
-		usleep(pause);
-		pause = pause * 6 / 5 > 20000000 ? 20000000 : pause * 6 / 5;
-	}
-	for (ai = res; ai; ai = ai->ai_next)
-		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
-			break;
-	if (!ai) {
-		freeaddrinfo(res);
-		*why = "no IPv4 or IPv6 address";
-		return -EINVAL;
-	}
-	memset(out, 0, sizeof(*out));
-	out->family = (uint8_t)ai->ai_family;
-	out->port = port;
-	if (ai->ai_family == AF_INET) {
-		memcpy(out->addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-	} else {
-		memcpy(out->addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-		out->scope_id = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_scope_id;
-	}
-	freeaddrinfo(res);
-	return 0;
-}
-
-static int read_file(const char *path, char **text, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		if (n == cap || !buf) {
-			char *p;
-			if (buf)
-				cap *= 2;
-			if (cap > MAX_CONFIG_SIZE || !(p = malloc(cap))) {
-				err = cap > MAX_CONFIG_SIZE ? -EFBIG : -ENOMEM;
-				break;
-			}
-			if (buf) {
-				memcpy(p, buf, n);
-				explicit_bzero(buf, n);
-				free(buf);
-			}
-			buf = p;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (err) {
-		if (buf)
-			explicit_bzero(buf, n);
-		free(buf);
-		return err;
-	}
-	*text = buf;
-	*len = n;
-	return 0;
-}
-
-/* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
- * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
-static int table_lookup(const char *name, uint32_t *id)
-{
-	static const char *const dirs[] = { "/etc/iproute2", "/usr/share/iproute2" };
-
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		char path[PATH_MAX], *text;
-		size_t len;
-		DIR *d;
-		struct dirent *e;
-		int found = -ENOENT;
-
-		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
-		if (!read_file(path, &text, &len)) {
-			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
-			if (!found)
-				return 0;
-		}
-		snprintf(path, sizeof(path), "%s/rt_tables.d", dirs[i]);
-		if (!(d = opendir(path)))
-			continue;
-		while (found && (e = readdir(d))) {
-			size_t n = strlen(e->d_name);
-			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
-			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
-			    read_file(path, &text, &len))
-				continue;
-			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
-		}
-		closedir(d);
-		if (!found)
-			return 0;
-	}
-	return -ENOENT;
-}
-
-/* Parse and resolve q.path into *cfg and *eps; on error a `FILE:LINE: message` in msg. */
-static int load(struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retries, char *msg, size_t size)
-{
-	struct nt_config_error perr = { 0 };
-	char *text = NULL;
-	size_t len = 0;
-	int err;
-
-	memset(cfg, 0, sizeof(*cfg));
-	*eps = NULL;
-	if ((err = read_file(q.path, &text, &len))) {
-		snprintf(msg, size, "%s: %s", q.path, strerror(-err));
-		return err;
-	}
-	err = nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &perr);
-	explicit_bzero(text, len);
-	free(text);
-	if (err) {
-		if (err == -EINVAL && perr.line)
-			snprintf(msg, size, "%s:%u: %s", q.path, perr.line, perr.message);
-		else if (err == -EINVAL)
-			snprintf(msg, size, "%s: %s", q.path, perr.message);
-		else
-			snprintf(msg, size, "%s: %s", q.path, strerror(-err));
-		return err;
-	}
-	if (cfg->table == NT_TABLE_NAME) {
-		if (table_lookup(cfg->table_name, &cfg->table_id)) {
-			snprintf(msg, size, "%s: Table: no table \"%s\" in /etc/iproute2/rt_tables or /usr/share/iproute2/rt_tables",
-				 q.path, cfg->table_name);
-			nt_config_free(cfg);
-			return -EINVAL;
-		}
-		cfg->table = NT_TABLE_ID;
-	}
-	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
-	if (!*eps) {
-		nt_config_free(cfg);
-		snprintf(msg, size, "%s: %s", q.path, strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		const struct nt_config_peer *p = &cfg->peers[i];
-		const char *why = "";
-
-		if (!p->has_endpoint)
-			continue;
-		if ((err = resolve(p->endpoint_host, p->endpoint_port, retries, &(*eps)[i], &why))) {
-			snprintf(msg, size, "%s:%u: Endpoint: cannot resolve \"%s\": %s", q.path,
-				 p->endpoint_line ? p->endpoint_line : p->line, p->endpoint_host, why);
-			nt_config_free(cfg);
-			free(*eps);
-			*eps = NULL;
-			/* Not the file's fault (DNS may come later): unlike a parse error. */
-			return err == -EINVAL ? -EHOSTUNREACH : err;
-		}
-	}
-	return 0;
-}
-
-static int resolution_retries(void)
-{
-	const char *s = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
-
-	if (!s || !*s)
-		return 15;
-	if (!strcmp(s, "infinity"))
-		return INT_MAX;
-	return atoi(s);
-}
+/* ---- prepare: FILE loaded, then PreUp ---- */
 
 int config_prepare(const char *path, const char *ifname)
 {
@@ -862,7 +150,7 @@ int config_prepare(const char *path, const char *ifname)
 		return err == ENOMEM ? -1 : 1;
 	}
 	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
-	if ((err = load(&q.cfg, &eps, resolution_retries(), msg, sizeof(msg)))) {
+	if ((err = config_load(q.path, &q.cfg, &eps, config_resolution_retries(), msg, sizeof(msg)))) {
 		fprintf(stderr, "%s\n", msg);
 		/* The file itself is bad (syntax, unreadable, too big): retrying cannot help. */
 		return err == -EINVAL || err == -EACCES || err == -ENOENT || err == -EISDIR || err == -EFBIG ? 1 : -1;
@@ -876,9 +164,8 @@ int config_prepare(const char *path, const char *ifname)
 		free(dir);
 	}
 	q.active = true;
-	q.report_fd = -1;
-	if (run_hooks(HOOK_PRE_UP, true)) {
-		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, what_buf);
+	if (config_hooks_run(HOOK_PRE_UP, true)) {
+		fprintf(stderr, "noisetund: %s: %s\n", q.ifname, config_hooks_error());
 		return -1;
 	}
 	return 0;
@@ -886,204 +173,10 @@ int config_prepare(const char *path, const char *ifname)
 
 /* ---- the wg settings ---- */
 
-static bool wants_default(const struct nt_config *cfg, int family)
+/* A /0 of either family: resolved gets the routing domain `~.` (dns.c). */
+static bool full_tunnel(const struct nt_config *cfg)
 {
-	for (size_t i = 0; i < cfg->peers_count; i++)
-		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++)
-			if (cfg->peers[i].allowed_ips[j].family == family && cfg->peers[i].allowed_ips[j].cidr == 0)
-				return true;
-	return false;
-}
-
-static bool table_in_use(uint32_t table)
-{
-	bool v4 = false, v6 = false;
-
-	rtnl_route_exists(AF_INET, NULL, 0, 0, table, &v4);
-	rtnl_route_exists(AF_INET6, NULL, 0, 0, table, &v6);
-	return v4 || v6;
-}
-
-/* wg-quick's add_default: the table (and fwmark) for the /0 trick is the fwmark already
- * set, else the first of 51820, 51821, ... with no routes. Kept across reloads. */
-static uint32_t policy_table_for(const struct nt_config *cfg)
-{
-	if (cfg->table != NT_TABLE_AUTO || (!wants_default(cfg, AF_INET) && !wants_default(cfg, AF_INET6)))
-		return 0;
-	if (cfg->has_fwmark && cfg->fwmark)
-		return cfg->fwmark;
-	if (q.policy_table)
-		return q.policy_table;
-	for (uint32_t t = POLICY_TABLE_FIRST;; t++)
-		if (!table_in_use(t))
-			return t;
-}
-
-/* The set request FILE stands for. cur NULL: a fresh device (setconf); else syncconf
- * against the running device: live peers FILE lacks are removed, and only what differs
- * from the device is set at device level (a private key set again would drop every
- * session). */
-static int build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
-		     const struct device_state *cur, uint32_t fwmark)
-{
-	size_t n = 0;
-
-	memset(set, 0, sizeof(*set));
-	set->peers = calloc(cfg->peers_count + (cur ? cur->peers_count : 0) + 1, sizeof(*set->peers));
-	if (!set->peers)
-		return -ENOMEM;
-	/* in the set, so that a reload reaches the worker that holds it */
-	set->has_mss_clamp = true;
-	set->mss_clamp = !cfg->no_mss_clamp;
-
-	if (!cur) {
-		set->has_private_key = cfg->has_private_key;
-		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
-		set->has_listen_port = cfg->has_listen_port;
-		set->listen_port = cfg->listen_port;
-		set->has_fwmark = fwmark != 0;
-	} else {
-		uint8_t want[NT_KEY_LEN] = { 0 }, have[NT_KEY_LEN] = { 0 };
-
-		if (cfg->has_private_key) {
-			memcpy(want, cfg->private_key, NT_KEY_LEN);
-			nt_key_clamp(want);
-		}
-		if (cur->has_private_key)
-			memcpy(have, cur->private_key, NT_KEY_LEN);
-		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
-		memcpy(set->private_key, cfg->has_private_key ? cfg->private_key : want, NT_KEY_LEN);
-		explicit_bzero(want, sizeof(want));
-		explicit_bzero(have, sizeof(have));
-		/* listen_port=0 takes a new random port (as in the kernel): a file without
-		 * ListenPort keeps the bound one by not sending it. */
-		set->has_listen_port = cfg->has_listen_port;
-		set->listen_port = cfg->listen_port;
-		set->has_fwmark = fwmark != cur->fwmark;
-
-		for (size_t j = 0; j < cur->peers_count; j++) {
-			bool kept = false;
-			for (size_t i = 0; i < cfg->peers_count && !kept; i++)
-				kept = nt_equal(cur->peers[j], cfg->peers[i].public_key, NT_KEY_LEN);
-			if (!kept) {
-				memcpy(set->peers[n].public_key, cur->peers[j], NT_KEY_LEN);
-				set->peers[n++].remove = true;
-			}
-		}
-	}
-	set->fwmark = fwmark;
-
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		const struct nt_config_peer *cp = &cfg->peers[i];
-		struct nt_uapi_peer *up = &set->peers[n++];
-
-		memcpy(up->public_key, cp->public_key, NT_KEY_LEN);
-		/* On reload, a key or keepalive the file no longer has is removed (zero). */
-		up->has_preshared_key = cp->has_preshared_key || cur;
-		if (cp->has_preshared_key)
-			memcpy(up->preshared_key, cp->preshared_key, NT_KEY_LEN);
-		if (cp->psk_file) {
-			const char *why = "";
-
-			/* Until the file holds a key: a random one, so that no handshake succeeds
-			 * without it (watch.c says why once it watches the file). */
-			up->has_preshared_key = true;
-			if (psk_file_read(cp->psk_file, up->preshared_key, &why))
-				randombytes_buf(up->preshared_key, NT_KEY_LEN);
-		}
-		/* noisetun's own keys: on reload always, so that removing the comment enables. */
-		up->has_lifecycle_disabled = cp->disabled || cur;
-		up->lifecycle_disabled = cp->disabled;
-		up->has_valid_until = cp->valid_until || cur;
-		up->valid_until = cp->valid_until;
-		up->has_endpoint = eps[i].family != 0;
-		up->endpoint = eps[i];
-		up->has_persistent_keepalive = cp->has_persistent_keepalive || cur;
-		up->persistent_keepalive = cp->has_persistent_keepalive ? cp->persistent_keepalive : 0;
-		up->replace_allowed_ips = true;
-		up->allowed_ips = cp->allowed_ips; /* borrowed: freed with cfg */
-		up->allowed_ips_count = cp->allowed_ips_count;
-		/* The file's "# friendly_name =" (or "# Name ="); on reload a name the file no
-		 * longer has is removed (""). A name alone never touches a session. */
-		up->has_name = cp->name || cur;
-		if (cp->name)
-			snprintf(up->name, sizeof(up->name), "%s", cp->name);
-	}
-	set->peers_count = n;
-	return 0;
-}
-
-static void free_set(struct nt_uapi_set *set)
-{
-	if (set->peers) {
-		for (size_t i = 0; i < set->peers_count; i++)
-			explicit_bzero(set->peers[i].preshared_key, NT_KEY_LEN);
-		free(set->peers);
-	}
-	explicit_bzero(set, sizeof(*set));
-}
-
-static uint32_t fwmark_for(const struct nt_config *cfg, uint32_t policy_table)
-{
-	return cfg->has_fwmark && cfg->fwmark ? cfg->fwmark : policy_table;
-}
-
-/* ---- addresses ---- */
-
-static bool address_equal(const struct nt_config_address *a, const struct nt_config_address *b)
-{
-	return a->family == b->family && a->cidr == b->cidr && !memcmp(a->addr, b->addr, family_len(a->family));
-}
-
-static bool address_listed(const struct nt_config_address *a, const struct nt_config_address *list, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		if (address_equal(a, &list[i]))
-			return true;
-	return false;
-}
-
-/* Remove the addresses we added that cfg no longer has; add those it has and we did not. */
-static int addresses_sync(struct device *dev, const struct nt_config *cfg, bool stop_on_error)
-{
-	char buf[64];
-	int err, ret = 0;
-
-	for (size_t i = 0; i < q.addrs_count;) {
-		struct nt_config_address *a = &q.addrs[i];
-		if (address_listed(a, cfg->addresses, cfg->addresses_count)) {
-			i++;
-			continue;
-		}
-		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
-		if ((err = rtnl_addr(false, dev->ifindex, a->family, a->addr, a->cidr)) && err != -EADDRNOTAVAIL)
-			log_error("cannot remove address %s: %s", buf, strerror(-err));
-		else
-			log_verbose("removed address %s", buf);
-		q.addrs[i] = q.addrs[--q.addrs_count];
-	}
-	for (size_t i = 0; i < cfg->addresses_count; i++) {
-		const struct nt_config_address *a = &cfg->addresses[i];
-		struct nt_config_address *grown;
-
-		if (address_listed(a, q.addrs, q.addrs_count))
-			continue;
-		fmt_prefix(buf, sizeof(buf), a->family, a->addr, a->cidr);
-		if ((err = rtnl_addr(true, dev->ifindex, a->family, a->addr, a->cidr))) {
-			snprintf(what_buf, sizeof(what_buf), "cannot add address %s", buf);
-			if (stop_on_error)
-				return err;
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-			continue;
-		}
-		log_verbose("added address %s", buf);
-		if (!(grown = realloc(q.addrs, (q.addrs_count + 1) * sizeof(*grown))))
-			return -ENOMEM;
-		q.addrs = grown;
-		q.addrs[q.addrs_count++] = *a;
-	}
-	return ret;
+	return wants_default(cfg, AF_INET) || wants_default(cfg, AF_INET6);
 }
 
 /* ---- MTU: configured, or wg-quick's guess ---- */
@@ -1103,409 +196,6 @@ static unsigned auto_mtu(const struct nt_config *cfg, const struct nt_uapi_endpo
 	return best - MTU_OVERHEAD;
 }
 
-/* ---- routes ---- */
-
-static bool route_equal(const struct route *a, const struct route *b)
-{
-	return a->family == b->family && a->len == b->len && a->table == b->table &&
-	       !memcmp(a->addr, b->addr, family_len(a->family));
-}
-
-static int route_order(const void *pa, const void *pb)
-{
-	const struct route *a = pa, *b = pb;
-
-	if (a->len != b->len)
-		return a->len > b->len ? -1 : 1;
-	if (a->family != b->family)
-		return a->family < b->family ? -1 : 1;
-	return memcmp(a->addr, b->addr, 16);
-}
-
-/* The plain routes cfg asks for, longest prefix first; /0 with Table=auto is the policy
- * trick instead, and Table=off asks for none. */
-static int wanted_routes(const struct nt_config *cfg, struct route **out, size_t *count)
-{
-	size_t cap = 0, n = 0;
-	struct route *list = NULL;
-
-	*out = NULL;
-	*count = 0;
-	if (cfg->table == NT_TABLE_OFF)
-		return 0;
-	for (size_t i = 0; i < cfg->peers_count; i++)
-		cap += cfg->peers[i].allowed_ips_count;
-	if (cap && !(list = calloc(cap, sizeof(*list))))
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		for (size_t j = 0; j < cfg->peers[i].allowed_ips_count; j++) {
-			const struct nt_uapi_allowed_ip *a = &cfg->peers[i].allowed_ips[j];
-			struct route r = { .family = a->family, .len = a->cidr };
-			bool dup = false;
-
-			if (a->family != AF_INET && a->family != AF_INET6)
-				continue;
-			if (a->cidr == 0 && cfg->table == NT_TABLE_AUTO)
-				continue;
-			r.table = cfg->table == NT_TABLE_ID ? cfg->table_id : RT_TABLE_MAIN;
-			for (unsigned b = 0; b < a->cidr && b < family_len(a->family) * 8; b++)
-				if (a->addr[b / 8] & (0x80 >> (b % 8)))
-					r.addr[b / 8] |= (uint8_t)(0x80 >> (b % 8));
-			for (size_t k = 0; k < n && !dup; k++)
-				dup = route_equal(&list[k], &r);
-			if (!dup)
-				list[n++] = r;
-		}
-	}
-	if (n)
-		qsort(list, n, sizeof(*list), route_order);
-	*out = list;
-	*count = n;
-	return 0;
-}
-
-/* The two rules of a full tunnel, as wg-quick adds them, with the priority we chose and
- * our protocol: deleted by all of that, never by a lookalike (issue 21 #5). */
-static struct rtnl_rule mark_rule(int family, uint32_t table, uint32_t priority)
-{
-	return (struct rtnl_rule){ .family = family, .priority = priority, .table = table, .protocol = RTPROT_NOISETUN,
-				   .invert = true, .has_fwmark = true, .fwmark = table };
-}
-
-static struct rtnl_rule suppress_rule(int family, uint32_t priority)
-{
-	return (struct rtnl_rule){ .family = family, .priority = priority, .table = RT_TABLE_MAIN,
-				   .protocol = RTPROT_NOISETUN, .suppress = true };
-}
-
-static bool rule_same(const struct rtnl_rule *a, const struct rtnl_rule *b)
-{
-	return !a->other && !b->other && a->family == b->family && a->priority == b->priority && a->table == b->table &&
-	       a->protocol == b->protocol && a->invert == b->invert && a->has_fwmark == b->has_fwmark &&
-	       (!a->has_fwmark || a->fwmark == b->fwmark) && a->suppress == b->suppress;
-}
-
-static const char *family_opt(int family)
-{
-	return family == AF_INET ? "-4" : "-6";
-}
-
-static const char *nft_family(int family)
-{
-	return family == AF_INET ? "ip" : "ip6";
-}
-
-static void policy_del(struct device *dev, int family)
-{
-	static const uint8_t any[16];
-	int slot = family_slot(family), err;
-	unsigned *done = &q.policy[slot];
-	const char *v = family_opt(family);
-	struct rtnl_rule r;
-
-	if (*done & POLICY_GUARD) {
-		if ((err = nft_guard_del(q.ifname, family)) && err != -ENOENT)
-			log_error("cannot delete nftables table %s noisetun-%s: %s", nft_family(family), q.ifname,
-				  strerror(-err));
-		else
-			log_verbose("nft delete table %s noisetun-%s", nft_family(family), q.ifname);
-	}
-	if (*done & POLICY_RULE_SUPPRESS) {
-		r = suppress_rule(family, q.suppress_prio[slot]);
-		if ((err = rtnl_rule(false, &r)))
-			log_error("cannot delete rule (%s) %u: table main suppress_prefixlength 0: %s", v, r.priority,
-				  strerror(-err));
-		else
-			log_verbose("ip %s rule delete priority %u table main suppress_prefixlength 0", v, r.priority);
-	}
-	if (*done & POLICY_RULE_MARK) {
-		r = mark_rule(family, q.policy_table, q.mark_prio[slot]);
-		if ((err = rtnl_rule(false, &r)))
-			log_error("cannot delete rule (%s) %u: not fwmark %u table %u: %s", v, r.priority, r.fwmark, r.table,
-				  strerror(-err));
-		else
-			log_verbose("ip %s rule delete priority %u not fwmark %u table %u", v, r.priority, r.fwmark, r.table);
-	}
-	if (*done & POLICY_ROUTE)
-		rtnl_route(false, family, any, 0, dev->ifindex, q.policy_table);
-	*done = 0;
-}
-
-/* The priority the kernel would give a rule added without one (just above the first rule
- * after `local`), so that ours go where wg-quick's go; we name it so that we can delete by
- * it. */
-static int lowest_prio_cb(void *ctx, const struct rtnl_rule *r)
-{
-	uint32_t *lowest = ctx;
-
-	if (r->priority && r->priority < *lowest)
-		*lowest = r->priority;
-	return 0;
-}
-
-static int free_priorities(int family, uint32_t *mark, uint32_t *suppress)
-{
-	uint32_t lowest = 32766; /* main's, should every rule but local be gone */
-	int err;
-
-	if ((err = rtnl_rule_list(family, lowest_prio_cb, &lowest)))
-		return err;
-	if (lowest < 3)
-		return -ENOSPC;
-	*mark = lowest - 1;
-	*suppress = lowest - 2;
-	return 0;
-}
-
-/* ---- what a crashed instance left (issue 15 #5) ----
- * The kernel takes our routes with the TUN device when the last process holding it dies,
- * but the policy rules and nftables tables stay. A start looks for them before it adds its
- * own: the table noisetun-IFACE by its name (IFACE is ours now: the device exists), and
- * rules with our protocol for TABLE, the table (= fwmark) this start is about to use, when
- * no route is in TABLE: a live instance always has its default route there before its
- * rules and removes the rules first, so those rules are a dead instance's. Its suppress
- * rule sits just below its fwmark rule (see free_priorities). */
-#define STALE_MAX 64
-
-struct stale {
-	uint32_t table;
-	struct rtnl_rule mark[STALE_MAX], suppress[STALE_MAX];
-	size_t marks, suppresses;
-};
-
-static int stale_cb(void *ctx, const struct rtnl_rule *r)
-{
-	struct stale *st = ctx;
-	struct rtnl_rule want = mark_rule(r->family, st->table, r->priority);
-	struct rtnl_rule sup = suppress_rule(r->family, r->priority);
-
-	if (rule_same(r, &want) && st->marks < STALE_MAX)
-		st->mark[st->marks++] = *r;
-	else if (rule_same(r, &sup) && st->suppresses < STALE_MAX)
-		st->suppress[st->suppresses++] = *r;
-	return 0;
-}
-
-static void policy_cleanup(struct device *dev, uint32_t table)
-{
-	struct stale *st;
-	int err;
-
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if (!(err = nft_guard_del(dev->ifname, family)))
-			log_error("removed nftables table %s noisetun-%s, left by a dead instance", nft_family(family),
-				  dev->ifname);
-		else if (err != -ENOENT)
-			log_verbose("nftables: cannot look for a stale table %s noisetun-%s: %s", nft_family(family),
-				    dev->ifname, strerror(-err));
-	}
-	if (!table || table_in_use(table) || !(st = malloc(sizeof(*st))))
-		return;
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		memset(st, 0, sizeof(*st));
-		st->table = table;
-		if (rtnl_rule_list(family, stale_cb, st))
-			continue;
-		for (size_t i = 0; i < st->marks; i++) {
-			struct rtnl_rule *m = &st->mark[i];
-
-			if (!rtnl_rule(false, m))
-				log_error("removed rule (%s) %u: not fwmark %u table %u, left by a dead instance", family_opt(family),
-					  m->priority, m->fwmark, m->table);
-			for (size_t j = 0; j < st->suppresses; j++) {
-				if (st->suppress[j].priority + 1 != m->priority)
-					continue;
-				if (!rtnl_rule(false, &st->suppress[j]))
-					log_error("removed rule (%s) %u: table main suppress_prefixlength 0, left by a dead instance",
-						  family_opt(family), st->suppress[j].priority);
-				st->suppress[j].priority = UINT32_MAX; /* once: no rule of ours is at 0 */
-				break;
-			}
-		}
-	}
-	free(st);
-}
-
-/* wg-quick's firewall for the /0 of one family: nftables table noisetun-IFACE (nft.c)
- * with the addresses the interface has now, of any scope, as wg-quick reads them. */
-struct guard_addrs {
-	int family;
-	uint8_t (*addrs)[16];
-	size_t count;
-	bool too_many;
-};
-
-static int guard_addr_cb(void *ctx, int family, const uint8_t *addr, uint8_t len)
-{
-	struct guard_addrs *g = ctx;
-
-	(void)len;
-	if (family != g->family)
-		return 0;
-	if (g->count == NFT_MAX_ADDRS) {
-		g->too_many = true;
-		return 0;
-	}
-	memcpy(g->addrs[g->count++], addr, family_len(family));
-	return 0;
-}
-
-static int guard_set(struct device *dev, int family, uint32_t fwmark)
-{
-	struct guard_addrs g = { .family = family };
-	int err;
-
-	if (!(g.addrs = calloc(NFT_MAX_ADDRS, sizeof(*g.addrs))))
-		return -ENOMEM;
-	if (!(err = rtnl_addr_list_all(dev->ifindex, guard_addr_cb, &g)))
-		err = g.too_many ? -E2BIG : nft_guard_set(dev->ifname, family, fwmark, (const uint8_t(*)[16])g.addrs, g.count);
-	free(g.addrs);
-	if (!err)
-		log_verbose("nftables table %s noisetun-%s: drop to the %zu address(es) of %s unless from it; "
-			    "connmark for fwmark %u", nft_family(family), dev->ifname, g.count, dev->ifname, fwmark);
-	return err;
-}
-
-static int policy_add(struct device *dev, int family, uint32_t table)
-{
-	static const uint8_t any[16];
-	int slot = family_slot(family);
-	unsigned *done = &q.policy[slot];
-	const char *v = family_opt(family);
-	struct rtnl_rule r;
-	int err;
-
-	q.policy_table = table;
-	if ((err = rtnl_route(true, family, any, 0, dev->ifindex, table))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add the default route (%s) to table %u", v, table);
-		return err;
-	}
-	*done |= POLICY_ROUTE;
-	if ((err = free_priorities(family, &q.mark_prio[slot], &q.suppress_prio[slot]))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot choose the priorities of the rules (%s)", v);
-		return err;
-	}
-	r = mark_rule(family, table, q.mark_prio[slot]);
-	if ((err = rtnl_rule(true, &r))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) not fwmark %u table %u", v, table, table);
-		return err;
-	}
-	*done |= POLICY_RULE_MARK;
-	r = suppress_rule(family, q.suppress_prio[slot]);
-	if ((err = rtnl_rule(true, &r))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add rule (%s) table main suppress_prefixlength 0", v);
-		return err;
-	}
-	*done |= POLICY_RULE_SUPPRESS;
-	log_verbose("full tunnel (%s): default route in table %u, rules %u `not fwmark %u table %u' and "
-		    "%u `table main suppress_prefixlength 0'", v, table, q.mark_prio[slot], table, table,
-		    q.suppress_prio[slot]);
-	if ((err = guard_set(dev, family, table))) {
-		snprintf(what_buf, sizeof(what_buf), "cannot add nftables table %s noisetun-%s", nft_family(family),
-			 dev->ifname);
-		return err;
-	}
-	*done |= POLICY_GUARD;
-	if (family == AF_INET) {
-		/* Replies to our marked UDP must pass rp_filter: wg-quick sets this too and leaves it. */
-		int fd = open("/proc/sys/net/ipv4/conf/all/src_valid_mark", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "1\n", 2) != 2)
-			log_error("cannot set net.ipv4.conf.all.src_valid_mark=1: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-	return 0;
-}
-
-/* Bring routes and policy rules in line with cfg: drop ours that cfg no longer wants, then
- * add what is missing, longest prefix first, skipping a prefix that a route on our
- * interface in table main already covers (wg-quick's `ip route show dev X match P`). */
-static int routes_sync(struct device *dev, const struct nt_config *cfg, uint32_t policy_table, bool stop_on_error)
-{
-	struct route *want;
-	size_t want_count;
-	char buf[64];
-	int err, ret = 0;
-
-	if ((err = wanted_routes(cfg, &want, &want_count)))
-		return err;
-	for (size_t i = 0; i < q.routes_count;) {
-		struct route *r = &q.routes[i];
-		bool keep = false;
-		for (size_t j = 0; j < want_count && !keep; j++)
-			keep = route_equal(r, &want[j]);
-		if (keep) {
-			i++;
-			continue;
-		}
-		rtnl_route(false, r->family, r->addr, r->len, dev->ifindex, r->table);
-		log_verbose("removed route %s table %u", fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len), r->table);
-		q.routes[i] = q.routes[--q.routes_count];
-	}
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		bool wanted = policy_table && wants_default(cfg, family);
-		if (q.policy[family_slot(family)] && (!wanted || policy_table != q.policy_table))
-			policy_del(dev, family);
-	}
-	if (!q.policy[0] && !q.policy[1])
-		q.policy_table = 0;
-
-	for (size_t i = 0; i < want_count; i++) {
-		struct route *r = &want[i], *grown;
-		bool have = false;
-
-		for (size_t j = 0; j < q.routes_count && !have; j++)
-			have = route_equal(r, &q.routes[j]);
-		if (have)
-			continue;
-		fmt_prefix(buf, sizeof(buf), r->family, r->addr, r->len);
-		if (r->table == RT_TABLE_MAIN && cfg->table == NT_TABLE_AUTO &&
-		    !rtnl_route_exists(r->family, r->addr, r->len, dev->ifindex, RT_TABLE_MAIN, &have) && have) {
-			log_verbose("route %s: already routed through %s", buf, dev->ifname);
-			continue;
-		}
-		if ((err = rtnl_route(true, r->family, r->addr, r->len, dev->ifindex, r->table))) {
-			snprintf(what_buf, sizeof(what_buf), "cannot add route %s table %u", buf, r->table);
-			if (stop_on_error) {
-				ret = err;
-				goto out;
-			}
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-			continue;
-		}
-		log_verbose("added route %s table %u", buf, r->table);
-		if (!(grown = realloc(q.routes, (q.routes_count + 1) * sizeof(*grown)))) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		q.routes = grown;
-		q.routes[q.routes_count++] = *r;
-	}
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if (q.policy[family_slot(family)] & POLICY_GUARD) {
-			/* a reload: the addresses may have changed; set replaces the table whole */
-			if ((err = guard_set(dev, family, q.policy_table)))
-				log_error("cannot update nftables table %s noisetun-%s: %s", nft_family(family),
-					  dev->ifname, strerror(-err));
-			continue;
-		}
-		if (!policy_table || !wants_default(cfg, family) || q.policy[family_slot(family)])
-			continue;
-		if ((err = policy_add(dev, family, policy_table))) {
-			if (stop_on_error) {
-				ret = err;
-				goto out;
-			}
-			log_error("%s: %s", what_buf, strerror(-err));
-			ret = err;
-		}
-	}
-out:
-	free(want);
-	return ret;
-}
-
 /* ---- up ---- */
 
 int config_up(struct device *dev, const char **what)
@@ -1521,16 +211,16 @@ int config_up(struct device *dev, const char **what)
 	table = policy_table_for(&q.cfg);
 
 	snprintf(what_buf, sizeof(what_buf), "cannot apply the configuration of %s", q.path);
-	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, fwmark_for(&q.cfg, table))))
+	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, config_fwmark_for(&q.cfg, table))))
 		return err;
 	err = uapi_apply_set(dev, &set);
-	free_set(&set);
+	config_free_set(&set);
 	if (err)
 		return err;
 	dev->no_mss_clamp = q.cfg.no_mss_clamp;
 	log_verbose("TCP MSS clamping %s", dev->no_mss_clamp ? "off" : "on");
 
-	if ((err = addresses_sync(dev, &q.cfg, true)))
+	if ((err = addresses_sync(dev, &q.cfg, true, what_buf, sizeof(what_buf))))
 		return err;
 
 	mtu = q.cfg.has_mtu ? q.cfg.mtu : auto_mtu(&q.cfg, q.endpoints);
@@ -1539,10 +229,10 @@ int config_up(struct device *dev, const char **what)
 		return err;
 	log_verbose("MTU %u, link up", mtu);
 
-	if ((err = dns_up(&q.cfg)))
+	if ((err = dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf))))
 		return err;
 	policy_cleanup(dev, table);
-	if ((err = routes_sync(dev, &q.cfg, table, true)))
+	if ((err = routes_sync(dev, q.ifname, &q.cfg, table, true, what_buf, sizeof(what_buf))))
 		return err;
 	/* PostUp is not run here: whoever runs it (config_post_up(), config_hooks_start())
 	 * must serve the control socket meanwhile, since a hook may run `wg set %i ...`. */
@@ -1559,39 +249,29 @@ int config_handover_set(char **text, size_t *len)
 
 	*text = NULL;
 	*len = 0;
-	if ((err = build_set(&set, &q.cfg, q.endpoints, NULL, 0)))
+	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, 0)))
 		return err;
 	set.has_listen_port = set.has_fwmark = false;
 	n = nt_uapi_format_set(&set, NULL, 0);
 	if (!(*text = malloc(n + 1))) {
-		free_set(&set);
+		config_free_set(&set);
 		return -ENOMEM;
 	}
 	nt_uapi_format_set(&set, *text, n + 1);
 	*len = n;
-	free_set(&set);
+	config_free_set(&set);
 	return 0;
 }
 
 /* ---- reload ---- */
 
-static bool dns_equal(const struct nt_config *a, const struct nt_config *b)
-{
-	if (a->dns_count != b->dns_count)
-		return false;
-	for (size_t i = 0; i < a->dns_count; i++)
-		if (strcmp(a->dns[i], b->dns[i]))
-			return false;
-	return true;
-}
-
 /* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
  * daemon, which holds no key) from the worker over the control socket. */
-static int device_state(struct device *dev, struct device_state *st)
+static int device_state(struct device *dev, struct device_state *st, bool monitor)
 {
 	size_t n = 0;
 
-	if (privsep_is_monitor())
+	if (monitor)
 		return privsep_get_state(st);
 	memset(st, 0, sizeof(*st));
 	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
@@ -1607,12 +287,12 @@ static int device_state(struct device *dev, struct device_state *st)
 	return 0;
 }
 
-static int apply_set(struct device *dev, const struct nt_uapi_set *set)
+static int apply_set(struct device *dev, const struct nt_uapi_set *set, bool monitor)
 {
-	return privsep_is_monitor() ? privsep_send_set(set) : uapi_apply_set(dev, set);
+	return monitor ? privsep_send_set(set) : uapi_apply_set(dev, set);
 }
 
-void config_reload(struct device *dev)
+void config_reload(struct device *dev, bool monitor)
 {
 	struct nt_config cfg, old;
 	struct nt_uapi_endpoint *eps;
@@ -1627,24 +307,24 @@ void config_reload(struct device *dev)
 		return;
 	notify_reloading();
 	log_verbose("reloading %s", q.path);
-	if (load(&cfg, &eps, 0, msg, sizeof(msg))) {
+	if (config_load(q.path, &cfg, &eps, 0, msg, sizeof(msg))) {
 		log_error("reload: %s; the running configuration stays", msg);
 		goto out_status;
 	}
 	table = policy_table_for(&cfg);
-	if (!(err = device_state(dev, &cur))) {
-		if (!(err = build_set(&set, &cfg, eps, &cur, fwmark_for(&cfg, table)))) {
-			err = apply_set(dev, &set);
-			free_set(&set);
+	if (!(err = device_state(dev, &cur, monitor))) {
+		if (!(err = config_build_set(&set, &cfg, eps, &cur, config_fwmark_for(&cfg, table)))) {
+			err = apply_set(dev, &set, monitor);
+			config_free_set(&set);
 		}
-		if (!err && privsep_is_monitor()) {
+		if (!err && monitor) {
 			/* For STATUS=: syncconf leaves the device with the file's peers. */
 			dev->peer_count = cfg.peers_count;
 			dev->listen_port = cfg.has_listen_port && cfg.listen_port ? cfg.listen_port : cur.listen_port;
 		}
 		device_state_free(&cur);
 	}
-	if (!privsep_is_monitor()) /* split: the worker tells it, seeing the monitor's set */
+	if (!monitor) /* split: the worker tells it, seeing the monitor's set */
 		events_reload(dev, err, dev->peer_count);
 	if (err) {
 		snprintf(msg, sizeof(msg), "reload: cannot apply %s: %s; the running configuration stays", q.path,
@@ -1660,18 +340,18 @@ void config_reload(struct device *dev)
 	free(q.endpoints);
 	q.endpoints = eps;
 
-	addresses_sync(dev, &q.cfg, false);
+	addresses_sync(dev, &q.cfg, false, what_buf, sizeof(what_buf));
 	if (q.cfg.has_mtu && !rtnl_link_mtu(dev->ifindex, &mtu) && mtu != q.cfg.mtu &&
 	    (err = rtnl_link_set(dev->ifindex, q.cfg.mtu, true)))
 		log_error("reload: cannot set MTU %u: %s", q.cfg.mtu, strerror(-err));
-	routes_sync(dev, &q.cfg, table, false);
+	routes_sync(dev, q.ifname, &q.cfg, table, false, what_buf, sizeof(what_buf));
 	if (!dns_equal(&old, &q.cfg)) {
-		dns_down();
-		if (dns_up(&q.cfg))
+		dns_down(q.ifname);
+		if (dns_up(q.ifname, &q.cfg, full_tunnel(&q.cfg), what_buf, sizeof(what_buf)))
 			log_error("reload: %s", what_buf);
 	}
 	nt_config_free(&old);
-	if (privsep_is_monitor())
+	if (monitor)
 		config_wipe_secrets();
 	watch_start(dev, &q.cfg);
 	log_verbose("reloaded %s: %zu peers", q.path, dev->peer_count);
@@ -1684,163 +364,9 @@ out_status:
 
 /* ---- down ---- */
 
-struct save_ctx {
-	FILE *f;
-	size_t count;
-};
-
-static int save_address(void *ctx, int family, const uint8_t *addr, uint8_t len)
-{
-	struct save_ctx *s = ctx;
-	char buf[64];
-
-	fprintf(s->f, "Address = %s\n", fmt_prefix(buf, sizeof(buf), family, addr, len));
-	s->count++;
-	return 0;
-}
-
-static int save_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
-{
-	struct save_ctx *s = ctx;
-	char buf[64];
-
-	fprintf(s->f, "%s%s", s->count++ ? ", " : "AllowedIPs = ", fmt_prefix(buf, sizeof(buf), family, addr, cidr));
-	return 0;
-}
-
-static void save_list(FILE *f, const char *key, char **list, size_t count)
-{
-	for (size_t i = 0; i < count; i++)
-		fprintf(f, "%s = %s\n", key, list[i]);
-}
-
-/* What `wg showconf` prints after [Interface] (and a peer's name as `noisetun showconf`
- * writes it): the part of SaveConfig only the device knows (the worker, when split). */
-void config_write_device(FILE *f, const struct device *dev)
-{
-	struct save_ctx s = { .f = f };
-	char key[NT_KEY_B64_LEN + 1];
-
-	if (dev->listen_port)
-		fprintf(f, "ListenPort = %u\n", dev->listen_port);
-	if (dev->fwmark)
-		fprintf(f, "FwMark = 0x%x\n", dev->fwmark);
-	if (dev->static_identity->has_key) {
-		nt_key_to_base64(key, dev->static_identity->private_key);
-		fprintf(f, "PrivateKey = %s\n", key);
-	}
-	for (struct peer *p = dev->peers_first; p; p = p->next) {
-		char ep[80];
-
-		nt_key_to_base64(key, p->public_key);
-		fprintf(f, "\n[Peer]\n");
-		if (p->name[0]) /* valid by construction: nt_config_valid_name when it was set */
-			fprintf(f, "# friendly_name = %.*s\n", NT_CONFIG_NAME_MAX, p->name);
-		fprintf(f, "PublicKey = %s\n", key);
-		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
-			nt_key_to_base64(key, p->hs.preshared_key);
-			fprintf(f, "PresharedKey = %s\n", key);
-		}
-		s.count = 0;
-		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
-		if (s.count)
-			fprintf(f, "\n");
-		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
-			fprintf(f, "Endpoint = %s\n", ep);
-		if (p->persistent_keepalive)
-			fprintf(f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
-	}
-	explicit_bzero(key, sizeof(key));
-}
-
-/* The directory entry of a rename made durable; a failure costs durability, not the file. */
-static void sync_parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	int fd;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
-		return;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return;
-	if (fsync(fd) < 0)
-		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
-	close(fd);
-}
-
-/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
- * then what `wg showconf` prints (the monitor's text from the worker, when split).
- * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
- * so never a file or a symlink someone else planted there (the directory may be writable
- * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
- * buffer holds the private key: ours, on the stack, wiped. */
-static int save_config(struct device *dev)
-{
-	char tmp[PATH_MAX], buf[4096];
-	struct save_ctx s = { 0 };
-	unsigned mtu = dev->mtu;
-	mode_t old_umask;
-	int fd, err = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", q.real_path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	old_umask = umask(077);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	umask(old_umask);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
-		err = -errno;
-		close(fd);
-		unlink(tmp);
-		return err;
-	}
-	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
-	fprintf(s.f, "[Interface]\n");
-	/* The link may be gone already (`ip link delete`): then the addresses we know. */
-	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count)
-		for (size_t i = 0; i < q.addrs_count; i++)
-			save_address(&s, q.addrs[i].family, q.addrs[i].addr, q.addrs[i].cidr);
-	save_list(s.f, "DNS", q.cfg.dns, q.cfg.dns_count);
-	if (q.cfg.has_mtu)
-		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
-	if (q.cfg.table == NT_TABLE_OFF)
-		fprintf(s.f, "Table = off\n");
-	else if (q.cfg.table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
-		fprintf(s.f, "Table = %s\n", q.cfg.table_name);
-	else if (q.cfg.table == NT_TABLE_ID)
-		fprintf(s.f, "Table = %u\n", q.cfg.table_id);
-	fprintf(s.f, "SaveConfig = true\n");
-	save_list(s.f, "PreUp", q.cfg.pre_up, q.cfg.pre_up_count);
-	save_list(s.f, "PostUp", q.cfg.post_up, q.cfg.post_up_count);
-	save_list(s.f, "PreDown", q.cfg.pre_down, q.cfg.pre_down_count);
-	save_list(s.f, "PostDown", q.cfg.post_down, q.cfg.post_down_count);
-	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
-		save_list(s.f, nt_config_on_key(i), q.cfg.on_event[i], q.cfg.on_event_count[i]);
-	if (q.device_text)
-		fputs(q.device_text, s.f);
-	else
-		config_write_device(s.f, dev);
-	if (fflush(s.f) || fsync(fd))
-		err = -errno;
-	if (fclose(s.f) && !err)
-		err = -errno;
-	explicit_bzero(buf, sizeof(buf));
-	if (!err && rename(tmp, q.real_path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	else
-		sync_parent_dir(q.real_path);
-	return err;
-}
-
 /* Undo what up added. orderly (a stop, not a failed start): PreDown and SaveConfig first,
  * and config_post_down() will run PostDown once the link is gone. */
-void config_down(struct device *dev, bool orderly)
+void config_down(struct device *dev, bool orderly, bool monitor)
 {
 	int err;
 
@@ -1849,36 +375,29 @@ void config_down(struct device *dev, bool orderly)
 	q.orderly = orderly;
 	if (orderly) {
 		config_pre_down();
-		if (q.cfg.save_config && privsep_is_monitor() && !q.device_text) {
+		if (q.cfg.save_config && monitor && !q.device_text) {
 			log_error("SaveConfig: %s; %s is unchanged",
 				  q.device_why && *q.device_why ? q.device_why : "the worker left no configuration",
 				  q.real_path);
 		} else if (q.cfg.save_config) {
-			if ((err = save_config(dev)))
+			if ((err = config_save(dev, q.real_path, &q.cfg, q.device_text)))
 				log_error("SaveConfig: cannot write %s: %s", q.real_path, strerror(-err));
 			else
 				log_verbose("saved the configuration to %s", q.real_path);
 		}
 	}
-	policy_del(dev, AF_INET);
-	policy_del(dev, AF_INET6);
-	q.policy_table = 0;
 	/* Our routes and addresses also vanish with the link; removing the routes here keeps
 	 * a Table=N route from outliving us should the link stay (it never should). */
-	for (size_t i = 0; i < q.routes_count; i++)
-		rtnl_route(false, q.routes[i].family, q.routes[i].addr, q.routes[i].len, dev->ifindex, q.routes[i].table);
-	q.routes_count = 0;
-	dns_down();
+	routes_down(dev, q.ifname);
+	dns_down(q.ifname);
 }
 
 /* PreDown, once: the monitor runs it before it stops the worker, while the link exists. */
 void config_pre_down(void)
 {
-	if (!q.active || q.pre_down_done)
+	if (!q.active || !config_pre_down_begin())
 		return;
-	q.pre_down_done = true;
-	report_open();
-	run_hooks(HOOK_PRE_DOWN, false);
+	config_hooks_run(HOOK_PRE_DOWN, false);
 }
 
 void config_set_device_text(const char *text, const char *why)
@@ -1917,15 +436,13 @@ void config_forget(void)
 void config_post_down(void)
 {
 	if (q.active && q.orderly)
-		run_hooks(HOOK_POST_DOWN, false);
+		config_hooks_run(HOOK_POST_DOWN, false);
 	config_hooks_abort();
 	report_close();
 	nt_config_free(&q.cfg);
 	free(q.endpoints);
-	free(q.routes);
-	free(q.addrs);
+	routes_forget();
 	free(q.path);
 	free(q.real_path);
 	memset(&q, 0, sizeof(q));
-	q.report_fd = -1;
 }

@@ -27,6 +27,7 @@
 #include "noisetun/metrics.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
 #include "handover.h"
 
 /* Bounds (issue 20): the socket is root's and the -g group's, but a buggy or hostile

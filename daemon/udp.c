@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "noisetund.h"
+#include "privsep.h"
 
 #define SOCKET_BUFFER (7 << 20)
 

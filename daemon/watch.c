@@ -49,7 +49,10 @@
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
+#include "privsep.h"
+#include "setup.h"
 #include "watch.h"
+#include "ctlclient.h"
 
 #define PSK_FILE_MAX 128        /* bytes read: a key and its newline with room to spare */
 #define MAX_ADDRS     8         /* addresses kept from one answer */

@@ -1,0 +1,221 @@
+/* Loading config mode's FILE: read it (bounded), parse it, look up a named Table in
+ * iproute2's tables, resolve each Endpoint as wg does (cfgload.h). */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "noisetun/config.h"
+#include "noisetun/uapi.h"
+#include "noisetund.h"
+#include "cfgload.h"
+
+#define MAX_CONFIG_SIZE    (64u << 20)
+
+/* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
+ * retrying transient failures with growing pauses (WG_ENDPOINT_RESOLUTION_RETRIES, 15). */
+static int resolve(const char *host, uint16_t port, int retries, struct nt_uapi_endpoint *out, const char **why)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_protocol = IPPROTO_UDP };
+	struct addrinfo *res, *ai;
+	char service[8];
+	useconds_t pause = 1000000;
+	int ret;
+
+	snprintf(service, sizeof(service), "%u", port);
+	for (;;) {
+		ret = getaddrinfo(host, service, &hints, &res);
+		if (!ret)
+			break;
+		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries-- <= 0) {
+			*why = gai_strerror(ret);
+			return -EINVAL;
+		}
+		usleep(pause);
+		pause = pause * 6 / 5 > 20000000 ? 20000000 : pause * 6 / 5;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+			break;
+	if (!ai) {
+		freeaddrinfo(res);
+		*why = "no IPv4 or IPv6 address";
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	out->family = (uint8_t)ai->ai_family;
+	out->port = port;
+	if (ai->ai_family == AF_INET) {
+		memcpy(out->addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+	} else {
+		memcpy(out->addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+		out->scope_id = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_scope_id;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int read_file(const char *path, char **text, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+	size_t cap = 4096, n = 0;
+	char *buf = NULL;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (n == cap || !buf) {
+			char *p;
+			if (buf)
+				cap *= 2;
+			if (cap > MAX_CONFIG_SIZE || !(p = malloc(cap))) {
+				err = cap > MAX_CONFIG_SIZE ? -EFBIG : -ENOMEM;
+				break;
+			}
+			if (buf) {
+				memcpy(p, buf, n);
+				explicit_bzero(buf, n);
+				free(buf);
+			}
+			buf = p;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			err = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (err) {
+		if (buf)
+			explicit_bzero(buf, n);
+		free(buf);
+		return err;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
+ * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
+static int table_lookup(const char *name, uint32_t *id)
+{
+	static const char *const dirs[] = { "/etc/iproute2", "/usr/share/iproute2" };
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[PATH_MAX], *text;
+		size_t len;
+		DIR *d;
+		struct dirent *e;
+		int found = -ENOENT;
+
+		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
+		if (!read_file(path, &text, &len)) {
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+			if (!found)
+				return 0;
+		}
+		snprintf(path, sizeof(path), "%s/rt_tables.d", dirs[i]);
+		if (!(d = opendir(path)))
+			continue;
+		while (found && (e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
+			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
+			    read_file(path, &text, &len))
+				continue;
+			found = nt_rt_tables_lookup(text, len, name, id);
+			free(text);
+		}
+		closedir(d);
+		if (!found)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* Parse and resolve path into *cfg and *eps; on error a `FILE:LINE: message` in msg. */
+int config_load(const char *path, struct nt_config *cfg, struct nt_uapi_endpoint **eps, int retries, char *msg, size_t size)
+{
+	struct nt_config_error perr = { 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	memset(cfg, 0, sizeof(*cfg));
+	*eps = NULL;
+	if ((err = read_file(path, &text, &len))) {
+		snprintf(msg, size, "%s: %s", path, strerror(-err));
+		return err;
+	}
+	err = nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &perr);
+	explicit_bzero(text, len);
+	free(text);
+	if (err) {
+		if (err == -EINVAL && perr.line)
+			snprintf(msg, size, "%s:%u: %s", path, perr.line, perr.message);
+		else if (err == -EINVAL)
+			snprintf(msg, size, "%s: %s", path, perr.message);
+		else
+			snprintf(msg, size, "%s: %s", path, strerror(-err));
+		return err;
+	}
+	if (cfg->table == NT_TABLE_NAME) {
+		if (table_lookup(cfg->table_name, &cfg->table_id)) {
+			snprintf(msg, size, "%s: Table: no table \"%s\" in /etc/iproute2/rt_tables or /usr/share/iproute2/rt_tables",
+				 path, cfg->table_name);
+			nt_config_free(cfg);
+			return -EINVAL;
+		}
+		cfg->table = NT_TABLE_ID;
+	}
+	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
+	if (!*eps) {
+		nt_config_free(cfg);
+		snprintf(msg, size, "%s: %s", path, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *p = &cfg->peers[i];
+		const char *why = "";
+
+		if (!p->has_endpoint)
+			continue;
+		if ((err = resolve(p->endpoint_host, p->endpoint_port, retries, &(*eps)[i], &why))) {
+			snprintf(msg, size, "%s:%u: Endpoint: cannot resolve \"%s\": %s", path,
+				 p->endpoint_line ? p->endpoint_line : p->line, p->endpoint_host, why);
+			nt_config_free(cfg);
+			free(*eps);
+			*eps = NULL;
+			/* Not the file's fault (DNS may come later): unlike a parse error. */
+			return err == -EINVAL ? -EHOSTUNREACH : err;
+		}
+	}
+	return 0;
+}
+
+int config_resolution_retries(void)
+{
+	const char *s = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
+
+	if (!s || !*s)
+		return 15;
+	if (!strcmp(s, "infinity"))
+		return INT_MAX;
+	return atoi(s);
+}

@@ -1,0 +1,397 @@
+/* SaveConfig (savecfg.h): writing config mode's FILE back at down, as wg-quick save does,
+ * and the device part as the monitor takes it from the worker: parsed strictly, written
+ * back only as the monitor formats it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "noisetun/config.h"
+#include "noisetun/encoding.h"
+#include "noisetun/uapi.h"
+#include "noisetund.h"
+#include "rtnl.h"
+#include "routes.h"
+#include "savecfg.h"
+
+/* SaveConfig's device part, from a worker that may be compromised (issue 20).
+ *
+ * Two designs were open: parse what the worker leaves in the memfd, or ask it for a get=1
+ * over the control socket; either way the monitor formats the file itself from parsed
+ * values and no byte of the worker's text reaches it. The memfd is the one that trusts the
+ * worker less: it is read once the worker is dead (waitpid has returned), so the worker
+ * chooses neither when nor how slowly the monitor reads, cannot stall the stop (a get
+ * would wait on a socket the worker serves, 5 s per read), and there is no window between
+ * the last `wg set` and the save; it also serves a worker that stopped on its own (link
+ * deleted), when nobody is left to answer a get. The text is copied once and parsed by the
+ * fuzzed config parser in its `wg setconf` mode, so the worker can only pick values of the
+ * device keys, which it could set at run time anyway; a hook, any other wg-quick key, a
+ * second [Interface], a NUL or an endpoint that is not numeric refuses it all.
+ *
+ * The text: "MTU = N\n" (decimal, 68-65535, nothing else on the line), then "[Interface]"
+ * with PrivateKey, ListenPort, FwMark, and [Peer]s with PublicKey, PresharedKey,
+ * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
+ * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
+ * NULL with why filled ("" when the worker left nothing at all). */
+struct text_out {
+	char *buf;
+	size_t size, len;
+};
+
+static void __attribute__((format(printf, 2, 3))) out_printf(struct text_out *o, const char *fmt, ...)
+{
+	bool room = o->len < o->size;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? o->buf + o->len : NULL, room ? o->size - o->len : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+static void out_key(struct text_out *o, const char *name, const uint8_t key[static NT_KEY_LEN])
+{
+	char b64[NT_KEY_B64_LEN + 1];
+
+	nt_key_to_base64(b64, key);
+	out_printf(o, "%s = %s\n", name, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+/* The device part from cfg, endpoints already checked; snprintf-like: the full length. */
+static size_t format_device(char *buf, size_t size, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
+{
+	struct text_out o = { buf, size, 0 };
+
+	if (cfg->has_listen_port && cfg->listen_port)
+		out_printf(&o, "ListenPort = %u\n", (unsigned)cfg->listen_port);
+	if (cfg->has_fwmark && cfg->fwmark)
+		out_printf(&o, "FwMark = 0x%x\n", (unsigned)cfg->fwmark);
+	if (cfg->has_private_key)
+		out_key(&o, "PrivateKey", cfg->private_key);
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *p = &cfg->peers[i];
+
+		out_printf(&o, "\n[Peer]\n");
+		/* The parser kept only a valid name; checked again, as the text is the worker's. */
+		if (p->name && nt_config_valid_name(p->name, strlen(p->name)))
+			out_printf(&o, "# friendly_name = %s\n", p->name);
+		out_key(&o, "PublicKey", p->public_key);
+		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
+			out_key(&o, "PresharedKey", p->preshared_key);
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			char a[INET6_ADDRSTRLEN];
+
+			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
+				snprintf(a, sizeof(a), "?");
+			out_printf(&o, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
+		}
+		if (p->allowed_ips_count)
+			out_printf(&o, "\n");
+		if (p->has_endpoint) {
+			char ep[NT_UAPI_ENDPOINT_STRLEN];
+
+			nt_uapi_format_endpoint(ep, sizeof(ep), &eps[i]);
+			out_printf(&o, "Endpoint = %s\n", ep);
+		}
+		if (p->has_persistent_keepalive && p->persistent_keepalive)
+			out_printf(&o, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
+	}
+	return o.len;
+}
+
+/* "MTU = N\n" exactly; the length of the line, or 0. */
+static size_t parse_mtu_line(const char *text, size_t len, unsigned *mtu)
+{
+	size_t i = 6;
+	unsigned v = 0;
+
+	if (len < 8 || memcmp(text, "MTU = ", 6))
+		return 0;
+	for (; i < len && i < 12 && text[i] >= '0' && text[i] <= '9'; i++)
+		v = v * 10 + (unsigned)(text[i] - '0');
+	if (i == 6 || i >= len || text[i] != '\n' || (text[6] == '0') || v < 68 || v > 65535)
+		return 0;
+	*mtu = v;
+	return i + 1;
+}
+
+/* The parser ignores a "# friendly_name =" / "# Name =" comment whose name is not valid
+ * (nt_config_valid_name), so such a name from the worker is dropped; say so, once. */
+static void log_dropped_names(const char *text, size_t len)
+{
+	static const char *const keys[] = { "friendly_name", "Name" };
+	size_t pos = 0, count = 0;
+	unsigned line = 1, first = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos), *value;
+		size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos, value_len;
+
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (nt_config_comment_value(text + pos, line_len, keys[k], &value, &value_len) &&
+			    !nt_config_valid_name(value, value_len) && !count++)
+				first = line;
+		pos += line_len + 1;
+		line++;
+	}
+	if (count)
+		log_error("SaveConfig: dropped %zu peer name%s the worker left that %s not valid (line %u first)", count,
+			  count == 1 ? "" : "s", count == 1 ? "is" : "are", first);
+}
+
+char *saved_device_text(int save_fd, unsigned *mtu, size_t *size, char *why, size_t why_size)
+{
+	struct nt_config cfg = { 0 };
+	struct nt_config_error perr;
+	struct nt_uapi_endpoint *eps = NULL;
+	struct stat st;
+	char *text = NULL, *out = NULL;
+	size_t n = 0, len = 0, first, out_len;
+	int err;
+
+	*size = 0;
+	why[0] = 0;
+	if (save_fd < 0 || fstat(save_fd, &st) < 0 || st.st_size <= 0)
+		return NULL;
+	if ((size_t)st.st_size > MAX_SAVED_TEXT) {
+		snprintf(why, why_size, "refused what the worker left: %lld bytes, more than %u",
+			 (long long)st.st_size, MAX_SAVED_TEXT);
+		return NULL;
+	}
+	/* Our own copy, read once: whatever happens to the memfd after is not parsed. */
+	len = (size_t)st.st_size;
+	if (!(text = malloc(len))) {
+		snprintf(why, why_size, "cannot read what the worker left: %s", strerror(ENOMEM));
+		return NULL;
+	}
+	while (n < len) {
+		ssize_t r = pread(save_fd, text + n, len - n, (off_t)n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (!(first = parse_mtu_line(text, n, mtu))) {
+		snprintf(why, why_size, "refused what the worker left: line 1 is not \"MTU = N\" (68-65535)");
+		goto out;
+	}
+	/* The MTU line blanked (the parser skips it), so that line numbers are the text's. */
+	memset(text, ' ', first - 1);
+	err = nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &perr);
+	if (err) {
+		/* The parser's advice for a wg-quick key (use `noisetun strip`) is not for this log. */
+		const char *quick = strstr(perr.message, ": a wg-quick key, not accepted here");
+
+		if (perr.line && quick)
+			snprintf(why, why_size, "refused what the worker left: line %u: %.*s: a key of the file, not of the device",
+				 perr.line, (int)(quick - perr.message), perr.message);
+		else if (perr.line)
+			snprintf(why, why_size, "refused what the worker left: line %u: %s", perr.line, perr.message);
+		else
+			snprintf(why, why_size, "refused what the worker left: %s", perr.message);
+		goto out;
+	}
+	if (cfg.peers_count && !(eps = calloc(cfg.peers_count, sizeof(*eps)))) {
+		snprintf(why, why_size, "cannot check what the worker left: %s", strerror(ENOMEM));
+		goto out;
+	}
+	for (size_t i = 0; i < cfg.peers_count; i++) {
+		const struct nt_config_peer *p = &cfg.peers[i];
+		char ep[NT_UAPI_ENDPOINT_STRLEN + 8];
+		int m;
+
+		if (!p->has_endpoint)
+			continue;
+		m = snprintf(ep, sizeof(ep), strchr(p->endpoint_host, ':') ? "[%s]:%u" : "%s:%u", p->endpoint_host,
+			     (unsigned)p->endpoint_port);
+		if (m < 0 || (size_t)m >= sizeof(ep) || nt_uapi_parse_endpoint(&eps[i], ep, (size_t)m)) {
+			snprintf(why, why_size, "refused what the worker left: line %u: Endpoint: not a numeric address",
+				 p->endpoint_line);
+			goto out;
+		}
+	}
+	log_dropped_names(text, n);
+	out_len = format_device(NULL, 0, &cfg, eps);
+	if (!(out = malloc(out_len + 1))) {
+		snprintf(why, why_size, "cannot copy what the worker left: %s", strerror(ENOMEM));
+		goto out;
+	}
+	format_device(out, out_len + 1, &cfg, eps);
+	*size = out_len + 1;
+out:
+	nt_config_free(&cfg);
+	free(eps);
+	explicit_bzero(text, len);
+	free(text);
+	return out;
+}
+
+/* ---- writing FILE ---- */
+
+struct save_ctx {
+	FILE *f;
+	size_t count;
+};
+
+static int save_address(void *ctx, int family, const uint8_t *addr, uint8_t len)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "Address = %s\n", fmt_prefix(buf, sizeof(buf), family, addr, len));
+	s->count++;
+	return 0;
+}
+
+static int save_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct save_ctx *s = ctx;
+	char buf[64];
+
+	fprintf(s->f, "%s%s", s->count++ ? ", " : "AllowedIPs = ", fmt_prefix(buf, sizeof(buf), family, addr, cidr));
+	return 0;
+}
+
+static void save_list(FILE *f, const char *key, char **list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		fprintf(f, "%s = %s\n", key, list[i]);
+}
+
+/* What `wg showconf` prints after [Interface] (and a peer's name as `noisetun showconf`
+ * writes it): the part of SaveConfig only the device knows (the worker, when split). */
+void config_write_device(FILE *f, const struct device *dev)
+{
+	struct save_ctx s = { .f = f };
+	char key[NT_KEY_B64_LEN + 1];
+
+	if (dev->listen_port)
+		fprintf(f, "ListenPort = %u\n", dev->listen_port);
+	if (dev->fwmark)
+		fprintf(f, "FwMark = 0x%x\n", dev->fwmark);
+	if (dev->static_identity->has_key) {
+		nt_key_to_base64(key, dev->static_identity->private_key);
+		fprintf(f, "PrivateKey = %s\n", key);
+	}
+	for (struct peer *p = dev->peers_first; p; p = p->next) {
+		char ep[80];
+
+		nt_key_to_base64(key, p->public_key);
+		fprintf(f, "\n[Peer]\n");
+		if (p->name[0]) /* valid by construction: nt_config_valid_name when it was set */
+			fprintf(f, "# friendly_name = %.*s\n", NT_CONFIG_NAME_MAX, p->name);
+		fprintf(f, "PublicKey = %s\n", key);
+		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
+			nt_key_to_base64(key, p->hs.preshared_key);
+			fprintf(f, "PresharedKey = %s\n", key);
+		}
+		s.count = 0;
+		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
+		if (s.count)
+			fprintf(f, "\n");
+		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
+			fprintf(f, "Endpoint = %s\n", ep);
+		if (p->persistent_keepalive)
+			fprintf(f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
+	}
+	explicit_bzero(key, sizeof(key));
+}
+
+/* The directory entry of a rename made durable; a failure costs durability, not the file. */
+static void sync_parent_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return;
+	if (fsync(fd) < 0)
+		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
+	close(fd);
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints (the monitor's text from the worker, when split).
+ * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
+ * so never a file or a symlink someone else planted there (the directory may be writable
+ * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
+ * buffer holds the private key: ours, on the stack, wiped. */
+int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
+{
+	char tmp[PATH_MAX], buf[4096];
+	struct save_ctx s = { 0 };
+	unsigned mtu = dev->mtu;
+	mode_t old_umask;
+	int fd, err = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", real_path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	old_umask = umask(077);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	umask(old_umask);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
+		err = -errno;
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
+	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
+	fprintf(s.f, "[Interface]\n");
+	/* The link may be gone already (`ip link delete`): then the addresses we know. */
+	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count) {
+		size_t n;
+		const struct nt_config_address *a = routes_addresses(&n);
+
+		for (size_t i = 0; i < n; i++)
+			save_address(&s, a[i].family, a[i].addr, a[i].cidr);
+	}
+	save_list(s.f, "DNS", cfg->dns, cfg->dns_count);
+	if (cfg->has_mtu)
+		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
+	if (cfg->table == NT_TABLE_OFF)
+		fprintf(s.f, "Table = off\n");
+	else if (cfg->table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
+		fprintf(s.f, "Table = %s\n", cfg->table_name);
+	else if (cfg->table == NT_TABLE_ID)
+		fprintf(s.f, "Table = %u\n", cfg->table_id);
+	fprintf(s.f, "SaveConfig = true\n");
+	save_list(s.f, "PreUp", cfg->pre_up, cfg->pre_up_count);
+	save_list(s.f, "PostUp", cfg->post_up, cfg->post_up_count);
+	save_list(s.f, "PreDown", cfg->pre_down, cfg->pre_down_count);
+	save_list(s.f, "PostDown", cfg->post_down, cfg->post_down_count);
+	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
+		save_list(s.f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
+	if (device_text)
+		fputs(device_text, s.f);
+	else
+		config_write_device(s.f, dev);
+	if (fflush(s.f) || fsync(fd))
+		err = -errno;
+	if (fclose(s.f) && !err)
+		err = -errno;
+	explicit_bzero(buf, sizeof(buf));
+	if (!err && rename(tmp, real_path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	else
+		sync_parent_dir(real_path);
+	return err;
+}
