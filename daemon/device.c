@@ -249,6 +249,7 @@ void peer_remove(struct peer *peer)
 	else
 		dev->peers_last = peer->prev;
 	dev->peer_count--;
+	free(peer->endpoint_name);
 	pool_free(&dev->peer_pool, peer); /* wipes */
 }
 

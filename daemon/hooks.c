@@ -30,6 +30,7 @@
 #include "noisetund.h"
 #include "setup.h"
 #include "cfghooks.h"
+#include "spawn.h"
 
 #define HOOKS_RUNNING 4
 #define HOOKS_QUEUE 32
@@ -89,29 +90,28 @@ static void start(struct hook_job *j)
 	if (slot == HOOKS_RUNNING)
 		return; /* the caller checked */
 	log_verbose("%s for peer %s: %s", key_names[j->kind], j->label, j->cmd);
-	pid = fork();
-	if (pid == 0) {
-		sigset_t none;
+	{
+		/* bounded: a key, a name (64), an endpoint the monitor formatted, an interface */
+		char vars[5][160], *env[6] = { vars[0], vars[1], vars[2], vars[3], vars[4], NULL };
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		setpgid(0, 0);
-		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0 ||
-		    setenv("NOISETUN_EVENT", hook_event_name(j->kind), 1) ||
-		    setenv("NOISETUN_INTERFACE", log_ifname, 1) || setenv("NOISETUN_PEER", j->peer, 1) ||
-		    setenv("NOISETUN_PEER_NAME", j->name, 1) || setenv("NOISETUN_ENDPOINT", j->endpoint, 1))
-			_exit(127);
-		execlp(config_hook_shell(), config_hook_shell(), "-c", j->cmd, (char *)NULL);
-		_exit(127);
+		snprintf(vars[0], sizeof(vars[0]), "NOISETUN_EVENT=%s", hook_event_name(j->kind));
+		snprintf(vars[1], sizeof(vars[1]), "NOISETUN_INTERFACE=%s", log_ifname);
+		snprintf(vars[2], sizeof(vars[2]), "NOISETUN_PEER=%s", j->peer);
+		snprintf(vars[3], sizeof(vars[3]), "NOISETUN_PEER_NAME=%s", j->name);
+		snprintf(vars[4], sizeof(vars[4]), "NOISETUN_ENDPOINT=%s", j->endpoint);
+		/* its own process group: a hung hook is killed with everything it started */
+		pid = null < 0 ? -1
+			       : spawn_program_env((char *const[]){ (char *)config_hook_shell(), "-c", j->cmd, NULL },
+						   null, STDERR_FILENO, env, true);
+		if (null >= 0)
+			close(null);
 	}
 	if (pid < 0) {
 		log_error("%s for peer %s: cannot start `%s': %s", key_names[j->kind], j->label, j->cmd, strerror(errno));
 		job_free(j);
 		return;
 	}
-	setpgid(pid, pid); /* as the child does: no race with a kill of the group */
 	H.run[slot].pid = pid;
 	H.run[slot].deadline = now_ns() + timeout_ns();
 	H.run[slot].termed = false;

@@ -118,7 +118,7 @@ struct peer {
 	char short_key[12];             /* base64 prefix, for logs */
 	char name[NT_CONFIG_NAME_MAX + 1]; /* the operator's name for it ("": none); no NUL inside */
 	bool up;                        /* events.c: a session since the last peer_down */
-	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1]; /* "host:port" the endpoint came from ("": none) */
+	char *endpoint_name;            /* "host:port" the endpoint came from (malloc'd), NULL: none */
 };
 #define PEER(np_ptr) ((struct peer *)((char *)(np_ptr) - offsetof(struct peer, np)))
 

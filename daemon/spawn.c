@@ -34,8 +34,10 @@ bool in_path(const char *prog)
 
 /* Start argv (execvp) with stdin from in_fd and stdout and stderr to out_fd (-1: ours);
  * its pid, or -1. The child gets a clean signal state: we block TERM/INT/HUP for the
- * signalfd and ignore PIPE, and a hook must not inherit either. */
-pid_t spawn_program(char *const argv[], int in_fd, int out_fd)
+ * signalfd and ignore PIPE, and a hook must not inherit either. env: "KEY=VALUE" strings
+ * added to the child's environment (NULL-terminated, or NULL); own_group: the child leads
+ * a process group of its own (set on both sides, so a kill of the group cannot race). */
+pid_t spawn_program_env(char *const argv[], int in_fd, int out_fd, char *const env[], bool own_group)
 {
 	pid_t pid = fork();
 
@@ -45,13 +47,25 @@ pid_t spawn_program(char *const argv[], int in_fd, int out_fd)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		if (own_group)
+			setpgid(0, 0);
 		if ((in_fd >= 0 && dup2(in_fd, STDIN_FILENO) < 0) ||
 		    (out_fd >= 0 && (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)))
 			_exit(127);
+		for (size_t i = 0; env && env[i]; i++)
+			if (putenv(env[i]))
+				_exit(127);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	if (pid > 0 && own_group)
+		setpgid(pid, pid);
 	return pid;
+}
+
+pid_t spawn_program(char *const argv[], int in_fd, int out_fd)
+{
+	return spawn_program_env(argv, in_fd, out_fd, NULL, false);
 }
 
 int wait_status(pid_t pid)

@@ -582,7 +582,7 @@ static void reply_get_lifecycle(struct conn *c, const struct peer *p)
 		out_printf(c, "noisetun_valid_until=%llu\n", (unsigned long long)(p->valid_until / NT_NSEC_PER_SEC));
 	if (p->blocked)
 		out_printf(c, "noisetun_blocked=true\n");
-	if (p->endpoint_name[0])
+	if (p->endpoint_name)
 		out_printf(c, "noisetun_endpoint_name=%s\n", p->endpoint_name);
 }
 
@@ -735,8 +735,14 @@ static int apply_peer(struct device *dev, const struct nt_uapi_peer *op)
 	if (op->has_name)
 		apply_peer_name(peer, op->name);
 	apply_lifecycle(peer, op);
-	if (op->has_endpoint_name)
-		memcpy(peer->endpoint_name, op->endpoint_name, sizeof(peer->endpoint_name));
+	if (op->has_endpoint_name) {
+		/* Only config mode's name endpoints have one: kept off the peer struct, which
+		 * every peer pays for. */
+		free(peer->endpoint_name);
+		peer->endpoint_name = op->endpoint_name[0] ? strdup(op->endpoint_name) : NULL;
+		if (op->endpoint_name[0] && !peer->endpoint_name)
+			return -ENOMEM;
+	}
 	/* What changed, for the events (docs/events.md): never the key material itself. */
 	if (created) {
 		events_peer(dev, PEER_ADDED, peer, 0);
