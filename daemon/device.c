@@ -99,9 +99,6 @@ static void log_event(const struct nt_event *ev)
 		break;
 	case NT_EV_INITIATION_SENT:
 		peer_verbose(peer, "sending handshake initiation%s", ev->value ? " (retry)" : "");
-		if (ev->value) /* the last one went unanswered: endpoint failover (watch.c) */
-			privsep_is_worker() ? privsep_handshake_failed(peer->public_key)
-					    : watch_handshake_failed(peer->public_key);
 		break;
 	case NT_EV_INITIATION_FAILED:
 		peer_verbose(peer, "cannot create a handshake initiation: %s", nt_status_name(ev->status));
@@ -148,8 +145,15 @@ static void out_flush(void *ctx, struct nt_engine_out *out)
 	struct device *dev = ctx;
 
 	for (size_t i = 0; i < out->events_len; i++) {
-		log_event(&out->events[i]);
-		events_engine(dev, &out->events[i]);
+		const struct nt_event *ev = &out->events[i];
+
+		log_event(ev);
+		events_engine(dev, ev);
+		/* a retry: the last initiation went unanswered, so endpoint failover (watch.c)
+		 * hears of it, in the monitor when the daemon is split */
+		if (ev->type == NT_EV_INITIATION_SENT && ev->value)
+			privsep_is_worker() ? privsep_handshake_failed(ev->peer->public_key)
+					    : watch_handshake_failed(ev->peer->public_key);
 	}
 	send_out(dev, out->sends, out->sends_len);
 	receive_write_tun(dev, out->tun, out->tun_len);

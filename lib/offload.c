@@ -163,6 +163,18 @@ static uint16_t udp_csum(const uint8_t *pkt, size_t l3, size_t udp_len)
 	return c ? c : 0xffff;
 }
 
+/* One segment of a super-packet: the headers (hdr bytes, the IP header l3 of them), n
+ * payload bytes from off, the IP length and (IPv4) id set; the transport header is the
+ * caller's to finish. */
+static void segment_copy(uint8_t *s, const uint8_t *pkt, size_t l3, size_t hdr, size_t off, size_t n, uint16_t id)
+{
+	memcpy(s, pkt, hdr);
+	memcpy(s + hdr, pkt + hdr + off, n);
+	if ((pkt[0] >> 4) == 4)
+		store16(s + 4, id);
+	set_ip_len(s, l3, hdr + n);
+}
+
 static int split_udp(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h, uint8_t *const out[],
 		     size_t seg_len[], size_t max)
 {
@@ -181,11 +193,7 @@ static int split_udp(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h
 		size_t n = payload - off < mss ? payload - off : mss;
 		uint8_t *s = out[i];
 
-		memcpy(s, pkt, hdr);
-		memcpy(s + hdr, pkt + hdr + off, n);
-		if ((pkt[0] >> 4) == 4)
-			store16(s + 4, (uint16_t)(id + i));
-		set_ip_len(s, l3, hdr + n);
+		segment_copy(s, pkt, l3, hdr, off, n, (uint16_t)(id + i));
 		store16(s + l3 + 4, (uint16_t)(UDP_HLEN + n));
 		store16(s + l3 + 6, 0);
 		store16(s + l3 + 6, udp_csum(s, l3, UDP_HLEN + n));
@@ -219,11 +227,7 @@ int nt_offload_split(const uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h
 		size_t n = payload - off < mss ? payload - off : mss;
 		uint8_t *s = out[i];
 
-		memcpy(s, pkt, hdr);
-		memcpy(s + hdr, pkt + hdr + off, n);
-		if ((pkt[0] >> 4) == 4)
-			store16(s + 4, (uint16_t)(id + i));
-		set_ip_len(s, l3, hdr + n);
+		segment_copy(s, pkt, l3, hdr, off, n, (uint16_t)(id + i));
 		store32(s + l3 + 4, seq + (uint32_t)off);
 		if (i + 1 < count)
 			s[l3 + 13] &= (uint8_t)~(TCP_FIN | TCP_PSH);
