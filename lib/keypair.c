@@ -117,6 +117,13 @@ size_t nt_keypair_sealed_len(size_t len, size_t mtu)
 	return NT_DATA_HEADER_LEN + padded_len(len, mtu) + NT_AEAD_TAG_LEN;
 }
 
+/* Up to this many padded bytes (a 64-byte UDP payload's 96, pings, TCP ACKs) libsodium's
+ * one-shot AEAD (nt_aead_seal/open) costs less than the OpenSSL cipher, whose per-message
+ * IV reset (EVP_EncryptInit_ex: a parameter lookup by name) and two updates outweigh a
+ * two-block ChaCha20: 96 bytes 560 -> 484 ns sealing, 567 -> 473 opening (issue 19).
+ * Same bytes on the wire either way (RFC 8439). */
+#define NT_SMALL_AEAD_MAX 112
+
 enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
 			       size_t len, size_t mtu, uint64_t now)
 {
@@ -135,9 +142,9 @@ enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outl
 	out[1] = out[2] = out[3] = 0;
 	nt_store_le32(out + NT_DATA_OFF_RECEIVER, kp->remote_index);
 	nt_store_le64(out + NT_DATA_OFF_COUNTER, counter);
-	if (!kp->send_cipher)
-		kp->send_cipher = nt_cipher_new(kp->send_key);
-	if (!kp->send_cipher)
+	if (padded <= NT_SMALL_AEAD_MAX)
+		nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
+	else if (!kp->send_cipher && !(kp->send_cipher = nt_cipher_new(kp->send_key)))
 		nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
 	else if (nt_cipher_seal(kp->send_cipher, body, body, padded, counter))
 		return NT_DROP_NO_KEY; /* OpenSSL failed mid-way: the body is not ours to resend */
@@ -159,11 +166,12 @@ enum nt_status nt_keypair_open(struct nt_keypair *kp, uint8_t *plain, size_t *pl
 		return NT_DROP_EXPIRED;
 	if (!nt_replay_check(&kp->replay, counter))
 		return NT_DROP_REPLAY;
-	if (!kp->recv_cipher)
+	bool small = len - NT_DATA_MIN_LEN <= NT_SMALL_AEAD_MAX;
+	if (!small && !kp->recv_cipher)
 		kp->recv_cipher = nt_cipher_new(kp->recv_key);
-	if (kp->recv_cipher ? nt_cipher_open(kp->recv_cipher, plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, counter)
-			    : nt_aead_open(plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, NULL, 0, counter,
-					   kp->recv_key))
+	if (!small && kp->recv_cipher ? nt_cipher_open(kp->recv_cipher, plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, counter)
+				       : nt_aead_open(plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, NULL, 0, counter,
+						      kp->recv_key))
 		return NT_DROP_DECRYPT;
 	if (!nt_replay_update(&kp->replay, counter))
 		return NT_DROP_REPLAY;

@@ -2,6 +2,7 @@
  * the replay window as seen through open, and the three-slot rotation. */
 #include <check.h>
 
+#include "noisetun/crypto.h"
 #include "noisetun/keypair.h"
 #include "util.h"
 
@@ -69,6 +70,42 @@ START_TEST(padding_multiple_of_16_capped_by_mtu)
 	ck_assert_uint_eq(wirelen, 32);
 	ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 0), NT_OK);
 	ck_assert_uint_eq(plainlen, 0);
+	nt_keypair_release(&a);
+	nt_keypair_release(&b);
+}
+END_TEST
+
+/* Small messages go through libsodium's one-shot AEAD, larger ones through the OpenSSL
+ * cipher (lib/keypair.c): on either side of the switch, and across it in a stream of
+ * growing sizes on one keypair, the wire is exactly RFC 8439's AEAD of the padded packet
+ * under the counter, and open takes exactly that back. */
+START_TEST(wire_is_the_aead_at_every_size)
+{
+	struct nt_keypair a, b;
+	uint8_t pkt[400], wire[500], ref[500], plain[500];
+	size_t wirelen, plainlen;
+
+	keypair_pair(&a, &b, 0);
+	for (size_t len = 20; len <= 300; len++) {
+		uint64_t counter = len - 20;
+		size_t padded = (len + 15) & ~(size_t)15;
+
+		ipv4_packet(pkt, len);
+		ck_assert_int_eq(nt_keypair_seal(&a, wire, &wirelen, pkt, len, 1420, 0), NT_OK);
+		ck_assert_uint_eq(wirelen, 16 + padded + 16);
+		ck_assert_uint_eq(nt_load_le64(wire + NT_DATA_OFF_COUNTER), counter);
+		memset(ref, 0, sizeof(ref));
+		memcpy(ref, pkt, len);
+		nt_aead_seal(ref, ref, padded, NULL, 0, counter, a.send_key);
+		ck_assert_mem_eq(wire + 16, ref, padded + 16);
+		/* b opens it, and refuses it with any bit of the tag flipped */
+		wire[16 + padded + (len % 16)] ^= 1;
+		ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 0), NT_DROP_DECRYPT);
+		wire[16 + padded + (len % 16)] ^= 1;
+		ck_assert_int_eq(nt_keypair_open(&b, plain, &plainlen, wire, wirelen, 0), NT_OK);
+		ck_assert_uint_eq(plainlen, padded);
+		ck_assert_mem_eq(plain, pkt, len);
+	}
 	nt_keypair_release(&a);
 	nt_keypair_release(&b);
 }
@@ -343,6 +380,7 @@ int main(void)
 	TCase *tc = tcase_create("transport");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, padding_multiple_of_16_capped_by_mtu);
+	tcase_add_test(tc, wire_is_the_aead_at_every_size);
 	tcase_add_test(tc, seal_and_open_in_place);
 	tcase_add_test(tc, replay_through_open);
 	tcase_add_test(tc, message_and_age_limits);
