@@ -102,9 +102,6 @@ void endpoint_display(char *buf, size_t size, const struct nt_uapi_endpoint *ep)
 
 /* ------------------------------------------------------------------ conffile.c */
 
-/* Read a whole file (at most 64 MiB). *text is NUL-terminated; free with free_text. */
-int read_file(const char *path, char **text, size_t *len);
-void free_text(char *text, size_t len);
 /* Parse config text read from path; on an error print "PATH:LINE: reason", return -1. */
 int parse_config_text(const char *path, const char *text, size_t len, int flags, struct nt_config *cfg);
 /* Read and parse a config file; on any error print "PATH:LINE: reason" and return -1. */

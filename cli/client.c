@@ -44,6 +44,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 
@@ -231,7 +232,7 @@ static void server_close(struct server *srv)
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd); /* releases the flock */
 	srv->lock_fd = -1;
-	free_text(srv->text, srv->len);
+	nt_file_free(srv->text, srv->len);
 	srv->text = NULL;
 	nt_config_free(&srv->cfg);
 	free(srv->starts);
@@ -291,7 +292,7 @@ static int server_open(struct server *srv, const char *arg)
 		fprintf(stderr, "%s: not a regular file\n", srv->path);
 		goto fail;
 	}
-	err = read_file(srv->path, &srv->text, &srv->len);
+	err = nt_file_read(srv->path, 0, NT_FILE_CONFIG_MAX, &srv->text, &srv->len);
 	if (err) {
 		fprintf(stderr, "%s: %s\n", srv->path, strerror(-err));
 		goto fail;

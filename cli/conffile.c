@@ -8,74 +8,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
-
-#define MAX_CONFIG_SIZE (64u << 20)
-
-int read_file(const char *path, char **text_out, size_t *len_out)
-{
-	size_t len = 0, cap = 4096;
-	char *text = malloc(cap), *bigger;
-	int fd, err = 0;
-
-	if (!text)
-		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		goto fail;
-	}
-	for (;;) {
-		ssize_t n;
-
-		if (len + 1 == cap) {
-			if (cap >= MAX_CONFIG_SIZE) {
-				err = -EFBIG;
-				break;
-			}
-			/* Copy rather than realloc, so that no stray copy of a key is left behind. */
-			bigger = malloc(cap * 2);
-			if (!bigger) {
-				err = -ENOMEM;
-				break;
-			}
-			memcpy(bigger, text, len);
-			nt_wipe(text, cap);
-			free(text);
-			text = bigger;
-			cap *= 2;
-		}
-		n = read(fd, text + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (err)
-		goto fail;
-	text[len] = '\0';
-	*text_out = text;
-	*len_out = len;
-	return 0;
-fail:
-	nt_wipe(text, cap);
-	free(text);
-	return err;
-}
-
-void free_text(char *text, size_t len)
-{
-	if (text) {
-		nt_wipe(text, len);
-		free(text);
-	}
-}
 
 int parse_config_text(const char *path, const char *text, size_t len, int flags, struct nt_config *cfg)
 {
@@ -96,13 +30,13 @@ int load_config(const char *path, int flags, struct nt_config *cfg)
 	size_t len;
 	int ret;
 
-	ret = read_file(path, &text, &len);
+	ret = nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len);
 	if (ret) {
 		fprintf(stderr, "%s: %s\n", path, strerror(-ret));
 		return -1;
 	}
 	ret = parse_config_text(path, text, len, flags, cfg);
-	free_text(text, len);
+	nt_file_free(text, len);
 	return ret;
 }
 

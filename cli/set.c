@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 
@@ -26,22 +27,21 @@ static bool is_space(int c)
 }
 
 /* wg's key file: 44 characters then only whitespace; an empty file is the zero key. */
+#define KEY_FILE_MAX 4096
 static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 {
-	char b64[NT_KEY_B64_LEN + 1];
+	char *text, b64[NT_KEY_B64_LEN + 1];
 	bool ok = false;
-	size_t n;
-	FILE *f;
-	int c;
+	size_t len;
+	int err;
 
-	f = fopen(path, "re");
-	if (!f) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+	err = nt_file_read(path, 0, KEY_FILE_MAX, &text, &len);
+	if (err) {
+		fprintf(stderr, "%s: %s\n", path, strerror(-err));
 		return false;
 	}
-	n = fread(b64, 1, NT_KEY_B64_LEN, f);
-	if (n != NT_KEY_B64_LEN) {
-		if (!ferror(f) && n == 0) {
+	if (len < NT_KEY_B64_LEN) {
+		if (!len) {
 			memset(key, 0, NT_KEY_LEN);
 			ok = true;
 		} else {
@@ -49,17 +49,14 @@ static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 		}
 		goto out;
 	}
-	b64[NT_KEY_B64_LEN] = '\0';
-	while ((c = getc(f)) != EOF) {
-		if (!is_space(c)) {
-			fprintf(stderr, "Found trailing character in key file: `%c'\n", c);
+	for (size_t i = NT_KEY_B64_LEN; i < len; i++) {
+		if (!is_space((unsigned char)text[i])) {
+			fprintf(stderr, "Found trailing character in key file: `%c'\n", text[i]);
 			goto out;
 		}
 	}
-	if (ferror(f)) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		goto out;
-	}
+	memcpy(b64, text, NT_KEY_B64_LEN);
+	b64[NT_KEY_B64_LEN] = '\0';
 	if (nt_key_from_base64(key, b64)) {
 		fprintf(stderr, "Key is not the correct length or format in key file `%s'\n", path);
 		goto out;
@@ -67,7 +64,7 @@ static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 	ok = true;
 out:
 	nt_wipe(b64, sizeof(b64));
-	fclose(f);
+	nt_file_free(text, len);
 	return ok;
 }
 

@@ -13,12 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "noisetun/config.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 #include "cfgload.h"
-
-#define MAX_CONFIG_SIZE    (64u << 20)
 
 /* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
  * retrying transient failures with growing pauses (WG_ENDPOINT_RESOLUTION_RETRIES, 15). */
@@ -63,53 +62,6 @@ static int resolve(const char *host, uint16_t port, int retries, struct nt_uapi_
 	return 0;
 }
 
-static int read_file(const char *path, char **text, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		if (n == cap || !buf) {
-			char *p;
-			if (buf)
-				cap *= 2;
-			if (cap > MAX_CONFIG_SIZE || !(p = malloc(cap))) {
-				err = cap > MAX_CONFIG_SIZE ? -EFBIG : -ENOMEM;
-				break;
-			}
-			if (buf) {
-				memcpy(p, buf, n);
-				explicit_bzero(buf, n);
-				free(buf);
-			}
-			buf = p;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (err) {
-		if (buf)
-			explicit_bzero(buf, n);
-		free(buf);
-		return err;
-	}
-	*text = buf;
-	*len = n;
-	return 0;
-}
-
 /* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
  * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
 static int table_lookup(const char *name, uint32_t *id)
@@ -124,9 +76,9 @@ static int table_lookup(const char *name, uint32_t *id)
 		int found = -ENOENT;
 
 		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
-		if (!read_file(path, &text, &len)) {
+		if (!nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len)) {
 			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
+			nt_file_free(text, len);
 			if (!found)
 				return 0;
 		}
@@ -137,10 +89,10 @@ static int table_lookup(const char *name, uint32_t *id)
 			size_t n = strlen(e->d_name);
 			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
 			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
-			    read_file(path, &text, &len))
+			    nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len))
 				continue;
 			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
+			nt_file_free(text, len);
 		}
 		closedir(d);
 		if (!found)
@@ -159,13 +111,12 @@ int config_load(const char *path, struct nt_config *cfg, struct nt_uapi_endpoint
 
 	memset(cfg, 0, sizeof(*cfg));
 	*eps = NULL;
-	if ((err = read_file(path, &text, &len))) {
+	if ((err = nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len))) {
 		snprintf(msg, size, "%s: %s", path, strerror(-err));
 		return err;
 	}
 	err = nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &perr);
-	explicit_bzero(text, len);
-	free(text);
+	nt_file_free(text, len);
 	if (err) {
 		if (err == -EINVAL && perr.line)
 			snprintf(msg, size, "%s:%u: %s", path, perr.line, perr.message);
