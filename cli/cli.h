@@ -19,60 +19,17 @@ extern const char *prog_name;
 
 /* ------------------------------------------------------------------ ipc.c */
 
-struct ipc_peer {
-	uint8_t public_key[32];
-	bool has_preshared_key;
-	uint8_t preshared_key[32];
-	bool has_endpoint;
-	struct nt_uapi_endpoint endpoint;
-	int64_t last_handshake_sec, last_handshake_nsec;
-	uint64_t rx_bytes, tx_bytes;
-	uint16_t persistent_keepalive;
-	struct nt_uapi_allowed_ip *allowed_ips;
-	size_t allowed_ips_count;
-	char name[NT_CONFIG_NAME_MAX + 1];  /* noisetun_name= ("": none) */
-	struct ipc_peer_metrics {           /* noisetun=1 (ipc_get_noisetun) */
-		uint64_t rx_packets, tx_packets, handshakes, handshake_attempts, handshake_failures;
-		bool has_session;
-		uint64_t session_age_ns;
-	} metrics;
-	/* noisetun's own (ipc_get_noisetun): the name the endpoint came from ("": none), the
-	 * lifecycle (valid_until: seconds since the epoch, 0: none). */
-	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
-	bool disabled, blocked;
-	uint64_t valid_until;
-};
-
-struct ipc_device {
-	char name[64];
-	bool has_private_key, has_public_key;
-	uint8_t private_key[32], public_key[32]; /* public derived from private, as wg does */
-	uint16_t listen_port;
-	uint32_t fwmark;
-	struct ipc_peer *peers; /* in the daemon's order */
-	size_t peers_count;
-	struct ipc_device_metrics {         /* noisetun=1 (ipc_get_noisetun) */
-		bool up, under_load;
-		uint64_t cookie_replies_sent;
-		char drop_reasons[NT_METRICS_MAX_DROPS][32];
-		uint64_t drops[NT_METRICS_MAX_DROPS];
-		size_t drops_count;
-	} metrics;
-};
-
 /* NOISETUN_RUN_DIR, else /var/run/wireguard (where wg looks). */
 const char *ipc_run_dir(void);
 /* The socket path of iface into buf; -EINVAL for a name that cannot be an interface. */
 int ipc_socket_path(char *buf, size_t size, const char *iface);
-/* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface).
+/* get=1 into *dev (lib's model, zeroed first; free with nt_uapi_device_free). 0 or a negative errno (-ENODEV: no such interface).
  * Asks for noisetun's own lines (peer names) with "noisetun=1"; a daemon that refuses it
  * (wireguard-go, an older noisetund: errno=-22), or does not answer it within 3 s, is
  * asked again with a plain get. */
-int ipc_get(const char *iface, struct ipc_device *dev);
+int ipc_get(const char *iface, struct nt_uapi_device *dev);
 /* The same with noisetun=1: the noisetun_ keys too (names, metrics). */
-int ipc_get_noisetun(const char *iface, struct ipc_device *dev);
-/* Wipe (keys!) and free. */
-void ipc_device_free(struct ipc_device *dev);
+int ipc_get_noisetun(const char *iface, struct nt_uapi_device *dev);
 /* A set=1 request in the wg order of lines (a peer's noisetun_name last); the daemon's
  * answer: 0 or a negative errno. A daemon that refuses names (-EINVAL: not noisetund) is
  * sent the request again without them, with a warning. */
@@ -155,7 +112,7 @@ bool client_is_endpoint_comment(const char *line, size_t len);
 /* json.c: show --json. */
 int show_json(const char *which);
 /* showconf.c: the running config as text (for save). NULL on error (errno set). */
-char *showconf_text(const struct ipc_device *dev);
+char *showconf_text(const struct nt_uapi_device *dev);
 
 /* updown.c helpers shared with strip: resolve NAME|PATH to a config path and interface
  * name as wg-quick does (after /etc/noisetun/, /etc/wireguard/). Prints why and returns -1. */

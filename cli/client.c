@@ -998,7 +998,7 @@ out:
 static int cmd_client_list(int argc, char *argv[])
 {
 	struct server srv;
-	struct ipc_device dev = { 0 };
+	struct nt_uapi_device dev = { 0 };
 	bool running = false;
 
 	if (argc != 1) {
@@ -1041,7 +1041,7 @@ static int cmd_client_list(int argc, char *argv[])
 		}
 		printf("\t%s\t%s\n", b64, when);
 	}
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	server_close(&srv);
 	return fflush(stdout) ? 1 : 0;
 }

@@ -30,7 +30,7 @@ static bool file_has_peer(const struct nt_config *cfg, const uint8_t key[static 
 	return false;
 }
 
-static bool running_name(const struct ipc_device *dev, const uint8_t key[static 32])
+static bool running_name(const struct nt_uapi_device *dev, const uint8_t key[static 32])
 {
 	for (size_t i = 0; i < dev->peers_count; i++)
 		if (!memcmp(dev->peers[i].public_key, key, 32))
@@ -40,7 +40,7 @@ static bool running_name(const struct ipc_device *dev, const uint8_t key[static 
 
 /* Turn set into a sync against the running device: removals appended, device fields only
  * when changed. The appended peers are plain entries of set->peers (no allowed IPs). */
-static int sync_with(struct nt_uapi_set *set, const struct nt_config *cfg, const struct ipc_device *dev)
+static int sync_with(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_device *dev)
 {
 	size_t removals = 0, n;
 	struct nt_uapi_peer *bigger;
@@ -91,7 +91,7 @@ int cmd_setconf(int argc, char *argv[])
 	enum mode mode = !strcmp(argv[0], "addconf") ? ADDCONF : !strcmp(argv[0], "syncconf") ? SYNCCONF : SETCONF;
 	struct nt_config cfg;
 	struct nt_uapi_set set;
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	int ret = 1, err;
 
 	if (argc != 3) {
@@ -116,7 +116,7 @@ int cmd_setconf(int argc, char *argv[])
 			goto out_set;
 		}
 		err = sync_with(&set, &cfg, &dev);
-		ipc_device_free(&dev);
+		nt_uapi_device_free(&dev);
 		if (err) {
 			fprintf(stderr, "%s: out of memory\n", prog_name);
 			goto out_set;

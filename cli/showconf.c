@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "noisetun/crypto.h"
 
-char *showconf_text(const struct ipc_device *dev)
+char *showconf_text(const struct nt_uapi_device *dev)
 {
 	char *text = NULL, b64[45];
 	size_t len = 0;
@@ -29,7 +29,7 @@ char *showconf_text(const struct ipc_device *dev)
 	}
 	fprintf(f, "\n");
 	for (size_t i = 0; i < dev->peers_count; i++) {
-		const struct ipc_peer *peer = &dev->peers[i];
+		const struct nt_uapi_device_peer *peer = &dev->peers[i];
 
 		key_to_b64(b64, peer->public_key);
 		fprintf(f, "[Peer]\n");
@@ -74,7 +74,7 @@ char *showconf_text(const struct ipc_device *dev)
 
 int cmd_showconf(int argc, char *argv[])
 {
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	char *text;
 	int err;
 
@@ -88,7 +88,7 @@ int cmd_showconf(int argc, char *argv[])
 		return 1;
 	}
 	text = showconf_text(&dev);
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	if (!text) {
 		perror("Unable to print configuration");
 		return 1;

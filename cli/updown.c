@@ -300,7 +300,7 @@ static char *saved_text(const struct nt_config *cfg, const char *iface, const ch
 
 static int save_config(const char *path, const char *iface, const struct nt_config *cfg)
 {
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	char *running, *text;
 	int err;
 
@@ -310,7 +310,7 @@ static int save_config(const char *path, const char *iface, const struct nt_conf
 		return -1;
 	}
 	running = showconf_text(&dev);
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	if (!running) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return -1;

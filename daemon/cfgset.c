@@ -21,7 +21,7 @@
  * from the device is set at device level (a private key set again would drop every
  * session). */
 int config_build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
-		      const struct device_state *cur, uint32_t fwmark)
+		      const struct nt_uapi_device *cur, uint32_t fwmark)
 {
 	size_t n = 0;
 
@@ -61,9 +61,9 @@ int config_build_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 		for (size_t j = 0; j < cur->peers_count; j++) {
 			bool kept = false;
 			for (size_t i = 0; i < cfg->peers_count && !kept; i++)
-				kept = nt_equal(cur->peers[j], cfg->peers[i].public_key, NT_KEY_LEN);
+				kept = nt_equal(cur->peers[j].public_key, cfg->peers[i].public_key, NT_KEY_LEN);
 			if (!kept) {
-				memcpy(set->peers[n].public_key, cur->peers[j], NT_KEY_LEN);
+				memcpy(set->peers[n].public_key, cur->peers[j].public_key, NT_KEY_LEN);
 				set->peers[n++].remove = true;
 			}
 		}

@@ -267,7 +267,7 @@ int config_handover_set(char **text, size_t *len)
 
 /* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
  * daemon, which holds no key) from the worker over the control socket. */
-static int device_state(struct device *dev, struct device_state *st, bool monitor)
+static int device_state(struct device *dev, struct nt_uapi_device *st, bool monitor)
 {
 	size_t n = 0;
 
@@ -277,7 +277,7 @@ static int device_state(struct device *dev, struct device_state *st, bool monito
 	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
 		return -ENOMEM;
 	for (struct peer *p = dev->peers_first; p; p = p->next)
-		memcpy(st->peers[n++], p->public_key, NT_KEY_LEN);
+		memcpy(st->peers[n++].public_key, p->public_key, NT_KEY_LEN);
 	st->peers_count = n;
 	st->has_private_key = dev->static_identity->has_key;
 	if (st->has_private_key)
@@ -296,7 +296,7 @@ void config_reload(struct device *dev, bool monitor)
 {
 	struct nt_config cfg, old;
 	struct nt_uapi_endpoint *eps;
-	struct device_state cur;
+	struct nt_uapi_device cur;
 	struct nt_uapi_set set;
 	char msg[600];
 	uint32_t table;
@@ -322,7 +322,7 @@ void config_reload(struct device *dev, bool monitor)
 			dev->peer_count = cfg.peers_count;
 			dev->listen_port = cfg.has_listen_port && cfg.listen_port ? cfg.listen_port : cur.listen_port;
 		}
-		device_state_free(&cur);
+		nt_uapi_device_free(&cur);
 	}
 	if (!monitor) /* split: the worker tells it, seeing the monitor's set */
 		events_reload(dev, err, dev->peer_count);
