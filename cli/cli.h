@@ -48,9 +48,8 @@ int ipc_daemon_pid(const char *iface, pid_t *pid);
 
 /* ------------------------------------------------------------------ endpoint.c */
 
-/* Resolve host:port with getaddrinfo (numeric addresses first, without DNS), retrying
- * transient failures as wg does (WG_ENDPOINT_RESOLUTION_RETRIES). On failure a reason is
- * left in why. 0 or -1. */
+/* nt_resolve_endpoint (common/resolve.h) with WG_ENDPOINT_RESOLUTION_RETRIES, each retry
+ * announced on stderr as wg does. On failure a reason is left in why. 0 or -1. */
 int endpoint_resolve(struct nt_uapi_endpoint *out, const char *host, uint16_t port, char *why, size_t why_size);
 /* Parse "host:port" / "[v6]:port" as the config parser does, then resolve. */
 int endpoint_parse_resolve(struct nt_uapi_endpoint *out, const char *text, char *why, size_t why_size);

@@ -53,6 +53,7 @@
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
+#include "common/resolve.h"
 #include "noisetund.h"
 #include "privsep.h"
 #include "rtnl.h"
@@ -150,7 +151,7 @@ int config_prepare(const char *path, const char *ifname)
 		return err == ENOMEM ? -1 : 1;
 	}
 	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
-	if ((err = config_load(q.path, &q.cfg, &eps, config_resolution_retries(), msg, sizeof(msg)))) {
+	if ((err = config_load(q.path, &q.cfg, &eps, nt_resolve_retries(), msg, sizeof(msg)))) {
 		fprintf(stderr, "%s\n", msg);
 		/* The file itself is bad (syntax, unreadable, too big): retrying cannot help. */
 		return err == -EINVAL || err == -EACCES || err == -ENOENT || err == -EISDIR || err == -EFBIG ? 1 : -1;
