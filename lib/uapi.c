@@ -867,6 +867,69 @@ int nt_uapi_parse_set_reply(const char *reply, size_t len)
 	return ret == 1 ? -daemon_errno : -EPROTO;
 }
 
+static void text_b64_key(struct text *t, const char *name, const uint8_t key[static NT_KEY_LEN])
+{
+	char b64[NT_KEY_B64_LEN + 1];
+
+	nt_key_to_base64(b64, key);
+	text_add(t, "%s = %s\n", name, b64);
+	nt_wipe(b64, sizeof(b64));
+}
+
+size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uapi_endpoint_text_fn *endpoint,
+			     char *buf, size_t size)
+{
+	struct text t = { .buf = buf, .size = size };
+
+	if (size)
+		buf[0] = '\0';
+	if (flags & NT_UAPI_CONFIG_SHOWCONF)
+		text_add(&t, "[Interface]\n");
+	if (dev->listen_port)
+		text_add(&t, "ListenPort = %u\n", (unsigned)dev->listen_port);
+	if (dev->fwmark)
+		text_add(&t, "FwMark = 0x%x\n", (unsigned)dev->fwmark);
+	if (dev->has_private_key)
+		text_b64_key(&t, "PrivateKey", dev->private_key);
+	if ((flags & NT_UAPI_CONFIG_SHOWCONF) && !dev->peers_count)
+		text_add(&t, "\n");
+	for (size_t i = 0; i < dev->peers_count; i++) {
+		const struct nt_uapi_device_peer *p = &dev->peers[i];
+		size_t name_len = strnlen(p->name, sizeof(p->name));
+
+		text_add(&t, "\n[Peer]\n");
+		/* wg reads it as a comment; only a valid name is written (it comes from a reply) */
+		if (name_len && name_len < sizeof(p->name) && nt_config_valid_name(p->name, name_len))
+			text_add(&t, "# friendly_name = %s\n", p->name);
+		text_b64_key(&t, "PublicKey", p->public_key);
+		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
+			text_b64_key(&t, "PresharedKey", p->preshared_key);
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			char a[INET6_ADDRSTRLEN];
+
+			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
+				a[0] = '\0';
+			text_add(&t, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
+		}
+		if (p->allowed_ips_count)
+			text_add(&t, "\n");
+		if (p->has_endpoint) {
+			char ep[NT_UAPI_ENDPOINT_STRLEN + 1088]; /* NI_MAXHOST + NI_MAXSERV, for the caller's */
+
+			ep[0] = '\0';
+			if (endpoint)
+				endpoint(ep, sizeof(ep), &p->endpoint);
+			else
+				nt_uapi_format_endpoint(ep, sizeof(ep), &p->endpoint);
+			if (ep[0])
+				text_add(&t, "Endpoint = %s\n", ep);
+		}
+		if (p->persistent_keepalive)
+			text_add(&t, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
+	}
+	return t.len;
+}
+
 void nt_uapi_device_free(struct nt_uapi_device *dev)
 {
 	for (size_t i = 0; i < dev->peers_count; i++)

@@ -199,6 +199,23 @@ int nt_uapi_parse_get(struct nt_uapi_device *dev, const char *reply, size_t len)
  * negative), or -EPROTO for anything else. */
 int nt_uapi_parse_set_reply(const char *reply, size_t len);
 
+/* The device in the config file format, as `wg showconf` prints it: ListenPort, FwMark,
+ * PrivateKey, then each peer after a blank line: "[Peer]", its "# friendly_name = NAME"
+ * (a valid name only), PublicKey, PresharedKey (not all zeros), AllowedIPs (one line,
+ * ", " between), Endpoint (nt_uapi_format_endpoint), PersistentKeepalive (not 0). The one
+ * writer of that text: `noisetun showconf`/`save`, SaveConfig (from the worker's device
+ * or the monitor's copy of it). NT_UAPI_CONFIG_SHOWCONF: "[Interface]" first, and the
+ * blank line after the device keys even without a peer, as wg showconf; without it the
+ * text follows a caller's own [Interface] keys. endpoint: how an Endpoint is written (the
+ * CLI shows a scope as getnameinfo does), NULL for nt_uapi_format_endpoint. snprintf-like:
+ * the whole length. */
+enum nt_uapi_config_flags {
+	NT_UAPI_CONFIG_SHOWCONF = 1 << 0,
+};
+typedef void nt_uapi_endpoint_text_fn(char *buf, size_t size, const struct nt_uapi_endpoint *ep);
+size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uapi_endpoint_text_fn *endpoint,
+			     char *buf, size_t size);
+
 /* Wipe (keys!) and free a parsed device, leaving *dev zeroed. Safe on a zeroed struct. */
 void nt_uapi_device_free(struct nt_uapi_device *dev);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "noisetun/config.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
@@ -1168,6 +1169,126 @@ START_TEST(test_format_flags)
 }
 END_TEST
 
+/* ---- the one config writer (nt_uapi_format_config) ---- */
+
+static void config_model(struct nt_uapi_device *dev, struct nt_uapi_device_peer peers[2],
+			 struct nt_uapi_allowed_ip ips[2])
+{
+	memset(dev, 0, sizeof(*dev));
+	memset(peers, 0, 2 * sizeof(*peers));
+	ips[0] = (struct nt_uapi_allowed_ip){ .family = AF_INET, .cidr = 24, .addr = { 10, 1, 2, 0 } };
+	ips[1] = (struct nt_uapi_allowed_ip){ .family = AF_INET6, .cidr = 64, .addr = { 0xfd, 0, 0, 0, 0, 0, 0, 1 } };
+	dev->listen_port = 51820;
+	dev->fwmark = 0x1234;
+	dev->has_private_key = true;
+	nt_key_from_hex(dev->private_key, HEX_A);
+	dev->peers = peers;
+	dev->peers_count = 2;
+	nt_key_from_hex(peers[0].public_key, HEX_B);
+	snprintf(peers[0].name, sizeof(peers[0].name), "laptop one");
+	peers[0].has_preshared_key = true;
+	nt_key_from_hex(peers[0].preshared_key, HEX_C);
+	peers[0].allowed_ips = ips;
+	peers[0].allowed_ips_count = 2;
+	peers[0].has_endpoint = true;
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&peers[0].endpoint, "192.0.2.1:51821", 15), 0);
+	peers[0].persistent_keepalive = 25;
+	nt_key_from_hex(peers[1].public_key, HEX_C);
+	peers[1].has_preshared_key = true; /* all zeros: not written */
+}
+
+#define B64_A "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo="
+#define B64_B "ASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8="
+#define B64_C "wP/uAMD/7gDA/+4AwP/uAMD/7gDA/+4AwP/uAMD/7gA="
+
+START_TEST(test_config_known_answer)
+{
+	static const char device_part[] =
+		"ListenPort = 51820\n"
+		"FwMark = 0x1234\n"
+		"PrivateKey = " B64_A "\n"
+		"\n[Peer]\n"
+		"# friendly_name = laptop one\n"
+		"PublicKey = " B64_B "\n"
+		"PresharedKey = " B64_C "\n"
+		"AllowedIPs = 10.1.2.0/24, fd00:0:0:1::/64\n"
+		"Endpoint = 192.0.2.1:51821\n"
+		"PersistentKeepalive = 25\n"
+		"\n[Peer]\n"
+		"PublicKey = " B64_C "\n";
+	struct nt_uapi_device dev;
+	struct nt_uapi_device_peer peers[2];
+	struct nt_uapi_allowed_ip ips[2];
+	char buf[2048];
+	size_t n;
+
+	config_model(&dev, peers, ips);
+	n = nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, device_part);
+	ck_assert_uint_eq(n, strlen(device_part));
+	/* as wg showconf: [Interface] first; snprintf-like when short */
+	n = nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_uint_eq(n, strlen("[Interface]\n") + strlen(device_part));
+	ck_assert(!strncmp(buf, "[Interface]\n", 12) && !strcmp(buf + 12, device_part));
+	ck_assert_uint_eq(nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, 10), n);
+	ck_assert_str_eq(buf, "[Interfac");
+	ck_assert_uint_eq(nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, NULL, 0), n);
+	/* no peer: wg showconf still ends the [Interface] with a blank line */
+	dev.peers_count = 0;
+	dev.has_private_key = false;
+	dev.fwmark = 0;
+	nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "[Interface]\nListenPort = 51820\n\n");
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ListenPort = 51820\n");
+	/* a name that is not valid (it came from another process) is not written */
+	dev.peers_count = 1;
+	memset(peers[0].name, 'x', sizeof(peers[0].name)); /* unterminated */
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_ptr_null(strstr(buf, "friendly_name"));
+	snprintf(peers[0].name, sizeof(peers[0].name), "tab\there");
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_ptr_null(strstr(buf, "friendly_name"));
+}
+END_TEST
+
+/* parse(format(x)) == x: what the writer writes, wg setconf's parser reads back the same. */
+START_TEST(test_config_round_trip)
+{
+	struct nt_uapi_device dev;
+	struct nt_uapi_device_peer peers[2];
+	struct nt_uapi_allowed_ip ips[2];
+	struct nt_config cfg;
+	struct nt_config_error err;
+	char buf[2048];
+	size_t n;
+
+	config_model(&dev, peers, ips);
+	n = nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(nt_config_parse(&cfg, buf, n, NT_CONFIG_WG_ONLY, &err), 0);
+	ck_assert(cfg.has_listen_port && cfg.listen_port == dev.listen_port);
+	ck_assert(cfg.has_fwmark && cfg.fwmark == dev.fwmark);
+	ck_assert(cfg.has_private_key && !memcmp(cfg.private_key, dev.private_key, 32));
+	ck_assert_uint_eq(cfg.peers_count, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct nt_config_peer *p = &cfg.peers[i];
+
+		ck_assert_mem_eq(p->public_key, peers[i].public_key, 32);
+		ck_assert_uint_eq(p->allowed_ips_count, peers[i].allowed_ips_count);
+		for (size_t j = 0; j < p->allowed_ips_count; j++)
+			ck_assert_mem_eq(&p->allowed_ips[j], &peers[i].allowed_ips[j], sizeof(p->allowed_ips[j]));
+		ck_assert(p->has_endpoint == peers[i].has_endpoint);
+	}
+	ck_assert_str_eq(cfg.peers[0].name, "laptop one");
+	ck_assert(cfg.peers[0].has_preshared_key && !memcmp(cfg.peers[0].preshared_key, peers[0].preshared_key, 32));
+	ck_assert_str_eq(cfg.peers[0].endpoint_host, "192.0.2.1");
+	ck_assert_uint_eq(cfg.peers[0].endpoint_port, 51821);
+	ck_assert(cfg.peers[0].has_persistent_keepalive && cfg.peers[0].persistent_keepalive == 25);
+	ck_assert(!cfg.peers[1].has_preshared_key && !cfg.peers[1].name);
+	nt_config_free(&cfg);
+}
+END_TEST
+
 static Suite *uapi_suite(void)
 {
 	Suite *s = suite_create("uapi");
@@ -1216,6 +1337,11 @@ static Suite *uapi_suite(void)
 	tcase_add_test(get, test_get_many_peers);
 	tcase_add_test(get, test_set_reply);
 	suite_add_tcase(s, get);
+
+	TCase *config = tcase_create("config");
+	tcase_add_test(config, test_config_known_answer);
+	tcase_add_test(config, test_config_round_trip);
+	suite_add_tcase(s, config);
 	return s;
 }
 
