@@ -62,11 +62,10 @@ void endpoint_display(char *buf, size_t size, const struct nt_uapi_endpoint *ep)
 int parse_config_text(const char *path, const char *text, size_t len, int flags, struct nt_config *cfg);
 /* Read and parse a config file; on any error print "PATH:LINE: reason" and return -1. */
 int load_config(const char *path, int flags, struct nt_config *cfg);
-/* Turn a parsed config into a set request, resolving endpoints. The request borrows the
- * allowed IPs of cfg: free it with config_set_free, before nt_config_free(cfg). Prints
- * "PATH:LINE: reason" and returns -1 when an endpoint does not resolve. */
-int config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const char *path);
-void config_set_free(struct nt_uapi_set *set);
+/* Resolve each peer's Endpoint (endpoint_resolve) into *eps, one per peer (family 0:
+ * none), for nt_config_to_set; free(*eps) after. Prints "PATH:LINE: Endpoint: cannot
+ * resolve ..." and returns -1 when one does not resolve. */
+int config_resolve(const struct nt_config *cfg, const char *path, struct nt_uapi_endpoint **eps);
 
 /* ------------------------------------------------------------------ term.c */
 

@@ -1,5 +1,6 @@
-/* Config files from disk: read whole, parse with lib/config.c, report "FILE:LINE: reason",
- * and turn the result into a set request. */
+/* Config files from disk: read whole (common/file.c), parse with lib/config.c, report
+ * "FILE:LINE: reason", resolve their endpoints (common/resolve.c); lib's nt_config_to_set
+ * turns the result into a set request. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 
 #include "cli.h"
 #include "common/file.h"
-#include "noisetun/crypto.h"
 
 int parse_config_text(const char *path, const char *text, size_t len, int flags, struct nt_config *cfg)
 {
@@ -40,59 +40,24 @@ int load_config(const char *path, int flags, struct nt_config *cfg)
 	return ret;
 }
 
-int config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const char *path)
+int config_resolve(const struct nt_config *cfg, const char *path, struct nt_uapi_endpoint **eps)
 {
-	memset(set, 0, sizeof(*set));
-	set->has_private_key = cfg->has_private_key;
-	memcpy(set->private_key, cfg->private_key, 32);
-	set->has_listen_port = cfg->has_listen_port;
-	set->listen_port = cfg->listen_port;
-	set->has_fwmark = cfg->has_fwmark;
-	set->fwmark = cfg->fwmark;
-	if (cfg->peers_count) {
-		set->peers = calloc(cfg->peers_count, sizeof(*set->peers));
-		if (!set->peers) {
-			fprintf(stderr, "%s: out of memory\n", path);
+	*eps = calloc(cfg->peers_count ? cfg->peers_count : 1, sizeof(**eps));
+	if (!*eps) {
+		fprintf(stderr, "%s: out of memory\n", path);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *p = &cfg->peers[i];
+		char why[256];
+
+		if (p->has_endpoint && endpoint_resolve(&(*eps)[i], p->endpoint_host, p->endpoint_port, why, sizeof(why))) {
+			fprintf(stderr, "%s:%u: Endpoint: cannot resolve \"%s\": %s\n", path, p->endpoint_line,
+				p->endpoint_host, why);
+			free(*eps);
+			*eps = NULL;
 			return -1;
 		}
 	}
-	set->peers_count = cfg->peers_count;
-	for (size_t i = 0; i < cfg->peers_count; i++) {
-		const struct nt_config_peer *from = &cfg->peers[i];
-		struct nt_uapi_peer *to = &set->peers[i];
-		char why[256];
-
-		memcpy(to->public_key, from->public_key, 32);
-		to->has_preshared_key = from->has_preshared_key;
-		memcpy(to->preshared_key, from->preshared_key, 32);
-		to->has_persistent_keepalive = from->has_persistent_keepalive;
-		to->persistent_keepalive = from->persistent_keepalive;
-		/* As wg: every [Peer] of a file replaces the allowed IPs it had. */
-		to->replace_allowed_ips = true;
-		to->allowed_ips = from->allowed_ips;
-		to->allowed_ips_count = from->allowed_ips_count;
-		/* "# friendly_name =" / "# Name =", valid (the parser kept no other). */
-		to->has_name = from->name != NULL;
-		if (from->name)
-			snprintf(to->name, sizeof(to->name), "%s", from->name);
-		if (from->has_endpoint) {
-			if (endpoint_resolve(&to->endpoint, from->endpoint_host, from->endpoint_port, why, sizeof(why))) {
-				fprintf(stderr, "%s:%u: Endpoint: cannot resolve \"%s\": %s\n", path, from->endpoint_line,
-					from->endpoint_host, why);
-				config_set_free(set);
-				return -1;
-			}
-			to->has_endpoint = true;
-		}
-	}
 	return 0;
-}
-
-void config_set_free(struct nt_uapi_set *set)
-{
-	/* The allowed IPs are cfg's: only the peer array is ours. */
-	if (set->peers)
-		nt_wipe(set->peers, set->peers_count * sizeof(*set->peers));
-	free(set->peers);
-	nt_wipe(set, sizeof(*set));
 }

@@ -49,7 +49,8 @@ int privsep_get_state(struct nt_uapi_device *st)
 	int err;
 
 	memset(st, 0, sizeof(*st));
-	if ((err = uapi_call("get=1\n\n", 7, &reply, &len)))
+	/* noisetun=1: with the peers' names, which a reload removes when the file drops them */
+	if ((err = uapi_call("get=1\nnoisetun=1\n\n", 18, &reply, &len)))
 		return err;
 	err = nt_uapi_parse_get(st, reply, len);
 	nt_ctl_free(reply, len);

@@ -215,7 +215,7 @@ int config_up(struct device *dev, const char **what)
 	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, config_fwmark_for(&q.cfg, table))))
 		return err;
 	err = uapi_apply_set(dev, &set);
-	config_free_set(&set);
+	nt_config_set_free(&set);
 	if (err)
 		return err;
 	dev->no_mss_clamp = q.cfg.no_mss_clamp;
@@ -255,12 +255,12 @@ int config_handover_set(char **text, size_t *len)
 	set.has_listen_port = set.has_fwmark = false;
 	n = nt_uapi_format_set(&set, NULL, 0);
 	if (!(*text = malloc(n + 1))) {
-		config_free_set(&set);
+		nt_config_set_free(&set);
 		return -ENOMEM;
 	}
 	nt_uapi_format_set(&set, *text, n + 1);
 	*len = n;
-	config_free_set(&set);
+	nt_config_set_free(&set);
 	return 0;
 }
 
@@ -277,8 +277,11 @@ static int device_state(struct device *dev, struct nt_uapi_device *st, bool moni
 	memset(st, 0, sizeof(*st));
 	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
 		return -ENOMEM;
-	for (struct peer *p = dev->peers_first; p; p = p->next)
-		memcpy(st->peers[n++].public_key, p->public_key, NT_KEY_LEN);
+	for (struct peer *p = dev->peers_first; p && n < dev->peer_count; p = p->next) {
+		memcpy(st->peers[n].public_key, p->public_key, NT_KEY_LEN);
+		/* a name the file no longer has is removed: nt_config_to_set looks here */
+		snprintf(st->peers[n++].name, sizeof(st->peers[0].name), "%.*s", NT_UAPI_NAME_MAX, p->name);
+	}
 	st->peers_count = n;
 	st->has_private_key = dev->static_identity->has_key;
 	if (st->has_private_key)
@@ -316,7 +319,7 @@ void config_reload(struct device *dev, bool monitor)
 	if (!(err = device_state(dev, &cur, monitor))) {
 		if (!(err = config_build_set(&set, &cfg, eps, &cur, config_fwmark_for(&cfg, table)))) {
 			err = apply_set(dev, &set, monitor);
-			config_free_set(&set);
+			nt_config_set_free(&set);
 		}
 		if (!err && monitor) {
 			/* For STATUS=: syncconf leaves the device with the file's peers. */

@@ -930,6 +930,118 @@ size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uap
 	return t.len;
 }
 
+/* ---- config to set (uapi.h) ---- */
+
+static bool config_has_peer(const struct nt_config *cfg, const uint8_t key[static NT_KEY_LEN])
+{
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		if (nt_equal(cfg->peers[i].public_key, key, NT_KEY_LEN))
+			return true;
+	return false;
+}
+
+static const struct nt_uapi_device_peer *device_peer(const struct nt_uapi_device *dev, const uint8_t key[static NT_KEY_LEN])
+{
+	for (size_t i = 0; i < dev->peers_count; i++)
+		if (nt_equal(dev->peers[i].public_key, key, NT_KEY_LEN))
+			return &dev->peers[i];
+	return NULL;
+}
+
+/* Syncconf: device keys only when they differ from cur. */
+static void sync_device_keys(struct nt_uapi_set *set, const struct nt_uapi_device *cur)
+{
+	uint8_t want[NT_KEY_LEN] = { 0 }, have[NT_KEY_LEN] = { 0 };
+
+	if (set->has_private_key) {
+		if (!nt_is_zero(set->private_key, NT_KEY_LEN)) {
+			memcpy(want, set->private_key, NT_KEY_LEN);
+			nt_key_clamp(want); /* the device keeps (and reports) it clamped */
+		}
+		if (cur->has_private_key)
+			memcpy(have, cur->private_key, NT_KEY_LEN);
+		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
+		nt_wipe(want, sizeof(want));
+		nt_wipe(have, sizeof(have));
+	}
+	if (set->has_listen_port && set->listen_port == cur->listen_port)
+		set->has_listen_port = false;
+	if (set->has_fwmark && set->fwmark == cur->fwmark)
+		set->has_fwmark = false;
+}
+
+int nt_config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
+		     const struct nt_uapi_device *cur, int flags)
+{
+	size_t n = 0, removals = 0;
+
+	memset(set, 0, sizeof(*set));
+	for (size_t j = 0; cur && j < cur->peers_count; j++)
+		removals += !config_has_peer(cfg, cur->peers[j].public_key);
+	if (cfg->peers_count + removals && !(set->peers = calloc(cfg->peers_count + removals, sizeof(*set->peers))))
+		return -ENOMEM;
+
+	set->has_private_key = cfg->has_private_key || (flags & NT_CONFIG_SET_ABSENT_KEY);
+	if (cfg->has_private_key)
+		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
+	set->has_listen_port = cfg->has_listen_port || (flags & NT_CONFIG_SET_ABSENT_PORT);
+	set->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
+	set->has_fwmark = cfg->has_fwmark || (flags & NT_CONFIG_SET_ABSENT_FWMARK);
+	set->fwmark = cfg->has_fwmark ? cfg->fwmark : 0;
+	set->replace_peers = (flags & NT_CONFIG_SET_REPLACE_PEERS) != 0;
+	if (cur) {
+		sync_device_keys(set, cur);
+		/* first, so that a removed peer's allowed IPs are free before the file's claim them */
+		for (size_t j = 0; j < cur->peers_count; j++) {
+			if (config_has_peer(cfg, cur->peers[j].public_key))
+				continue;
+			memcpy(set->peers[n].public_key, cur->peers[j].public_key, NT_KEY_LEN);
+			set->peers[n++].remove = true;
+		}
+	}
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *from = &cfg->peers[i];
+		struct nt_uapi_peer *to = &set->peers[n++];
+
+		memcpy(to->public_key, from->public_key, NT_KEY_LEN);
+		to->has_preshared_key = from->has_preshared_key || cur;
+		if (from->has_preshared_key)
+			memcpy(to->preshared_key, from->preshared_key, NT_KEY_LEN);
+		to->has_persistent_keepalive = from->has_persistent_keepalive || cur;
+		to->persistent_keepalive = from->has_persistent_keepalive ? from->persistent_keepalive : 0;
+		/* As wg: every [Peer] of a file replaces the allowed IPs it had. */
+		to->replace_allowed_ips = true;
+		to->allowed_ips = from->allowed_ips; /* borrowed */
+		to->allowed_ips_count = from->allowed_ips_count;
+		to->has_endpoint = eps && eps[i].family != 0;
+		if (to->has_endpoint)
+			to->endpoint = eps[i];
+		/* The parser kept only a valid name. Against a running device, a name the file no
+		 * longer has is removed (""); a file and a device without names send none, so
+		 * that a daemon that keeps no names (wireguard-go) is not asked to. */
+		if (from->name) {
+			to->has_name = true;
+			snprintf(to->name, sizeof(to->name), "%s", from->name);
+		} else if (cur) {
+			const struct nt_uapi_device_peer *running = device_peer(cur, from->public_key);
+
+			to->has_name = running && running->name[0];
+		}
+	}
+	set->peers_count = n;
+	return 0;
+}
+
+void nt_config_set_free(struct nt_uapi_set *set)
+{
+	/* The allowed IPs are cfg's: only the peer array is ours. */
+	if (set->peers) {
+		nt_wipe(set->peers, set->peers_count * sizeof(*set->peers));
+		free(set->peers);
+	}
+	nt_wipe(set, sizeof(*set));
+}
+
 void nt_uapi_device_free(struct nt_uapi_device *dev)
 {
 	for (size_t i = 0; i < dev->peers_count; i++)

@@ -216,6 +216,36 @@ typedef void nt_uapi_endpoint_text_fn(char *buf, size_t size, const struct nt_ua
 size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uapi_endpoint_text_fn *endpoint,
 			     char *buf, size_t size);
 
+/* ---- config to set: what a config file asks of a device ---- */
+
+struct nt_config;
+
+enum nt_config_set_flags {
+	/* A file without the key sets it to none (zeros), as wg setconf and syncconf do;
+	 * without the flag only the keys the file has are sent (addconf, config mode's up). */
+	NT_CONFIG_SET_ABSENT_KEY = 1 << 0,    /* PrivateKey: no key */
+	NT_CONFIG_SET_ABSENT_PORT = 1 << 1,   /* ListenPort: 0, a new random port */
+	NT_CONFIG_SET_ABSENT_FWMARK = 1 << 2, /* FwMark: none */
+	NT_CONFIG_SET_WG = NT_CONFIG_SET_ABSENT_KEY | NT_CONFIG_SET_ABSENT_PORT | NT_CONFIG_SET_ABSENT_FWMARK,
+	NT_CONFIG_SET_REPLACE_PEERS = 1 << 3, /* replace_peers: the file is the whole config */
+};
+
+/* The set request cfg stands for; eps[i] is peer i's Endpoint resolved (family 0: none;
+ * eps may be NULL when no peer has one). Every [Peer] replaces the allowed IPs it had (as
+ * wg) and sends its key, preshared key and keepalive when the file has them, its name
+ * ("# friendly_name =") when it has one. cur non-NULL: syncconf against that running
+ * device: a device key goes only when it differs (a private key set again would drop
+ * every session; compared clamped, as the device keeps it), each file peer's preshared
+ * key and keepalive always (zero when absent: removes it), "" for a name the running
+ * peer has and the file lacks, and the running peers the file lacks are removed. The
+ * removals come first in peers[]; the file's peers are the last cfg->peers_count, in
+ * file order. The set borrows cfg's allowed IPs: free it with nt_config_set_free before
+ * nt_config_free(cfg). 0 or -ENOMEM. */
+int nt_config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
+		     const struct nt_uapi_device *cur, int flags);
+/* Wipe (keys!) and free what nt_config_to_set allocated (not cfg's allowed IPs). */
+void nt_config_set_free(struct nt_uapi_set *set);
+
 /* Wipe (keys!) and free a parsed device, leaving *dev zeroed. Safe on a zeroed struct. */
 void nt_uapi_device_free(struct nt_uapi_device *dev);
 

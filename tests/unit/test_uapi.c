@@ -1289,6 +1289,116 @@ START_TEST(test_config_round_trip)
 }
 END_TEST
 
+/* ---- config to set (nt_config_to_set: the CLI's setconf/addconf/syncconf and config
+ * mode's up and reload) ---- */
+
+static const char to_set_file[] =
+	"[Interface]\n"
+	"PrivateKey = " B64_A "\n"
+	"ListenPort = 51820\n"
+	"[Peer]\n"
+	"# friendly_name = one\n"
+	"PublicKey = " B64_B "\n"
+	"PresharedKey = " B64_C "\n"
+	"AllowedIPs = 10.0.0.1/32, 10.0.1.0/24\n"
+	"Endpoint = 192.0.2.1:51821\n"
+	"PersistentKeepalive = 25\n"
+	"[Peer]\n"
+	"PublicKey = " B64_C "\n";
+
+static void to_set_config(struct nt_config *cfg, struct nt_uapi_endpoint eps[2])
+{
+	struct nt_config_error err;
+
+	ck_assert_int_eq(nt_config_parse(cfg, to_set_file, strlen(to_set_file), NT_CONFIG_WG_ONLY, &err), 0);
+	memset(eps, 0, 2 * sizeof(*eps));
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&eps[0], "192.0.2.1:51821", 15), 0);
+}
+
+START_TEST(test_to_set_setconf)
+{
+	struct nt_uapi_endpoint eps[2];
+	struct nt_uapi_set set, back;
+	struct nt_config cfg;
+	char buf[2048];
+	size_t n;
+
+	to_set_config(&cfg, eps);
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, NULL, NT_CONFIG_SET_WG | NT_CONFIG_SET_REPLACE_PEERS), 0);
+	ck_assert(set.replace_peers && set.has_private_key && set.has_listen_port && set.listen_port == 51820);
+	ck_assert(set.has_fwmark && set.fwmark == 0); /* absent: none, as wg setconf */
+	ck_assert_mem_eq(set.private_key, cfg.private_key, 32);
+	ck_assert_uint_eq(set.peers_count, 2);
+	ck_assert(set.peers[0].has_name && !strcmp(set.peers[0].name, "one"));
+	ck_assert(set.peers[0].has_preshared_key && set.peers[0].has_persistent_keepalive);
+	ck_assert_uint_eq(set.peers[0].persistent_keepalive, 25);
+	ck_assert(set.peers[0].replace_allowed_ips && set.peers[0].allowed_ips == cfg.peers[0].allowed_ips);
+	ck_assert(set.peers[0].has_endpoint && set.peers[0].endpoint.port == 51821);
+	ck_assert(!set.peers[1].has_name && !set.peers[1].has_preshared_key && !set.peers[1].has_endpoint);
+	ck_assert(!set.peers[1].has_persistent_keepalive && set.peers[1].replace_allowed_ips);
+	/* what it stands for goes through the one formatter and back */
+	n = nt_uapi_format_set(&set, buf, sizeof(buf));
+	ck_assert_int_eq(nt_uapi_parse_set(&back, buf, n), 0);
+	ck_assert(back.replace_peers && back.peers_count == 2 && back.peers[0].allowed_ips_count == 2);
+	nt_uapi_set_free(&back);
+	nt_config_set_free(&set);
+	ck_assert(set.peers == NULL && set.peers_count == 0);
+	/* addconf, config mode's up: only what the file has */
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, NULL, NULL, 0), 0);
+	ck_assert(!set.replace_peers && set.has_private_key && set.has_listen_port && !set.has_fwmark);
+	ck_assert(!set.peers[0].has_endpoint); /* no eps: none resolved */
+	nt_config_set_free(&set);
+	nt_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_to_set_syncconf)
+{
+	struct nt_uapi_device_peer running[3];
+	struct nt_uapi_device cur = { .peers = running, .peers_count = 3, .listen_port = 51820, .fwmark = 7 };
+	struct nt_uapi_endpoint eps[2];
+	struct nt_uapi_set set;
+	struct nt_config cfg;
+
+	to_set_config(&cfg, eps);
+	memset(running, 0, sizeof(running));
+	/* running: a peer the file lacks, the file's second peer with a name, the first */
+	memset(running[0].public_key, 0x55, 32);
+	memcpy(running[1].public_key, cfg.peers[1].public_key, 32);
+	snprintf(running[1].name, sizeof(running[1].name), "old name");
+	memcpy(running[2].public_key, cfg.peers[0].public_key, 32);
+	cur.has_private_key = true;
+	memcpy(cur.private_key, cfg.private_key, 32);
+	nt_key_clamp(cur.private_key); /* the device keeps it clamped: the same key */
+
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, &cur, NT_CONFIG_SET_WG), 0);
+	ck_assert(!set.has_private_key);            /* unchanged: not sent again */
+	ck_assert(!set.has_listen_port);            /* unchanged */
+	ck_assert(set.has_fwmark && set.fwmark == 0); /* the file has none, the device 7 */
+	ck_assert(!set.replace_peers);
+	ck_assert_uint_eq(set.peers_count, 3);
+	ck_assert(set.peers[0].remove && set.peers[0].public_key[0] == 0x55); /* removals first */
+	ck_assert_mem_eq(set.peers[1].public_key, cfg.peers[0].public_key, 32);
+	ck_assert_mem_eq(set.peers[2].public_key, cfg.peers[1].public_key, 32);
+	/* a key or keepalive the file lacks goes away (zeros) */
+	ck_assert(set.peers[2].has_preshared_key && nt_is_zero(set.peers[2].preshared_key, 32));
+	ck_assert(set.peers[2].has_persistent_keepalive && set.peers[2].persistent_keepalive == 0);
+	/* the running name the file lacks is removed; the named file peer keeps its own */
+	ck_assert(set.peers[2].has_name && set.peers[2].name[0] == '\0');
+	ck_assert(set.peers[1].has_name && !strcmp(set.peers[1].name, "one"));
+	nt_config_set_free(&set);
+
+	/* a device without names is not sent any; a new private key is sent */
+	running[1].name[0] = '\0';
+	cur.private_key[5] ^= 1;
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, &cur, NT_CONFIG_SET_ABSENT_KEY), 0);
+	ck_assert(!set.peers[2].has_name);
+	ck_assert(set.has_private_key && !set.has_fwmark); /* config mode: no FwMark, none sent */
+	nt_config_set_free(&set);
+	nt_config_free(&cfg);
+}
+END_TEST
+
 static Suite *uapi_suite(void)
 {
 	Suite *s = suite_create("uapi");
@@ -1341,6 +1451,8 @@ static Suite *uapi_suite(void)
 	TCase *config = tcase_create("config");
 	tcase_add_test(config, test_config_known_answer);
 	tcase_add_test(config, test_config_round_trip);
+	tcase_add_test(config, test_to_set_setconf);
+	tcase_add_test(config, test_to_set_syncconf);
 	suite_add_tcase(s, config);
 	return s;
 }
