@@ -73,7 +73,7 @@ $(BUILD)/noisetund: $(DAEMON_OBJS) $(COMMON_OBJS) $(LIB)
 $(BUILD)/noisetun: $(CLI_OBJS) $(COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 deps:

@@ -77,8 +77,8 @@ int nt_ctl_call(int fd, const char *request, size_t len, size_t max, nt_ctl_wait
 
 		if (n + 1 == cap) {
 			/* grown by copying: a reply holds keys, realloc would leave a copy behind */
-			if (cap > max || !(grown = malloc(cap * 2))) {
-				err = cap > max ? -EFBIG : -ENOMEM;
+			if (!(grown = malloc(cap * 2))) {
+				err = -ENOMEM;
 				break;
 			}
 			memcpy(grown, buf, n);
@@ -102,6 +102,10 @@ int nt_ctl_call(int fd, const char *request, size_t len, size_t max, nt_ctl_wait
 		}
 		end = reply_end(buf, n, n + (size_t)r);
 		n += (size_t)r;
+		if ((end ? end : n) > max) {
+			err = -EFBIG;
+			break;
+		}
 	}
 	if (err) {
 		nt_wipe(buf, cap);
