@@ -1,24 +1,18 @@
 /* The CLI's side of the control socket (control-protocol.md): where the sockets are, get=1
  * into lib's device model (struct nt_uapi_device), set=1 from struct nt_uapi_set in the
  * order of lines wg uses; the client itself is common/ctl.c. */
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "noisetun/crypto.h"
-#include "noisetun/encoding.h"
 #include "common/ctl.h"
 
 #define EXTENDED_GET_TIMEOUT 3 /* s */
