@@ -151,6 +151,38 @@ static size_t count_lines(const char *text, size_t len, const char *prefix)
 	return count;
 }
 
+/* What the one config writer makes of any device a get may describe, wg setconf's parser
+ * reads back: the same number of peers, the same keys. */
+static void check_config_text(const struct nt_uapi_device *dev)
+{
+	size_t n = nt_uapi_format_config(dev, NT_UAPI_CONFIG_SHOWCONF, NULL, NULL, 0);
+	char *text = malloc(n + 1);
+	struct nt_config cfg;
+	struct nt_config_error err;
+
+	if (!text)
+		return;
+	/* no daemon lists a peer twice, and a file may not: not a text to read back */
+	for (size_t i = 0; i < dev->peers_count; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!memcmp(dev->peers[i].public_key, dev->peers[j].public_key, 32)) {
+				free(text);
+				return;
+			}
+	if (nt_uapi_format_config(dev, NT_UAPI_CONFIG_SHOWCONF, NULL, text, n + 1) != n || strlen(text) != n)
+		FAIL("config: two lengths");
+	if (nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &err))
+		FAIL("config: its own text refused: line %u: %s\n%s", err.line, err.message, text);
+	if (cfg.peers_count != dev->peers_count || cfg.has_private_key != dev->has_private_key)
+		FAIL("config: %zu peers back of %zu", cfg.peers_count, dev->peers_count);
+	for (size_t i = 0; i < cfg.peers_count; i++)
+		if (memcmp(cfg.peers[i].public_key, dev->peers[i].public_key, 32) ||
+		    cfg.peers[i].allowed_ips_count != dev->peers[i].allowed_ips_count)
+			FAIL("config: peer %zu back otherwise", i);
+	nt_config_free(&cfg);
+	free(text);
+}
+
 static void check_get(const char *text, size_t size)
 {
 	struct nt_uapi_device dev;
@@ -171,6 +203,7 @@ static void check_get(const char *text, size_t size)
 		}
 		if (dev.metrics.drops_count > NT_UAPI_MAX_DROPS)
 			FAIL("get: %zu drop reasons", dev.metrics.drops_count);
+		check_config_text(&dev);
 	}
 	nt_uapi_device_free(&dev);
 	if (!is_zero(&dev, sizeof(dev)))
