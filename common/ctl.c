@@ -76,14 +76,11 @@ int nt_ctl_call(int fd, const char *request, size_t len, size_t max, nt_ctl_wait
 		ssize_t r;
 
 		if (n + 1 == cap) {
-			/* grown by copying: a reply holds keys, realloc would leave a copy behind */
-			if (!(grown = malloc(cap * 2))) {
+			/* a reply holds keys: realloc could leave a copy behind */
+			if (!(grown = nt_wiped_realloc(buf, cap, cap * 2))) {
 				err = -ENOMEM;
 				break;
 			}
-			memcpy(grown, buf, n);
-			nt_wipe(buf, cap);
-			free(buf);
 			buf = grown;
 			cap *= 2;
 		}

@@ -9,8 +9,8 @@
 #include "noisetun/crypto.h"
 #include "common/file.h"
 
-/* Read fd to its end into a buffer that grows by copying (never realloc: no stray copy of
- * a key is left in freed memory). */
+/* Read fd to its end into a buffer grown by nt_wiped_realloc (no stray copy of a key is
+ * left in freed memory). */
 static int read_all(int fd, size_t max, char **text_out, size_t *len_out)
 {
 	size_t len = 0, cap = max + 2 < 4096 ? max + 2 : 4096;
@@ -30,13 +30,10 @@ static int read_all(int fd, size_t max, char **text_out, size_t *len_out)
 		if (len + 1 == cap) {
 			size_t grown = cap * 2 > max + 2 ? max + 2 : cap * 2;
 
-			if (!(bigger = malloc(grown))) {
+			if (!(bigger = nt_wiped_realloc(text, cap, grown))) {
 				err = -ENOMEM;
 				break;
 			}
-			memcpy(bigger, text, len);
-			nt_wipe(text, cap);
-			free(text);
 			text = bigger;
 			cap = grown;
 		}

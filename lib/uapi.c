@@ -643,16 +643,10 @@ static int get_add_peer(struct nt_uapi_device *dev)
 	struct nt_uapi_device_peer *bigger;
 	size_t cap = dev->peers_count;
 
-	/* Doubling, grown by copying: the old array holds preshared keys. */
+	/* Doubling; the old array holds preshared keys: wiped, not left to realloc. */
 	if (!(cap & (cap - 1))) {
-		cap = cap ? cap * 2 : 4;
-		if (!(bigger = calloc(cap, sizeof(*bigger))))
+		if (!(bigger = nt_wiped_realloc(dev->peers, cap * sizeof(*bigger), (cap ? cap * 2 : 4) * sizeof(*bigger))))
 			return -ENOMEM;
-		if (dev->peers) {
-			memcpy(bigger, dev->peers, dev->peers_count * sizeof(*bigger));
-			nt_wipe(dev->peers, dev->peers_count * sizeof(*bigger));
-			free(dev->peers);
-		}
 		dev->peers = bigger;
 	}
 	memset(&dev->peers[dev->peers_count++], 0, sizeof(*dev->peers));
