@@ -74,7 +74,7 @@ static void sb_free(struct sbuf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Copy rather than realloc, so that no stray copy of a key is left behind. */
+/* Grown by nt_wiped_realloc, so that no stray copy of a key is left behind. */
 static void sb_reserve(struct sbuf *b, size_t more)
 {
 	size_t cap = b->cap ? b->cap : 1024;
@@ -90,15 +90,10 @@ static void sb_reserve(struct sbuf *b, size_t more)
 		cap *= 2;
 	if (cap == b->cap)
 		return;
-	bigger = malloc(cap);
+	bigger = nt_wiped_realloc(b->s, b->cap, cap); /* the text holds keys */
 	if (!bigger) {
 		b->oom = true;
 		return;
-	}
-	if (b->s) {
-		memcpy(bigger, b->s, b->len);
-		nt_wipe(b->s, b->cap);
-		free(b->s);
 	}
 	b->s = bigger;
 	b->cap = cap;
