@@ -311,57 +311,15 @@ static const char *line_at(const struct server *srv, size_t line, size_t *len)
 	return srv->text + srv->starts[line - 1];
 }
 
-/* Write text over srv->path atomically; the file keeps its owner, mode 0600. */
+/* Write text over srv->path atomically (nt_file_replace); the file keeps its owner, mode
+ * 0600, and the rename is made durable. */
 static int server_write(const struct server *srv, const char *text, size_t len)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX + 16];
-	const char *slash = strrchr(srv->path, '/');
-	size_t done = 0;
-	int fd, dfd, err = 0;
+	struct nt_file_text t = { .text = text, .len = len };
+	int err, dir_err;
 
-	if (!slash)
-		return -EINVAL;
-	snprintf(dir, sizeof(dir), "%.*s", slash == srv->path ? 1 : (int)(slash - srv->path), srv->path);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, slash + 1);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0)
-		goto fail;
-	if ((srv->st.st_uid != geteuid() || srv->st.st_gid != getegid()) &&
-	    fchown(fd, srv->st.st_uid, srv->st.st_gid) < 0)
-		goto fail;
-	while (done < len) {
-		ssize_t n = write(fd, text + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail;
-		done += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, srv->path) < 0)
-		goto fail;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd) < 0)
-		err = -errno;
-	close(dfd);
-	return err;
-fail:
-	err = -errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return err;
+	err = nt_file_replace(srv->path, srv->st.st_uid, srv->st.st_gid, nt_file_write_text, &t, &dir_err);
+	return err ? err : dir_err;
 }
 
 /* Re-read what is about to be written: it must still parse (never leave a broken file). */

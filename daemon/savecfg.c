@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
@@ -307,53 +308,22 @@ void config_write_device(FILE *f, const struct device *dev)
 	}
 }
 
-/* The directory entry of a rename made durable; a failure costs durability, not the file. */
-static void sync_parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	int fd;
+/* What SaveConfig writes (nt_file_replace's writer). */
+struct save_job {
+	struct device *dev;
+	const struct nt_config *cfg;
+	const char *device_text;
+};
 
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
-		return;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return;
-	if (fsync(fd) < 0)
-		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
-	close(fd);
-}
-
-/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
- * then what `wg showconf` prints (the monitor's text from the worker, when split).
- * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
- * so never a file or a symlink someone else planted there (the directory may be writable
- * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
- * buffer holds the private key: ours, on the stack, wiped. */
-int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
+static int write_saved(FILE *f, void *ctx)
 {
-	char tmp[PATH_MAX], buf[4096];
-	struct save_ctx s = { 0 };
+	const struct save_job *job = ctx;
+	struct device *dev = job->dev;
+	const struct nt_config *cfg = job->cfg;
+	struct save_ctx s = { .f = f };
 	unsigned mtu = dev->mtu;
-	mode_t old_umask;
-	int fd, err = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", real_path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	old_umask = umask(077);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	umask(old_umask);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
-		err = -errno;
-		close(fd);
-		unlink(tmp);
-		return err;
-	}
-	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
-	fprintf(s.f, "[Interface]\n");
+	fprintf(f, "[Interface]\n");
 	/* The link may be gone already (`ip link delete`): then the addresses we know. */
 	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count) {
 		size_t n;
@@ -362,36 +332,40 @@ int config_save(struct device *dev, const char *real_path, const struct nt_confi
 		for (size_t i = 0; i < n; i++)
 			save_address(&s, a[i].family, a[i].addr, a[i].cidr);
 	}
-	save_list(s.f, "DNS", cfg->dns, cfg->dns_count);
+	save_list(f, "DNS", cfg->dns, cfg->dns_count);
 	if (cfg->has_mtu)
-		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
+		fprintf(f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
 	if (cfg->table == NT_TABLE_OFF)
-		fprintf(s.f, "Table = off\n");
+		fprintf(f, "Table = off\n");
 	else if (cfg->table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
-		fprintf(s.f, "Table = %s\n", cfg->table_name);
+		fprintf(f, "Table = %s\n", cfg->table_name);
 	else if (cfg->table == NT_TABLE_ID)
-		fprintf(s.f, "Table = %u\n", cfg->table_id);
-	fprintf(s.f, "SaveConfig = true\n");
-	save_list(s.f, "PreUp", cfg->pre_up, cfg->pre_up_count);
-	save_list(s.f, "PostUp", cfg->post_up, cfg->post_up_count);
-	save_list(s.f, "PreDown", cfg->pre_down, cfg->pre_down_count);
-	save_list(s.f, "PostDown", cfg->post_down, cfg->post_down_count);
+		fprintf(f, "Table = %u\n", cfg->table_id);
+	fprintf(f, "SaveConfig = true\n");
+	save_list(f, "PreUp", cfg->pre_up, cfg->pre_up_count);
+	save_list(f, "PostUp", cfg->post_up, cfg->post_up_count);
+	save_list(f, "PreDown", cfg->pre_down, cfg->pre_down_count);
+	save_list(f, "PostDown", cfg->post_down, cfg->post_down_count);
 	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
-		save_list(s.f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
-	if (device_text)
-		fputs(device_text, s.f);
+		save_list(f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
+	if (job->device_text)
+		fputs(job->device_text, f);
 	else
-		config_write_device(s.f, dev);
-	if (fflush(s.f) || fsync(fd))
-		err = -errno;
-	if (fclose(s.f) && !err)
-		err = -errno;
-	explicit_bzero(buf, sizeof(buf));
-	if (!err && rename(tmp, real_path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	else
-		sync_parent_dir(real_path);
+		config_write_device(f, dev);
+	return 0;
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints (the monitor's text from the worker, when split), over
+ * FILE by nt_file_replace (common/file.c: a fresh mkostemp name, 0600, fsync'd, renamed;
+ * the stdio buffer that holds the private key is on its stack, wiped). */
+int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
+{
+	struct save_job job = { .dev = dev, .cfg = cfg, .device_text = device_text };
+	int err, dir_err;
+
+	err = nt_file_replace(real_path, (uid_t)-1, (gid_t)-1, write_saved, &job, &dir_err);
+	if (!err && dir_err) /* costs durability, not the file */
+		log_verbose("SaveConfig: fsync of %s's directory: %s", real_path, strerror(-dir_err));
 	return err;
 }

@@ -104,6 +104,66 @@ START_TEST(test_file_kinds)
 }
 END_TEST
 
+static int write_fails(FILE *f, void *ctx)
+{
+	(void)ctx;
+	fputs("half of a file", f);
+	return -ENOSPC;
+}
+
+static size_t entries(void)
+{
+	char cmd[96];
+	FILE *p;
+	size_t n = 0;
+	int c;
+
+	snprintf(cmd, sizeof(cmd), "ls -A %s", dir);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	while ((c = fgetc(p)) != EOF)
+		n += c == '\n';
+	pclose(p);
+	return n;
+}
+
+/* The whole file or the old one, 0600, the owner asked for, no temporary left behind. */
+START_TEST(test_file_replace)
+{
+	const char *path = write_file("conf", 100);
+	struct nt_file_text t = { .text = "new\n", .len = 4 };
+	struct stat st;
+	char *text;
+	size_t len;
+	int dir_err = -1;
+
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(nt_file_replace(path, (uid_t)-1, (gid_t)-1, nt_file_write_text, &t, &dir_err), 0);
+	ck_assert_int_eq(dir_err, 0);
+	ck_assert_int_eq(nt_file_read(path, 0, 64, &text, &len), 0);
+	ck_assert_str_eq(text, "new\n");
+	nt_file_free(text, len);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_uint_eq(entries(), 1);
+	/* a writer that fails: the old file stays, nothing else */
+	ck_assert_int_eq(nt_file_replace(path, (uid_t)-1, (gid_t)-1, write_fails, NULL, NULL), -ENOSPC);
+	ck_assert_int_eq(nt_file_read(path, 0, 64, &text, &len), 0);
+	ck_assert_str_eq(text, "new\n");
+	nt_file_free(text, len);
+	ck_assert_uint_eq(entries(), 1);
+	/* the owner kept (client add on a file another user owns), when we may */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(nt_file_replace(path, 65534, 65534, nt_file_write_text, &t, NULL), 0);
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert(st.st_uid == 65534 && st.st_gid == 65534);
+	}
+	/* a directory that is not there: an error, not a file elsewhere */
+	ck_assert_int_eq(nt_file_replace("/nonexistent-nt-dir/conf", (uid_t)-1, (gid_t)-1, nt_file_write_text, &t, NULL),
+			 -ENOENT);
+}
+END_TEST
+
 /* A reply queued on the other end of a socketpair (then that end closed when asked). */
 static int call_with(const char *reply, size_t reply_len, bool close_after, size_t max, char **out, size_t *out_len)
 {
@@ -217,6 +277,7 @@ static Suite *common_suite(void)
 	tcase_add_checked_fixture(file, setup, teardown);
 	tcase_add_test(file, test_file_bounds);
 	tcase_add_test(file, test_file_kinds);
+	tcase_add_test(file, test_file_replace);
 	suite_add_tcase(s, file);
 	tcase_add_checked_fixture(ctl, setup, teardown);
 	tcase_add_test(ctl, test_ctl_reply);
