@@ -30,9 +30,9 @@ static bool is_space(int c)
 #define KEY_FILE_MAX 4096
 static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 {
-	char *text, b64[NT_KEY_B64_LEN + 1];
 	bool ok = false;
-	size_t len;
+	size_t len, bad;
+	char *text;
 	int err;
 
 	err = nt_file_read(path, 0, KEY_FILE_MAX, &text, &len);
@@ -40,30 +40,24 @@ static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 		fprintf(stderr, "%s: %s\n", path, strerror(-err));
 		return false;
 	}
-	if (len < NT_KEY_B64_LEN) {
-		if (!len) {
-			memset(key, 0, NT_KEY_LEN);
-			ok = true;
-		} else {
-			fprintf(stderr, "Invalid length key in key file\n");
-		}
-		goto out;
-	}
-	for (size_t i = NT_KEY_B64_LEN; i < len; i++) {
-		if (!is_space((unsigned char)text[i])) {
-			fprintf(stderr, "Found trailing character in key file: `%c'\n", text[i]);
-			goto out;
-		}
-	}
-	memcpy(b64, text, NT_KEY_B64_LEN);
-	b64[NT_KEY_B64_LEN] = '\0';
-	if (nt_key_from_base64(key, b64)) {
+	switch (nt_key_file_parse(key, text, len, &bad)) {
+	case 0:
+		ok = true;
+		break;
+	case -ENODATA: /* as wg: an empty file (or /dev/null) removes the key */
+		memset(key, 0, NT_KEY_LEN);
+		ok = true;
+		break;
+	case -EMSGSIZE:
+		fprintf(stderr, "Invalid length key in key file\n");
+		break;
+	case -EINVAL:
+		fprintf(stderr, "Found trailing character in key file: `%c'\n", text[bad]);
+		break;
+	default:
 		fprintf(stderr, "Key is not the correct length or format in key file `%s'\n", path);
-		goto out;
+		break;
 	}
-	ok = true;
-out:
-	nt_wipe(b64, sizeof(b64));
 	nt_file_free(text, len);
 	return ok;
 }

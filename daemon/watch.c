@@ -125,7 +125,7 @@ static int set_one(struct device *dev, const struct nt_uapi_peer *peer)
 int psk_file_read(const char *path, uint8_t key[NT_KEY_LEN], const char **why)
 {
 	char *text;
-	size_t len, n;
+	size_t len, bad;
 	int err;
 
 	/* Regular only: a FIFO put there would block the loop. */
@@ -138,13 +138,19 @@ int psk_file_read(const char *path, uint8_t key[NT_KEY_LEN], const char **why)
 		*why = err == -EINVAL ? "not a regular file" : strerror(-err);
 		return err;
 	}
-	n = len;
-	while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' || text[n - 1] == '\t'))
-		n--;
-	text[n] = '\0';
-	err = n == NT_KEY_B64_LEN && !nt_key_from_base64(key, text) ? 0 : -EINVAL;
-	if (err)
-		*why = !len ? "empty (being written?)" : "not one base64 key";
+	switch (nt_key_file_parse(key, text, len, &bad)) {
+	case 0:
+		err = 0;
+		break;
+	case -ENODATA:
+		*why = "empty (being written?)";
+		err = -EINVAL;
+		break;
+	default:
+		*why = "not one base64 key";
+		err = -EINVAL;
+		break;
+	}
 	nt_file_free(text, len);
 	return err;
 }
