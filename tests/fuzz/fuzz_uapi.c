@@ -16,6 +16,7 @@
  * with *dev zeroed or holds one peer per public_key line, names empty or valid and
  * NUL-terminated; nt_uapi_device_free leaves it zeroed. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,13 +163,23 @@ static void check_config_text(const struct nt_uapi_device *dev)
 
 	if (!text)
 		return;
-	/* no daemon lists a peer twice, and a file may not: not a text to read back */
-	for (size_t i = 0; i < dev->peers_count; i++)
-		for (size_t j = 0; j < i; j++)
-			if (!memcmp(dev->peers[i].public_key, dev->peers[j].public_key, 32)) {
-				free(text);
-				return;
-			}
+	/* no daemon lists a peer twice, and a file may not: not a text to read back. Nor can
+	 * a config file hold an endpoint whose scope (an interface name, which Linux lets
+	 * hold almost anything) has a character of the file's own syntax, '[', ']', '#'...:
+	 * wg's format has no escape for them, the control protocol's grammar takes them.
+	 * Only names of [A-Za-z0-9_.-] are read back. */
+	for (size_t i = 0; i < dev->peers_count; i++) {
+		const char *scope = dev->peers[i].endpoint.scope_name;
+		bool unwritable = dev->peers[i].has_endpoint &&
+				  scope[strspn(scope, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")];
+
+		for (size_t j = 0; j < i && !unwritable; j++)
+			unwritable = !memcmp(dev->peers[i].public_key, dev->peers[j].public_key, 32);
+		if (unwritable) {
+			free(text);
+			return;
+		}
+	}
 	if (nt_uapi_format_config(dev, NT_UAPI_CONFIG_SHOWCONF, NULL, text, n + 1) != n || strlen(text) != n)
 		FAIL("config: two lengths");
 	if (nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &err))
