@@ -22,7 +22,7 @@ endif
 
 OPTFLAGS ?= -O2 -g
 CFLAGS  := -std=gnu11 $(OPTFLAGS) -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wvla -D_GNU_SOURCE -Iinclude $(SANFLAGS) $(SANDEFS) \
+           -Wvla -D_GNU_SOURCE -Iinclude -I. $(SANFLAGS) $(SANDEFS) \
            $(shell pkg-config --cflags $(PKGS) libnftnl libqrencode libpng 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -37,6 +37,11 @@ CLI_LIBS := $(shell pkg-config --libs $(CLI_PKGS) 2>/dev/null)
 LIB_SRCS    := $(sort $(wildcard lib/*.c))
 LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB         := $(BUILD)/libnoisetun.a
+
+# common/: the jobs with I/O that both binaries do (files, names, the control socket);
+# written once, linked into both (lib/ stays pure).
+COMMON_SRCS := $(sort $(wildcard common/*.c))
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 
 DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
@@ -62,13 +67,13 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/noisetund: $(DAEMON_OBJS) $(LIB)
+$(BUILD)/noisetund: $(DAEMON_OBJS) $(COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LIBS)
 
-$(BUILD)/noisetun: $(CLI_OBJS) $(LIB)
+$(BUILD)/noisetun: $(CLI_OBJS) $(COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_COMMON_OBJS) $(COMMON_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 deps:
@@ -141,4 +146,4 @@ demo: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d) $(UNIT_COMMON_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(COMMON_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_BINS:=.d) $(UNIT_COMMON_OBJS:.o=.d)

@@ -19,60 +19,17 @@ extern const char *prog_name;
 
 /* ------------------------------------------------------------------ ipc.c */
 
-struct ipc_peer {
-	uint8_t public_key[32];
-	bool has_preshared_key;
-	uint8_t preshared_key[32];
-	bool has_endpoint;
-	struct nt_uapi_endpoint endpoint;
-	int64_t last_handshake_sec, last_handshake_nsec;
-	uint64_t rx_bytes, tx_bytes;
-	uint16_t persistent_keepalive;
-	struct nt_uapi_allowed_ip *allowed_ips;
-	size_t allowed_ips_count;
-	char name[NT_CONFIG_NAME_MAX + 1];  /* noisetun_name= ("": none) */
-	struct ipc_peer_metrics {           /* noisetun=1 (ipc_get_noisetun) */
-		uint64_t rx_packets, tx_packets, handshakes, handshake_attempts, handshake_failures;
-		bool has_session;
-		uint64_t session_age_ns;
-	} metrics;
-	/* noisetun's own (ipc_get_noisetun): the name the endpoint came from ("": none), the
-	 * lifecycle (valid_until: seconds since the epoch, 0: none). */
-	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
-	bool disabled, blocked;
-	uint64_t valid_until;
-};
-
-struct ipc_device {
-	char name[64];
-	bool has_private_key, has_public_key;
-	uint8_t private_key[32], public_key[32]; /* public derived from private, as wg does */
-	uint16_t listen_port;
-	uint32_t fwmark;
-	struct ipc_peer *peers; /* in the daemon's order */
-	size_t peers_count;
-	struct ipc_device_metrics {         /* noisetun=1 (ipc_get_noisetun) */
-		bool up, under_load;
-		uint64_t cookie_replies_sent;
-		char drop_reasons[NT_METRICS_MAX_DROPS][32];
-		uint64_t drops[NT_METRICS_MAX_DROPS];
-		size_t drops_count;
-	} metrics;
-};
-
 /* NOISETUN_RUN_DIR, else /var/run/wireguard (where wg looks). */
 const char *ipc_run_dir(void);
 /* The socket path of iface into buf; -EINVAL for a name that cannot be an interface. */
 int ipc_socket_path(char *buf, size_t size, const char *iface);
-/* get=1 into *dev (zeroed first). 0 or a negative errno (-ENODEV: no such interface).
+/* get=1 into *dev (lib's model, zeroed first; free with nt_uapi_device_free). 0 or a negative errno (-ENODEV: no such interface).
  * Asks for noisetun's own lines (peer names) with "noisetun=1"; a daemon that refuses it
  * (wireguard-go, an older noisetund: errno=-22), or does not answer it within 3 s, is
  * asked again with a plain get. */
-int ipc_get(const char *iface, struct ipc_device *dev);
+int ipc_get(const char *iface, struct nt_uapi_device *dev);
 /* The same with noisetun=1: the noisetun_ keys too (names, metrics). */
-int ipc_get_noisetun(const char *iface, struct ipc_device *dev);
-/* Wipe (keys!) and free. */
-void ipc_device_free(struct ipc_device *dev);
+int ipc_get_noisetun(const char *iface, struct nt_uapi_device *dev);
 /* A set=1 request in the wg order of lines (a peer's noisetun_name last); the daemon's
  * answer: 0 or a negative errno. A daemon that refuses names (-EINVAL: not noisetund) is
  * sent the request again without them, with a warning. */
@@ -91,9 +48,8 @@ int ipc_daemon_pid(const char *iface, pid_t *pid);
 
 /* ------------------------------------------------------------------ endpoint.c */
 
-/* Resolve host:port with getaddrinfo (numeric addresses first, without DNS), retrying
- * transient failures as wg does (WG_ENDPOINT_RESOLUTION_RETRIES). On failure a reason is
- * left in why. 0 or -1. */
+/* nt_resolve_endpoint (common/resolve.h) with WG_ENDPOINT_RESOLUTION_RETRIES, each retry
+ * announced on stderr as wg does. On failure a reason is left in why. 0 or -1. */
 int endpoint_resolve(struct nt_uapi_endpoint *out, const char *host, uint16_t port, char *why, size_t why_size);
 /* Parse "host:port" / "[v6]:port" as the config parser does, then resolve. */
 int endpoint_parse_resolve(struct nt_uapi_endpoint *out, const char *text, char *why, size_t why_size);
@@ -102,18 +58,14 @@ void endpoint_display(char *buf, size_t size, const struct nt_uapi_endpoint *ep)
 
 /* ------------------------------------------------------------------ conffile.c */
 
-/* Read a whole file (at most 64 MiB). *text is NUL-terminated; free with free_text. */
-int read_file(const char *path, char **text, size_t *len);
-void free_text(char *text, size_t len);
 /* Parse config text read from path; on an error print "PATH:LINE: reason", return -1. */
 int parse_config_text(const char *path, const char *text, size_t len, int flags, struct nt_config *cfg);
 /* Read and parse a config file; on any error print "PATH:LINE: reason" and return -1. */
 int load_config(const char *path, int flags, struct nt_config *cfg);
-/* Turn a parsed config into a set request, resolving endpoints. The request borrows the
- * allowed IPs of cfg: free it with config_set_free, before nt_config_free(cfg). Prints
- * "PATH:LINE: reason" and returns -1 when an endpoint does not resolve. */
-int config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const char *path);
-void config_set_free(struct nt_uapi_set *set);
+/* Resolve each peer's Endpoint (endpoint_resolve) into *eps, one per peer (family 0:
+ * none), for nt_config_to_set; free(*eps) after. Prints "PATH:LINE: Endpoint: cannot
+ * resolve ..." and returns -1 when one does not resolve. */
+int config_resolve(const struct nt_config *cfg, const char *path, struct nt_uapi_endpoint **eps);
 
 /* ------------------------------------------------------------------ term.c */
 
@@ -158,7 +110,7 @@ bool client_is_endpoint_comment(const char *line, size_t len);
 /* json.c: show --json. */
 int show_json(const char *which);
 /* showconf.c: the running config as text (for save). NULL on error (errno set). */
-char *showconf_text(const struct ipc_device *dev);
+char *showconf_text(const struct nt_uapi_device *dev);
 
 /* updown.c helpers shared with strip: resolve NAME|PATH to a config path and interface
  * name as wg-quick does (after /etc/noisetun/, /etc/wireguard/). Prints why and returns -1. */

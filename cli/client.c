@@ -44,6 +44,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 
@@ -73,7 +74,7 @@ static void sb_free(struct sbuf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* Copy rather than realloc, so that no stray copy of a key is left behind. */
+/* Grown by nt_wiped_realloc, so that no stray copy of a key is left behind. */
 static void sb_reserve(struct sbuf *b, size_t more)
 {
 	size_t cap = b->cap ? b->cap : 1024;
@@ -89,15 +90,10 @@ static void sb_reserve(struct sbuf *b, size_t more)
 		cap *= 2;
 	if (cap == b->cap)
 		return;
-	bigger = malloc(cap);
+	bigger = nt_wiped_realloc(b->s, b->cap, cap); /* the text holds keys */
 	if (!bigger) {
 		b->oom = true;
 		return;
-	}
-	if (b->s) {
-		memcpy(bigger, b->s, b->len);
-		nt_wipe(b->s, b->cap);
-		free(b->s);
 	}
 	b->s = bigger;
 	b->cap = cap;
@@ -231,7 +227,7 @@ static void server_close(struct server *srv)
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd); /* releases the flock */
 	srv->lock_fd = -1;
-	free_text(srv->text, srv->len);
+	nt_file_free(srv->text, srv->len);
 	srv->text = NULL;
 	nt_config_free(&srv->cfg);
 	free(srv->starts);
@@ -291,7 +287,7 @@ static int server_open(struct server *srv, const char *arg)
 		fprintf(stderr, "%s: not a regular file\n", srv->path);
 		goto fail;
 	}
-	err = read_file(srv->path, &srv->text, &srv->len);
+	err = nt_file_read(srv->path, 0, NT_FILE_CONFIG_MAX, &srv->text, &srv->len);
 	if (err) {
 		fprintf(stderr, "%s: %s\n", srv->path, strerror(-err));
 		goto fail;
@@ -315,57 +311,15 @@ static const char *line_at(const struct server *srv, size_t line, size_t *len)
 	return srv->text + srv->starts[line - 1];
 }
 
-/* Write text over srv->path atomically; the file keeps its owner, mode 0600. */
+/* Write text over srv->path atomically (nt_file_replace); the file keeps its owner, mode
+ * 0600, and the rename is made durable. */
 static int server_write(const struct server *srv, const char *text, size_t len)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX + 16];
-	const char *slash = strrchr(srv->path, '/');
-	size_t done = 0;
-	int fd, dfd, err = 0;
+	struct nt_file_text t = { .text = text, .len = len };
+	int err, dir_err;
 
-	if (!slash)
-		return -EINVAL;
-	snprintf(dir, sizeof(dir), "%.*s", slash == srv->path ? 1 : (int)(slash - srv->path), srv->path);
-	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, slash + 1);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0)
-		goto fail;
-	if ((srv->st.st_uid != geteuid() || srv->st.st_gid != getegid()) &&
-	    fchown(fd, srv->st.st_uid, srv->st.st_gid) < 0)
-		goto fail;
-	while (done < len) {
-		ssize_t n = write(fd, text + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail;
-		done += (size_t)n;
-	}
-	if (fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, srv->path) < 0)
-		goto fail;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return -errno;
-	if (fsync(dfd) < 0)
-		err = -errno;
-	close(dfd);
-	return err;
-fail:
-	err = -errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return err;
+	err = nt_file_replace(srv->path, srv->st.st_uid, srv->st.st_gid, nt_file_write_text, &t, &dir_err);
+	return err ? err : dir_err;
 }
 
 /* Re-read what is about to be written: it must still parse (never leave a broken file). */
@@ -997,7 +951,7 @@ out:
 static int cmd_client_list(int argc, char *argv[])
 {
 	struct server srv;
-	struct ipc_device dev = { 0 };
+	struct nt_uapi_device dev = { 0 };
 	bool running = false;
 
 	if (argc != 1) {
@@ -1040,7 +994,7 @@ static int cmd_client_list(int argc, char *argv[])
 		}
 		printf("\t%s\t%s\n", b64, when);
 	}
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	server_close(&srv);
 	return fflush(stdout) ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-/* Endpoints: host names resolved with getaddrinfo, and the text wg shows for them. */
+/* Endpoints: host names resolved as wg does (common/resolve.c), and the text wg shows for
+ * them. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
@@ -10,90 +11,17 @@
 #include <time.h>
 
 #include "cli.h"
+#include "common/resolve.h"
 
-/* wg retries a name that does not resolve yet (the network may still be coming up), unless
- * the answer was a definite "no such name"; WG_ENDPOINT_RESOLUTION_RETRIES (a number or
- * "infinity") sets how often, default 15, with a delay growing from 1 s by 1.2x. */
-static int resolution_retries(void)
+/* wg says so on stderr before each pause. */
+static void announce(const char *why, const char *host, double pause_sec)
 {
-	const char *env = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
-	char *end;
-	long v;
-
-	if (!env)
-		return 15;
-	if (!strcmp(env, "infinity"))
-		return -1;
-	v = strtol(env, &end, 10);
-	return *end || v < 0 || v > 1000000 ? 15 : (int)v;
-}
-
-static void sleep_seconds(double s)
-{
-	struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static int from_addrinfo(struct nt_uapi_endpoint *out, const struct addrinfo *ai)
-{
-	memset(out, 0, sizeof(*out));
-	if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ai->ai_addr;
-
-		out->family = AF_INET;
-		out->port = ntohs(in->sin_port);
-		memcpy(out->addr, &in->sin_addr, 4);
-		return 0;
-	}
-	if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ai->ai_addr;
-
-		out->family = AF_INET6;
-		out->port = ntohs(in6->sin6_port);
-		memcpy(out->addr, &in6->sin6_addr, 16);
-		out->scope_id = in6->sin6_scope_id;
-		return 0;
-	}
-	return -1;
+	fprintf(stderr, "%s: `%s'. Trying again in %.2f seconds...\n", why, host, pause_sec);
 }
 
 int endpoint_resolve(struct nt_uapi_endpoint *out, const char *host, uint16_t port, char *why, size_t why_size)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_protocol = IPPROTO_UDP };
-	struct addrinfo *res = NULL;
-	char service[8];
-	int retries = resolution_retries(), ret;
-	double delay = 1.0;
-
-	snprintf(service, sizeof(service), "%u", port);
-	/* A numeric address never needs DNS. */
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	ret = getaddrinfo(host, service, &hints, &res);
-	hints.ai_flags = AI_NUMERICSERV;
-	while (ret) {
-		ret = getaddrinfo(host, service, &hints, &res);
-		if (!ret)
-			break;
-		if (ret == EAI_NONAME || ret == EAI_FAIL ||
-#ifdef EAI_NODATA
-		    ret == EAI_NODATA ||
-#endif
-		    (retries >= 0 && !retries--)) {
-			snprintf(why, why_size, "%s", ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret));
-			return -1;
-		}
-		fprintf(stderr, "%s: `%s'. Trying again in %.2f seconds...\n",
-			ret == EAI_SYSTEM ? strerror(errno) : gai_strerror(ret), host, delay);
-		sleep_seconds(delay);
-		delay *= 1.2;
-	}
-	ret = from_addrinfo(out, res);
-	freeaddrinfo(res);
-	if (ret)
-		snprintf(why, why_size, "neither an IPv4 nor an IPv6 address");
-	return ret;
+	return nt_resolve_endpoint(out, host, port, nt_resolve_retries(), announce, why, why_size) ? -1 : 0;
 }
 
 int endpoint_parse_resolve(struct nt_uapi_endpoint *out, const char *text, char *why, size_t why_size)

@@ -25,7 +25,7 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-static void json_device(const struct ipc_device *dev)
+static void json_device(const struct nt_uapi_device *dev)
 {
 	char b64[45];
 
@@ -40,7 +40,7 @@ static void json_device(const struct ipc_device *dev)
 	}
 	printf(", \"listen_port\": %u, \"fwmark\": %u, \"peers\": [", dev->listen_port, dev->fwmark);
 	for (size_t i = 0; i < dev->peers_count; i++) {
-		const struct ipc_peer *peer = &dev->peers[i];
+		const struct nt_uapi_device_peer *peer = &dev->peers[i];
 		char ep[NI_MAXHOST + NI_MAXSERV + 4], addr[INET6_ADDRSTRLEN + 8];
 
 		key_to_b64(b64, peer->public_key);
@@ -77,7 +77,7 @@ static void json_device(const struct ipc_device *dev)
 
 int show_json(const char *which)
 {
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	char **names;
 	size_t count;
 	bool any_ok = false, first = true;
@@ -91,7 +91,7 @@ int show_json(const char *which)
 		}
 		json_device(&dev);
 		printf("\n");
-		ipc_device_free(&dev);
+		nt_uapi_device_free(&dev);
 		return 0;
 	}
 	err = ipc_list(&names, &count);
@@ -108,7 +108,7 @@ int show_json(const char *which)
 		}
 		printf("%s", first ? "" : ",\n");
 		json_device(&dev);
-		ipc_device_free(&dev);
+		nt_uapi_device_free(&dev);
 		first = false;
 		any_ok = true;
 	}

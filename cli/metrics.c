@@ -15,7 +15,7 @@ static void metrics_usage(FILE *f)
 	fprintf(f, "Usage: %s metrics [<interface>]\n", prog_name);
 }
 
-static int get(const char *iface, struct ipc_device *dev, bool *plain)
+static int get(const char *iface, struct nt_uapi_device *dev, bool *plain)
 {
 	int err = ipc_get_noisetun(iface, dev);
 
@@ -28,7 +28,7 @@ static int get(const char *iface, struct ipc_device *dev, bool *plain)
 }
 
 /* The snapshot of a parsed reply; endpoints in eps (64 bytes each). */
-static int to_snapshot(const struct ipc_device *dev, bool plain, struct nt_metrics_device *d,
+static int to_snapshot(const struct nt_uapi_device *dev, bool plain, struct nt_metrics_device *d,
 		       struct nt_metrics_peer **peers_out, char **eps_out)
 {
 	size_t n = dev->peers_count ? dev->peers_count : 1;
@@ -50,7 +50,7 @@ static int to_snapshot(const struct ipc_device *dev, bool plain, struct nt_metri
 		d->drops[i] = (struct nt_metrics_drop){ dev->metrics.drop_reasons[i], dev->metrics.drops[i] };
 	d->drops_count = dev->metrics.drops_count;
 	for (size_t i = 0; i < dev->peers_count; i++) {
-		const struct ipc_peer *p = &dev->peers[i];
+		const struct nt_uapi_device_peer *p = &dev->peers[i];
 		struct nt_metrics_peer *q = &peers[i];
 
 		memcpy(q->public_key, p->public_key, sizeof(q->public_key));
@@ -78,7 +78,7 @@ static int to_snapshot(const struct ipc_device *dev, bool plain, struct nt_metri
 
 int cmd_metrics(int argc, char *argv[])
 {
-	struct ipc_device *devs = NULL;
+	struct nt_uapi_device *devs = NULL;
 	struct nt_metrics_device *snaps = NULL;
 	struct nt_metrics_peer **peers = NULL;
 	char **names = NULL, **eps = NULL, *text = NULL;
@@ -135,7 +135,7 @@ int cmd_metrics(int argc, char *argv[])
 	}
 out:
 	for (size_t i = 0; i < got; i++) {
-		ipc_device_free(&devs[i]);
+		nt_uapi_device_free(&devs[i]);
 		free(peers[i]);
 		free(eps[i]);
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 
@@ -26,48 +27,38 @@ static bool is_space(int c)
 }
 
 /* wg's key file: 44 characters then only whitespace; an empty file is the zero key. */
+#define KEY_FILE_MAX 4096
 static bool read_key_file(uint8_t key[static NT_KEY_LEN], const char *path)
 {
-	char b64[NT_KEY_B64_LEN + 1];
 	bool ok = false;
-	size_t n;
-	FILE *f;
-	int c;
+	size_t len, bad;
+	char *text;
+	int err;
 
-	f = fopen(path, "re");
-	if (!f) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+	err = nt_file_read(path, 0, KEY_FILE_MAX, &text, &len);
+	if (err) {
+		fprintf(stderr, "%s: %s\n", path, strerror(-err));
 		return false;
 	}
-	n = fread(b64, 1, NT_KEY_B64_LEN, f);
-	if (n != NT_KEY_B64_LEN) {
-		if (!ferror(f) && n == 0) {
-			memset(key, 0, NT_KEY_LEN);
-			ok = true;
-		} else {
-			fprintf(stderr, "Invalid length key in key file\n");
-		}
-		goto out;
-	}
-	b64[NT_KEY_B64_LEN] = '\0';
-	while ((c = getc(f)) != EOF) {
-		if (!is_space(c)) {
-			fprintf(stderr, "Found trailing character in key file: `%c'\n", c);
-			goto out;
-		}
-	}
-	if (ferror(f)) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		goto out;
-	}
-	if (nt_key_from_base64(key, b64)) {
+	switch (nt_key_file_parse(key, text, len, &bad)) {
+	case 0:
+		ok = true;
+		break;
+	case -ENODATA: /* as wg: an empty file (or /dev/null) removes the key */
+		memset(key, 0, NT_KEY_LEN);
+		ok = true;
+		break;
+	case -EMSGSIZE:
+		fprintf(stderr, "Invalid length key in key file\n");
+		break;
+	case -EINVAL:
+		fprintf(stderr, "Found trailing character in key file: `%c'\n", text[bad]);
+		break;
+	default:
 		fprintf(stderr, "Key is not the correct length or format in key file `%s'\n", path);
-		goto out;
+		break;
 	}
-	ok = true;
-out:
-	nt_wipe(b64, sizeof(b64));
-	fclose(f);
+	nt_file_free(text, len);
 	return ok;
 }
 

@@ -43,7 +43,7 @@ static const char *ip_text(const struct nt_uapi_allowed_ip *ip)
 	return buf;
 }
 
-static const char *endpoint_text(const struct ipc_peer *peer)
+static const char *endpoint_text(const struct nt_uapi_device_peer *peer)
 {
 	static char buf[NI_MAXHOST + NI_MAXSERV + 4];
 
@@ -119,8 +119,8 @@ static const char *bytes(uint64_t b)
 /* wg's order for humans: latest handshake first, peers that never shook hands last. */
 static int peer_cmp(const void *first, const void *second)
 {
-	const struct ipc_peer *a = *(const struct ipc_peer *const *)first;
-	const struct ipc_peer *b = *(const struct ipc_peer *const *)second;
+	const struct nt_uapi_device_peer *a = *(const struct nt_uapi_device_peer *const *)first;
+	const struct nt_uapi_device_peer *b = *(const struct nt_uapi_device_peer *const *)second;
 	bool a_never = !a->last_handshake_sec && !a->last_handshake_nsec;
 	bool b_never = !b->last_handshake_sec && !b->last_handshake_nsec;
 	int64_t diff;
@@ -135,9 +135,9 @@ static int peer_cmp(const void *first, const void *second)
 	return diff < 0 ? 1 : diff > 0 ? -1 : 0;
 }
 
-static void pretty_print(const struct ipc_device *dev)
+static void pretty_print(const struct nt_uapi_device *dev)
 {
-	const struct ipc_peer **sorted = NULL;
+	const struct nt_uapi_device_peer **sorted = NULL;
 
 	term_printf(TERM_RESET);
 	term_printf(TERM_GREEN TERM_BOLD "interface" TERM_RESET ": " TERM_GREEN "%s" TERM_RESET "\n", dev->name);
@@ -160,7 +160,7 @@ static void pretty_print(const struct ipc_device *dev)
 	if (sorted)
 		qsort(sorted, dev->peers_count, sizeof(*sorted), peer_cmp);
 	for (size_t i = 0; i < dev->peers_count; i++) {
-		const struct ipc_peer *peer = sorted ? sorted[i] : &dev->peers[i];
+		const struct nt_uapi_device_peer *peer = sorted ? sorted[i] : &dev->peers[i];
 
 		if (peer->name[0]) /* valid: printable ASCII only (ipc.c) */
 			term_printf(TERM_YELLOW TERM_BOLD "peer" TERM_RESET ": " TERM_YELLOW "%s" TERM_RESET " (%s)\n",
@@ -210,7 +210,7 @@ static void pretty_print(const struct ipc_device *dev)
 	free(sorted);
 }
 
-static void dump_device(const struct ipc_device *dev, bool with_interface)
+static void dump_device(const struct nt_uapi_device *dev, bool with_interface)
 {
 	if (with_interface)
 		printf("%s\t", dev->name);
@@ -222,7 +222,7 @@ static void dump_device(const struct ipc_device *dev, bool with_interface)
 	else
 		printf("off\n");
 	for (size_t i = 0; i < dev->peers_count; i++) {
-		const struct ipc_peer *peer = &dev->peers[i];
+		const struct nt_uapi_device_peer *peer = &dev->peers[i];
 
 		if (with_interface)
 			printf("%s\t", dev->name);
@@ -246,7 +246,7 @@ static void dump_device(const struct ipc_device *dev, bool with_interface)
 }
 
 /* One FIELD, tab-separated; with_interface prefixes each line with the name (show all). */
-static bool ugly_print(const struct ipc_device *dev, const char *param, bool with_interface)
+static bool ugly_print(const struct nt_uapi_device *dev, const char *param, bool with_interface)
 {
 	const char *prefix = with_interface ? dev->name : NULL;
 
@@ -271,14 +271,14 @@ static bool ugly_print(const struct ipc_device *dev, const char *param, bool wit
 		 * peers, a name and a tab without a newline). Scripts read that, so we print it. */
 		PREFIX();
 		for (size_t i = 0; i < dev->peers_count; i++) {
-			const struct ipc_peer *peer = &dev->peers[i];
+			const struct nt_uapi_device_peer *peer = &dev->peers[i];
 
 			printf("%s\t", key_b64(peer->public_key));
 			printf("%s\n", peer->has_endpoint ? endpoint_text(peer) : "(none)");
 		}
 	} else if (!strcmp(param, "allowed-ips")) {
 		for (size_t i = 0; i < dev->peers_count; i++) {
-			const struct ipc_peer *peer = &dev->peers[i];
+			const struct nt_uapi_device_peer *peer = &dev->peers[i];
 
 			PREFIX();
 			printf("%s\t", key_b64(peer->public_key));
@@ -311,7 +311,7 @@ static bool ugly_print(const struct ipc_device *dev, const char *param, bool wit
 		}
 	} else if (!strcmp(param, "preshared-keys")) {
 		for (size_t i = 0; i < dev->peers_count; i++) {
-			const struct ipc_peer *peer = &dev->peers[i];
+			const struct nt_uapi_device_peer *peer = &dev->peers[i];
 
 			PREFIX();
 			printf("%s\t", key_b64(peer->public_key));
@@ -345,7 +345,7 @@ static int show_all(const char *field)
 		return 1;
 	}
 	for (size_t i = 0; i < count; i++) {
-		struct ipc_device dev;
+		struct nt_uapi_device dev;
 
 		err = field ? ipc_get(names[i], &dev) : ipc_get_noisetun(names[i], &dev);
 		if (err) {
@@ -354,7 +354,7 @@ static int show_all(const char *field)
 		}
 		if (field) {
 			if (!ugly_print(&dev, field, true)) {
-				ipc_device_free(&dev);
+				nt_uapi_device_free(&dev);
 				any_ok = false;
 				break;
 			}
@@ -363,7 +363,7 @@ static int show_all(const char *field)
 			if (i + 1 < count)
 				printf("\n");
 		}
-		ipc_device_free(&dev);
+		nt_uapi_device_free(&dev);
 		any_ok = true;
 	}
 	ipc_names_free(names);
@@ -421,7 +421,7 @@ int cmd_show(int argc, char *argv[])
 		return 0;
 	}
 
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	int err = n == 3 ? ipc_get(args[1], &dev) : ipc_get_noisetun(args[1], &dev);
 
 	if (err) {
@@ -432,6 +432,6 @@ int cmd_show(int argc, char *argv[])
 		ret = ugly_print(&dev, args[2], false) ? 0 : 1;
 	else
 		pretty_print(&dev);
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	return ret;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/file.h"
 
 int cmd_strip(int argc, char *argv[])
 {
@@ -27,13 +28,13 @@ int cmd_strip(int argc, char *argv[])
 	if (quick_config_path(argv[1], path, sizeof(path), iface, sizeof(iface)))
 		return 1;
 	quick_warn_world_accessible(path);
-	err = read_file(path, &text, &len);
+	err = nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len);
 	if (err) {
 		fprintf(stderr, "%s: %s\n", path, strerror(-err));
 		return 1;
 	}
 	if (parse_config_text(path, text, len, NT_CONFIG_WG_QUICK, &cfg)) {
-		free_text(text, len);
+		nt_file_free(text, len);
 		return 1;
 	}
 	drop = calloc(cfg.peers_count ? cfg.peers_count : 1, sizeof(*drop));
@@ -42,7 +43,7 @@ int cmd_strip(int argc, char *argv[])
 		nt_config_free(&cfg);
 		free(drop);
 		free(kept);
-		free_text(text, len);
+		nt_file_free(text, len);
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return 1;
 	}
@@ -55,12 +56,12 @@ int cmd_strip(int argc, char *argv[])
 	klen = nt_config_drop_peers(kept, text, len, drop, cfg.peers_count);
 	free(drop);
 	nt_config_free(&cfg);
-	free_text(text, len);
+	nt_file_free(text, len);
 	text = kept;
 	len = klen;
 	out = malloc(len + 1);
 	if (!out) {
-		free_text(text, len);
+		nt_file_free(text, len);
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return 1;
 	}
@@ -75,7 +76,7 @@ int cmd_strip(int argc, char *argv[])
 		start = end;
 	}
 	putchar('\n');
-	free_text(out, len + 1);
-	free_text(text, len);
+	nt_file_free(out, len); /* len + 1 bytes: the NUL too */
+	nt_file_free(text, len);
 	return fflush(stdout) ? 1 : 0;
 }

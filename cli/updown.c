@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/file.h"
 #include "noisetun/crypto.h"
 
 static const char *const config_dirs[] = { "/etc/noisetun", "/etc/wireguard" };
@@ -188,40 +189,6 @@ int cmd_up(int argc, char *argv[])
 
 /* ------------------------------------------------------------------ save */
 
-static int write_config_file(const char *path, const char *text, size_t len)
-{
-	char tmp[PATH_MAX + 8];
-	int fd, err = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
-	/* An old .tmp may have had a wider mode. */
-	if (fchmod(fd, 0600) < 0)
-		err = -errno;
-	while (!err && len) {
-		ssize_t n = write(fd, text, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			err = -errno;
-		else
-			text += n, len -= (size_t)n;
-	}
-	if (!err && fsync(fd) < 0)
-		err = -errno;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 static void put_hooks(FILE *f, const char *key, char *const *hooks, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
@@ -300,7 +267,7 @@ static char *saved_text(const struct nt_config *cfg, const char *iface, const ch
 
 static int save_config(const char *path, const char *iface, const struct nt_config *cfg)
 {
-	struct ipc_device dev;
+	struct nt_uapi_device dev;
 	char *running, *text;
 	int err;
 
@@ -310,7 +277,7 @@ static int save_config(const char *path, const char *iface, const struct nt_conf
 		return -1;
 	}
 	running = showconf_text(&dev);
-	ipc_device_free(&dev);
+	nt_uapi_device_free(&dev);
 	if (!running) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return -1;
@@ -322,7 +289,8 @@ static int save_config(const char *path, const char *iface, const struct nt_conf
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		return -1;
 	}
-	err = write_config_file(path, text, strlen(text));
+	err = nt_file_replace(path, (uid_t)-1, (gid_t)-1, nt_file_write_text,
+			      &(struct nt_file_text){ .text = text, .len = strlen(text) }, NULL);
 	nt_wipe(text, strlen(text));
 	free(text);
 	if (err) {

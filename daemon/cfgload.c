@@ -1,5 +1,5 @@
-/* Loading config mode's FILE: read it (bounded), parse it, look up a named Table in
- * iproute2's tables, resolve each Endpoint as wg does (cfgload.h). */
+/* Loading config mode's FILE: read it (bounded, common/file.c), parse it, look up a named
+ * Table in iproute2's tables, resolve each Endpoint as wg does (common/resolve.c). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -13,102 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
+#include "common/resolve.h"
 #include "noisetun/config.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 #include "cfgload.h"
-
-#define MAX_CONFIG_SIZE    (64u << 20)
-
-/* Resolve host:port as wg does: getaddrinfo (any family, no AI_ADDRCONFIG), first result,
- * retrying transient failures with growing pauses (WG_ENDPOINT_RESOLUTION_RETRIES, 15). */
-static int resolve(const char *host, uint16_t port, int retries, struct nt_uapi_endpoint *out, const char **why)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_protocol = IPPROTO_UDP };
-	struct addrinfo *res, *ai;
-	char service[8];
-	useconds_t pause = 1000000;
-	int ret;
-
-	snprintf(service, sizeof(service), "%u", port);
-	for (;;) {
-		ret = getaddrinfo(host, service, &hints, &res);
-		if (!ret)
-			break;
-		if (ret == EAI_NONAME || ret == EAI_FAIL || ret == EAI_NODATA || retries-- <= 0) {
-			*why = gai_strerror(ret);
-			return -EINVAL;
-		}
-		usleep(pause);
-		pause = pause * 6 / 5 > 20000000 ? 20000000 : pause * 6 / 5;
-	}
-	for (ai = res; ai; ai = ai->ai_next)
-		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
-			break;
-	if (!ai) {
-		freeaddrinfo(res);
-		*why = "no IPv4 or IPv6 address";
-		return -EINVAL;
-	}
-	memset(out, 0, sizeof(*out));
-	out->family = (uint8_t)ai->ai_family;
-	out->port = port;
-	if (ai->ai_family == AF_INET) {
-		memcpy(out->addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-	} else {
-		memcpy(out->addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-		out->scope_id = ((struct sockaddr_in6 *)ai->ai_addr)->sin6_scope_id;
-	}
-	freeaddrinfo(res);
-	return 0;
-}
-
-static int read_file(const char *path, char **text, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		if (n == cap || !buf) {
-			char *p;
-			if (buf)
-				cap *= 2;
-			if (cap > MAX_CONFIG_SIZE || !(p = malloc(cap))) {
-				err = cap > MAX_CONFIG_SIZE ? -EFBIG : -ENOMEM;
-				break;
-			}
-			if (buf) {
-				memcpy(p, buf, n);
-				explicit_bzero(buf, n);
-				free(buf);
-			}
-			buf = p;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			err = -errno;
-			break;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	if (err) {
-		if (buf)
-			explicit_bzero(buf, n);
-		free(buf);
-		return err;
-	}
-	*text = buf;
-	*len = n;
-	return 0;
-}
 
 /* Table = NAME: where ip(8) looks, /etc before /usr/share (iproute2 6.x keeps its defaults
  * there), each file then its .d/NAME.conf files. 0 with *id, or -ENOENT. */
@@ -124,9 +34,9 @@ static int table_lookup(const char *name, uint32_t *id)
 		int found = -ENOENT;
 
 		snprintf(path, sizeof(path), "%s/rt_tables", dirs[i]);
-		if (!read_file(path, &text, &len)) {
+		if (!nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len)) {
 			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
+			nt_file_free(text, len);
 			if (!found)
 				return 0;
 		}
@@ -137,10 +47,10 @@ static int table_lookup(const char *name, uint32_t *id)
 			size_t n = strlen(e->d_name);
 			if (n <= 5 || strcmp(e->d_name + n - 5, ".conf") ||
 			    (size_t)snprintf(path, sizeof(path), "%s/rt_tables.d/%s", dirs[i], e->d_name) >= sizeof(path) ||
-			    read_file(path, &text, &len))
+			    nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len))
 				continue;
 			found = nt_rt_tables_lookup(text, len, name, id);
-			free(text);
+			nt_file_free(text, len);
 		}
 		closedir(d);
 		if (!found)
@@ -159,13 +69,12 @@ int config_load(const char *path, struct nt_config *cfg, struct nt_uapi_endpoint
 
 	memset(cfg, 0, sizeof(*cfg));
 	*eps = NULL;
-	if ((err = read_file(path, &text, &len))) {
+	if ((err = nt_file_read(path, 0, NT_FILE_CONFIG_MAX, &text, &len))) {
 		snprintf(msg, size, "%s: %s", path, strerror(-err));
 		return err;
 	}
 	err = nt_config_parse(cfg, text, len, NT_CONFIG_WG_QUICK, &perr);
-	explicit_bzero(text, len);
-	free(text);
+	nt_file_free(text, len);
 	if (err) {
 		if (err == -EINVAL && perr.line)
 			snprintf(msg, size, "%s:%u: %s", path, perr.line, perr.message);
@@ -192,30 +101,21 @@ int config_load(const char *path, struct nt_config *cfg, struct nt_uapi_endpoint
 	}
 	for (size_t i = 0; i < cfg->peers_count; i++) {
 		const struct nt_config_peer *p = &cfg->peers[i];
-		const char *why = "";
+		char why[160];
 
 		if (!p->has_endpoint)
 			continue;
-		if ((err = resolve(p->endpoint_host, p->endpoint_port, retries, &(*eps)[i], &why))) {
+		/* silent: the daemon's stderr is not a terminal to tell */
+		if ((err = nt_resolve_endpoint(&(*eps)[i], p->endpoint_host, p->endpoint_port, retries, NULL, why,
+					       sizeof(why)))) {
 			snprintf(msg, size, "%s:%u: Endpoint: cannot resolve \"%s\": %s", path,
 				 p->endpoint_line ? p->endpoint_line : p->line, p->endpoint_host, why);
 			nt_config_free(cfg);
 			free(*eps);
 			*eps = NULL;
 			/* Not the file's fault (DNS may come later): unlike a parse error. */
-			return err == -EINVAL ? -EHOSTUNREACH : err;
+			return -EHOSTUNREACH;
 		}
 	}
 	return 0;
-}
-
-int config_resolution_retries(void)
-{
-	const char *s = getenv("WG_ENDPOINT_RESOLUTION_RETRIES");
-
-	if (!s || !*s)
-		return 15;
-	if (!strcmp(s, "infinity"))
-		return INT_MAX;
-	return atoi(s);
 }

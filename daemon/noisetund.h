@@ -90,6 +90,7 @@ socklen_t endpoint_len(const union nt_endpoint *ep);
 size_t endpoint_format(char *buf, size_t size, const union nt_endpoint *ep);
 struct nt_uapi_endpoint;
 void endpoint_from_uapi(union nt_endpoint *ep, const struct nt_uapi_endpoint *u);
+void endpoint_to_uapi(struct nt_uapi_endpoint *u, const union nt_endpoint *ep);
 
 /* ---- pool.c: fixed-size objects in sodium_malloc'd slabs (secrets, few mappings) ---- */
 struct pool {

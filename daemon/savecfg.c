@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
@@ -39,73 +40,65 @@
  * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
  * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
  * NULL with why filled ("" when the worker left nothing at all). */
-struct text_out {
-	char *buf;
-	size_t size, len;
-};
-
-static void __attribute__((format(printf, 2, 3))) out_printf(struct text_out *o, const char *fmt, ...)
+static int add_allowed_ip(struct nt_uapi_device_peer *mp, int family, const uint8_t *addr, uint8_t cidr)
 {
-	bool room = o->len < o->size;
-	va_list ap;
-	int n;
+	if (!(mp->allowed_ips_count & (mp->allowed_ips_count - 1))) {
+		size_t cap = mp->allowed_ips_count ? mp->allowed_ips_count * 2 : 4;
+		struct nt_uapi_allowed_ip *grown = realloc(mp->allowed_ips, cap * sizeof(*grown));
 
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room ? o->size - o->len : 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
+		if (!grown)
+			return -ENOMEM;
+		mp->allowed_ips = grown;
+	}
+	struct nt_uapi_allowed_ip *ip = &mp->allowed_ips[mp->allowed_ips_count++];
+	memset(ip, 0, sizeof(*ip));
+	ip->family = (uint8_t)family;
+	ip->cidr = cidr;
+	memcpy(ip->addr, addr, family == AF_INET6 ? 16 : 4);
+	return 0;
 }
 
-static void out_key(struct text_out *o, const char *name, const uint8_t key[static NT_KEY_LEN])
+/* The device part from cfg (the worker's text, parsed), endpoints already checked, as
+ * lib's model for the one writer (nt_uapi_format_config). 0 or -ENOMEM. */
+static int model_of_config(struct nt_uapi_device *m, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
 {
-	char b64[NT_KEY_B64_LEN + 1];
-
-	nt_key_to_base64(b64, key);
-	out_printf(o, "%s = %s\n", name, b64);
-	explicit_bzero(b64, sizeof(b64));
-}
-
-/* The device part from cfg, endpoints already checked; snprintf-like: the full length. */
-static size_t format_device(char *buf, size_t size, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps)
-{
-	struct text_out o = { buf, size, 0 };
-
-	if (cfg->has_listen_port && cfg->listen_port)
-		out_printf(&o, "ListenPort = %u\n", (unsigned)cfg->listen_port);
-	if (cfg->has_fwmark && cfg->fwmark)
-		out_printf(&o, "FwMark = 0x%x\n", (unsigned)cfg->fwmark);
-	if (cfg->has_private_key)
-		out_key(&o, "PrivateKey", cfg->private_key);
+	memset(m, 0, sizeof(*m));
+	m->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
+	m->fwmark = cfg->has_fwmark ? cfg->fwmark : 0;
+	m->has_private_key = cfg->has_private_key;
+	memcpy(m->private_key, cfg->private_key, NT_KEY_LEN);
+	if (cfg->peers_count && !(m->peers = calloc(cfg->peers_count, sizeof(*m->peers))))
+		return -ENOMEM;
 	for (size_t i = 0; i < cfg->peers_count; i++) {
 		const struct nt_config_peer *p = &cfg->peers[i];
+		struct nt_uapi_device_peer *mp = &m->peers[m->peers_count++];
 
-		out_printf(&o, "\n[Peer]\n");
-		/* The parser kept only a valid name; checked again, as the text is the worker's. */
-		if (p->name && nt_config_valid_name(p->name, strlen(p->name)))
-			out_printf(&o, "# friendly_name = %s\n", p->name);
-		out_key(&o, "PublicKey", p->public_key);
-		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
-			out_key(&o, "PresharedKey", p->preshared_key);
-		for (size_t j = 0; j < p->allowed_ips_count; j++) {
-			char a[INET6_ADDRSTRLEN];
-
-			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
-				snprintf(a, sizeof(a), "?");
-			out_printf(&o, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
-		}
-		if (p->allowed_ips_count)
-			out_printf(&o, "\n");
-		if (p->has_endpoint) {
-			char ep[NT_UAPI_ENDPOINT_STRLEN];
-
-			nt_uapi_format_endpoint(ep, sizeof(ep), &eps[i]);
-			out_printf(&o, "Endpoint = %s\n", ep);
-		}
-		if (p->has_persistent_keepalive && p->persistent_keepalive)
-			out_printf(&o, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
+		memcpy(mp->public_key, p->public_key, NT_KEY_LEN);
+		/* The parser kept only a valid name; the writer checks again (the worker's text). */
+		if (p->name)
+			snprintf(mp->name, sizeof(mp->name), "%s", p->name);
+		mp->has_preshared_key = p->has_preshared_key;
+		memcpy(mp->preshared_key, p->preshared_key, NT_KEY_LEN);
+		for (size_t j = 0; j < p->allowed_ips_count; j++)
+			if (add_allowed_ip(mp, p->allowed_ips[j].family, p->allowed_ips[j].addr, p->allowed_ips[j].cidr))
+				return -ENOMEM;
+		mp->has_endpoint = p->has_endpoint;
+		if (p->has_endpoint)
+			mp->endpoint = eps[i];
+		mp->persistent_keepalive = p->has_persistent_keepalive ? p->persistent_keepalive : 0;
 	}
-	return o.len;
+	return 0;
+}
+
+/* The model as text, malloc'd (*len bytes and a NUL: the caller wipes it), or NULL. */
+static char *config_text(const struct nt_uapi_device *m, size_t *len)
+{
+	char *text;
+
+	*len = nt_uapi_format_config(m, 0, NULL, NULL, 0);
+	if ((text = malloc(*len + 1)))
+		nt_uapi_format_config(m, 0, NULL, text, *len + 1);
+	return text;
 }
 
 /* "MTU = N\n" exactly; the length of the line, or 0. */
@@ -153,6 +146,7 @@ char *saved_device_text(int save_fd, unsigned *mtu, size_t *size, char *why, siz
 	struct nt_config cfg = { 0 };
 	struct nt_config_error perr;
 	struct nt_uapi_endpoint *eps = NULL;
+	struct nt_uapi_device model = { 0 };
 	struct stat st;
 	char *text = NULL, *out = NULL;
 	size_t n = 0, len = 0, first, out_len;
@@ -221,14 +215,13 @@ char *saved_device_text(int save_fd, unsigned *mtu, size_t *size, char *why, siz
 		}
 	}
 	log_dropped_names(text, n);
-	out_len = format_device(NULL, 0, &cfg, eps);
-	if (!(out = malloc(out_len + 1))) {
+	if (model_of_config(&model, &cfg, eps) || !(out = config_text(&model, &out_len))) {
 		snprintf(why, why_size, "cannot copy what the worker left: %s", strerror(ENOMEM));
 		goto out;
 	}
-	format_device(out, out_len + 1, &cfg, eps);
 	*size = out_len + 1;
 out:
+	nt_uapi_device_free(&model);
 	nt_config_free(&cfg);
 	free(eps);
 	explicit_bzero(text, len);
@@ -253,107 +246,84 @@ static int save_address(void *ctx, int family, const uint8_t *addr, uint8_t len)
 	return 0;
 }
 
-static int save_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
-{
-	struct save_ctx *s = ctx;
-	char buf[64];
-
-	fprintf(s->f, "%s%s", s->count++ ? ", " : "AllowedIPs = ", fmt_prefix(buf, sizeof(buf), family, addr, cidr));
-	return 0;
-}
-
 static void save_list(FILE *f, const char *key, char **list, size_t count)
 {
 	for (size_t i = 0; i < count; i++)
 		fprintf(f, "%s = %s\n", key, list[i]);
 }
 
+static int model_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t cidr)
+{
+	return add_allowed_ip(ctx, family, addr, cidr);
+}
+
+/* dev as lib's model, for the one writer. 0 or -ENOMEM. */
+static int model_of_device(struct nt_uapi_device *m, const struct device *dev)
+{
+	size_t count = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->listen_port = dev->listen_port;
+	m->fwmark = dev->fwmark;
+	m->has_private_key = dev->static_identity->has_key;
+	if (m->has_private_key)
+		memcpy(m->private_key, dev->static_identity->private_key, NT_KEY_LEN);
+	for (const struct peer *p = dev->peers_first; p; p = p->next)
+		count++;
+	if (count && !(m->peers = calloc(count, sizeof(*m->peers))))
+		return -ENOMEM;
+	for (const struct peer *p = dev->peers_first; p && m->peers_count < count; p = p->next) {
+		struct nt_uapi_device_peer *mp = &m->peers[m->peers_count++];
+
+		memcpy(mp->public_key, p->public_key, NT_KEY_LEN);
+		snprintf(mp->name, sizeof(mp->name), "%.*s", NT_CONFIG_NAME_MAX, p->name);
+		mp->has_preshared_key = !nt_is_zero(p->hs.preshared_key, NT_KEY_LEN);
+		memcpy(mp->preshared_key, p->hs.preshared_key, NT_KEY_LEN);
+		if (nt_allowedips_foreach(&p->aips, model_allowed_ip, mp))
+			return -ENOMEM;
+		mp->has_endpoint = p->endpoint.sa.sa_family != AF_UNSPEC;
+		if (mp->has_endpoint)
+			endpoint_to_uapi(&mp->endpoint, &p->endpoint);
+		mp->persistent_keepalive = p->persistent_keepalive;
+	}
+	return 0;
+}
+
 /* What `wg showconf` prints after [Interface] (and a peer's name as `noisetun showconf`
  * writes it): the part of SaveConfig only the device knows (the worker, when split). */
 void config_write_device(FILE *f, const struct device *dev)
 {
+	struct nt_uapi_device m;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (model_of_device(&m, dev) || !(text = config_text(&m, &len)))
+		log_error("SaveConfig: the device's part: %s", strerror(ENOMEM));
+	else
+		fputs(text, f);
+	nt_uapi_device_free(&m);
+	if (text) {
+		explicit_bzero(text, len + 1);
+		free(text);
+	}
+}
+
+/* What SaveConfig writes (nt_file_replace's writer). */
+struct save_job {
+	struct device *dev;
+	const struct nt_config *cfg;
+	const char *device_text;
+};
+
+static int write_saved(FILE *f, void *ctx)
+{
+	const struct save_job *job = ctx;
+	struct device *dev = job->dev;
+	const struct nt_config *cfg = job->cfg;
 	struct save_ctx s = { .f = f };
-	char key[NT_KEY_B64_LEN + 1];
-
-	if (dev->listen_port)
-		fprintf(f, "ListenPort = %u\n", dev->listen_port);
-	if (dev->fwmark)
-		fprintf(f, "FwMark = 0x%x\n", dev->fwmark);
-	if (dev->static_identity->has_key) {
-		nt_key_to_base64(key, dev->static_identity->private_key);
-		fprintf(f, "PrivateKey = %s\n", key);
-	}
-	for (struct peer *p = dev->peers_first; p; p = p->next) {
-		char ep[80];
-
-		nt_key_to_base64(key, p->public_key);
-		fprintf(f, "\n[Peer]\n");
-		if (p->name[0]) /* valid by construction: nt_config_valid_name when it was set */
-			fprintf(f, "# friendly_name = %.*s\n", NT_CONFIG_NAME_MAX, p->name);
-		fprintf(f, "PublicKey = %s\n", key);
-		if (!nt_is_zero(p->hs.preshared_key, NT_KEY_LEN)) {
-			nt_key_to_base64(key, p->hs.preshared_key);
-			fprintf(f, "PresharedKey = %s\n", key);
-		}
-		s.count = 0;
-		nt_allowedips_foreach(&p->aips, save_allowed_ip, &s);
-		if (s.count)
-			fprintf(f, "\n");
-		if (p->endpoint.sa.sa_family != AF_UNSPEC && endpoint_format(ep, sizeof(ep), &p->endpoint))
-			fprintf(f, "Endpoint = %s\n", ep);
-		if (p->persistent_keepalive)
-			fprintf(f, "PersistentKeepalive = %u\n", p->persistent_keepalive);
-	}
-	explicit_bzero(key, sizeof(key));
-}
-
-/* The directory entry of a rename made durable; a failure costs durability, not the file. */
-static void sync_parent_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	int fd;
-
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if ((size_t)snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path) >= sizeof(dir))
-		return;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return;
-	if (fsync(fd) < 0)
-		log_verbose("SaveConfig: fsync %s: %s", dir, strerror(errno));
-	close(fd);
-}
-
-/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
- * then what `wg showconf` prints (the monitor's text from the worker, when split).
- * The temporary file is a fresh name made by mkostemp in FILE's directory: O_CREAT|O_EXCL,
- * so never a file or a symlink someone else planted there (the directory may be writable
- * by another user), 0600 and ours from the start; fsync'd, renamed over FILE. The stdio
- * buffer holds the private key: ours, on the stack, wiped. */
-int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
-{
-	char tmp[PATH_MAX], buf[4096];
-	struct save_ctx s = { 0 };
 	unsigned mtu = dev->mtu;
-	mode_t old_umask;
-	int fd, err = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", real_path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	old_umask = umask(077);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	umask(old_umask);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, 0600) < 0 || !(s.f = fdopen(fd, "w"))) {
-		err = -errno;
-		close(fd);
-		unlink(tmp);
-		return err;
-	}
-	setvbuf(s.f, buf, _IOFBF, sizeof(buf));
-	fprintf(s.f, "[Interface]\n");
+	fprintf(f, "[Interface]\n");
 	/* The link may be gone already (`ip link delete`): then the addresses we know. */
 	if (rtnl_addr_list(dev->ifindex, save_address, &s) || !s.count) {
 		size_t n;
@@ -362,36 +332,40 @@ int config_save(struct device *dev, const char *real_path, const struct nt_confi
 		for (size_t i = 0; i < n; i++)
 			save_address(&s, a[i].family, a[i].addr, a[i].cidr);
 	}
-	save_list(s.f, "DNS", cfg->dns, cfg->dns_count);
+	save_list(f, "DNS", cfg->dns, cfg->dns_count);
 	if (cfg->has_mtu)
-		fprintf(s.f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
+		fprintf(f, "MTU = %u\n", rtnl_link_mtu(dev->ifindex, &mtu) || !mtu ? dev->mtu : mtu);
 	if (cfg->table == NT_TABLE_OFF)
-		fprintf(s.f, "Table = off\n");
+		fprintf(f, "Table = off\n");
 	else if (cfg->table_name) /* as the user wrote it, as wg-quick and `noisetun save` do */
-		fprintf(s.f, "Table = %s\n", cfg->table_name);
+		fprintf(f, "Table = %s\n", cfg->table_name);
 	else if (cfg->table == NT_TABLE_ID)
-		fprintf(s.f, "Table = %u\n", cfg->table_id);
-	fprintf(s.f, "SaveConfig = true\n");
-	save_list(s.f, "PreUp", cfg->pre_up, cfg->pre_up_count);
-	save_list(s.f, "PostUp", cfg->post_up, cfg->post_up_count);
-	save_list(s.f, "PreDown", cfg->pre_down, cfg->pre_down_count);
-	save_list(s.f, "PostDown", cfg->post_down, cfg->post_down_count);
+		fprintf(f, "Table = %u\n", cfg->table_id);
+	fprintf(f, "SaveConfig = true\n");
+	save_list(f, "PreUp", cfg->pre_up, cfg->pre_up_count);
+	save_list(f, "PostUp", cfg->post_up, cfg->post_up_count);
+	save_list(f, "PreDown", cfg->pre_down, cfg->pre_down_count);
+	save_list(f, "PostDown", cfg->post_down, cfg->post_down_count);
 	for (unsigned i = 0; i < NT_CONFIG_ON_COUNT; i++)
-		save_list(s.f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
-	if (device_text)
-		fputs(device_text, s.f);
+		save_list(f, nt_config_on_key(i), cfg->on_event[i], cfg->on_event_count[i]);
+	if (job->device_text)
+		fputs(job->device_text, f);
 	else
-		config_write_device(s.f, dev);
-	if (fflush(s.f) || fsync(fd))
-		err = -errno;
-	if (fclose(s.f) && !err)
-		err = -errno;
-	explicit_bzero(buf, sizeof(buf));
-	if (!err && rename(tmp, real_path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	else
-		sync_parent_dir(real_path);
+		config_write_device(f, dev);
+	return 0;
+}
+
+/* wg-quick save: the wg-quick keys of the [Interface] (addresses as the link has them now),
+ * then what `wg showconf` prints (the monitor's text from the worker, when split), over
+ * FILE by nt_file_replace (common/file.c: a fresh mkostemp name, 0600, fsync'd, renamed;
+ * the stdio buffer that holds the private key is on its stack, wiped). */
+int config_save(struct device *dev, const char *real_path, const struct nt_config *cfg, const char *device_text)
+{
+	struct save_job job = { .dev = dev, .cfg = cfg, .device_text = device_text };
+	int err, dir_err;
+
+	err = nt_file_replace(real_path, (uid_t)-1, (gid_t)-1, write_saved, &job, &dir_err);
+	if (!err && dir_err) /* costs durability, not the file */
+		log_verbose("SaveConfig: fsync of %s's directory: %s", real_path, strerror(-dir_err));
 	return err;
 }

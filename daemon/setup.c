@@ -53,6 +53,7 @@
 #include "noisetun/config.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
+#include "common/resolve.h"
 #include "noisetund.h"
 #include "privsep.h"
 #include "rtnl.h"
@@ -150,7 +151,7 @@ int config_prepare(const char *path, const char *ifname)
 		return err == ENOMEM ? -1 : 1;
 	}
 	snprintf(q.ifname, sizeof(q.ifname), "%s", ifname);
-	if ((err = config_load(q.path, &q.cfg, &eps, config_resolution_retries(), msg, sizeof(msg)))) {
+	if ((err = config_load(q.path, &q.cfg, &eps, nt_resolve_retries(), msg, sizeof(msg)))) {
 		fprintf(stderr, "%s\n", msg);
 		/* The file itself is bad (syntax, unreadable, too big): retrying cannot help. */
 		return err == -EINVAL || err == -EACCES || err == -ENOENT || err == -EISDIR || err == -EFBIG ? 1 : -1;
@@ -214,7 +215,7 @@ int config_up(struct device *dev, const char **what)
 	if ((err = config_build_set(&set, &q.cfg, q.endpoints, NULL, config_fwmark_for(&q.cfg, table))))
 		return err;
 	err = uapi_apply_set(dev, &set);
-	config_free_set(&set);
+	nt_config_set_free(&set);
 	if (err)
 		return err;
 	dev->no_mss_clamp = q.cfg.no_mss_clamp;
@@ -254,12 +255,12 @@ int config_handover_set(char **text, size_t *len)
 	set.has_listen_port = set.has_fwmark = false;
 	n = nt_uapi_format_set(&set, NULL, 0);
 	if (!(*text = malloc(n + 1))) {
-		config_free_set(&set);
+		nt_config_set_free(&set);
 		return -ENOMEM;
 	}
 	nt_uapi_format_set(&set, *text, n + 1);
 	*len = n;
-	config_free_set(&set);
+	nt_config_set_free(&set);
 	return 0;
 }
 
@@ -267,7 +268,7 @@ int config_handover_set(char **text, size_t *len)
 
 /* The running device as a syncconf sees it: from dev itself, or (the monitor of a split
  * daemon, which holds no key) from the worker over the control socket. */
-static int device_state(struct device *dev, struct device_state *st, bool monitor)
+static int device_state(struct device *dev, struct nt_uapi_device *st, bool monitor)
 {
 	size_t n = 0;
 
@@ -276,8 +277,11 @@ static int device_state(struct device *dev, struct device_state *st, bool monito
 	memset(st, 0, sizeof(*st));
 	if (dev->peer_count && !(st->peers = calloc(dev->peer_count, sizeof(*st->peers))))
 		return -ENOMEM;
-	for (struct peer *p = dev->peers_first; p; p = p->next)
-		memcpy(st->peers[n++], p->public_key, NT_KEY_LEN);
+	for (struct peer *p = dev->peers_first; p && n < dev->peer_count; p = p->next) {
+		memcpy(st->peers[n].public_key, p->public_key, NT_KEY_LEN);
+		/* a name the file no longer has is removed: nt_config_to_set looks here */
+		snprintf(st->peers[n++].name, sizeof(st->peers[0].name), "%.*s", NT_UAPI_NAME_MAX, p->name);
+	}
 	st->peers_count = n;
 	st->has_private_key = dev->static_identity->has_key;
 	if (st->has_private_key)
@@ -296,7 +300,7 @@ void config_reload(struct device *dev, bool monitor)
 {
 	struct nt_config cfg, old;
 	struct nt_uapi_endpoint *eps;
-	struct device_state cur;
+	struct nt_uapi_device cur;
 	struct nt_uapi_set set;
 	char msg[600];
 	uint32_t table;
@@ -315,14 +319,14 @@ void config_reload(struct device *dev, bool monitor)
 	if (!(err = device_state(dev, &cur, monitor))) {
 		if (!(err = config_build_set(&set, &cfg, eps, &cur, config_fwmark_for(&cfg, table)))) {
 			err = apply_set(dev, &set, monitor);
-			config_free_set(&set);
+			nt_config_set_free(&set);
 		}
 		if (!err && monitor) {
 			/* For STATUS=: syncconf leaves the device with the file's peers. */
 			dev->peer_count = cfg.peers_count;
 			dev->listen_port = cfg.has_listen_port && cfg.listen_port ? cfg.listen_port : cur.listen_port;
 		}
-		device_state_free(&cur);
+		nt_uapi_device_free(&cur);
 	}
 	if (!monitor) /* split: the worker tells it, seeing the monitor's set */
 		events_reload(dev, err, dev->peer_count);

@@ -451,15 +451,10 @@ static bool out_reserve(struct conn *c, size_t more)
 	}
 	while (cap < c->out_len + more)
 		cap *= 2;
-	char *p = malloc(cap);
+	char *p = nt_wiped_realloc(c->out, c->out_cap, cap); /* a get reply holds keys */
 	if (!p) {
 		c->oom = true;
 		return false;
-	}
-	if (c->out) {
-		memcpy(p, c->out, c->out_len);
-		explicit_bzero(c->out, c->out_cap);
-		free(c->out);
 	}
 	c->out = p;
 	c->out_cap = cap;

@@ -95,18 +95,25 @@ void endpoint_from_uapi(union nt_endpoint *ep, const struct nt_uapi_endpoint *u)
 	endpoint_normalize(ep);
 }
 
+void endpoint_to_uapi(struct nt_uapi_endpoint *u, const union nt_endpoint *ep)
+{
+	memset(u, 0, sizeof(*u));
+	u->family = (uint8_t)ep->sa.sa_family;
+	if (ep->sa.sa_family == AF_INET) {
+		u->port = ntohs(ep->in4.sin_port);
+		memcpy(u->addr, &ep->in4.sin_addr, 4);
+	} else if (ep->sa.sa_family == AF_INET6) {
+		u->port = ntohs(ep->in6.sin6_port);
+		memcpy(u->addr, &ep->in6.sin6_addr, 16);
+		u->scope_id = ep->in6.sin6_scope_id;
+	}
+}
+
 /* One text form for endpoints, the control protocol's (lib/uapi.c). */
 size_t endpoint_format(char *buf, size_t size, const union nt_endpoint *ep)
 {
-	struct nt_uapi_endpoint u = { .family = (uint8_t)ep->sa.sa_family };
+	struct nt_uapi_endpoint u;
 
-	if (ep->sa.sa_family == AF_INET) {
-		u.port = ntohs(ep->in4.sin_port);
-		memcpy(u.addr, &ep->in4.sin_addr, 4);
-	} else if (ep->sa.sa_family == AF_INET6) {
-		u.port = ntohs(ep->in6.sin6_port);
-		memcpy(u.addr, &ep->in6.sin6_addr, 16);
-		u.scope_id = ep->in6.sin6_scope_id;
-	}
+	endpoint_to_uapi(&u, ep);
 	return nt_uapi_format_endpoint(buf, size, &u);
 }

@@ -48,6 +48,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
+#include "common/file.h"
 #include "noisetund.h"
 #include "privsep.h"
 #include "setup.h"
@@ -123,39 +124,34 @@ static int set_one(struct device *dev, const struct nt_uapi_peer *peer)
 
 int psk_file_read(const char *path, uint8_t key[NT_KEY_LEN], const char **why)
 {
-	char buf[PSK_FILE_MAX + 1];
-	struct stat st;
-	ssize_t n;
-	size_t len;
-	int fd, err = 0;
+	char *text;
+	size_t len, bad;
+	int err;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0) {
-		*why = strerror(errno);
-		return -errno;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		*why = "not a regular file";
-		close(fd);
+	/* Regular only: a FIFO put there would block the loop. */
+	err = nt_file_read(path, NT_FILE_REGULAR, PSK_FILE_MAX, &text, &len);
+	if (err == -EFBIG) {
+		*why = "not one base64 key";
 		return -EINVAL;
 	}
-	do
-		n = read(fd, buf, PSK_FILE_MAX + 1);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		err = -errno, *why = strerror(errno);
-	close(fd);
-	if (err)
+	if (err) {
+		*why = err == -EINVAL ? "not a regular file" : strerror(-err);
 		return err;
-	len = (size_t)n;
-	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-		len--;
-	buf[len] = '\0';
-	if ((size_t)n > PSK_FILE_MAX || len != NT_KEY_B64_LEN || nt_key_from_base64(key, buf)) {
-		*why = !n ? "empty (being written?)" : "not one base64 key";
-		err = -EINVAL;
 	}
-	sodium_memzero(buf, sizeof(buf));
+	switch (nt_key_file_parse(key, text, len, &bad)) {
+	case 0:
+		err = 0;
+		break;
+	case -ENODATA:
+		*why = "empty (being written?)";
+		err = -EINVAL;
+		break;
+	default:
+		*why = "not one base64 key";
+		err = -EINVAL;
+		break;
+	}
+	nt_file_free(text, len);
 	return err;
 }
 

@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define BLAKE2S_BLOCK 64
 
@@ -278,4 +280,18 @@ bool nt_is_zero(const void *a, size_t len)
 void nt_wipe(void *p, size_t len)
 {
 	sodium_memzero(p, len);
+}
+
+void *nt_wiped_realloc(void *p, size_t old_size, size_t new_size)
+{
+	void *grown = malloc(new_size ? new_size : 1);
+
+	if (!grown)
+		return NULL;
+	if (p) {
+		memcpy(grown, p, old_size < new_size ? old_size : new_size);
+		sodium_memzero(p, old_size);
+		free(p);
+	}
+	return grown;
 }

@@ -191,3 +191,27 @@ size_t nt_json_string(char *out, size_t size, const char *s)
 	out[n] = 0;
 	return n;
 }
+
+int nt_key_file_parse(uint8_t key[static NT_KEY_LEN], const char *text, size_t len, size_t *bad)
+{
+	char b64[NT_KEY_B64_LEN + 1];
+	int ret;
+
+	if (!len)
+		return -ENODATA;
+	if (len < NT_KEY_B64_LEN)
+		return -EMSGSIZE;
+	for (size_t i = NT_KEY_B64_LEN; i < len; i++) {
+		char c = text[i];
+
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r') {
+			*bad = i;
+			return -EINVAL;
+		}
+	}
+	memcpy(b64, text, NT_KEY_B64_LEN);
+	b64[NT_KEY_B64_LEN] = '\0';
+	ret = nt_key_from_base64(key, b64) ? -EBADMSG : 0;
+	sodium_memzero(b64, sizeof(b64));
+	return ret;
+}

@@ -20,6 +20,7 @@
 #include "noisetun/config.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
+#include "noisetun/metrics.h"
 #include "noisetun/uapi.h"
 
 _Static_assert(NT_KEY_LEN == 32, "uapi keys are 32 bytes");
@@ -541,6 +542,11 @@ static void text_key(struct text *t, const char *name, const uint8_t key[static 
 
 size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 {
+	return nt_uapi_format_set_flags(set, 0, buf, size);
+}
+
+size_t nt_uapi_format_set_flags(const struct nt_uapi_set *set, int flags, char *buf, size_t size)
+{
 	struct text t = { .buf = buf, .size = size };
 
 	if (size)
@@ -561,6 +567,8 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 		text_key(&t, "public_key", p->public_key);
 		if (p->remove)
 			text_add(&t, "remove=true\n");
+		if (p->remove && (flags & NT_UAPI_FORMAT_WG))
+			continue;
 		if (p->update_only)
 			text_add(&t, "update_only=true\n");
 		if (p->has_preshared_key)
@@ -580,7 +588,7 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 			inet_ntop(a->family, a->addr, addr, sizeof(addr));
 			text_add(&t, "allowed_ip=%s/%u\n", addr, (unsigned)a->cidr);
 		}
-		if (p->has_name)
+		if (p->has_name && !(flags & NT_UAPI_FORMAT_NO_NAMES))
 			text_add(&t, "noisetun_name=%.*s\n", NT_UAPI_NAME_MAX, p->name);
 		if (p->has_lifecycle_disabled)
 			text_add(&t, "noisetun_disabled=%s\n", p->lifecycle_disabled ? "true" : "false");
@@ -590,4 +598,451 @@ size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size)
 			text_add(&t, "noisetun_endpoint_name=%s\n", p->endpoint_name[0] ? p->endpoint_name : "-");
 	}
 	return t.len;
+}
+
+/* ---- get=1 replies, read (uapi.h "the one model of a running device") ---- */
+
+_Static_assert(NT_UAPI_MAX_DROPS == NT_METRICS_MAX_DROPS, "show keeps every drop reason the daemon has");
+
+static int get_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
+{
+	/* parse_decimal stops at 2^60; counters go to 2^64 - 1 */
+	uint64_t v = 0;
+
+	if (!len)
+		return -EPROTO;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - d) / 10)
+			return -EPROTO;
+		v = v * 10 + d;
+	}
+	if (v > max)
+		return -EPROTO;
+	*out = v;
+	return 0;
+}
+
+static int get_key(uint8_t key[static NT_KEY_LEN], const char *s, size_t len)
+{
+	char hex[NT_KEY_HEX_LEN + 1];
+	int ret;
+
+	if (len != NT_KEY_HEX_LEN)
+		return -EPROTO;
+	memcpy(hex, s, len);
+	hex[len] = '\0';
+	ret = nt_key_from_hex(key, hex) ? -EPROTO : 0;
+	nt_wipe(hex, sizeof(hex));
+	return ret;
+}
+
+static int get_add_peer(struct nt_uapi_device *dev)
+{
+	struct nt_uapi_device_peer *bigger;
+	size_t cap = dev->peers_count;
+
+	/* Doubling; the old array holds preshared keys: wiped, not left to realloc. */
+	if (!(cap & (cap - 1))) {
+		if (!(bigger = nt_wiped_realloc(dev->peers, cap * sizeof(*bigger), (cap ? cap * 2 : 4) * sizeof(*bigger))))
+			return -ENOMEM;
+		dev->peers = bigger;
+	}
+	memset(&dev->peers[dev->peers_count++], 0, sizeof(*dev->peers));
+	return 0;
+}
+
+static int get_add_allowed_ip(struct nt_uapi_device_peer *peer, const char *s, size_t len)
+{
+	struct nt_uapi_allowed_ip ip, *bigger;
+
+	if (nt_uapi_parse_allowed_ip(&ip, s, len))
+		return -EPROTO;
+	/* Doubling: a peer may hold thousands. */
+	if (!(peer->allowed_ips_count & (peer->allowed_ips_count - 1))) {
+		size_t cap = peer->allowed_ips_count ? peer->allowed_ips_count * 2 : 4;
+
+		if (!(bigger = realloc(peer->allowed_ips, cap * sizeof(*bigger))))
+			return -ENOMEM;
+		peer->allowed_ips = bigger;
+	}
+	peer->allowed_ips[peer->allowed_ips_count++] = ip;
+	return 0;
+}
+
+#define KEY_IS(k) (klen == sizeof(k) - 1 && !memcmp(key, k, klen))
+
+/* A noisetun_ line (names, lifecycle, metrics); unknown ones are skipped. */
+static int get_line_noisetun(struct nt_uapi_device *dev, struct nt_uapi_device_peer *peer, const char *key,
+			     size_t klen, const char *value, size_t vlen)
+{
+	struct nt_uapi_device_metrics *dm = &dev->metrics;
+	uint64_t v;
+	int ret;
+
+	if (peer && KEY_IS("noisetun_endpoint_name")) {
+		if (vlen <= NT_UAPI_ENDPOINT_NAME_MAX && !memchr(value, '\0', vlen)) {
+			memcpy(peer->endpoint_name, value, vlen);
+			peer->endpoint_name[vlen] = '\0';
+		}
+		return 0;
+	}
+	if (peer && (KEY_IS("noisetun_disabled") || KEY_IS("noisetun_blocked"))) {
+		*(key[9] == 'd' ? &peer->disabled : &peer->blocked) = value_is(value, vlen, "true");
+		return 0;
+	}
+	if (peer && KEY_IS("noisetun_valid_until"))
+		return get_u64(value, vlen, UINT64_MAX, &peer->valid_until);
+	if (peer && KEY_IS("noisetun_name")) {
+		/* Printed to terminals and files: anything but a valid name is left out. */
+		if (nt_config_valid_name(value, vlen)) {
+			memcpy(peer->name, value, vlen);
+			peer->name[vlen] = '\0';
+		}
+		return 0;
+	}
+	if ((ret = get_u64(value, vlen, UINT64_MAX, &v)))
+		return ret;
+	if (peer) {
+		struct nt_uapi_peer_metrics *pm = &peer->metrics;
+
+		if (KEY_IS("noisetun_rx_packets"))
+			pm->rx_packets = v;
+		else if (KEY_IS("noisetun_tx_packets"))
+			pm->tx_packets = v;
+		else if (KEY_IS("noisetun_handshakes"))
+			pm->handshakes = v;
+		else if (KEY_IS("noisetun_handshake_attempts"))
+			pm->handshake_attempts = v;
+		else if (KEY_IS("noisetun_handshake_failures"))
+			pm->handshake_failures = v;
+		else if (KEY_IS("noisetun_session_age_nsec"))
+			pm->has_session = true, pm->session_age_ns = v;
+		return 0;
+	}
+	if (KEY_IS("noisetun_up")) {
+		dm->up = v != 0;
+	} else if (KEY_IS("noisetun_under_load")) {
+		dm->under_load = v != 0;
+	} else if (KEY_IS("noisetun_cookie_replies_sent")) {
+		dm->cookie_replies_sent = v;
+	} else if (klen >= 15 && !memcmp(key, "noisetun_drops_", 15)) {
+		const char *reason = key + 15;
+		size_t rlen = klen - 15;
+
+		/* a label of our own making: the daemon's word is not trusted for more */
+		if (!rlen || rlen > NT_UAPI_DROP_REASON_MAX)
+			return -EPROTO;
+		for (size_t i = 0; i < rlen; i++)
+			if (!((reason[i] >= 'a' && reason[i] <= 'z') || (reason[i] >= '0' && reason[i] <= '9') ||
+			      reason[i] == '_'))
+				return -EPROTO;
+		if (dm->drops_count < NT_UAPI_MAX_DROPS) {
+			memcpy(dm->drop_reasons[dm->drops_count], reason, rlen);
+			dm->drop_reasons[dm->drops_count][rlen] = '\0';
+			dm->drops[dm->drops_count++] = v;
+		}
+	}
+	return 0;
+}
+
+int nt_uapi_get_line(struct nt_uapi_device *dev, const char *line, size_t len, int *daemon_errno)
+{
+	struct nt_uapi_device_peer *peer = dev->peers_count ? &dev->peers[dev->peers_count - 1] : NULL;
+	const char *eq = memchr(line, '=', len), *key = line, *value;
+	size_t klen, vlen;
+	uint64_t v;
+	int ret = 0;
+
+	if (!eq || len > NT_UAPI_GET_MAX_LINE)
+		return -EPROTO;
+	klen = (size_t)(eq - line);
+	value = eq + 1;
+	vlen = len - klen - 1;
+	if (KEY_IS("errno")) {
+		bool neg = vlen && value[0] == '-';
+
+		/* errno=-22 (wireguard-go, noisetund) or errno=22: either way an error */
+		if (get_u64(value + neg, vlen - neg, INT32_MAX, &v))
+			return -EPROTO;
+		*daemon_errno = (int)v;
+		return 1;
+	}
+	if (!peer && KEY_IS("private_key")) {
+		ret = get_key(dev->private_key, value, vlen);
+		dev->has_private_key = !ret && !nt_is_zero(dev->private_key, NT_KEY_LEN);
+		if (dev->has_private_key)
+			dev->has_public_key = !nt_dh_public(dev->public_key, dev->private_key);
+	} else if (!peer && KEY_IS("listen_port")) {
+		if (!(ret = get_u64(value, vlen, UINT16_MAX, &v)))
+			dev->listen_port = (uint16_t)v;
+	} else if (!peer && KEY_IS("fwmark")) {
+		if (!(ret = get_u64(value, vlen, UINT32_MAX, &v)))
+			dev->fwmark = (uint32_t)v;
+	} else if (KEY_IS("public_key")) {
+		if (!(ret = get_add_peer(dev)))
+			ret = get_key(dev->peers[dev->peers_count - 1].public_key, value, vlen);
+	} else if (peer && KEY_IS("preshared_key")) {
+		ret = get_key(peer->preshared_key, value, vlen);
+		peer->has_preshared_key = !ret && !nt_is_zero(peer->preshared_key, NT_KEY_LEN);
+	} else if (peer && KEY_IS("endpoint")) {
+		ret = nt_uapi_parse_endpoint(&peer->endpoint, value, vlen) ? -EPROTO : 0;
+		peer->has_endpoint = !ret;
+	} else if (peer && KEY_IS("last_handshake_time_sec")) {
+		if (!(ret = get_u64(value, vlen, INT64_MAX, &v)))
+			peer->last_handshake_sec = (int64_t)v;
+	} else if (peer && KEY_IS("last_handshake_time_nsec")) {
+		if (!(ret = get_u64(value, vlen, INT64_MAX, &v)))
+			peer->last_handshake_nsec = (int64_t)v;
+	} else if (peer && KEY_IS("rx_bytes")) {
+		ret = get_u64(value, vlen, UINT64_MAX, &peer->rx_bytes);
+	} else if (peer && KEY_IS("tx_bytes")) {
+		ret = get_u64(value, vlen, UINT64_MAX, &peer->tx_bytes);
+	} else if (peer && KEY_IS("persistent_keepalive_interval")) {
+		if (!(ret = get_u64(value, vlen, UINT16_MAX, &v)))
+			peer->persistent_keepalive = (uint16_t)v;
+	} else if (peer && KEY_IS("allowed_ip")) {
+		ret = get_add_allowed_ip(peer, value, vlen);
+	} else if (klen > 9 && !memcmp(key, "noisetun_", 9)) {
+		ret = get_line_noisetun(dev, peer, key, klen, value, vlen);
+	}
+	return ret;
+}
+
+#undef KEY_IS
+
+int nt_uapi_parse_get(struct nt_uapi_device *dev, const char *reply, size_t len)
+{
+	int daemon_errno = -1, ret = 0;
+	size_t pos = 0;
+
+	memset(dev, 0, sizeof(*dev));
+	for (;;) {
+		const char *nl = pos < len ? memchr(reply + pos, '\n', len - pos) : NULL;
+		size_t line_len;
+
+		if (!nl) {
+			ret = -EPROTO; /* cut short */
+			break;
+		}
+		line_len = (size_t)(nl - (reply + pos));
+		if (!line_len) {
+			/* The empty line ends the reply; only after errno is it complete. */
+			ret = daemon_errno < 0 || pos + 1 != len ? -EPROTO : -daemon_errno;
+			break;
+		}
+		if (daemon_errno >= 0) {
+			ret = -EPROTO; /* nothing but the empty line after errno= */
+			break;
+		}
+		ret = nt_uapi_get_line(dev, reply + pos, line_len, &daemon_errno);
+		if (ret < 0)
+			break;
+		pos += line_len + 1;
+	}
+	if (ret)
+		nt_uapi_device_free(dev);
+	return ret;
+}
+
+int nt_uapi_parse_set_reply(const char *reply, size_t len)
+{
+	const char *nl = memchr(reply, '\n', len);
+	struct nt_uapi_device none = { 0 };
+	size_t line_len = nl ? (size_t)(nl - reply) : 0;
+	int daemon_errno = -1, ret;
+
+	/* the errno line alone, then the empty line: nothing else is an answer to a set */
+	if (!nl || line_len < 6 || memcmp(reply, "errno=", 6) || line_len + 2 != len || reply[len - 1] != '\n')
+		return -EPROTO;
+	ret = nt_uapi_get_line(&none, reply, line_len, &daemon_errno);
+	nt_uapi_device_free(&none);
+	return ret == 1 ? -daemon_errno : -EPROTO;
+}
+
+static void text_b64_key(struct text *t, const char *name, const uint8_t key[static NT_KEY_LEN])
+{
+	char b64[NT_KEY_B64_LEN + 1];
+
+	nt_key_to_base64(b64, key);
+	text_add(t, "%s = %s\n", name, b64);
+	nt_wipe(b64, sizeof(b64));
+}
+
+size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uapi_endpoint_text_fn *endpoint,
+			     char *buf, size_t size)
+{
+	struct text t = { .buf = buf, .size = size };
+
+	if (size)
+		buf[0] = '\0';
+	if (flags & NT_UAPI_CONFIG_SHOWCONF)
+		text_add(&t, "[Interface]\n");
+	if (dev->listen_port)
+		text_add(&t, "ListenPort = %u\n", (unsigned)dev->listen_port);
+	if (dev->fwmark)
+		text_add(&t, "FwMark = 0x%x\n", (unsigned)dev->fwmark);
+	if (dev->has_private_key)
+		text_b64_key(&t, "PrivateKey", dev->private_key);
+	if ((flags & NT_UAPI_CONFIG_SHOWCONF) && !dev->peers_count)
+		text_add(&t, "\n");
+	for (size_t i = 0; i < dev->peers_count; i++) {
+		const struct nt_uapi_device_peer *p = &dev->peers[i];
+		size_t name_len = strnlen(p->name, sizeof(p->name));
+
+		text_add(&t, "\n[Peer]\n");
+		/* wg reads it as a comment; only a valid name is written (it comes from a reply) */
+		if (name_len && name_len < sizeof(p->name) && nt_config_valid_name(p->name, name_len))
+			text_add(&t, "# friendly_name = %s\n", p->name);
+		text_b64_key(&t, "PublicKey", p->public_key);
+		if (p->has_preshared_key && !nt_is_zero(p->preshared_key, NT_KEY_LEN))
+			text_b64_key(&t, "PresharedKey", p->preshared_key);
+		for (size_t j = 0; j < p->allowed_ips_count; j++) {
+			char a[INET6_ADDRSTRLEN];
+
+			if (!inet_ntop(p->allowed_ips[j].family, p->allowed_ips[j].addr, a, sizeof(a)))
+				a[0] = '\0';
+			text_add(&t, "%s%s/%u", j ? ", " : "AllowedIPs = ", a, (unsigned)p->allowed_ips[j].cidr);
+		}
+		if (p->allowed_ips_count)
+			text_add(&t, "\n");
+		if (p->has_endpoint) {
+			char ep[NT_UAPI_ENDPOINT_STRLEN + 1088]; /* NI_MAXHOST + NI_MAXSERV, for the caller's */
+
+			ep[0] = '\0';
+			if (endpoint)
+				endpoint(ep, sizeof(ep), &p->endpoint);
+			else
+				nt_uapi_format_endpoint(ep, sizeof(ep), &p->endpoint);
+			if (ep[0])
+				text_add(&t, "Endpoint = %s\n", ep);
+		}
+		if (p->persistent_keepalive)
+			text_add(&t, "PersistentKeepalive = %u\n", (unsigned)p->persistent_keepalive);
+	}
+	return t.len;
+}
+
+/* ---- config to set (uapi.h) ---- */
+
+static bool config_has_peer(const struct nt_config *cfg, const uint8_t key[static NT_KEY_LEN])
+{
+	for (size_t i = 0; i < cfg->peers_count; i++)
+		if (nt_equal(cfg->peers[i].public_key, key, NT_KEY_LEN))
+			return true;
+	return false;
+}
+
+static const struct nt_uapi_device_peer *device_peer(const struct nt_uapi_device *dev, const uint8_t key[static NT_KEY_LEN])
+{
+	for (size_t i = 0; i < dev->peers_count; i++)
+		if (nt_equal(dev->peers[i].public_key, key, NT_KEY_LEN))
+			return &dev->peers[i];
+	return NULL;
+}
+
+/* Syncconf: device keys only when they differ from cur. */
+static void sync_device_keys(struct nt_uapi_set *set, const struct nt_uapi_device *cur)
+{
+	uint8_t want[NT_KEY_LEN] = { 0 }, have[NT_KEY_LEN] = { 0 };
+
+	if (set->has_private_key) {
+		if (!nt_is_zero(set->private_key, NT_KEY_LEN)) {
+			memcpy(want, set->private_key, NT_KEY_LEN);
+			nt_key_clamp(want); /* the device keeps (and reports) it clamped */
+		}
+		if (cur->has_private_key)
+			memcpy(have, cur->private_key, NT_KEY_LEN);
+		set->has_private_key = !nt_equal(want, have, NT_KEY_LEN);
+		nt_wipe(want, sizeof(want));
+		nt_wipe(have, sizeof(have));
+	}
+	if (set->has_listen_port && set->listen_port == cur->listen_port)
+		set->has_listen_port = false;
+	if (set->has_fwmark && set->fwmark == cur->fwmark)
+		set->has_fwmark = false;
+}
+
+int nt_config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
+		     const struct nt_uapi_device *cur, int flags)
+{
+	size_t n = 0, removals = 0;
+
+	memset(set, 0, sizeof(*set));
+	for (size_t j = 0; cur && j < cur->peers_count; j++)
+		removals += !config_has_peer(cfg, cur->peers[j].public_key);
+	if (cfg->peers_count + removals && !(set->peers = calloc(cfg->peers_count + removals, sizeof(*set->peers))))
+		return -ENOMEM;
+
+	set->has_private_key = cfg->has_private_key || (flags & NT_CONFIG_SET_ABSENT_KEY);
+	if (cfg->has_private_key)
+		memcpy(set->private_key, cfg->private_key, NT_KEY_LEN);
+	set->has_listen_port = cfg->has_listen_port || (flags & NT_CONFIG_SET_ABSENT_PORT);
+	set->listen_port = cfg->has_listen_port ? cfg->listen_port : 0;
+	set->has_fwmark = cfg->has_fwmark || (flags & NT_CONFIG_SET_ABSENT_FWMARK);
+	set->fwmark = cfg->has_fwmark ? cfg->fwmark : 0;
+	set->replace_peers = (flags & NT_CONFIG_SET_REPLACE_PEERS) != 0;
+	if (cur) {
+		sync_device_keys(set, cur);
+		/* first, so that a removed peer's allowed IPs are free before the file's claim them */
+		for (size_t j = 0; j < cur->peers_count; j++) {
+			if (config_has_peer(cfg, cur->peers[j].public_key))
+				continue;
+			memcpy(set->peers[n].public_key, cur->peers[j].public_key, NT_KEY_LEN);
+			set->peers[n++].remove = true;
+		}
+	}
+	for (size_t i = 0; i < cfg->peers_count; i++) {
+		const struct nt_config_peer *from = &cfg->peers[i];
+		struct nt_uapi_peer *to = &set->peers[n++];
+
+		memcpy(to->public_key, from->public_key, NT_KEY_LEN);
+		to->has_preshared_key = from->has_preshared_key || cur;
+		if (from->has_preshared_key)
+			memcpy(to->preshared_key, from->preshared_key, NT_KEY_LEN);
+		to->has_persistent_keepalive = from->has_persistent_keepalive || cur;
+		to->persistent_keepalive = from->has_persistent_keepalive ? from->persistent_keepalive : 0;
+		/* As wg: every [Peer] of a file replaces the allowed IPs it had. */
+		to->replace_allowed_ips = true;
+		to->allowed_ips = from->allowed_ips; /* borrowed */
+		to->allowed_ips_count = from->allowed_ips_count;
+		to->has_endpoint = eps && eps[i].family != 0;
+		if (to->has_endpoint)
+			to->endpoint = eps[i];
+		/* The parser kept only a valid name. Against a running device, a name the file no
+		 * longer has is removed (""); a file and a device without names send none, so
+		 * that a daemon that keeps no names (wireguard-go) is not asked to. */
+		if (from->name) {
+			to->has_name = true;
+			snprintf(to->name, sizeof(to->name), "%s", from->name);
+		} else if (cur) {
+			const struct nt_uapi_device_peer *running = device_peer(cur, from->public_key);
+
+			to->has_name = running && running->name[0];
+		}
+	}
+	set->peers_count = n;
+	return 0;
+}
+
+void nt_config_set_free(struct nt_uapi_set *set)
+{
+	/* The allowed IPs are cfg's: only the peer array is ours. */
+	if (set->peers) {
+		nt_wipe(set->peers, set->peers_count * sizeof(*set->peers));
+		free(set->peers);
+	}
+	nt_wipe(set, sizeof(*set));
+}
+
+void nt_uapi_device_free(struct nt_uapi_device *dev)
+{
+	for (size_t i = 0; i < dev->peers_count; i++)
+		free(dev->peers[i].allowed_ips);
+	if (dev->peers) {
+		nt_wipe(dev->peers, dev->peers_count * sizeof(*dev->peers));
+		free(dev->peers);
+	}
+	nt_wipe(dev, sizeof(*dev));
 }

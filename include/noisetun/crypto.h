@@ -74,4 +74,10 @@ bool nt_is_zero(const void *a, size_t len);
 /* Wipe a secret (sodium_memzero). */
 void nt_wipe(void *p, size_t len);
 
+/* realloc for a buffer that may hold secrets: a new block of new_size bytes with the
+ * first min(old_size, new_size) bytes copied, the old block (old_size bytes) wiped and
+ * freed, so that no copy is left behind in freed memory as realloc may leave one. NULL
+ * (p untouched) when out of memory; p may be NULL. */
+void *nt_wiped_realloc(void *p, size_t old_size, size_t new_size);
+
 #endif

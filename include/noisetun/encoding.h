@@ -20,6 +20,12 @@ void nt_key_to_base64(char out[static NT_KEY_B64_LEN + 1], const uint8_t key[sta
  * final '=', zero unused bits. 0, or -EINVAL with key wiped. */
 int nt_key_from_base64(uint8_t key[static NT_KEY_LEN], const char *in);
 
+/* A key file's text (len bytes), as wg reads `private-key FILE` and as PSK files are read:
+ * the base64 key, then only whitespace (" \t\n\v\f\r"). 0 with *key; -ENODATA when
+ * empty; -EMSGSIZE when shorter than a key; -EINVAL when a character after the key is not
+ * whitespace (its offset in *bad); -EBADMSG when the key's characters are not a key. */
+int nt_key_file_parse(uint8_t key[static NT_KEY_LEN], const char *text, size_t len, size_t *bad);
+
 /* Lowercase hex of a key into out, NUL-terminated. */
 void nt_key_to_hex(char out[static NT_KEY_HEX_LEN + 1], const uint8_t key[static NT_KEY_LEN]);
 

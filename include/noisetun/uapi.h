@@ -104,6 +104,15 @@ void nt_uapi_set_free(struct nt_uapi_set *set);
  * NUL (buf may be NULL when size is 0), returns the length of the whole body. */
 size_t nt_uapi_format_set(const struct nt_uapi_set *set, char *buf, size_t size);
 
+/* The same, written as flags say (0: as nt_uapi_format_set). */
+enum nt_uapi_format_flags {
+	/* As wg writes a request: a removed peer is its public_key and remove=true alone. */
+	NT_UAPI_FORMAT_WG = 1 << 0,
+	/* Without noisetun_name (for a daemon that refused names). */
+	NT_UAPI_FORMAT_NO_NAMES = 1 << 1,
+};
+size_t nt_uapi_format_set_flags(const struct nt_uapi_set *set, int flags, char *buf, size_t size);
+
 /* The get=1 form of an endpoint, NUL-terminated: "192.0.2.1:51820", "[2001:db8::1]:51820",
  * "[fe80::1%3]:51820" or "[fe80::1%eth0]:51820" with a scope (the name when it has one). The length written without the NUL, or 0 (buf emptied
  * when size > 0) for an unknown family or a buf too small; NT_UAPI_ENDPOINT_STRLEN fits all. */
@@ -118,5 +127,126 @@ int nt_uapi_parse_allowed_ip(struct nt_uapi_allowed_ip *out, const char *s, size
  * '%' or whitespace, not "." or ".."), kept in scope_name (len bytes, no NUL needed).
  * 0 or -EINVAL. */
 int nt_uapi_parse_endpoint(struct nt_uapi_endpoint *out, const char *s, size_t len);
+
+/* ---- get=1: the one model of a running device ----
+ *
+ * What a get=1 reply says (control-protocol.md "get"), for every reader of one: the CLI's
+ * show, showconf, save, setconf's syncconf and the daemon's reload. Parsed strictly from
+ * text (the reply is another process's word: a bad value is -EPROTO, not a guess); keys
+ * it does not know are skipped, as wg does. With "noisetun=1" noisetund adds its own
+ * noisetun_ lines (names, lifecycle, metrics), also parsed here. */
+
+/* Longest line of a get reply accepted, without its '\n'. */
+#define NT_UAPI_GET_MAX_LINE 511
+
+struct nt_uapi_device_peer {
+	uint8_t public_key[32];
+	bool has_preshared_key;           /* and not all zeros */
+	uint8_t preshared_key[32];
+	bool has_endpoint;
+	struct nt_uapi_endpoint endpoint;
+	int64_t last_handshake_sec, last_handshake_nsec;
+	uint64_t rx_bytes, tx_bytes;
+	uint16_t persistent_keepalive;    /* 0: off */
+	struct nt_uapi_allowed_ip *allowed_ips;
+	size_t allowed_ips_count;
+	char name[NT_UAPI_NAME_MAX + 1];  /* noisetun_name= ("": none); only a valid name */
+	struct nt_uapi_peer_metrics {     /* noisetun_ counters */
+		uint64_t rx_packets, tx_packets, handshakes, handshake_attempts, handshake_failures;
+		bool has_session;
+		uint64_t session_age_ns;
+	} metrics;
+	/* The name the endpoint came from ("": none), the lifecycle (valid_until: seconds
+	 * since the epoch, 0: none). */
+	char endpoint_name[NT_UAPI_ENDPOINT_NAME_MAX + 1];
+	bool disabled, blocked;
+	uint64_t valid_until;
+};
+
+/* Room for a drop reason's label (noisetun_drops_REASON), and how many are kept (as
+ * many as the daemon has: NT_METRICS_MAX_DROPS). */
+#define NT_UAPI_DROP_REASON_MAX 31
+#define NT_UAPI_MAX_DROPS 48
+
+struct nt_uapi_device {
+	char name[64]; /* the interface, as the caller names it (not from the reply) */
+	bool has_private_key, has_public_key;
+	uint8_t private_key[32], public_key[32]; /* public derived from private, as wg does */
+	uint16_t listen_port;
+	uint32_t fwmark;
+	struct nt_uapi_device_peer *peers; /* in the daemon's order */
+	size_t peers_count;
+	struct nt_uapi_device_metrics {    /* noisetun_ device lines */
+		bool up, under_load;
+		uint64_t cookie_replies_sent;
+		char drop_reasons[NT_UAPI_MAX_DROPS][NT_UAPI_DROP_REASON_MAX + 1];
+		uint64_t drops[NT_UAPI_MAX_DROPS];
+		size_t drops_count;
+	} metrics;
+};
+
+/* One line of a get reply, without its '\n' (len bytes, no NUL needed, not empty), added
+ * to *dev (zeroed before the first line). 1 once it was the errno= line (its value, made
+ * positive, in *daemon_errno), 0 to go on, -EPROTO or -ENOMEM. */
+int nt_uapi_get_line(struct nt_uapi_device *dev, const char *line, size_t len, int *daemon_errno);
+
+/* A whole get reply: key=value lines, the errno= line, the empty line (len bytes, nothing
+ * after the empty line). *dev is zeroed first. 0, -EPROTO (bad, cut short, a line after
+ * errno=), -ENOMEM, or the daemon's own error as a negative errno; on error *dev is freed. */
+int nt_uapi_parse_get(struct nt_uapi_device *dev, const char *reply, size_t len);
+
+/* The reply to a set=1 request: exactly "errno=N\n\n". 0, the daemon's error (-N made
+ * negative), or -EPROTO for anything else. */
+int nt_uapi_parse_set_reply(const char *reply, size_t len);
+
+/* The device in the config file format, as `wg showconf` prints it: ListenPort, FwMark,
+ * PrivateKey, then each peer after a blank line: "[Peer]", its "# friendly_name = NAME"
+ * (a valid name only), PublicKey, PresharedKey (not all zeros), AllowedIPs (one line,
+ * ", " between), Endpoint (nt_uapi_format_endpoint), PersistentKeepalive (not 0). The one
+ * writer of that text: `noisetun showconf`/`save`, SaveConfig (from the worker's device
+ * or the monitor's copy of it). NT_UAPI_CONFIG_SHOWCONF: "[Interface]" first, and the
+ * blank line after the device keys even without a peer, as wg showconf; without it the
+ * text follows a caller's own [Interface] keys. endpoint: how an Endpoint is written (the
+ * CLI shows a scope as getnameinfo does), NULL for nt_uapi_format_endpoint. snprintf-like:
+ * the whole length. */
+enum nt_uapi_config_flags {
+	NT_UAPI_CONFIG_SHOWCONF = 1 << 0,
+};
+typedef void nt_uapi_endpoint_text_fn(char *buf, size_t size, const struct nt_uapi_endpoint *ep);
+size_t nt_uapi_format_config(const struct nt_uapi_device *dev, int flags, nt_uapi_endpoint_text_fn *endpoint,
+			     char *buf, size_t size);
+
+/* ---- config to set: what a config file asks of a device ---- */
+
+struct nt_config;
+
+enum nt_config_set_flags {
+	/* A file without the key sets it to none (zeros), as wg setconf and syncconf do;
+	 * without the flag only the keys the file has are sent (addconf, config mode's up). */
+	NT_CONFIG_SET_ABSENT_KEY = 1 << 0,    /* PrivateKey: no key */
+	NT_CONFIG_SET_ABSENT_PORT = 1 << 1,   /* ListenPort: 0, a new random port */
+	NT_CONFIG_SET_ABSENT_FWMARK = 1 << 2, /* FwMark: none */
+	NT_CONFIG_SET_WG = NT_CONFIG_SET_ABSENT_KEY | NT_CONFIG_SET_ABSENT_PORT | NT_CONFIG_SET_ABSENT_FWMARK,
+	NT_CONFIG_SET_REPLACE_PEERS = 1 << 3, /* replace_peers: the file is the whole config */
+};
+
+/* The set request cfg stands for; eps[i] is peer i's Endpoint resolved (family 0: none;
+ * eps may be NULL when no peer has one). Every [Peer] replaces the allowed IPs it had (as
+ * wg) and sends its key, preshared key and keepalive when the file has them, its name
+ * ("# friendly_name =") when it has one. cur non-NULL: syncconf against that running
+ * device: a device key goes only when it differs (a private key set again would drop
+ * every session; compared clamped, as the device keeps it), each file peer's preshared
+ * key and keepalive always (zero when absent: removes it), "" for a name the running
+ * peer has and the file lacks, and the running peers the file lacks are removed. The
+ * removals come first in peers[]; the file's peers are the last cfg->peers_count, in
+ * file order. The set borrows cfg's allowed IPs: free it with nt_config_set_free before
+ * nt_config_free(cfg). 0 or -ENOMEM. */
+int nt_config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const struct nt_uapi_endpoint *eps,
+		     const struct nt_uapi_device *cur, int flags);
+/* Wipe (keys!) and free what nt_config_to_set allocated (not cfg's allowed IPs). */
+void nt_config_set_free(struct nt_uapi_set *set);
+
+/* Wipe (keys!) and free a parsed device, leaving *dev zeroed. Safe on a zeroed struct. */
+void nt_uapi_device_free(struct nt_uapi_device *dev);
 
 #endif

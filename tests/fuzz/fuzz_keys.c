@@ -4,8 +4,12 @@
  *   nt_uapi_parse_endpoint: on success the formatted form fits NT_UAPI_ENDPOINT_STRLEN and
  *     parses back to the same endpoint; on failure *out is zeroed;
  *   nt_uapi_parse_allowed_ip: family and cidr in bounds, IPv4 zero-padded, and
- *     "address/cidr" printed back parses to the same prefix. */
+ *     "address/cidr" printed back parses to the same prefix;
+ *   nt_key_file_parse (exact-size copy): accepted only as a key that encodes back to the
+ *     first 44 bytes followed by whitespace alone; each refusal for its own reason. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +124,32 @@ static void check_allowed_ip(const char *s, size_t len)
 		FAIL("\"%.*s\" -> \"%s\" does not parse back to the same prefix", (int)len, s, text);
 }
 
+static bool is_ws(char c)
+{
+	return memchr(" \t\n\v\f\r", c, 6) != NULL;
+}
+
+static void check_key_file(const char *text, size_t len)
+{
+	uint8_t key[NT_KEY_LEN];
+	char b64[NT_KEY_B64_LEN + 1];
+	size_t bad = 0;
+	int ret = nt_key_file_parse(key, text, len, &bad);
+
+	if (ret == 0) {
+		nt_key_to_base64(b64, key);
+		if (len < NT_KEY_B64_LEN || memcmp(b64, text, NT_KEY_B64_LEN))
+			FAIL("key file: accepted what is not a key");
+		for (size_t i = NT_KEY_B64_LEN; i < len; i++)
+			if (!is_ws(text[i]))
+				FAIL("key file: accepted a key followed by more than whitespace");
+	} else if (ret == -ENODATA ? len != 0 : ret == -EMSGSIZE ? len == 0 || len >= NT_KEY_B64_LEN
+		   : ret == -EINVAL ? bad < NT_KEY_B64_LEN || bad >= len || is_ws(text[bad])
+		   : ret != -EBADMSG) {
+		FAIL("key file: refused with %d for the wrong reason", ret);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = malloc(size + 1), *exact = malloc(size ? size : 1);
@@ -134,6 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_keys(text, strlen(text));
 	check_endpoint(exact, size);
 	check_allowed_ip(exact, size);
+	check_key_file(exact, size);
 	free(text);
 	free(exact);
 	return 0;

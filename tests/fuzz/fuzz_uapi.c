@@ -9,8 +9,14 @@
  *     exactly when its line was;
  *     a peer's noisetun_name empty or valid (nt_config_valid_name), NUL-terminated;
  *   - failure: *out all zeros (nothing half-parsed left behind);
- *   - nt_uapi_set_free leaves the struct zeroed, and a second free is harmless. */
+ *   - nt_uapi_set_free leaves the struct zeroed, and a second free is harmless;
+ *   - what nt_uapi_format_set_flags writes of an accepted set (each flag) is accepted again.
+ * The same bytes are also read as a get=1 reply (nt_uapi_parse_get, the CLI's and the
+ * monitor's reading of another process's words) and as a set's reply: a get either fails
+ * with *dev zeroed or holds one peer per public_key line, names empty or valid and
+ * NUL-terminated; nt_uapi_device_free leaves it zeroed. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +136,117 @@ static void check_set(const struct nt_uapi_set *set)
 	}
 }
 
+static size_t count_lines(const char *text, size_t len, const char *prefix)
+{
+	size_t count = 0, pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+
+		if (!n)
+			break; /* the reply's end */
+		count += starts_with(text + pos, n, prefix);
+		pos += n + 1;
+	}
+	return count;
+}
+
+/* What the one config writer makes of any device a get may describe, wg setconf's parser
+ * reads back: the same number of peers, the same keys. */
+static void check_config_text(const struct nt_uapi_device *dev)
+{
+	size_t n = nt_uapi_format_config(dev, NT_UAPI_CONFIG_SHOWCONF, NULL, NULL, 0);
+	char *text = malloc(n + 1);
+	struct nt_config cfg;
+	struct nt_config_error err;
+
+	if (!text)
+		return;
+	/* no daemon lists a peer twice, and a file may not: not a text to read back. Nor can
+	 * a config file hold an endpoint whose scope (an interface name, which Linux lets
+	 * hold almost anything) has a character of the file's own syntax, '[', ']', '#'...:
+	 * wg's format has no escape for them, the control protocol's grammar takes them.
+	 * Only names of [A-Za-z0-9_.-] are read back. */
+	for (size_t i = 0; i < dev->peers_count; i++) {
+		const char *scope = dev->peers[i].endpoint.scope_name;
+		bool unwritable = dev->peers[i].has_endpoint &&
+				  scope[strspn(scope, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")];
+
+		for (size_t j = 0; j < i && !unwritable; j++)
+			unwritable = !memcmp(dev->peers[i].public_key, dev->peers[j].public_key, 32);
+		if (unwritable) {
+			free(text);
+			return;
+		}
+	}
+	if (nt_uapi_format_config(dev, NT_UAPI_CONFIG_SHOWCONF, NULL, text, n + 1) != n || strlen(text) != n)
+		FAIL("config: two lengths");
+	if (nt_config_parse(&cfg, text, n, NT_CONFIG_WG_ONLY, &err))
+		FAIL("config: its own text refused: line %u: %s\n%s", err.line, err.message, text);
+	if (cfg.peers_count != dev->peers_count || cfg.has_private_key != dev->has_private_key)
+		FAIL("config: %zu peers back of %zu", cfg.peers_count, dev->peers_count);
+	for (size_t i = 0; i < cfg.peers_count; i++)
+		if (memcmp(cfg.peers[i].public_key, dev->peers[i].public_key, 32) ||
+		    cfg.peers[i].allowed_ips_count != dev->peers[i].allowed_ips_count)
+			FAIL("config: peer %zu back otherwise", i);
+	nt_config_free(&cfg);
+	free(text);
+}
+
+static void check_get(const char *text, size_t size)
+{
+	struct nt_uapi_device dev;
+	int ret = nt_uapi_parse_get(&dev, text, size);
+
+	if (ret > 0 || (ret && !is_zero(&dev, sizeof(dev))))
+		FAIL("get: returned %d, the device %s", ret, is_zero(&dev, sizeof(dev)) ? "zeroed" : "not zeroed");
+	if (!ret) {
+		if (dev.peers_count != count_lines(text, size, "public_key="))
+			FAIL("get: %zu peers, not one per public_key line", dev.peers_count);
+		for (size_t i = 0; i < dev.peers_count; i++) {
+			const char *end = memchr(dev.peers[i].name, '\0', sizeof(dev.peers[i].name));
+
+			if (!end || (end != dev.peers[i].name && !nt_config_valid_name(dev.peers[i].name, strlen(dev.peers[i].name))))
+				FAIL("get: peer %zu: a name unterminated or not valid", i);
+			if (!memchr(dev.peers[i].endpoint_name, '\0', sizeof(dev.peers[i].endpoint_name)))
+				FAIL("get: peer %zu: an endpoint name unterminated", i);
+		}
+		if (dev.metrics.drops_count > NT_UAPI_MAX_DROPS)
+			FAIL("get: %zu drop reasons", dev.metrics.drops_count);
+		check_config_text(&dev);
+	}
+	nt_uapi_device_free(&dev);
+	if (!is_zero(&dev, sizeof(dev)))
+		FAIL("nt_uapi_device_free left the device non-zero");
+	ret = nt_uapi_parse_set_reply(text, size);
+	if (ret > 0)
+		FAIL("set reply: returned %d", ret);
+}
+
+static void check_format(const struct nt_uapi_set *set)
+{
+	static const int flags[] = { 0, NT_UAPI_FORMAT_WG, NT_UAPI_FORMAT_NO_NAMES,
+				     NT_UAPI_FORMAT_WG | NT_UAPI_FORMAT_NO_NAMES };
+
+	for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+		size_t n = nt_uapi_format_set_flags(set, flags[f], NULL, 0);
+		char *text = malloc(n + 1);
+		struct nt_uapi_set back;
+
+		if (!text)
+			return;
+		if (nt_uapi_format_set_flags(set, flags[f], text, n + 1) != n || strlen(text) != n)
+			FAIL("format (flags %d): two lengths", flags[f]);
+		if (nt_uapi_parse_set(&back, text, n))
+			FAIL("format (flags %d): its own text refused", flags[f]);
+		if (back.peers_count != set->peers_count)
+			FAIL("format (flags %d): %zu peers back of %zu", flags[f], back.peers_count, set->peers_count);
+		nt_uapi_set_free(&back);
+		free(text);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *body = malloc(size ? size : 1);
@@ -145,6 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ret == 0) {
 		check_set(&set);
 		check_against_lines(&set, body, size);
+		check_format(&set);
 	} else if (ret != -EINVAL && ret != -ENOMEM) {
 		FAIL("returned %d", ret);
 	} else if (!is_zero(&set, sizeof(set))) {
@@ -154,6 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!is_zero(&set, sizeof(set)))
 		FAIL("nt_uapi_set_free left the set non-zero");
 	nt_uapi_set_free(&set);
+	check_get(body, size);
 	free(body);
 	return 0;
 }

@@ -253,6 +253,24 @@ START_TEST(tai64n_layout)
 }
 END_TEST
 
+START_TEST(wiped_realloc)
+{
+	uint8_t *p = nt_wiped_realloc(NULL, 0, 8), *q;
+
+	ck_assert_ptr_nonnull(p);
+	memset(p, 0xab, 8);
+	q = nt_wiped_realloc(p, 8, 4096); /* grow: the 8 bytes copied */
+	ck_assert_ptr_nonnull(q);
+	for (int i = 0; i < 8; i++)
+		ck_assert_uint_eq(q[i], 0xab);
+	q[4095] = 1;
+	p = nt_wiped_realloc(q, 4096, 4); /* shrink: the first 4 kept (ASan: no overread) */
+	ck_assert_ptr_nonnull(p);
+	ck_assert(p[0] == 0xab && p[3] == 0xab);
+	free(p);
+}
+END_TEST
+
 START_TEST(compare_and_wipe)
 {
 	uint8_t a[32] = { 1 }, b[32] = { 1 }, z[32] = { 0 };
@@ -285,6 +303,7 @@ int main(void)
 	tcase_add_test(tc, dh_generate_clamps);
 	tcase_add_test(tc, tai64n_layout);
 	tcase_add_test(tc, compare_and_wipe);
+	tcase_add_test(tc, wiped_realloc);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

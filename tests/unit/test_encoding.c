@@ -212,6 +212,35 @@ static const struct {
 	  "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=" },
 };
 
+START_TEST(test_key_file_parse)
+{
+	static const char k[] = "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo=";
+	uint8_t key[NT_KEY_LEN], want[NT_KEY_LEN];
+	char text[128];
+	size_t bad = 0;
+
+	memset(want, 0xaa, sizeof(want));
+	ck_assert_int_eq(nt_key_file_parse(key, k, 44, &bad), 0);
+	ck_assert_mem_eq(key, want, NT_KEY_LEN);
+	/* every whitespace wg allows after it */
+	snprintf(text, sizeof(text), "%s \t\n\v\f\r\n", k);
+	ck_assert_int_eq(nt_key_file_parse(key, text, strlen(text), &bad), 0);
+	ck_assert_mem_eq(key, want, NT_KEY_LEN);
+	ck_assert_int_eq(nt_key_file_parse(key, "", 0, &bad), -ENODATA);
+	ck_assert_int_eq(nt_key_file_parse(key, "\n", 1, &bad), -EMSGSIZE);
+	ck_assert_int_eq(nt_key_file_parse(key, k, 43, &bad), -EMSGSIZE);
+	snprintf(text, sizeof(text), "%s\nx", k);
+	ck_assert_int_eq(nt_key_file_parse(key, text, strlen(text), &bad), -EINVAL);
+	ck_assert_uint_eq(bad, 45);
+	snprintf(text, sizeof(text), " %s", k); /* a leading space: the 44 are not a key */
+	ck_assert_int_eq(nt_key_file_parse(key, text, 44, &bad), -EBADMSG);
+	ck_assert_int_eq(nt_key_file_parse(key, text, strlen(text), &bad), -EINVAL);
+	memcpy(text, k, 44);
+	text[10] = '\0'; /* a NUL inside */
+	ck_assert_int_eq(nt_key_file_parse(key, text, 44, &bad), -EBADMSG);
+}
+END_TEST
+
 START_TEST(test_known_encodings)
 {
 	uint8_t key[32], got[32];
@@ -636,6 +665,7 @@ static Suite *encoding_suite(void)
 	tcase_add_test(tc, test_clamp_known_answers);
 	tcase_add_test(tc, test_encoders_do_not_branch_on_the_key);
 	tcase_add_test(tc, test_json_string);
+	tcase_add_test(tc, test_key_file_parse);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "noisetun/config.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 #include "noisetun/uapi.h"
@@ -970,6 +971,434 @@ START_TEST(test_format_random)
 }
 END_TEST
 
+/* ---- get=1 replies (nt_uapi_parse_get: the CLI's and the daemon's one model) ---- */
+
+static const char get_reply[] =
+	"private_key=" HEX_A "\n"
+	"listen_port=51820\n"
+	"fwmark=4660\n"
+	"noisetun_up=1\n"
+	"noisetun_drops_replay=7\n"
+	"public_key=" HEX_B "\n"
+	"preshared_key=" HEX_0 "\n"
+	"protocol_version=1\n"
+	"endpoint=[fe80::1%eth0]:51821\n"
+	"last_handshake_time_sec=1700000000\n"
+	"last_handshake_time_nsec=5\n"
+	"rx_bytes=18446744073709551615\n"
+	"tx_bytes=0\n"
+	"persistent_keepalive_interval=25\n"
+	"allowed_ip=10.0.0.0/8\n"
+	"allowed_ip=::/0\n"
+	"noisetun_name=laptop\n"
+	"noisetun_handshakes=3\n"
+	"some_future_key=whatever\n"
+	"public_key=" HEX_C "\n"
+	"preshared_key=" HEX_B "\n"
+	"noisetun_name=bad\x01name\n"
+	"errno=0\n"
+	"\n";
+
+START_TEST(test_get_reply)
+{
+	struct nt_uapi_device dev;
+	uint8_t key[32];
+
+	ck_assert_int_eq(nt_uapi_parse_get(&dev, get_reply, strlen(get_reply)), 0);
+	ck_assert(dev.has_private_key && dev.has_public_key);
+	nt_key_from_hex(key, HEX_A);
+	ck_assert_mem_eq(dev.private_key, key, 32);
+	ck_assert_uint_eq(dev.listen_port, 51820);
+	ck_assert_uint_eq(dev.fwmark, 4660);
+	ck_assert(dev.metrics.up);
+	ck_assert_uint_eq(dev.metrics.drops_count, 1);
+	ck_assert_str_eq(dev.metrics.drop_reasons[0], "replay");
+	ck_assert_uint_eq(dev.metrics.drops[0], 7);
+	ck_assert_uint_eq(dev.peers_count, 2);
+	nt_key_from_hex(key, HEX_B);
+	ck_assert_mem_eq(dev.peers[0].public_key, key, 32);
+	ck_assert(!dev.peers[0].has_preshared_key); /* all zeros: none */
+	ck_assert(dev.peers[0].has_endpoint);
+	ck_assert_str_eq(dev.peers[0].endpoint.scope_name, "eth0");
+	ck_assert_uint_eq(dev.peers[0].endpoint.port, 51821);
+	ck_assert_int_eq(dev.peers[0].last_handshake_sec, 1700000000);
+	ck_assert_int_eq(dev.peers[0].last_handshake_nsec, 5);
+	ck_assert(dev.peers[0].rx_bytes == UINT64_MAX);
+	ck_assert_uint_eq(dev.peers[0].persistent_keepalive, 25);
+	ck_assert_uint_eq(dev.peers[0].allowed_ips_count, 2);
+	ck_assert_uint_eq(dev.peers[0].allowed_ips[0].cidr, 8);
+	ck_assert_uint_eq(dev.peers[0].allowed_ips[1].family, AF_INET6);
+	ck_assert_str_eq(dev.peers[0].name, "laptop");
+	ck_assert_uint_eq(dev.peers[0].metrics.handshakes, 3);
+	ck_assert(dev.peers[1].has_preshared_key);
+	ck_assert_str_eq(dev.peers[1].name, ""); /* not a valid name: left out */
+	nt_uapi_device_free(&dev);
+	ck_assert_uint_eq(dev.peers_count, 0);
+	ck_assert_ptr_null(dev.peers);
+}
+END_TEST
+
+/* The daemon's error, and every way a reply may be bad: refused whole, nothing kept. */
+static const struct {
+	const char *reply;
+	int ret;
+} get_cases[] = {
+	{ "errno=-22\n\n", -22 },
+	{ "errno=19\n\n", -19 },
+	{ "errno=0\n\n", 0 },
+	{ "listen_port=1\nerrno=-95\n\n", -95 },
+	{ "", -EPROTO },                                  /* nothing */
+	{ "\n", -EPROTO },                                /* no errno line */
+	{ "errno=0\n", -EPROTO },                         /* cut short */
+	{ "listen_port=1\n", -EPROTO },
+	{ "errno=0\nlisten_port=1\n\n", -EPROTO },        /* a line after errno */
+	{ "errno=0\n\nlisten_port=1\n", -EPROTO },        /* bytes after the reply */
+	{ "errno=x\n\n", -EPROTO },
+	{ "errno=\n\n", -EPROTO },
+	{ "errno=-\n\n", -EPROTO },
+	{ "errno=99999999999\n\n", -EPROTO },
+	{ "listen_port\nerrno=0\n\n", -EPROTO },          /* no '=' */
+	{ "listen_port=65536\nerrno=0\n\n", -EPROTO },
+	{ "listen_port=-1\nerrno=0\n\n", -EPROTO },
+	{ "fwmark=4294967296\nerrno=0\n\n", -EPROTO },
+	{ "private_key=" HEX_A "0\nerrno=0\n\n", -EPROTO },
+	{ "private_key=zz\nerrno=0\n\n", -EPROTO },
+	{ "public_key=" HEX_A "\nendpoint=1.2.3.4\nerrno=0\n\n", -EPROTO },
+	{ "public_key=" HEX_A "\nallowed_ip=1.2.3.4/33\nerrno=0\n\n", -EPROTO },
+	{ "public_key=" HEX_A "\nrx_bytes=18446744073709551616\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_drops_=1\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_drops_Bad=1\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_drops_a_label_longer_than_thirty_one_x=1\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_up=yes\nerrno=0\n\n", -EPROTO },
+};
+
+START_TEST(test_get_bad_replies)
+{
+	struct nt_uapi_device dev;
+	const char *r = get_cases[_i].reply;
+
+	ck_assert_msg(nt_uapi_parse_get(&dev, r, strlen(r)) == get_cases[_i].ret, "reply %d", _i);
+	if (get_cases[_i].ret) {
+		ck_assert_uint_eq(dev.peers_count, 0);
+		ck_assert(!dev.has_private_key && !dev.listen_port);
+	}
+	nt_uapi_device_free(&dev);
+}
+END_TEST
+
+START_TEST(test_get_long_line)
+{
+	char reply[2 * NT_UAPI_GET_MAX_LINE];
+	struct nt_uapi_device dev;
+	int n;
+
+	/* an unknown key is skipped, but not past the line bound */
+	n = snprintf(reply, sizeof(reply), "x=%0*d\nerrno=0\n\n", NT_UAPI_GET_MAX_LINE - 2, 0);
+	ck_assert_int_eq(nt_uapi_parse_get(&dev, reply, (size_t)n), 0);
+	nt_uapi_device_free(&dev);
+	n = snprintf(reply, sizeof(reply), "x=%0*d\nerrno=0\n\n", NT_UAPI_GET_MAX_LINE - 1, 0);
+	ck_assert_int_eq(nt_uapi_parse_get(&dev, reply, (size_t)n), -EPROTO);
+	nt_uapi_device_free(&dev);
+}
+END_TEST
+
+/* Many peers and allowed IPs: the arrays grow as they must (ASan checks the copies). */
+START_TEST(test_get_many_peers)
+{
+	size_t cap = 300 * 200 + 64, len = 0;
+	char *reply = malloc(cap);
+	struct nt_uapi_device dev;
+
+	ck_assert_ptr_nonnull(reply);
+	for (int i = 0; i < 300; i++) {
+		len += (size_t)snprintf(reply + len, cap - len, "public_key=%064x\n", i);
+		for (int j = 0; j < i % 7; j++)
+			len += (size_t)snprintf(reply + len, cap - len, "allowed_ip=10.%d.%d.0/24\n", i % 256, j);
+	}
+	len += (size_t)snprintf(reply + len, cap - len, "errno=0\n\n");
+	ck_assert_int_eq(nt_uapi_parse_get(&dev, reply, len), 0);
+	ck_assert_uint_eq(dev.peers_count, 300);
+	ck_assert_uint_eq(dev.peers[299].public_key[31], 299 & 0xff);
+	ck_assert_uint_eq(dev.peers[299].public_key[30], 299 >> 8);
+	ck_assert_uint_eq(dev.peers[299].allowed_ips_count, 299 % 7);
+	nt_uapi_device_free(&dev);
+	free(reply);
+}
+END_TEST
+
+START_TEST(test_set_reply)
+{
+	ck_assert_int_eq(nt_uapi_parse_set_reply("errno=0\n\n", 9), 0);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("errno=-22\n\n", 11), -22);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("errno=0\n", 8), -EPROTO);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("errno=0\n\nx", 10), -EPROTO);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("listen_port=1\nerrno=0\n\n", 23), -EPROTO);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("errno=0x\n\n", 10), -EPROTO);
+	ck_assert_int_eq(nt_uapi_parse_set_reply("", 0), -EPROTO);
+}
+END_TEST
+
+/* The CLI's request, as wg writes it: a removed peer alone; names left out on demand. */
+START_TEST(test_format_flags)
+{
+	struct nt_uapi_allowed_ip ip = { .family = AF_INET, .cidr = 32, .addr = { 10, 0, 0, 1 } };
+	struct nt_uapi_peer peers[2] = { { .remove = true, .has_persistent_keepalive = true, .persistent_keepalive = 5,
+					   .has_name = true, .name = "gone" },
+					 { .has_name = true, .name = "kept", .allowed_ips = &ip, .allowed_ips_count = 1 } };
+	struct nt_uapi_set set = { .peers = peers, .peers_count = 2 }, back;
+	char buf[1024], plain[1024];
+	size_t n;
+
+	memset(peers[0].public_key, 0xaa, 32);
+	memset(peers[1].public_key, 0xc0, 32);
+	n = nt_uapi_format_set_flags(&set, NT_UAPI_FORMAT_WG, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "public_key=" HEX_A "\nremove=true\n"
+			      "public_key=c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0\n"
+			      "allowed_ip=10.0.0.1/32\nnoisetun_name=kept\n");
+	ck_assert_uint_eq(n, strlen(buf));
+	ck_assert_int_eq(nt_uapi_parse_set(&back, buf, n), 0);
+	ck_assert(back.peers[0].remove && !back.peers[0].has_persistent_keepalive && !back.peers[0].has_name);
+	nt_uapi_set_free(&back);
+	nt_uapi_format_set_flags(&set, NT_UAPI_FORMAT_WG | NT_UAPI_FORMAT_NO_NAMES, buf, sizeof(buf));
+	ck_assert_ptr_null(strstr(buf, "noisetun_name"));
+	/* 0: the same bytes as nt_uapi_format_set */
+	nt_uapi_format_set(&set, plain, sizeof(plain));
+	nt_uapi_format_set_flags(&set, 0, buf, sizeof(buf));
+	ck_assert_str_eq(buf, plain);
+	ck_assert_ptr_nonnull(strstr(plain, "persistent_keepalive_interval=5"));
+}
+END_TEST
+
+/* ---- the one config writer (nt_uapi_format_config) ---- */
+
+static void config_model(struct nt_uapi_device *dev, struct nt_uapi_device_peer peers[2],
+			 struct nt_uapi_allowed_ip ips[2])
+{
+	memset(dev, 0, sizeof(*dev));
+	memset(peers, 0, 2 * sizeof(*peers));
+	ips[0] = (struct nt_uapi_allowed_ip){ .family = AF_INET, .cidr = 24, .addr = { 10, 1, 2, 0 } };
+	ips[1] = (struct nt_uapi_allowed_ip){ .family = AF_INET6, .cidr = 64, .addr = { 0xfd, 0, 0, 0, 0, 0, 0, 1 } };
+	dev->listen_port = 51820;
+	dev->fwmark = 0x1234;
+	dev->has_private_key = true;
+	nt_key_from_hex(dev->private_key, HEX_A);
+	dev->peers = peers;
+	dev->peers_count = 2;
+	nt_key_from_hex(peers[0].public_key, HEX_B);
+	snprintf(peers[0].name, sizeof(peers[0].name), "laptop one");
+	peers[0].has_preshared_key = true;
+	nt_key_from_hex(peers[0].preshared_key, HEX_C);
+	peers[0].allowed_ips = ips;
+	peers[0].allowed_ips_count = 2;
+	peers[0].has_endpoint = true;
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&peers[0].endpoint, "192.0.2.1:51821", 15), 0);
+	peers[0].persistent_keepalive = 25;
+	nt_key_from_hex(peers[1].public_key, HEX_C);
+	peers[1].has_preshared_key = true; /* all zeros: not written */
+}
+
+#define B64_A "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo="
+#define B64_B "ASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8="
+#define B64_C "wP/uAMD/7gDA/+4AwP/uAMD/7gDA/+4AwP/uAMD/7gA="
+
+START_TEST(test_config_known_answer)
+{
+	static const char device_part[] =
+		"ListenPort = 51820\n"
+		"FwMark = 0x1234\n"
+		"PrivateKey = " B64_A "\n"
+		"\n[Peer]\n"
+		"# friendly_name = laptop one\n"
+		"PublicKey = " B64_B "\n"
+		"PresharedKey = " B64_C "\n"
+		"AllowedIPs = 10.1.2.0/24, fd00:0:0:1::/64\n"
+		"Endpoint = 192.0.2.1:51821\n"
+		"PersistentKeepalive = 25\n"
+		"\n[Peer]\n"
+		"PublicKey = " B64_C "\n";
+	struct nt_uapi_device dev;
+	struct nt_uapi_device_peer peers[2];
+	struct nt_uapi_allowed_ip ips[2];
+	char buf[2048];
+	size_t n;
+
+	config_model(&dev, peers, ips);
+	n = nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, device_part);
+	ck_assert_uint_eq(n, strlen(device_part));
+	/* as wg showconf: [Interface] first; snprintf-like when short */
+	n = nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_uint_eq(n, strlen("[Interface]\n") + strlen(device_part));
+	ck_assert(!strncmp(buf, "[Interface]\n", 12) && !strcmp(buf + 12, device_part));
+	ck_assert_uint_eq(nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, 10), n);
+	ck_assert_str_eq(buf, "[Interfac");
+	ck_assert_uint_eq(nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, NULL, 0), n);
+	/* no peer: wg showconf still ends the [Interface] with a blank line */
+	dev.peers_count = 0;
+	dev.has_private_key = false;
+	dev.fwmark = 0;
+	nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "[Interface]\nListenPort = 51820\n\n");
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ListenPort = 51820\n");
+	/* a name that is not valid (it came from another process) is not written */
+	dev.peers_count = 1;
+	memset(peers[0].name, 'x', sizeof(peers[0].name)); /* unterminated */
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_ptr_null(strstr(buf, "friendly_name"));
+	snprintf(peers[0].name, sizeof(peers[0].name), "tab\there");
+	nt_uapi_format_config(&dev, 0, NULL, buf, sizeof(buf));
+	ck_assert_ptr_null(strstr(buf, "friendly_name"));
+}
+END_TEST
+
+/* parse(format(x)) == x: what the writer writes, wg setconf's parser reads back the same. */
+START_TEST(test_config_round_trip)
+{
+	struct nt_uapi_device dev;
+	struct nt_uapi_device_peer peers[2];
+	struct nt_uapi_allowed_ip ips[2];
+	struct nt_config cfg;
+	struct nt_config_error err;
+	char buf[2048];
+	size_t n;
+
+	config_model(&dev, peers, ips);
+	n = nt_uapi_format_config(&dev, NT_UAPI_CONFIG_SHOWCONF, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(nt_config_parse(&cfg, buf, n, NT_CONFIG_WG_ONLY, &err), 0);
+	ck_assert(cfg.has_listen_port && cfg.listen_port == dev.listen_port);
+	ck_assert(cfg.has_fwmark && cfg.fwmark == dev.fwmark);
+	ck_assert(cfg.has_private_key && !memcmp(cfg.private_key, dev.private_key, 32));
+	ck_assert_uint_eq(cfg.peers_count, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct nt_config_peer *p = &cfg.peers[i];
+
+		ck_assert_mem_eq(p->public_key, peers[i].public_key, 32);
+		ck_assert_uint_eq(p->allowed_ips_count, peers[i].allowed_ips_count);
+		for (size_t j = 0; j < p->allowed_ips_count; j++)
+			ck_assert_mem_eq(&p->allowed_ips[j], &peers[i].allowed_ips[j], sizeof(p->allowed_ips[j]));
+		ck_assert(p->has_endpoint == peers[i].has_endpoint);
+	}
+	ck_assert_str_eq(cfg.peers[0].name, "laptop one");
+	ck_assert(cfg.peers[0].has_preshared_key && !memcmp(cfg.peers[0].preshared_key, peers[0].preshared_key, 32));
+	ck_assert_str_eq(cfg.peers[0].endpoint_host, "192.0.2.1");
+	ck_assert_uint_eq(cfg.peers[0].endpoint_port, 51821);
+	ck_assert(cfg.peers[0].has_persistent_keepalive && cfg.peers[0].persistent_keepalive == 25);
+	ck_assert(!cfg.peers[1].has_preshared_key && !cfg.peers[1].name);
+	nt_config_free(&cfg);
+}
+END_TEST
+
+/* ---- config to set (nt_config_to_set: the CLI's setconf/addconf/syncconf and config
+ * mode's up and reload) ---- */
+
+static const char to_set_file[] =
+	"[Interface]\n"
+	"PrivateKey = " B64_A "\n"
+	"ListenPort = 51820\n"
+	"[Peer]\n"
+	"# friendly_name = one\n"
+	"PublicKey = " B64_B "\n"
+	"PresharedKey = " B64_C "\n"
+	"AllowedIPs = 10.0.0.1/32, 10.0.1.0/24\n"
+	"Endpoint = 192.0.2.1:51821\n"
+	"PersistentKeepalive = 25\n"
+	"[Peer]\n"
+	"PublicKey = " B64_C "\n";
+
+static void to_set_config(struct nt_config *cfg, struct nt_uapi_endpoint eps[2])
+{
+	struct nt_config_error err;
+
+	ck_assert_int_eq(nt_config_parse(cfg, to_set_file, strlen(to_set_file), NT_CONFIG_WG_ONLY, &err), 0);
+	memset(eps, 0, 2 * sizeof(*eps));
+	ck_assert_int_eq(nt_uapi_parse_endpoint(&eps[0], "192.0.2.1:51821", 15), 0);
+}
+
+START_TEST(test_to_set_setconf)
+{
+	struct nt_uapi_endpoint eps[2];
+	struct nt_uapi_set set, back;
+	struct nt_config cfg;
+	char buf[2048];
+	size_t n;
+
+	to_set_config(&cfg, eps);
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, NULL, NT_CONFIG_SET_WG | NT_CONFIG_SET_REPLACE_PEERS), 0);
+	ck_assert(set.replace_peers && set.has_private_key && set.has_listen_port && set.listen_port == 51820);
+	ck_assert(set.has_fwmark && set.fwmark == 0); /* absent: none, as wg setconf */
+	ck_assert_mem_eq(set.private_key, cfg.private_key, 32);
+	ck_assert_uint_eq(set.peers_count, 2);
+	ck_assert(set.peers[0].has_name && !strcmp(set.peers[0].name, "one"));
+	ck_assert(set.peers[0].has_preshared_key && set.peers[0].has_persistent_keepalive);
+	ck_assert_uint_eq(set.peers[0].persistent_keepalive, 25);
+	ck_assert(set.peers[0].replace_allowed_ips && set.peers[0].allowed_ips == cfg.peers[0].allowed_ips);
+	ck_assert(set.peers[0].has_endpoint && set.peers[0].endpoint.port == 51821);
+	ck_assert(!set.peers[1].has_name && !set.peers[1].has_preshared_key && !set.peers[1].has_endpoint);
+	ck_assert(!set.peers[1].has_persistent_keepalive && set.peers[1].replace_allowed_ips);
+	/* what it stands for goes through the one formatter and back */
+	n = nt_uapi_format_set(&set, buf, sizeof(buf));
+	ck_assert_int_eq(nt_uapi_parse_set(&back, buf, n), 0);
+	ck_assert(back.replace_peers && back.peers_count == 2 && back.peers[0].allowed_ips_count == 2);
+	nt_uapi_set_free(&back);
+	nt_config_set_free(&set);
+	ck_assert(set.peers == NULL && set.peers_count == 0);
+	/* addconf, config mode's up: only what the file has */
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, NULL, NULL, 0), 0);
+	ck_assert(!set.replace_peers && set.has_private_key && set.has_listen_port && !set.has_fwmark);
+	ck_assert(!set.peers[0].has_endpoint); /* no eps: none resolved */
+	nt_config_set_free(&set);
+	nt_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_to_set_syncconf)
+{
+	struct nt_uapi_device_peer running[3];
+	struct nt_uapi_device cur = { .peers = running, .peers_count = 3, .listen_port = 51820, .fwmark = 7 };
+	struct nt_uapi_endpoint eps[2];
+	struct nt_uapi_set set;
+	struct nt_config cfg;
+
+	to_set_config(&cfg, eps);
+	memset(running, 0, sizeof(running));
+	/* running: a peer the file lacks, the file's second peer with a name, the first */
+	memset(running[0].public_key, 0x55, 32);
+	memcpy(running[1].public_key, cfg.peers[1].public_key, 32);
+	snprintf(running[1].name, sizeof(running[1].name), "old name");
+	memcpy(running[2].public_key, cfg.peers[0].public_key, 32);
+	cur.has_private_key = true;
+	memcpy(cur.private_key, cfg.private_key, 32);
+	nt_key_clamp(cur.private_key); /* the device keeps it clamped: the same key */
+
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, &cur, NT_CONFIG_SET_WG), 0);
+	ck_assert(!set.has_private_key);            /* unchanged: not sent again */
+	ck_assert(!set.has_listen_port);            /* unchanged */
+	ck_assert(set.has_fwmark && set.fwmark == 0); /* the file has none, the device 7 */
+	ck_assert(!set.replace_peers);
+	ck_assert_uint_eq(set.peers_count, 3);
+	ck_assert(set.peers[0].remove && set.peers[0].public_key[0] == 0x55); /* removals first */
+	ck_assert_mem_eq(set.peers[1].public_key, cfg.peers[0].public_key, 32);
+	ck_assert_mem_eq(set.peers[2].public_key, cfg.peers[1].public_key, 32);
+	/* a key or keepalive the file lacks goes away (zeros) */
+	ck_assert(set.peers[2].has_preshared_key && nt_is_zero(set.peers[2].preshared_key, 32));
+	ck_assert(set.peers[2].has_persistent_keepalive && set.peers[2].persistent_keepalive == 0);
+	/* the running name the file lacks is removed; the named file peer keeps its own */
+	ck_assert(set.peers[2].has_name && set.peers[2].name[0] == '\0');
+	ck_assert(set.peers[1].has_name && !strcmp(set.peers[1].name, "one"));
+	nt_config_set_free(&set);
+
+	/* a device without names is not sent any; a new private key is sent */
+	running[1].name[0] = '\0';
+	cur.private_key[5] ^= 1;
+	ck_assert_int_eq(nt_config_to_set(&set, &cfg, eps, &cur, NT_CONFIG_SET_ABSENT_KEY), 0);
+	ck_assert(!set.peers[2].has_name);
+	ck_assert(set.has_private_key && !set.has_fwmark); /* config mode: no FwMark, none sent */
+	nt_config_set_free(&set);
+	nt_config_free(&cfg);
+}
+END_TEST
+
 static Suite *uapi_suite(void)
 {
 	Suite *s = suite_create("uapi");
@@ -1008,7 +1437,23 @@ static Suite *uapi_suite(void)
 	tcase_add_test(format, test_format_random);
 	tcase_add_test(format, test_noisetun_lifecycle_keys);
 	tcase_add_test(format, test_noisetun_mss_clamp_key);
+	tcase_add_test(format, test_format_flags);
 	suite_add_tcase(s, format);
+
+	TCase *get = tcase_create("get");
+	tcase_add_test(get, test_get_reply);
+	tcase_add_loop_test(get, test_get_bad_replies, 0, (int)(sizeof(get_cases) / sizeof(get_cases[0])));
+	tcase_add_test(get, test_get_long_line);
+	tcase_add_test(get, test_get_many_peers);
+	tcase_add_test(get, test_set_reply);
+	suite_add_tcase(s, get);
+
+	TCase *config = tcase_create("config");
+	tcase_add_test(config, test_config_known_answer);
+	tcase_add_test(config, test_config_round_trip);
+	tcase_add_test(config, test_to_set_setconf);
+	tcase_add_test(config, test_to_set_syncconf);
+	suite_add_tcase(s, config);
 	return s;
 }
 
