@@ -34,7 +34,7 @@ int device_init(struct device *dev, const char *ifname)
 
 	memset(dev, 0, sizeof(*dev));
 	dev->udp4 = dev->udp6 = dev->tun = dev->epoll = dev->timerfd = -1;
-	dev->uapi_listen = dev->netlink = dev->inotify = dev->signalfd = -1;
+	dev->netlink = dev->inotify = dev->signalfd = -1;
 	snprintf(dev->ifname, sizeof(dev->ifname), "%s", ifname);
 	pool_init(&dev->peer_pool, sizeof(struct peer), 64);
 	pool_init(&dev->keypairs_pool, sizeof(struct nt_keypairs), 32);

@@ -142,7 +142,7 @@ pid_t handover_start(struct device *dev, const char **what)
 	info.set_len = text_len;
 	fds[nfds++] = dev->tun;
 	fds[nfds++] = dev->udp4;
-	fds[nfds++] = dev->uapi_listen;
+	fds[nfds++] = uapi_listen_fd();
 	fds[nfds++] = dev->netlink;
 	fds[nfds++] = setfd;
 	if (dev->udp6 >= 0)

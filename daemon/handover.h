@@ -52,7 +52,7 @@ bool privsep_is_handover(void);                         /* the monitor or worker
 bool privsep_stop_asked(void);                          /* a worker unit: 'T' came, or the end */
 void privsep_worker_channel(void);                      /* a worker unit: its channel woke the loop */
 void privsep_worker_exit(int rc);                       /* an orderly exit says so: 'Q' */
-int uapi_adopt(struct device *dev, int fd, const char *path);
+int uapi_adopt(struct device *dev, int fd, const char *path, uint64_t listen_tag, uint64_t timer_tag);
 int link_monitor_adopt(struct device *dev, int fd);
 
 #endif

@@ -42,6 +42,7 @@ enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLI
        EV_WATCHDOG = 9 /* config mode: notify.c */, EV_HOOK = 10 /* config mode, unsplit: a hook's pidfd */,
        EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */,
        EV_CHANNEL = 13 /* a worker unit: the monitor's channel */,
+       EV_UAPI_TIMER = 14 /* the control socket's tick: uapi.c */,
        EV_PEER_WATCH = 18 /* config mode, unsplit: watch.c */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
@@ -229,7 +230,7 @@ static int setup(struct device *dev, const char *ifname, const char *run_dir, co
 		return err;
 
 	*what = "cannot serve the control socket";
-	if ((err = uapi_listen(dev, run_dir)))
+	if ((err = uapi_listen(dev, run_dir, EV_UAPI, EV_UAPI_TIMER)))
 		return err;
 	/* Deleting the socket file is a way to stop us, as with wireguard-go. */
 	if ((dev->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
@@ -320,7 +321,7 @@ static int worker_setup(struct device *dev, const char *ifname, const char **wha
 	w.netlink = -1;
 	device_set_up(dev, w.up);
 	*what = "cannot serve the control socket";
-	if ((err = uapi_adopt(dev, w.uapi, w.uapi_path)))
+	if ((err = uapi_adopt(dev, w.uapi, w.uapi_path, EV_UAPI, EV_UAPI_TIMER)))
 		goto out;
 	w.uapi = -1;
 	/* Deleting the socket file stops us, as it does a fork. */
@@ -472,6 +473,9 @@ static void run(struct device *dev)
 			case EV_UAPI:
 				uapi_accept(dev);
 				break;
+			case EV_UAPI_TIMER:
+				uapi_tick(dev);
+				break;
 			case EV_NETLINK:
 				link_monitor_event(dev);
 				break;
@@ -522,7 +526,7 @@ static void run(struct device *dev)
 				privsep_worker_channel();
 				break;
 			default:
-				if (uapi_is_conn(dev, events[i].data.ptr))
+				if (uapi_is_conn(events[i].data.ptr))
 					uapi_event(dev, events[i].data.ptr, events[i].events);
 				else if (metrics_is_conn(events[i].data.ptr))
 					metrics_event(dev, events[i].data.ptr);

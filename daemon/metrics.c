@@ -21,11 +21,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "noisetun/metrics.h"
 #include "noisetund.h"
+#include "connset.h"
 
 #define MAX_CONNS   8
 #define MAX_REQUEST 4096
@@ -34,8 +34,7 @@
 #define BACKLOG     16
 
 struct mconn {
-	int fd;
-	struct mconn *next;
+	struct conn_base base;          /* first: the set's */
 	uint64_t deadline;
 	char in[MAX_REQUEST];
 	size_t in_len, in_scan;         /* nt_metrics_http_head_end's */
@@ -43,13 +42,7 @@ struct mconn {
 	size_t out_len, out_off;
 };
 
-static struct {
-	int listen_fd, timer;
-	uint64_t listen_tag, timer_tag;
-	bool paused, timer_armed;
-	struct mconn *conns;
-	size_t count;
-} m = { .listen_fd = -1, .timer = -1 };
+static struct connset set = CONNSET_INIT("metrics", MAX_CONNS, struct mconn, NT_NSEC_PER_SEC);
 
 /* "a.b.c.d:port" or "[v6]:port" (the port required, 1-65535). 0 or -EINVAL. */
 static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
@@ -92,33 +85,15 @@ static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *
 	return 0;
 }
 
-/* Serve fd (a listening socket, non-blocking) from the loop of epoll. */
+/* Serve fd (a listening socket) from the loop of epoll. */
 int metrics_adopt(int fd, int epoll, uint64_t listen_tag, uint64_t timer_tag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = listen_tag };
-	struct epoll_event tev = { .events = EPOLLIN, .data.u64 = timer_tag };
-	int err;
-
-	if (epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
-	m.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (m.timer < 0 || epoll_ctl(epoll, EPOLL_CTL_ADD, m.timer, &tev) < 0) {
-		err = -errno;
-		if (m.timer >= 0)
-			close(m.timer);
-		m.timer = -1;
-		epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL);
-		return err;
-	}
-	m.listen_fd = fd;
-	m.listen_tag = listen_tag;
-	m.timer_tag = timer_tag;
-	return 0;
+	return connset_adopt(&set, epoll, fd, listen_tag, timer_tag);
 }
 
 int metrics_listen_fd(void)
 {
-	return m.listen_fd;
+	return set.listen_fd;
 }
 
 int metrics_open(const char *spec, int epoll, uint64_t listen_tag, uint64_t timer_tag)
@@ -144,125 +119,50 @@ int metrics_open(const char *spec, int epoll, uint64_t listen_tag, uint64_t time
 	return err;
 }
 
-bool metrics_is_conn(void *ptr)
+bool metrics_is_conn(const void *ptr)
 {
-	for (struct mconn *c = m.conns; c; c = c->next)
-		if (c == ptr)
-			return true;
-	return false;
+	return connset_has(&set, ptr);
 }
 
-/* A tick every second while a connection is open (the deadlines) or the listener is
- * paused (retried: accept may have failed for want of fds with none open to close). */
-static void timer_update(void)
+static void conn_release(struct conn_base *base)
 {
-	struct itimerspec its = { 0 };
-	bool want = m.count > 0 || m.paused;
-
-	if (want == m.timer_armed || m.timer < 0)
-		return;
-	if (want)
-		its.it_value.tv_sec = its.it_interval.tv_sec = 1;
-	if (timerfd_settime(m.timer, 0, &its, NULL) < 0) {
-		log_error("metrics: timer: %s", strerror(errno));
-		return;
-	}
-	m.timer_armed = want;
+	free(((struct mconn *)base)->out);
 }
 
-static void listener_set(struct device *dev, bool paused)
+static void conn_free(struct mconn *c)
 {
-	struct epoll_event ev = { .events = paused ? 0 : EPOLLIN, .data.u64 = m.listen_tag };
-
-	if (paused == m.paused || m.listen_fd < 0)
-		return;
-	if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, m.listen_fd, &ev) < 0) {
-		log_error("metrics: epoll_ctl: %s", strerror(errno));
-		return;
-	}
-	m.paused = paused;
-	timer_update();
-}
-
-static void conn_free(struct device *dev, struct mconn *c)
-{
-	struct mconn **pp = &m.conns;
-
-	while (*pp && *pp != c)
-		pp = &(*pp)->next;
-	if (*pp) {
-		*pp = c->next;
-		m.count--;
-	}
-	epoll_ctl(dev->epoll, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	free(c->out);
-	free(c);
-	listener_set(dev, false);
-	timer_update();
+	conn_release(&c->base);
+	connset_close(&set, &c->base);
 }
 
 void metrics_shed(struct device *dev)
 {
-	while (m.conns)
-		conn_free(dev, m.conns);
-	if (m.timer >= 0)
-		close(m.timer);
-	if (m.listen_fd >= 0)
-		close(m.listen_fd);
-	m.timer = m.listen_fd = -1;
-	m.timer_armed = m.paused = false;
+	(void)dev;
+	connset_shed(&set, conn_release);
 }
 
 void metrics_accept(struct device *dev)
 {
-	while (!m.paused) {
-		struct epoll_event ev = { .events = EPOLLIN };
-		struct mconn *c;
-		int fd;
+	struct mconn *c;
 
-		if (m.count >= MAX_CONNS) {
-			listener_set(dev, true);
-			return;
-		}
-		fd = accept4(m.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN) /* out of fds or memory: retried on the tick */
-				listener_set(dev, true);
-			return;
-		}
-		c = calloc(1, sizeof(*c));
-		ev.data.ptr = c;
-		if (!c || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			free(c);
-			close(fd);
-			return;
-		}
-		c->fd = fd;
+	(void)dev;
+	while ((c = (struct mconn *)connset_accept(&set)))
 		c->deadline = now_ns() + DEADLINE;
-		c->next = m.conns;
-		m.conns = c;
-		m.count++;
-		timer_update();
-	}
 }
 
+/* Every connection has DEADLINE from its accept to be done. */
 void metrics_tick(struct device *dev)
 {
-	uint64_t expirations, now = now_ns();
+	uint64_t now = now_ns();
 
-	if (read(m.timer, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		log_error("metrics: timer: %s", strerror(errno));
-	if (m.count < MAX_CONNS)
-		listener_set(dev, false);
-	for (struct mconn *c = m.conns, *next; c; c = next) {
-		next = c->next;
+	(void)dev;
+	connset_tick(&set);
+	for (struct mconn *c = (struct mconn *)set.conns, *next; c; c = next) {
+		next = (struct mconn *)c->base.next;
 		if (now >= c->deadline) {
 			log_verbose("metrics: closing a connection not done within %llu s",
 				    (unsigned long long)(DEADLINE / NT_NSEC_PER_SEC));
-			conn_free(dev, c);
+			conn_free(c);
 		}
 	}
 }
@@ -381,17 +281,16 @@ static void drain(struct mconn *c)
 {
 	char sink[4096];
 
-	for (int i = 0; i < 16 && read(c->fd, sink, sizeof(sink)) > 0; i++)
+	for (int i = 0; i < 16 && read(c->base.fd, sink, sizeof(sink)) > 0; i++)
 		;
 }
 
 void metrics_event(struct device *dev, void *ptr)
 {
 	struct mconn *c = ptr;
-	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
 
 	if (!c->out) {
-		ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		ssize_t n = read(c->base.fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
 		size_t end;
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -407,12 +306,12 @@ void metrics_event(struct device *dev, void *ptr)
 			return;
 		if (!c->out)
 			goto close; /* out of memory for even a short answer */
-		if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		if (!connset_want(&set, &c->base, EPOLLOUT))
 			goto close;
 	}
 	drain(c);
 	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		ssize_t n = write(c->base.fd, c->out + c->out_off, c->out_len - c->out_off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -424,5 +323,5 @@ void metrics_event(struct device *dev, void *ptr)
 	}
 close:
 	drain(c);
-	conn_free(dev, c);
+	conn_free(c);
 }

@@ -151,7 +151,6 @@ struct device {
 	bool no_mss_clamp;              /* "# noisetun-mss-clamp = off": SYNs pass unclamped */
 	int epoll;
 	int timerfd;
-	int uapi_listen;
 	char uapi_path[108];
 	int netlink;
 	int inotify;
@@ -210,12 +209,14 @@ void receive_udp(struct device *dev, int fd);
 void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n);
 
 /* uapi.c */
-int uapi_listen(struct device *dev, const char *dir);
+int uapi_listen(struct device *dev, const char *dir, uint64_t listen_tag, uint64_t timer_tag);
+int uapi_listen_fd(void);                     /* -1: none */
 void uapi_close(struct device *dev);
 void uapi_shed(struct device *dev);
 void uapi_accept(struct device *dev);
 void uapi_event(struct device *dev, void *conn, uint32_t events);
-bool uapi_is_conn(struct device *dev, void *ptr);
+void uapi_tick(struct device *dev);
+bool uapi_is_conn(const void *ptr);
 /* Apply a parsed, validated set request (the control socket's path, also used for -c). */
 struct nt_uapi_set;
 int uapi_apply_set(struct device *dev, const struct nt_uapi_set *set);
@@ -228,7 +229,7 @@ int metrics_adopt(int fd, int epoll, uint64_t listen_tag, uint64_t timer_tag); /
 int metrics_listen_fd(void);                   /* -1: none */
 void metrics_accept(struct device *dev);
 void metrics_tick(struct device *dev);
-bool metrics_is_conn(void *ptr);
+bool metrics_is_conn(const void *ptr);
 void metrics_event(struct device *dev, void *conn);
 void metrics_shed(struct device *dev);   /* every fd of it closed */
 /* Events (events.c; docs/events.md): JSON lines to the control socket's subscribers,

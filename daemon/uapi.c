@@ -9,7 +9,6 @@
  * (0700 root, or 0770 root:GROUP); this check holds should the mode be loosened. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -19,7 +18,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +27,7 @@
 #include "noisetund.h"
 #include "privsep.h"
 #include "handover.h"
+#include "connset.h"
 
 /* Bounds (issue 20): the socket is root's and the -g group's, but a buggy or hostile
  * client there must not stall the tunnel nor eat the machine's memory or fds.
@@ -59,14 +58,12 @@
 #define EVENTS_BUFFER (64u << 10)
 
 struct conn {
-	int fd;
-	struct conn *next;
+	struct conn_base base;          /* first: the set's (fd, list, epoll mask) */
 	char *in; /* unhandled bytes: in[in_off, in_len); "\n\n" is not in [in_off, in_scan) */
 	size_t in_off, in_len, in_cap, in_scan;
 	char *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t last_active;
-	uint32_t events; /* the epoll mask registered */
 	bool eof;        /* the client will send no more */
 	bool closing;    /* an unknown operation: close once the replies before it are out */
 	bool oom;
@@ -79,88 +76,34 @@ struct conn {
 	pid_t pid;
 };
 
+static uint64_t tick_ns(uint64_t idle_ns)
+{
+	return idle_ns / 2 < NT_NSEC_PER_SEC ? idle_ns / 2 : NT_NSEC_PER_SEC;
+}
+
 static struct {
-	struct conn *conns;
-	size_t count;
+	struct connset set;
 	size_t in_total;   /* sum of in_cap */
-	int timer;         /* ticks while there are connections or the listener is paused */
-	bool timer_armed;
-	bool paused;       /* the listener is out of the epoll set's interest */
-	bool episode;      /* a pause was logged; over after a whole tick without one */
-	bool paused_in_tick;
 	uint64_t idle_ns;
 	size_t subscribers, unauth_subscribers;
-} uapi = { .timer = -1 };
+} uapi = { .set = CONNSET_INIT("control socket", MAX_CONNS, struct conn, NT_NSEC_PER_SEC) };
 
-static char timer_tag; /* epoll data.ptr of the tick timer */
+/* Each connection, as its own struct. */
+#define FOR_EACH_CONN(c) for (struct conn *c = (struct conn *)uapi.set.conns; c; c = (struct conn *)c->base.next)
 
-bool uapi_is_conn(struct device *dev, void *ptr)
+bool uapi_is_conn(const void *ptr)
 {
-	(void)dev;
-	if (ptr == &timer_tag)
-		return true;
-	for (struct conn *c = uapi.conns; c; c = c->next)
-		if (c == ptr)
-			return true;
-	return false;
+	return connset_has(&uapi.set, ptr);
 }
 
-static uint64_t tick_ns(void)
+int uapi_listen_fd(void)
 {
-	return uapi.idle_ns / 2 < NT_NSEC_PER_SEC ? uapi.idle_ns / 2 : NT_NSEC_PER_SEC;
+	return uapi.set.listen_fd;
 }
 
-static void timer_update(void)
-{
-	bool want = uapi.count || uapi.paused || uapi.episode;
-	struct itimerspec its = { 0 };
-
-	if (want == uapi.timer_armed || uapi.timer < 0)
-		return;
-	if (want) {
-		its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(tick_ns() / NT_NSEC_PER_SEC);
-		its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(tick_ns() % NT_NSEC_PER_SEC);
-	}
-	if (timerfd_settime(uapi.timer, 0, &its, NULL) < 0) {
-		log_error("control socket timer: %s", strerror(errno));
-		return;
-	}
-	uapi.timer_armed = want;
-}
-
-static void listener_events(struct device *dev, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.u64 = 5 };
-
-	if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, dev->uapi_listen, &ev) < 0)
-		log_error("control socket: epoll_ctl: %s", strerror(errno));
-}
-
-static void listener_pause(struct device *dev, const char *why)
-{
-	if (!uapi.paused)
-		listener_events(dev, 0);
-	uapi.paused = uapi.paused_in_tick = true;
-	if (!uapi.episode)
-		log_error("control socket: %s; new connections wait (retried every second and when one closes)", why);
-	uapi.episode = true;
-	timer_update();
-}
-
-static void listener_resume(struct device *dev)
-{
-	if (!uapi.paused || dev->uapi_listen < 0)
-		return;
-	listener_events(dev, EPOLLIN);
-	uapi.paused = false;
-	timer_update();
-}
-
-int uapi_listen(struct device *dev, const char *dir)
+int uapi_listen(struct device *dev, const char *dir, uint64_t listen_tag, uint64_t timer_tag)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 };
-	struct epoll_event tev = { .events = EPOLLIN, .data.ptr = &timer_tag };
 	const char *env = getenv("NOISETUN_CONTROL_TIMEOUT");
 	unsigned long idle = IDLE_TIMEOUT_DEFAULT;
 	mode_t old_umask;
@@ -174,6 +117,7 @@ int uapi_listen(struct device *dev, const char *dir)
 			return -EINVAL;
 	}
 	uapi.idle_ns = (uint64_t)idle * NT_NSEC_PER_SEC;
+	uapi.set.tick_ns = tick_ns(uapi.idle_ns);
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
@@ -194,15 +138,6 @@ int uapi_listen(struct device *dev, const char *dir)
 		unlink(addr.sun_path);
 	close(fd);
 
-	uapi.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (uapi.timer < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, uapi.timer, &tev) < 0) {
-		err = -errno;
-		if (uapi.timer >= 0)
-			close(uapi.timer);
-		uapi.timer = -1;
-		return err;
-	}
-
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -211,55 +146,34 @@ int uapi_listen(struct device *dev, const char *dir)
 	umask(old_umask);
 	if (err < 0 || (privsep_control_group(&group) &&
 			(chown(addr.sun_path, 0, group) < 0 || chmod(addr.sun_path, 0770) < 0)) ||
-	    listen(fd, BACKLOG < SOMAXCONN ? BACKLOG : SOMAXCONN) < 0 ||
-	    epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	    listen(fd, BACKLOG < SOMAXCONN ? BACKLOG : SOMAXCONN) < 0)
 		err = -errno;
+	else
+		err = connset_adopt(&uapi.set, dev->epoll, fd, listen_tag, timer_tag);
+	if (err)
 		close(fd);
-		return err;
-	}
-	dev->uapi_listen = fd;
-	return 0;
+	return err;
 }
 
 /* The worker unit's (handover.c): the listener the monitor bound, as uapi_listen leaves it. */
-int uapi_adopt(struct device *dev, int fd, const char *path)
+int uapi_adopt(struct device *dev, int fd, const char *path, uint64_t listen_tag, uint64_t timer_tag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 };
-	struct epoll_event tev = { .events = EPOLLIN, .data.ptr = &timer_tag };
-	int err;
-
 	uapi.idle_ns = (uint64_t)IDLE_TIMEOUT_DEFAULT * NT_NSEC_PER_SEC;
+	uapi.set.tick_ns = tick_ns(uapi.idle_ns);
 	snprintf(dev->uapi_path, sizeof(dev->uapi_path), "%s", path);
-	uapi.timer = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (uapi.timer < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, uapi.timer, &tev) < 0 ||
-	    fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		err = -errno;
-		if (uapi.timer >= 0)
-			close(uapi.timer);
-		uapi.timer = -1;
-		return err;
-	}
-	dev->uapi_listen = fd;
-	return 0;
+	return connset_adopt(&uapi.set, dev->epoll, fd, listen_tag, timer_tag);
 }
 
-static void conn_free(struct device *dev, struct conn *c)
+/* What a connection holds, wiped and freed: both buffers may have carried keys (a set
+ * with private_key, a get reply). */
+static void conn_release(struct conn_base *base)
 {
-	struct conn **pp = &uapi.conns;
+	struct conn *c = (struct conn *)base;
 
-	while (*pp && *pp != c)
-		pp = &(*pp)->next;
-	if (*pp) {
-		*pp = c->next;
-		uapi.count--;
-		if (c->subscribed)
-			uapi.subscribers--;
-		if (c->unauth)
-			uapi.unauth_subscribers--;
-	}
-	epoll_ctl(dev->epoll, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	/* Both buffers may have carried keys (a set with private_key, a get reply). */
+	if (c->subscribed)
+		uapi.subscribers--;
+	if (c->unauth)
+		uapi.unauth_subscribers--;
 	if (c->in)
 		explicit_bzero(c->in, c->in_cap);
 	if (c->out)
@@ -267,31 +181,24 @@ static void conn_free(struct device *dev, struct conn *c)
 	uapi.in_total -= c->in_cap;
 	free(c->in);
 	free(c->out);
-	free(c);
-	listener_resume(dev); /* a slot, and an fd, are free again */
-	timer_update();
+}
+
+static void conn_free(struct conn *c)
+{
+	conn_release(&c->base);
+	connset_close(&uapi.set, &c->base);
 }
 
 /* Every descriptor of the control socket closed; the socket file stays. */
 void uapi_shed(struct device *dev)
 {
-	while (uapi.conns)
-		conn_free(dev, uapi.conns);
-	if (uapi.timer >= 0) {
-		close(uapi.timer);
-		uapi.timer = -1;
-		uapi.timer_armed = false;
-	}
-	if (dev->uapi_listen >= 0) {
-		close(dev->uapi_listen);
-		dev->uapi_listen = -1;
-		uapi.paused = false;
-	}
+	(void)dev;
+	connset_shed(&uapi.set, conn_release);
 }
 
 void uapi_close(struct device *dev)
 {
-	bool listening = dev->uapi_listen >= 0;
+	bool listening = uapi.set.listen_fd >= 0;
 
 	uapi_shed(dev);
 	if (listening && !privsep_is_worker()) /* the monitor removes it: the directory is root's */
@@ -333,69 +240,34 @@ static bool peer_may_set(int fd, uid_t *uid, pid_t *pid)
 
 void uapi_accept(struct device *dev)
 {
-	while (!uapi.paused) {
-		struct epoll_event ev = { .events = EPOLLIN };
-		struct conn *c;
-		int fd;
+	struct conn *c;
 
-		if (uapi.count >= MAX_CONNS) {
-			listener_pause(dev, "connection limit reached");
-			return;
-		}
-		fd = accept4(dev->uapi_listen, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN) /* EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable */
-				listener_pause(dev, strerror(errno));
-			return;
-		}
-		c = calloc(1, sizeof(*c));
-		ev.data.ptr = c;
-		if (!c || epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			free(c);
-			close(fd);
-			listener_pause(dev, "out of memory for a new connection");
-			return;
-		}
-		c->fd = fd;
-		c->events = EPOLLIN;
+	(void)dev;
+	while ((c = (struct conn *)connset_accept(&uapi.set))) {
 		c->uid = (uid_t)-1;
-		c->may_set = peer_may_set(fd, &c->uid, &c->pid);
+		c->may_set = peer_may_set(c->base.fd, &c->uid, &c->pid);
 		c->last_active = now_ns();
-		c->next = uapi.conns;
-		uapi.conns = c;
-		uapi.count++;
-		timer_update();
 	}
 }
 
 /* The tick: retry a paused listener, close idle connections. */
-static void uapi_tick(struct device *dev)
+void uapi_tick(struct device *dev)
 {
-	uint64_t expirations, now = now_ns();
+	uint64_t now = now_ns();
 	size_t idle = 0;
 
-	if (read(uapi.timer, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		log_error("control socket timer: %s", strerror(errno));
-	if (uapi.episode && !uapi.paused && !uapi.paused_in_tick) {
-		log_error("control socket: accepting connections again");
-		uapi.episode = false;
-	}
-	uapi.paused_in_tick = false;
+	connset_tick(&uapi.set);
 	events_tick(dev);
-	for (struct conn *c = uapi.conns, *next; c; c = next) {
-		next = c->next;
+	for (struct conn *c = (struct conn *)uapi.set.conns, *next; c; c = next) {
+		next = (struct conn *)c->base.next;
 		if (!c->subscribed && now - c->last_active >= uapi.idle_ns) {
-			conn_free(dev, c);
+			conn_free(c);
 			idle++;
 		}
 	}
 	if (idle)
 		log_verbose("control socket: closed %zu connection%s idle for %llu s (nothing sent, or the reply not read)",
 			    idle, idle == 1 ? "" : "s", (unsigned long long)(uapi.idle_ns / NT_NSEC_PER_SEC));
-	listener_resume(dev);
-	timer_update();
 }
 
 /* ---- interface names and indices ---- */
@@ -889,7 +761,6 @@ size_t uapi_events_unauth_subscribers(void)
 }
 
 static bool flush_out(struct conn *c);
-static bool set_events(struct device *dev, struct conn *c, uint32_t events);
 
 /* Queue the line for every subscriber; the loop writes it at once (EPOLLOUT is asked for
  * here, level-triggered: the socket is writable), so the lines of one burst (a set of
@@ -900,13 +771,14 @@ static bool set_events(struct device *dev, struct conn *c, uint32_t events);
 #define EVENTS_WRITE_AT (16u << 10)
 void uapi_events_broadcast(struct device *dev, const char *line, size_t len, bool unauth)
 {
-	for (struct conn *c = uapi.conns; c; c = c->next) {
+	(void)dev;
+	FOR_EACH_CONN(c) {
 		if (!c->subscribed || (unauth && !c->unauth))
 			continue;
 		events_append(c, line, len);
 		if (c->out_len - c->out_off >= EVENTS_WRITE_AT && !flush_out(c))
 			c->eof = true; /* gone: closed on its turn */
-		set_events(dev, c, EPOLLIN | EPOLLOUT);
+		connset_want(&uapi.set, &c->base, EPOLLIN | EPOLLOUT);
 	}
 }
 
@@ -923,7 +795,7 @@ static bool subscriber_event(struct device *dev, struct conn *c)
 	if (!flush_out(c))
 		return false;
 	for (int i = 0; i < 16; i++) {
-		n = read(c->fd, buf, sizeof(buf));
+		n = read(c->base.fd, buf, sizeof(buf));
 		if (n == 0)
 			return false;
 		if (n < 0) {
@@ -933,7 +805,7 @@ static bool subscriber_event(struct device *dev, struct conn *c)
 				return false;
 		}
 	}
-	return set_events(dev, c, c->out_off < c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	return connset_want(&uapi.set, &c->base, c->out_off < c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 /* The end of the first unhandled request (just past its "\n\n"), or 0 while it has not
@@ -1042,7 +914,7 @@ static bool read_some(struct conn *c)
 
 		if (!in_room(c))
 			return false;
-		n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len < budget ? c->in_cap - c->in_len : budget);
+		n = read(c->base.fd, c->in + c->in_len, c->in_cap - c->in_len < budget ? c->in_cap - c->in_len : budget);
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			budget -= (size_t)n;
@@ -1062,7 +934,7 @@ static bool read_some(struct conn *c)
 static bool flush_out(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		ssize_t n = write(c->base.fd, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0) {
 			if (errno == EAGAIN)
 				return true;
@@ -1085,20 +957,6 @@ static bool flush_out(struct conn *c)
 	return true;
 }
 
-static bool set_events(struct device *dev, struct conn *c, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = c };
-
-	if (c->events == events)
-		return true;
-	if (epoll_ctl(dev->epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
-		log_error("control socket: epoll_ctl: %s", strerror(errno));
-		return false;
-	}
-	c->events = events;
-	return true;
-}
-
 /* One connection's turn: write what is pending; only when nothing is, handle the next
  * request, and only when none is buffered, read. Replies never pile up: a client that
  * pipelines requests and does not read gets one reply's worth, then nothing is read from
@@ -1110,13 +968,9 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 	uint32_t want;
 
 	(void)events; /* level-triggered: the state below says what to do */
-	if (ptr == &timer_tag) {
-		uapi_tick(dev);
-		return;
-	}
 	if (c->subscribed) {
 		if (!subscriber_event(dev, c))
-			conn_free(dev, c);
+			conn_free(c);
 		return;
 	}
 	for (;;) {
@@ -1153,8 +1007,8 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 			break;
 		}
 	}
-	if (set_events(dev, c, want))
+	if (connset_want(&uapi.set, &c->base, want))
 		return;
 close:
-	conn_free(dev, c);
+	conn_free(c);
 }
