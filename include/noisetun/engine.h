@@ -8,6 +8,7 @@
  *   nt_engine_receive    datagrams (a batch) sends:  bytes for an endpoint, from a source
  *   nt_engine_tun_packet one packet read     tun:    plaintext IP packets for the TUN
  *   nt_engine_timers     the time            events: handshake done, endpoint changed, ...
+ *   nt_engine_collect    finished handshake jobs (a host with host.submit)
  *   nt_engine_peer_add/remove, _set_private_key, _set_up: configuration
  *   nt_engine_next_deadline: when to call nt_engine_timers next.
  *   Drops are counted in the engine (drops[status] and the four named counters below).
@@ -57,7 +58,8 @@
 #define NT_ENGINE_HANDSHAKE_QUEUE 64
 /* Per nt_engine_receive: the batch's data and cookie messages are handled first; of its
  * handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped unread) and
- * handled after them, in arrival order (their state-free crypto over host.parallel).
+ * handled after them, in arrival order (their state-free crypto over host.parallel, or
+ * queued as jobs for host.submit).
  * Under load only those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
  * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
  * address, and none to a source address past its own cookie_ratelimiter (the rate limiter's
@@ -69,9 +71,10 @@
 #define NT_ENGINE_HELD_MAX          128
 #define NT_ENGINE_COOKIE_BUDGET     16
 #define NT_ENGINE_COOKIE_PER_SOURCE 2
-/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: the host
- * waits for them (4 X25519 each, over host.parallel), so this bounds how long a batch's
- * handshakes can hold up its next read. Not under load a batch has fewer than 8. */
+/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: with
+ * host.parallel the host waits for them (4 X25519 each), so this bounds how long a batch's
+ * handshakes can hold up its next read; with host.submit it bounds what one batch adds to
+ * the job ring. Not under load a batch has fewer than 8. */
 #define NT_ENGINE_ADMITTED_MAX      32
 
 /* ---- endpoints ---- */
