@@ -1324,10 +1324,14 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 		for (size_t off = 0; off < len; off += seg)
 			handshakes += is_handshake(dgrams[i].data + off, len - off < seg ? len - off : seg);
 	}
-	/* Initiations still in the job ring are a queue too: a flood that the batches spread
-	 * thin must still turn cookies on. */
-	handshakes += e->jobs_count;
 	under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
+	/* The job ring is a queue too, as the kernel's: 1/8 full is load, so a flood that the
+	 * batches spread thin still turns cookies on. (Not added to the batch's count: 8 jobs
+	 * are a millisecond of work for a few threads, a few peers reconnecting at once.) */
+	if (e->jobs && nt_cookie_under_load(e->jobs_count, NT_ENGINE_JOBS_MAX, now.mono, &e->last_under_load))
+		under_load = true;
+	if (e->jobs_count > handshakes)
+		handshakes = e->jobs_count; /* for the event's value */
 	if (under_load && !e->was_under_load)
 		event(out, NT_EV_UNDER_LOAD, NULL, NT_OK, handshakes);
 	else if (!under_load && e->was_under_load)

@@ -180,8 +180,10 @@ struct nt_engine_host {
 	 * The engine keeps each admitted initiation as a job in a ring of NT_ENGINE_JOBS_MAX
 	 * (a copy of the message, its source and local address, the nt_initiation_work;
 	 * allocated with secrets_alloc, wiped when done); a full ring drops the initiation
-	 * (drops[NT_DROP_FLOOD]). Jobs not yet collected count as handshake load, as the
-	 * kernel's queue length does, so a flood turns cookies on.
+	 * (drops[NT_DROP_FLOOD]). The ring is a handshake queue for the cookie rule, as the
+	 * kernel's is: NT_ENGINE_JOBS_MAX / 8 jobs not yet collected are load (as 8
+	 * handshakes in one batch are), so a flood spread thin over batches still turns
+	 * cookies on.
 	 *
 	 * Consistency rule: what fn reads changes only in nt_engine_peer_add,
 	 * nt_engine_peer_remove, nt_engine_set_private_key, nt_engine_set_up(down) and
@@ -362,8 +364,8 @@ struct nt_datagram {
 	union nt_endpoint from;         /* normalized (no v4-mapped v6) */
 	struct nt_endpoint_src local;   /* the address it was sent to */
 };
-/* One wakeup's datagrams. The load (for the cookie rule) is their handshake count plus
- * the asynchronous jobs pending (nt_engine_jobs_pending). */
+/* One wakeup's datagrams. The load (for the cookie rule) is their handshake count, or
+ * the asynchronous jobs pending (nt_engine_jobs_pending) at 1/8 of the ring. */
 void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
 		       struct nt_engine_out *out);
 
