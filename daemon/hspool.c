@@ -3,7 +3,7 @@
  * initiation is a job the engine hands over (submit) and forgets until it is done: the
  * event loop goes on with the data path meanwhile. NOISETUN_HS_THREADS worker threads
  * (default: one per online CPU; 0: none, the loop runs each job as it is submitted) take
- * jobs from a bounded FIFO and, after one, make an eventfd the loop polls readable; the loop
+ * jobs from a bounded FIFO and, after each, add 1 to an eventfd the loop polls; the loop
  * then calls nt_engine_collect (device_collect), which applies the results in submission
  * order on the loop's thread: lib/ stays single-threaded per call.
  *
@@ -37,8 +37,7 @@ struct hs_job {
 static struct {
 	pthread_t th[HSPOOL_MAX];
 	unsigned threads;              /* started */
-	int efd;                       /* readable once jobs finished; -1: none */
-	int notified;                  /* efd written since the loop's last hspool_ack (atomic) */
+	int efd;                       /* +1 per finished job; -1: none */
 	pthread_mutex_t mu;
 	pthread_cond_t work, idle;
 	struct hs_job q[HSPOOL_QUEUE];
@@ -66,13 +65,9 @@ static void *thread_main(void *unused)
 		hp.len--;
 		pthread_mutex_unlock(&hp.mu);
 		j.fn(j.job);
-		/* The loop's wakeup, once until it acks: it collects every job done by then
-		 * (hspool_ack clears the flag before device_collect looks), so a job done after
-		 * the flag was set by another is seen at the wakeup that one caused, or sets it
-		 * again. A full counter (2^64 - 2: never) or an error leaves the job for the next
-		 * collect, which nt_engine_receive also does. */
-		if (!__atomic_exchange_n(&hp.notified, 1, __ATOMIC_ACQ_REL) && write(hp.efd, &one, sizeof(one)) < 0 &&
-		    errno != EAGAIN)
+		/* The loop's wakeup. A full counter (2^64 - 2: never in practice) or any error
+		 * leaves the job for the next collect, which nt_engine_receive also does. */
+		if (write(hp.efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 			log_error("handshake threads: eventfd: %s", strerror(errno));
 		pthread_mutex_lock(&hp.mu);
 		if (!--hp.pending)
@@ -120,9 +115,6 @@ void hspool_ack(void)
 {
 	uint64_t n;
 
-	/* Before the read and the collect; an exchange, so that it reads (and acquires) the flag
-	 * a worker set after its job was done. */
-	(void)__atomic_exchange_n(&hp.notified, 0, __ATOMIC_ACQ_REL);
 	if (hp.efd >= 0 && read(hp.efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_error("handshake threads: eventfd read: %s", strerror(errno));
 }
