@@ -25,10 +25,25 @@ static void keypairs_free(void *ctx, void *kps)
 	pool_free(&dev->keypairs_pool, kps); /* wipes */
 }
 
+/* The engine's handshake jobs hold secrets: guarded, locked memory, as the peers'. */
+static void *secrets_alloc(void *ctx, size_t len)
+{
+	(void)ctx;
+	return sodium_malloc(len);
+}
+
+static void secrets_free(void *ctx, void *p)
+{
+	(void)ctx;
+	sodium_free(p); /* wipes */
+}
+
 int device_init(struct device *dev, const char *ifname)
 {
 	struct nt_engine_host host = { .rng = &sys_rng, .keypairs_alloc = keypairs_alloc,
-				       .keypairs_free = keypairs_free, .parallel = hspool_run, .ctx = dev };
+				       .keypairs_free = keypairs_free, .submit = hspool_submit,
+				       .barrier = hspool_barrier, .secrets_alloc = secrets_alloc,
+				       .secrets_free = secrets_free, .ctx = dev };
 	struct nt_noise_static *id = sodium_malloc(sizeof(*id));
 	int err;
 
@@ -196,6 +211,14 @@ void device_run_timers(struct device *dev, uint64_t now)
 	struct nt_engine_out *out = device_out(dev);
 
 	nt_engine_timers(&dev->eng, (struct nt_now){ .mono = now, .wall = wall_ns() }, out);
+	nt_engine_flush(out);
+}
+
+void device_collect(struct device *dev)
+{
+	struct nt_engine_out *out = device_out(dev);
+
+	nt_engine_collect(&dev->eng, device_now(), out);
 	nt_engine_flush(out);
 }
 

@@ -43,7 +43,8 @@ enum { EV_TUN = 1, EV_UDP4 = 2, EV_UDP6 = 3, EV_TIMER = 4, EV_UAPI = 5, EV_NETLI
        EV_METRICS = 11, EV_METRICS_TIMER = 12 /* --metrics-listen: metrics.c */,
        EV_CHANNEL = 13 /* a worker unit: the monitor's channel */,
        EV_UAPI_TIMER = 14 /* the control socket's tick: uapi.c */,
-       EV_PEER_WATCH = 18 /* config mode, unsplit: watch.c */ };
+       EV_PEER_WATCH = 18 /* config mode, unsplit: watch.c */,
+       EV_HANDSHAKES = 19 /* hspool.c: handshake jobs finished */ };
 
 #define DEFAULT_RUN_DIR "/var/run/wireguard"
 #define NT_EXIT_CONFIG  78 /* EX_CONFIG */
@@ -127,6 +128,14 @@ static int add_fd(struct device *dev, int fd, uint64_t tag)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
 
 	return epoll_ctl(dev->epoll, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* The handshake threads and their eventfd, before the sandbox (which allows no new
+ * thread); without them the loop runs each handshake job as it is submitted. */
+static int start_handshakes(struct device *dev)
+{
+	hspool_start();
+	return hspool_fd() >= 0 ? add_fd(dev, hspool_fd(), EV_HANDSHAKES) : 0;
 }
 
 /* A daemon that did not split runs PostUp and PreDown from its loop, serving the control
@@ -464,6 +473,10 @@ static void run(struct device *dev)
 			case EV_UDP6:
 				receive_udp(dev, dev->udp6);
 				break;
+			case EV_HANDSHAKES:
+				hspool_ack();
+				device_collect(dev);
+				break;
 			case EV_TIMER:
 				if (read(dev->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
 					log_error("timerfd read: %s", strerror(errno));
@@ -625,7 +638,8 @@ int main(int argc, char *argv[])
 	}
 	if (worker) {
 		/* the handshake threads before the sandbox, which allows no new thread */
-		if ((err = worker_setup(&dev, argv[optind], &what)) || (hspool_start(), (err = privsep_drop(&dev, &what)))) {
+		if ((err = worker_setup(&dev, argv[optind], &what)) ||
+		    (what = "handshake threads", err = start_handshakes(&dev)) || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", argv[optind], what, strerror(-err));
 			fprintf(stderr, "%s\n", msg);
@@ -704,8 +718,8 @@ int main(int argc, char *argv[])
 			log_daemonized(); /* before the filter: it leaves no dup2 */
 		if (!pid && (err = renew_signalfd(&dev)))
 			what = "signals";
-		if (!pid && !err)
-			hspool_start(); /* before the sandbox, which allows no new thread */
+		if (!pid && !err && (err = start_handshakes(&dev)))
+			what = "handshake threads";
 		if (pid < 0 || err || (err = privsep_drop(&dev, &what))) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "noisetund: %s: %s: %s", dev.ifname,
@@ -727,7 +741,8 @@ int main(int argc, char *argv[])
 		privsep_worker_ready();
 		log_verbose("ready: UDP port %u, control socket %s", dev.listen_port, dev.uapi_path);
 	} else {
-		hspool_start();
+		if ((err = start_handshakes(&dev)))
+			log_error("handshake threads: epoll: %s", strerror(-err));
 		st.starting = true;
 		hooks_progress(&dev, config_hooks_start(HOOK_POST_UP, &st.hook_pidfd));
 	}

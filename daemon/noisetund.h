@@ -169,14 +169,19 @@ void device_remove_all_peers(struct device *dev);
 void peer_timers_changed(struct peer *peer);
 uint64_t device_next_deadline(const struct device *dev);
 void device_run_timers(struct device *dev, uint64_t now);
+void device_collect(struct device *dev); /* finished handshake jobs (hspool_fd readable) */
 void device_set_up(struct device *dev, bool up);
 /* The engine's output queues (one set: one thread) and the time it is given. */
 struct nt_engine_out *device_out(struct device *dev);
 
-/* hspool.c: the handshake threads, the engine's host.parallel */
-unsigned hspool_start(void); /* before the sandbox; returns the threads (with the loop's) */
-void hspool_run(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
-void hspool_stop(void);       /* at exit: the threads joined */
+/* hspool.c: the handshake threads, the engine's host.submit and host.barrier */
+unsigned hspool_start(void); /* before the sandbox; returns the worker threads started */
+int hspool_fd(void);          /* the eventfd the loop polls (then: hspool_ack,
+			       * device_collect); -1: none (no threads) */
+void hspool_ack(void);
+void hspool_submit(void *ctx, void (*fn)(void *job), void *job);
+void hspool_barrier(void *ctx);
+void hspool_stop(void);       /* at exit: the queue drained, the threads joined */
 struct nt_now device_now(void);
 
 /* tun.c */

@@ -245,6 +245,73 @@ static void index_release_drops(struct nt_engine *e, struct nt_peer *p, const st
 		index_release(e, p, drops->index[i]);
 }
 
+/* ---- asynchronous handshakes (host.submit) ---- */
+
+/* An admitted initiation: its copy, where it came from, and (once done) the result of
+ * nt_noise_prepare_initiation. Holds secrets: wiped when released. */
+struct nt_engine_job {
+	struct nt_engine *e;
+	uint64_t epoch;                 /* e->config_epoch when submitted */
+	int done;                       /* set last by job_run (release), read by the loop */
+	union nt_endpoint from;
+	struct nt_endpoint_src local;
+	uint8_t msg[NT_INIT_LEN];
+	struct nt_initiation_work w;
+};
+
+static struct nt_handshake *lookup_handshake(void *ctx, const uint8_t key[NT_KEY_LEN]);
+
+/* host.submit's fn, on a host thread: reads only what a configuration change guards. */
+static void job_run(void *arg)
+{
+	struct nt_engine_job *j = arg;
+	struct nt_engine *e = j->e;
+
+	if (__atomic_load_n(&e->config_epoch, __ATOMIC_ACQUIRE) == j->epoch)
+		nt_noise_prepare_initiation(&j->w, j->msg, NT_INIT_LEN, e->static_identity, lookup_handshake, e,
+					    e->host.rng);
+	else
+		j->w.status = NT_DROP_STATE; /* stale already: skip the work */
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+}
+
+static struct nt_engine_job *job_at(struct nt_engine *e, unsigned k)
+{
+	return &e->jobs[(e->jobs_head + k) % NT_ENGINE_JOBS_MAX];
+}
+
+size_t nt_engine_jobs_pending(const struct nt_engine *e)
+{
+	return e->jobs_count;
+}
+
+/* Before a configuration change that fn would read: no job runs on return, and the
+ * stale ones are marked (peer: only those whose result is that peer's; else every one). */
+static void jobs_quiesce(struct nt_engine *e, const struct nt_peer *peer, bool all)
+{
+	if (!e->jobs || !e->jobs_count)
+		return; /* a job leaves the ring only once done: none can be running */
+	if (all)
+		__atomic_store_n(&e->config_epoch, e->config_epoch + 1, __ATOMIC_RELEASE);
+	e->host.barrier(e->host.ctx);
+	for (unsigned k = 0; k < e->jobs_count; k++) {
+		struct nt_engine_job *j = job_at(e, k);
+
+		if (all || (peer && j->w.hs == &peer->hs)) {
+			nt_noise_work_wipe(&j->w);
+			j->w.status = NT_DROP_STATE;
+			j->epoch = UINT64_MAX; /* never current again */
+		}
+	}
+	if (!all)
+		return;
+	/* All done and all stale: release them now (down and destroy wipe at once). */
+	e->hs_jobs_discarded += e->jobs_count;
+	for (unsigned k = 0; k < e->jobs_count; k++)
+		nt_wipe(job_at(e, k), sizeof(struct nt_engine_job));
+	e->jobs_head = e->jobs_count = 0;
+}
+
 /* ---- peers ---- */
 
 static size_t key_hash(const struct nt_engine *e, const uint8_t key[NT_KEY_LEN])
@@ -290,6 +357,7 @@ int nt_engine_peer_add(struct nt_engine *e, struct nt_peer *p, const uint8_t key
 {
 	size_t h;
 
+	jobs_quiesce(e, NULL, false); /* the hash table changes under the jobs' lookups */
 	if (e->peer_hash_count + 1 > e->peer_hash_size && peer_hash_grow(e))
 		return -ENOMEM;
 	memcpy(p->public_key, key, NT_KEY_LEN);
@@ -347,6 +415,7 @@ void nt_engine_peer_remove(struct nt_engine *e, struct nt_peer *p)
 {
 	struct nt_peer **pp = &e->peer_hash[key_hash(e, p->public_key)];
 
+	jobs_quiesce(e, p, false); /* its jobs are discarded at collect: p is freed after */
 	clear_sessions(e, p);
 	drop_staged(p);
 	nt_timers_stop(&p->timers);
@@ -382,6 +451,7 @@ struct nt_peer *nt_engine_set_private_key(struct nt_engine *e, const uint8_t key
 	}
 	if (same)
 		return NULL;
+	jobs_quiesce(e, NULL, true); /* prepared with the old key: all stale */
 	nt_noise_static_init(e->static_identity, key);
 	nt_cookie_checker_set_public_key(&e->cookie_checker,
 					 e->static_identity->has_key ? e->static_identity->public_key : NULL);
@@ -406,6 +476,8 @@ struct nt_peer *nt_engine_set_private_key(struct nt_engine *e, const uint8_t key
 
 void nt_engine_set_up(struct nt_engine *e, bool up, struct nt_now now)
 {
+	if (!up)
+		jobs_quiesce(e, NULL, true); /* down clears every handshake: in flight too */
 	e->up = up;
 	FOR_EACH_PEER(e, p) {
 		if (!up) {
@@ -513,11 +585,30 @@ int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const 
 		return -ENOMEM;
 	if (nt_index_init(&e->indices, max_indices))
 		return -EINVAL;
+	if (!host->submit != !host->barrier || !host->secrets_alloc != !host->secrets_free)
+		return -EINVAL;
+	if (host->submit) {
+		size_t len = NT_ENGINE_JOBS_MAX * sizeof(*e->jobs);
+
+		e->jobs = host->secrets_alloc ? host->secrets_alloc(host->ctx, len) : calloc(1, len);
+		if (!e->jobs)
+			return -ENOMEM;
+		memset(e->jobs, 0, len);
+	}
 	return 0;
 }
 
 void nt_engine_destroy(struct nt_engine *e)
 {
+	jobs_quiesce(e, NULL, true);
+	if (e->jobs) {
+		nt_wipe(e->jobs, NT_ENGINE_JOBS_MAX * sizeof(*e->jobs));
+		if (e->host.secrets_free)
+			e->host.secrets_free(e->host.ctx, e->jobs);
+		else
+			free(e->jobs);
+		e->jobs = NULL;
+	}
 	nt_allowedips_free(e->aips);
 	nt_ratelimiter_free(&e->ratelimiter);
 	nt_ratelimiter_free(&e->cookie_ratelimiter);
@@ -1042,6 +1133,57 @@ static void prepare_one(void *arg, size_t i)
 				    b->e->host.rng);
 }
 
+/* The asynchronous path: each admitted initiation becomes a job (its result applied by
+ * nt_engine_collect); responses are consumed now. */
+static void run_admitted_async(struct nt_engine *e, struct held *h, size_t n, struct nt_now now,
+			       struct nt_engine_out *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct nt_engine_job *j;
+
+		if (!h[i].admitted)
+			continue;
+		if (h[i].msg[0] != NT_MSG_INITIATION) {
+			response_admitted(e, h[i].msg, h[i].len, h[i].d, now, out);
+		} else if (e->jobs_count == NT_ENGINE_JOBS_MAX) {
+			e->drops[NT_DROP_FLOOD]++; /* the ring's bound: the initiator retries */
+		} else {
+			j = job_at(e, e->jobs_count++);
+			j->e = e;
+			j->epoch = e->config_epoch;
+			j->done = 0;
+			j->from = h[i].d->from;
+			j->local = h[i].d->local;
+			memcpy(j->msg, h[i].msg, NT_INIT_LEN);
+			e->host.submit(e->host.ctx, job_run, j);
+		}
+		h[i].msg = NULL;
+	}
+}
+
+void nt_engine_collect(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out)
+{
+	while (e->jobs_count) {
+		struct nt_engine_job *j = job_at(e, 0);
+
+		if (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+			break; /* submission order: the ones after it wait */
+		if (j->epoch != e->config_epoch || !e->up) {
+			e->hs_jobs_discarded++;
+		} else {
+			struct nt_datagram d = { .data = j->msg, .len = NT_INIT_LEN, .cap = NT_INIT_LEN,
+						 .from = j->from, .local = j->local };
+
+			initiation_apply(e, &j->w, NT_INIT_LEN, &d, now, out);
+		}
+		nt_wipe(j, sizeof(*j));
+		e->jobs_head = (e->jobs_head + 1) % NT_ENGINE_JOBS_MAX;
+		e->jobs_count--;
+	}
+	if (!e->jobs_count)
+		e->jobs_head = 0;
+}
+
 /* The admitted handshakes: the initiations' expensive part over the host's threads
  * (host.parallel) while this thread waits and nothing else changes, then each message's
  * state change here, in arrival order. */
@@ -1052,6 +1194,10 @@ static void run_admitted(struct nt_engine *e, struct held *h, size_t n, struct n
 	size_t which[NT_ENGINE_HELD_MAX], nworks = 0;
 	struct prepare_batch batch = { .e = e, .held = h, .which = which, .works = works };
 
+	if (e->jobs) {
+		run_admitted_async(e, h, n, now, out);
+		return;
+	}
 	for (size_t i = 0; i < n && nworks < NT_ENGINE_HELD_MAX; i++) {
 		if (h[i].admitted && h[i].msg[0] == NT_MSG_INITIATION) {
 			h[i].work = (uint16_t)nworks;
@@ -1179,6 +1325,13 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 			handshakes += is_handshake(dgrams[i].data + off, len - off < seg ? len - off : seg);
 	}
 	under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
+	/* The job ring is a queue too, as the kernel's: 1/8 full is load, so a flood that the
+	 * batches spread thin still turns cookies on. (Not added to the batch's count: 8 jobs
+	 * are a millisecond of work for a few threads, a few peers reconnecting at once.) */
+	if (e->jobs && nt_cookie_under_load(e->jobs_count, NT_ENGINE_JOBS_MAX, now.mono, &e->last_under_load))
+		under_load = true;
+	if (e->jobs_count > handshakes)
+		handshakes = e->jobs_count; /* for the event's value */
 	if (under_load && !e->was_under_load)
 		event(out, NT_EV_UNDER_LOAD, NULL, NT_OK, handshakes);
 	else if (!under_load && e->was_under_load)
@@ -1240,6 +1393,8 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 	}
 	if (held_len)
 		receive_held(e, held, held_len, under_load, now, out);
+	if (e->jobs_count)
+		nt_engine_collect(e, now, out); /* those done meanwhile: no wakeup needed for them */
 }
 
 /* ---- timers ---- */

@@ -8,6 +8,7 @@
  *   nt_engine_receive    datagrams (a batch) sends:  bytes for an endpoint, from a source
  *   nt_engine_tun_packet one packet read     tun:    plaintext IP packets for the TUN
  *   nt_engine_timers     the time            events: handshake done, endpoint changed, ...
+ *   nt_engine_collect    finished handshake jobs (a host with host.submit)
  *   nt_engine_peer_add/remove, _set_private_key, _set_up: configuration
  *   nt_engine_next_deadline: when to call nt_engine_timers next.
  *   Drops are counted in the engine (drops[status] and the four named counters below).
@@ -57,7 +58,8 @@
 #define NT_ENGINE_HANDSHAKE_QUEUE 64
 /* Per nt_engine_receive: the batch's data and cookie messages are handled first; of its
  * handshake messages at most NT_ENGINE_HELD_MAX are kept (the rest dropped unread) and
- * handled after them, in arrival order (their state-free crypto over host.parallel).
+ * handled after them, in arrival order (their state-free crypto over host.parallel, or
+ * queued as jobs for host.submit).
  * Under load only those with a valid mac2 are processed, and at most NT_ENGINE_COOKIE_BUDGET of
  * the others get a cookie reply, at first at most NT_ENGINE_COOKIE_PER_SOURCE per source
  * address, and none to a source address past its own cookie_ratelimiter (the rate limiter's
@@ -69,9 +71,10 @@
 #define NT_ENGINE_HELD_MAX          128
 #define NT_ENGINE_COOKIE_BUDGET     16
 #define NT_ENGINE_COOKIE_PER_SOURCE 2
-/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: the host
- * waits for them (4 X25519 each, over host.parallel), so this bounds how long a batch's
- * handshakes can hold up its next read. Not under load a batch has fewer than 8. */
+/* Under load, the handshakes with a valid mac2 one nt_engine_receive processes: with
+ * host.parallel the host waits for them (4 X25519 each), so this bounds how long a batch's
+ * handshakes can hold up its next read; with host.submit it bounds what one batch adds to
+ * the job ring. Not under load a batch has fewer than 8. */
 #define NT_ENGINE_ADMITTED_MAX      32
 
 /* ---- endpoints ---- */
@@ -164,8 +167,52 @@ struct nt_engine_host {
 	 * engine, which changes nothing until parallel returns. With it, rng->fill must be
 	 * safe to call from any of those threads. */
 	void (*parallel)(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
+	/* Optional, both or neither (NULL: the synchronous path above): asynchronous
+	 * handshakes (issue 16), so that the data path never waits for one.
+	 *
+	 * submit: run fn(job) once, on any thread, soon; when it has returned, make the loop
+	 *   thread call nt_engine_collect (an eventfd, say). It must not fail: a host whose
+	 *   own queue is full runs fn(job) itself. fn touches nothing but the job and what
+	 *   nt_noise_prepare_initiation reads (the identity, the peer table, the peers'
+	 *   static-static DH), and marks the job done as its very last store.
+	 * barrier: return once every fn submitted so far has returned.
+	 *
+	 * The engine keeps each admitted initiation as a job in a ring of NT_ENGINE_JOBS_MAX
+	 * (a copy of the message, its source and local address, the nt_initiation_work;
+	 * allocated with secrets_alloc, wiped when done); a full ring drops the initiation
+	 * (drops[NT_DROP_FLOOD]). The ring is a handshake queue for the cookie rule, as the
+	 * kernel's is: NT_ENGINE_JOBS_MAX / 8 jobs not yet collected are load (as 8
+	 * handshakes in one batch are), so a flood spread thin over batches still turns
+	 * cookies on.
+	 *
+	 * Consistency rule: what fn reads changes only in nt_engine_peer_add,
+	 * nt_engine_peer_remove, nt_engine_set_private_key, nt_engine_set_up(down) and
+	 * nt_engine_destroy. Each of them, when jobs are pending, first calls barrier (after
+	 * raising the config epoch, which makes queued jobs skip their work), then discards
+	 * what the change made stale: a removed peer's jobs; every job on a new private key,
+	 * on down and on destroy (the initiator retries). A peer add keeps the jobs (it frees
+	 * nothing a result points to). So no result is applied against state it was not
+	 * prepared for, nor points to a freed peer. The PSK is read only on the loop thread
+	 * (nt_noise_finish_response), so changing it needs nothing.
+	 *
+	 * Order: nt_engine_collect applies results in submission order (a job done early
+	 * waits for those before it), with the replay timestamp and flood guard checked then
+	 * (nt_noise_complete_initiation), against the peer's state as it is at that moment.
+	 * A batch's responses (cheap, 2 X25519) are not queued: they are consumed at once,
+	 * ahead of initiations of the same batch; either order is one a network could have
+	 * made. With submit, rng->fill must be thread-safe. */
+	void (*submit)(void *ctx, void (*fn)(void *job), void *job);
+	void (*barrier)(void *ctx);
+	/* Optional (NULL: calloc/free): memory for secrets the engine keeps itself (the job
+	 * ring), e.g. sodium_malloc. The engine wipes it before secrets_free. */
+	void *(*secrets_alloc)(void *ctx, size_t len);
+	void (*secrets_free)(void *ctx, void *p);
 	void *ctx;
 };
+
+/* Admitted initiations waiting for (or done by) host.submit, at most. */
+#define NT_ENGINE_JOBS_MAX 256
+struct nt_engine_job;
 
 /* ---- the engine ---- */
 #define NT_ENGINE_FIELDS                                                                           \
@@ -198,7 +245,12 @@ struct nt_engine_host {
 	uint64_t hs_bad_mac;              /* handshake messages with a wrong mac1 */               \
 	uint64_t hs_ratelimited;          /* handshakes over the per-source rate limit */ \
 	uint64_t drops_blocked;           /* TUN or received: the peer is disabled or expired */  \
-	uint64_t next_expiry;             /* monotonic ns: the earliest valid_until to enforce */
+	uint64_t next_expiry;             /* monotonic ns: the earliest valid_until to enforce */ \
+	/* Asynchronous handshakes (host.submit): a ring, in submission order. */                 \
+	struct nt_engine_job *jobs;       /* NT_ENGINE_JOBS_MAX, from host.secrets_alloc */        \
+	unsigned jobs_head, jobs_count;   /* submitted and not yet collected */                    \
+	uint64_t config_epoch;            /* raised before a barrier; atomic for the workers */    \
+	uint64_t hs_jobs_discarded;       /* results a configuration change made stale */
 
 struct nt_engine {
 	NT_ENGINE_FIELDS
@@ -312,9 +364,17 @@ struct nt_datagram {
 	union nt_endpoint from;         /* normalized (no v4-mapped v6) */
 	struct nt_endpoint_src local;   /* the address it was sent to */
 };
-/* One wakeup's datagrams. The load (for the cookie rule) is their handshake count. */
+/* One wakeup's datagrams. The load (for the cookie rule) is their handshake count, or
+ * the asynchronous jobs pending (nt_engine_jobs_pending) at 1/8 of the ring. */
 void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n, struct nt_now now,
 		       struct nt_engine_out *out);
+
+/* Apply the finished asynchronous handshakes (host.submit) in submission order: their
+ * responses, sessions and events go to out, as nt_engine_receive's would. Call it from
+ * the loop thread when the host is told jobs finished (nt_engine_receive calls it too). */
+void nt_engine_collect(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
+/* Jobs submitted and not yet collected (the load they add). */
+size_t nt_engine_jobs_pending(const struct nt_engine *e);
 
 /* One IP packet read from the TUN at pkt, with NT_DATA_HEADER_LEN bytes of room before it
  * and NT_ENGINE_TAIL_ROOM after its len: route it by destination, then seal it in place

@@ -76,6 +76,11 @@ static struct {
 	unsigned flood_per_batch;
 	bool flood_first;               /* the flood ahead of the batch's real datagrams */
 	bool flood_one_source;          /* from one address (many ports), as one attacker */
+	/* responses sent to an address no node has (the async tests' extra initiators) */
+	uint8_t captured[64][NT_RESP_LEN];
+	union nt_endpoint captured_to[64];
+	size_t captured_len;
+	bool auto_jobs;                 /* run(): B's deferred jobs run and are collected */
 } S;
 
 static struct nt_now now_of(void)
@@ -151,6 +156,10 @@ static void host_flush(void *ctx, struct nt_engine_out *out)
 			s->peer->tx_bytes += s->len;
 			s->peer->tx_packets++;
 		}
+		if (!to && s->len == NT_RESP_LEN && s->data[0] == NT_MSG_RESPONSE && S.captured_len < 64) {
+			memcpy(S.captured[S.captured_len], s->data, NT_RESP_LEN);
+			S.captured_to[S.captured_len++] = s->to;
+		}
 		if (!to || S.cut || link_rand() % 1000 < S.loss)
 			continue;
 		if (link_rand() % 1000 < S.reorder)
@@ -181,11 +190,65 @@ static void parallel_reversed(void *ctx, void (*fn)(void *arg, size_t i), void *
 		fn(arg, i);
 }
 
+/* host.submit and host.barrier, deferred: jobs wait in a list until the test runs them
+ * (in any order) or a barrier does. */
+#define DEFERRED_MAX (NT_ENGINE_JOBS_MAX + 64)
+static struct {
+	void (*fn[DEFERRED_MAX])(void *job);
+	void *job[DEFERRED_MAX];
+	size_t len;
+	unsigned submits, barriers;
+} D;
+
+static void deferred_submit(void *ctx, void (*fn)(void *job), void *job)
+{
+	(void)ctx;
+	SIM_CHECK(D.len < DEFERRED_MAX);
+	D.fn[D.len] = fn;
+	D.job[D.len++] = job;
+	D.submits++;
+}
+
+/* Run deferred job i (and forget it). */
+static void deferred_run(size_t i)
+{
+	void (*fn)(void *job) = D.fn[i];
+	void *job = D.job[i];
+
+	SIM_CHECK(i < D.len);
+	D.fn[i] = D.fn[D.len - 1];
+	D.job[i] = D.job[D.len - 1];
+	D.len--;
+	fn(job);
+}
+
+/* All of them, the newest first. */
+static void deferred_run_all(void)
+{
+	while (D.len)
+		deferred_run(D.len - 1);
+}
+
+static void deferred_barrier(void *ctx)
+{
+	(void)ctx;
+	D.barriers++;
+	deferred_run_all();
+}
+
+static bool node_async; /* node_init: the next node gets the deferred host */
+
 static void node_init(struct node *n, const char *name, uint8_t key_byte, const char *ip, uint16_t port)
 {
 	struct nt_engine_host host = { .keypairs_alloc = kps_alloc, .keypairs_free = kps_free,
 				       .parallel = parallel_reversed, .ctx = n };
 	uint8_t key[NT_KEY_LEN];
+
+	if (node_async) {
+		host.parallel = NULL;
+		host.submit = deferred_submit;
+		host.barrier = deferred_barrier;
+	}
 
 	memset(n, 0, sizeof(*n));
 	n->name = name;
@@ -193,7 +256,7 @@ static void node_init(struct node *n, const char *name, uint8_t key_byte, const 
 	host.rng = &n->rng;
 	memset(key, key_byte, sizeof(key));
 	nt_noise_static_init(&n->id, key);
-	ck_assert_int_eq(nt_engine_init(&n->eng, &n->id, &host, NT_INDEX_MIN_SLOTS, 64), 0);
+	ck_assert_int_eq(nt_engine_init(&n->eng, &n->id, &host, NT_INDEX_MIN_SLOTS, node_async ? 1024 : 64), 0);
 	n->eng.up = true;
 	n->addr.in4.sin_family = AF_INET;
 	n->addr.in4.sin_port = htons(port);
@@ -216,17 +279,26 @@ static void peer_init(struct node *n, const struct node *other, const char *othe
 		n->peer.endpoint = other->addr;
 }
 
-static void sim_setup(void)
+/* b_async: B's engine with the deferred host (asynchronous handshakes). */
+static void sim_setup_with(bool b_async)
 {
 	ck_assert_int_eq(nt_crypto_init(), 0);
 	memset(&S, 0, sizeof(S));
+	memset(&D, 0, sizeof(D));
 	S.now = SEC(1000);
 	S.delay = MSEC(10);
 	S.rng.s = 12345;
 	node_init(&S.a, "A", 0x11, "192.0.2.1", 51820);
+	node_async = b_async;
 	node_init(&S.b, "B", 0x22, "192.0.2.2", 51820);
+	node_async = false;
 	peer_init(&S.a, &S.b, "10.0.0.2", true);
 	peer_init(&S.b, &S.a, "10.0.0.1", true);
+}
+
+static void sim_setup(void)
+{
+	sim_setup_with(false);
 }
 
 static void node_destroy(struct node *n)
@@ -325,6 +397,11 @@ static void run(uint64_t until, struct node *sender, uint64_t every, struct node
 		}
 		deliver_due(&S.a);
 		deliver_due(&S.b);
+		if (S.auto_jobs && D.len) {
+			deferred_run_all();
+			nt_engine_collect(&S.b.eng, now_of(), &S.b.out);
+			nt_engine_flush(&S.b.out);
+		}
 		if (nt_engine_next_deadline(&S.a.eng) <= S.now) {
 			nt_engine_timers(&S.a.eng, now_of(), &S.a.out);
 			nt_engine_flush(&S.a.out);
@@ -974,6 +1051,338 @@ START_TEST(test_psk_mismatch_reported_once_per_initiation)
 END_TEST
 
 /* Not a check of behaviour: how fast the simulation runs, for the record. */
+/* ---- asynchronous handshakes (host.submit): B's jobs deferred ---- */
+
+/* Another initiator of B's: its identity and handshake, and B's peer for it (malloc'd,
+ * so that ASan sees a use after nt_engine_peer_remove and free). */
+struct initiator {
+	struct nt_noise_static id;
+	struct nt_handshake hs;
+	struct nt_cookie_maker maker;
+	struct nt_peer *at_b;
+	union nt_endpoint from;
+};
+
+static void initiator_init(struct initiator *in, uint8_t key_byte, uint32_t addr)
+{
+	uint8_t key[NT_KEY_LEN];
+
+	memset(in, 0, sizeof(*in));
+	memset(key, key_byte, sizeof(key));
+	nt_noise_static_init(&in->id, key);
+	nt_handshake_init(&in->hs, &in->id, S.b.id.public_key, NULL);
+	nt_cookie_maker_init(&in->maker, S.b.id.public_key);
+	in->at_b = calloc(1, sizeof(*in->at_b));
+	ck_assert_ptr_nonnull(in->at_b);
+	ck_assert_int_eq(nt_engine_peer_add(&S.b.eng, in->at_b, in->id.public_key), 0);
+	in->from.in4.sin_family = AF_INET;
+	in->from.in4.sin_port = htons(4000);
+	in->from.in4.sin_addr.s_addr = htonl(addr);
+}
+
+static void initiator_remove(struct initiator *in)
+{
+	if (in->at_b) {
+		nt_engine_peer_remove(&S.b.eng, in->at_b);
+		nt_wipe(in->at_b, sizeof(*in->at_b));
+		free(in->at_b);
+		in->at_b = NULL;
+	}
+	nt_handshake_destroy(&in->hs);
+	nt_cookie_maker_wipe(&in->maker);
+	nt_noise_static_clear(&in->id);
+}
+
+/* An initiation of in's, sender index idx, into buf as datagram dg. */
+static void initiator_message(struct initiator *in, uint32_t idx, uint8_t *buf, size_t cap, struct nt_datagram *dg)
+{
+	ck_assert_int_eq(nt_noise_create_initiation(buf, &in->hs, &in->id, idx, WALL0 + S.now, &S.a.rng), NT_OK);
+	ck_assert_int_eq(nt_cookie_add_macs(&in->maker, buf, NT_INIT_LEN, S.now), 0);
+	*dg = (struct nt_datagram){ .data = buf, .len = NT_INIT_LEN, .cap = cap, .from = in->from };
+}
+
+/* Not a real initiation (its AEADs fail), but past mac1 and, with_mac2, past mac2 for
+ * from: what admission looks at. */
+static void junk_initiation(uint8_t *buf, unsigned seed, const union nt_endpoint *from, bool with_mac2)
+{
+	struct nt_cookie_maker maker;
+	uint8_t src[18], reply[NT_COOKIE_MSG_LEN];
+	size_t src_len = nt_endpoint_cookie_src(from, src);
+
+	for (size_t k = 0; k < NT_INIT_LEN; k++)
+		buf[k] = (uint8_t)(seed * 131 + k * 7 + 1);
+	buf[0] = NT_MSG_INITIATION;
+	buf[1] = buf[2] = buf[3] = 0;
+	nt_cookie_maker_init(&maker, S.b.id.public_key);
+	ck_assert_int_eq(nt_cookie_add_macs(&maker, buf, NT_INIT_LEN, S.now), 0);
+	if (with_mac2) {
+		ck_assert_int_eq(nt_cookie_create_reply(&S.b.eng.cookie_checker, reply, buf, NT_INIT_LEN, src, src_len,
+							S.now, &S.b.rng), 0);
+		ck_assert_int_eq(nt_cookie_consume_reply(&maker, reply, sizeof(reply), S.now), 0);
+		ck_assert_int_eq(nt_cookie_add_macs(&maker, buf, NT_INIT_LEN, S.now), 0);
+	}
+	nt_cookie_maker_wipe(&maker);
+}
+
+static union nt_endpoint source(unsigned i)
+{
+	union nt_endpoint ep = { 0 };
+
+	ep.in4.sin_family = AF_INET;
+	ep.in4.sin_port = htons(5000);
+	ep.in4.sin_addr.s_addr = htonl(0xc6120000u + i); /* 198.18.x.y */
+	return ep;
+}
+
+static void b_collect(void)
+{
+	nt_engine_collect(&S.b.eng, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+}
+
+/* A's handshake with B: the initiation waits as a job (no response, nothing blocked) until
+ * it is run; then the response, the session and data both ways. */
+START_TEST(test_async_handshake_then_data)
+{
+	sim_setup_with(true);
+	app_send(&S.a);
+	run(S.now + MSEC(15), NULL, 0, NULL);
+	ck_assert_uint_eq(D.submits, 1);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 1);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 0);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 0);
+	b_collect(); /* not done yet: nothing */
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 0);
+	S.auto_jobs = true;
+	run(S.now + SEC(1), &S.a, MSEC(100), NULL);
+	run(S.now + SEC(3), &S.a, MSEC(100), &S.b);
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_RESPONSE], 1);
+	ck_assert_uint_eq(S.a.ev_count[NT_EV_SESSION_ESTABLISHED], 1);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_CONFIRMED], 1);
+	ck_assert(received(&S.b, 1));
+	ck_assert_uint_ge(S.a.rx_len, 25);
+	ck_assert_uint_ge(S.b.rx_len, 25);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	sim_teardown();
+}
+END_TEST
+
+/* Six initiators in one batch; their jobs finish out of order. Collect applies none until
+ * the first is done, then all, in submission order, and each response verifies at its
+ * initiator. */
+START_TEST(test_async_out_of_order_results_in_order)
+{
+	static struct nt_datagram dg[6];
+	static uint8_t bufs[6][256];
+	struct initiator in[6];
+
+	sim_setup_with(true);
+	for (unsigned i = 0; i < 6; i++) {
+		initiator_init(&in[i], (uint8_t)(0x40 + i), 0xc6336401u + i);
+		initiator_message(&in[i], 1000 + i, bufs[i], sizeof(bufs[0]), &dg[i]);
+	}
+	nt_engine_receive(&S.b.eng, dg, 6, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(D.len, 6);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 6);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 0); /* 6 < 8 */
+	ck_assert_uint_eq(S.captured_len, 0);
+	/* the last submitted, then the fourth: the first is not done, nothing is applied */
+	deferred_run(5);
+	deferred_run(3);
+	b_collect();
+	ck_assert_uint_eq(S.captured_len, 0);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 6);
+	deferred_run_all();
+	b_collect();
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	ck_assert_uint_eq(S.captured_len, 6);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_RESPONSE_SENT], 6);
+	for (unsigned i = 0; i < 6; i++) {
+		ck_assert_uint_eq(nt_noise_response_receiver(S.captured[i]), 1000 + i);
+		ck_assert(nt_endpoint_equal(&S.captured_to[i], &in[i].from));
+		ck_assert_int_eq(nt_noise_consume_response(&in[i].hs, S.captured[i], NT_RESP_LEN, &in[i].id), NT_OK);
+		ck_assert(nt_endpoint_equal(&in[i].at_b->endpoint, &in[i].from));
+	}
+	for (unsigned i = 0; i < 6; i++)
+		initiator_remove(&in[i]);
+	sim_teardown();
+}
+END_TEST
+
+/* Configuration changes between submit and collect: a removed (and freed) peer's job is
+ * discarded, another peer's is still answered; a new private key discards all (the job
+ * not yet run skips its work); down discards and wipes at once. Run under ASan: no job
+ * touches the freed peer. */
+START_TEST(test_async_config_change_discards_results)
+{
+	static struct nt_datagram dg[2];
+	static uint8_t bufs[2][256];
+	struct initiator in[2];
+	uint8_t key[NT_KEY_LEN];
+	unsigned barriers;
+
+	sim_setup_with(true);
+	initiator_init(&in[0], 0x50, 0xc6336411u);
+	initiator_init(&in[1], 0x51, 0xc6336412u);
+	initiator_message(&in[0], 2000, bufs[0], sizeof(bufs[0]), &dg[0]);
+	initiator_message(&in[1], 2001, bufs[1], sizeof(bufs[1]), &dg[1]);
+	nt_engine_receive(&S.b.eng, dg, 2, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(D.len, 2);
+	deferred_run(0); /* in[0]'s: its result points to in[0]'s peer at B */
+	barriers = D.barriers;
+	nt_engine_peer_remove(&S.b.eng, in[0].at_b);
+	ck_assert_uint_eq(D.barriers, barriers + 1); /* which ran in[1]'s job */
+	ck_assert_uint_eq(D.len, 0);
+	nt_wipe(in[0].at_b, sizeof(*in[0].at_b));
+	free(in[0].at_b);
+	in[0].at_b = NULL;
+	b_collect();
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	ck_assert_uint_eq(S.b.eng.hs_jobs_discarded, 1);
+	ck_assert_uint_eq(S.captured_len, 1);
+	ck_assert_uint_eq(nt_noise_response_receiver(S.captured[0]), 2001);
+	ck_assert_int_eq(nt_noise_consume_response(&in[1].hs, S.captured[0], NT_RESP_LEN, &in[1].id), NT_OK);
+
+	/* a new private key at B while in[1]'s next initiation waits, not yet run */
+	S.now += SEC(1);
+	initiator_message(&in[1], 2002, bufs[1], sizeof(bufs[1]), &dg[1]);
+	nt_engine_receive(&S.b.eng, &dg[1], 1, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 1);
+	memset(key, 0x33, sizeof(key));
+	ck_assert_ptr_null(nt_engine_set_private_key(&S.b.eng, key));
+	ck_assert_uint_eq(D.barriers, barriers + 2);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0); /* all stale: released at once */
+	ck_assert_uint_eq(S.b.eng.hs_jobs_discarded, 2);
+	b_collect();
+	ck_assert_uint_eq(S.captured_len, 1);
+
+	/* down with a job pending: discarded, and nothing is left to collect after up */
+	S.now += SEC(1);
+	nt_handshake_init(&in[1].hs, &in[1].id, S.b.id.public_key, NULL);
+	nt_cookie_maker_init(&in[1].maker, S.b.id.public_key);
+	initiator_message(&in[1], 2003, bufs[1], sizeof(bufs[1]), &dg[1]);
+	nt_engine_receive(&S.b.eng, &dg[1], 1, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 1);
+	nt_engine_set_up(&S.b.eng, false, now_of());
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	ck_assert_uint_eq(S.b.eng.hs_jobs_discarded, 3);
+	nt_engine_set_up(&S.b.eng, true, now_of());
+	b_collect();
+	ck_assert_uint_eq(S.captured_len, 1);
+	/* and the same initiation, now that B is up with its new key, is answered */
+	S.now += SEC(1);
+	initiator_message(&in[1], 2004, bufs[1], sizeof(bufs[1]), &dg[1]);
+	nt_engine_receive(&S.b.eng, &dg[1], 1, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	deferred_run_all();
+	b_collect();
+	ck_assert_uint_eq(S.captured_len, 2);
+	ck_assert_int_eq(nt_noise_consume_response(&in[1].hs, S.captured[1], NT_RESP_LEN, &in[1].id), NT_OK);
+	initiator_remove(&in[0]);
+	initiator_remove(&in[1]);
+	sim_teardown();
+}
+END_TEST
+
+/* Jobs not yet collected are handshake load at 1/8 of the ring (NT_ENGINE_JOBS_MAX / 8),
+ * as the kernel's queue is: batches of 7 (each below the batch threshold of 8) pile up
+ * jobs; once 1/8 of the ring waits, one more initiation gets a cookie reply. */
+START_TEST(test_async_pending_jobs_count_as_load)
+{
+	static struct nt_datagram dg[8];
+	static uint8_t bufs[8][256];
+	const unsigned threshold = NT_ENGINE_JOBS_MAX / 8;
+	unsigned sent = 0;
+
+	sim_setup_with(true);
+	while (sent < threshold) {
+		unsigned k, n = threshold - sent < 7 ? threshold - sent : 7;
+
+		for (k = 0; k < n; k++, sent++) {
+			dg[k] = (struct nt_datagram){ .data = bufs[k], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]),
+						      .from = source(sent) };
+			junk_initiation(bufs[k], sent, &dg[k].from, false);
+		}
+		nt_engine_receive(&S.b.eng, dg, n, now_of(), &S.b.out);
+		nt_engine_flush(&S.b.out);
+		ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), sent);
+		ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 0);
+		S.now += MSEC(1);
+	}
+	ck_assert(!nt_engine_under_load(&S.b.eng, S.now));
+	dg[0] = (struct nt_datagram){ .data = bufs[0], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]), .from = source(sent) };
+	junk_initiation(bufs[0], sent, &dg[0].from, false);
+	nt_engine_receive(&S.b.eng, dg, 1, now_of(), &S.b.out);
+	nt_engine_flush(&S.b.out);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 1);
+	ck_assert(nt_engine_under_load(&S.b.eng, S.now));
+	ck_assert_uint_eq(S.b.sent_by_type[NT_MSG_COOKIE], 1);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), threshold);
+	/* the junk fails at its first AEAD once run */
+	deferred_run_all();
+	b_collect();
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_DECRYPT], threshold);
+	sim_teardown();
+}
+END_TEST
+
+/* The ring's bound: under load, batches of mac2-valid initiations from distinct sources
+ * fill NT_ENGINE_JOBS_MAX jobs; the rest are dropped as flood. A data message in the same
+ * batch as a full ring still reaches the TUN at once. */
+START_TEST(test_async_ring_bound)
+{
+	static struct nt_datagram dg[NT_ENGINE_ADMITTED_MAX + 1];
+	static uint8_t bufs[NT_ENGINE_ADMITTED_MAX + 1][256];
+	const unsigned total = NT_ENGINE_JOBS_MAX + 3 * NT_ENGINE_ADMITTED_MAX;
+	uint64_t flood_before;
+	size_t rx_before, data_len;
+	unsigned sent = 0;
+
+	sim_setup_with(true);
+	S.auto_jobs = true;
+	run(S.now + SEC(1), &S.a, MSEC(100), NULL);
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_SESSION_CONFIRMED], 1);
+	S.auto_jobs = false;
+	S.link_len = 0;
+	app_send(&S.a); /* a data message to B, kept for the last batch */
+	ck_assert_uint_eq(S.link_len, 1);
+	data_len = S.link[0].len;
+	memcpy(bufs[NT_ENGINE_ADMITTED_MAX], S.link[0].data, data_len);
+	S.link_len = 0;
+
+	flood_before = S.b.eng.drops[NT_DROP_FLOOD];
+	while (sent < total) {
+		for (unsigned k = 0; k < NT_ENGINE_ADMITTED_MAX; k++, sent++) {
+			dg[k] = (struct nt_datagram){ .data = bufs[k], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]),
+						      .from = source(sent) };
+			junk_initiation(bufs[k], sent, &dg[k].from, true);
+		}
+		rx_before = S.b.rx_len;
+		dg[NT_ENGINE_ADMITTED_MAX] = (struct nt_datagram){ .data = bufs[NT_ENGINE_ADMITTED_MAX], .len = data_len,
+								   .cap = sizeof(bufs[0]), .from = S.a.addr };
+		nt_engine_receive(&S.b.eng, dg, sent < total ? NT_ENGINE_ADMITTED_MAX : NT_ENGINE_ADMITTED_MAX + 1,
+				  now_of(), &S.b.out);
+		nt_engine_flush(&S.b.out);
+		ck_assert_uint_le(nt_engine_jobs_pending(&S.b.eng), NT_ENGINE_JOBS_MAX);
+		S.now += MSEC(1);
+	}
+	ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], 1);
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), NT_ENGINE_JOBS_MAX);
+	ck_assert_uint_eq(D.len, NT_ENGINE_JOBS_MAX);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_FLOOD] - flood_before, total - NT_ENGINE_JOBS_MAX);
+	ck_assert_uint_eq(S.b.rx_len, rx_before + 1); /* the data, with the ring full */
+	deferred_run_all();
+	b_collect();
+	ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	sim_teardown();
+}
+END_TEST
+
 START_TEST(test_speed_protocol_hours)
 {
 	struct timespec t0, t1, c0, c1;
@@ -1020,6 +1429,11 @@ int main(void)
 	tcase_add_test(tc, test_disabled_peer_ends_sessions_and_refuses_handshakes);
 	tcase_add_test(tc, test_valid_until_passes_without_traffic);
 	tcase_add_test(tc, test_psk_mismatch_reported_once_per_initiation);
+	tcase_add_test(tc, test_async_handshake_then_data);
+	tcase_add_test(tc, test_async_out_of_order_results_in_order);
+	tcase_add_test(tc, test_async_config_change_discards_results);
+	tcase_add_test(tc, test_async_pending_jobs_count_as_load);
+	tcase_add_test(tc, test_async_ring_bound);
 	tcase_add_test(tc, test_speed_protocol_hours);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
