@@ -200,10 +200,12 @@ static int do_send_mmsg(const struct opts *o, int fd, const struct sockaddr_stor
 		k = MMSG_MAX;
 	if (k * o->size > TX_BUF)
 		k = (unsigned)(TX_BUF / o->size);
+	/* Connected, as iperf3's: the route is looked up once, not once a datagram. */
+	if (connect(fd, (const struct sockaddr *)to, tolen) < 0)
+		die("connect");
 	for (unsigned i = 0; i < k; i++) {
 		iov[i] = (struct iovec){ .iov_base = buf + i * o->size, .iov_len = o->size };
-		msgs[i].msg_hdr = (struct msghdr){ .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov[i],
-						   .msg_iovlen = 1 };
+		msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1 };
 	}
 	/* Without --no-verify every byte is written each time; with it, only number and
 	 * flow: the rest of the buffer is written once here. */
