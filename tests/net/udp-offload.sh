@@ -12,7 +12,8 @@
 #   +--------------------------+          +--------------------------+
 #
 # Each run: two flows at once (two senders, COUNT datagrams of SIZE bytes each, paced:
-# 20,000/s each with UDP_SEGMENT, 5,000/s each plain),
+# 20,000/s each with UDP_SEGMENT, 5,000/s each plain: one a send, or 32 separate ones a
+# sendmmsg),
 # one receiver (plain recvmmsg; the UDP_SEGMENT runs once more with UDP_GRO on the
 # receiving socket). Must hold: no corrupt datagram, no duplicate, none out of order
 # within its flow, >= 80% delivered (a USO write the kernel refuses loses all it holds;
@@ -74,20 +75,24 @@ field() { # field NAME LINE
 failures=()
 port=7000
 # run SRC_NS SRC_IF DST_NS DST_IF DST_ADDR GSO [--gro]
+# GSO "mN": no UDP_SEGMENT, N separate datagrams a sendmmsg (udpseg --mmsg N: bench/run's
+# plain load), paced as the plain runs.
 run() {
 	local sns=$1 sif=$2 dns=$3 dif=$4 dst=$5 gso=$6 gro=${7:-} what rpid out s1 s2 got pps=$PPS
-	[ "$6" -gt 1 ] || pps=$PLAIN_PPS
-	what="$sns -> $dst gso=$gso${gro:+ gro}"
+	local mode=(--gso "$6")
+	case $gso in m*) mode=(--mmsg "${gso#m}") gso=0 ;; esac
+	[ "$gso" -gt 1 ] || pps=$PLAIN_PPS
+	what="$sns -> $dst ${mode[*]}${gro:+ gro}"
 	port=$((port + 1))
 	ip netns exec "$dns" "$TOOL" recv --port $port --size $SIZE --expect $((2 * COUNT)) \
 		--idle 3000 --timeout 60 --sniff "$dif" $gro >"$NT_TMP/recv.$port" 2>"$NT_TMP/recv.$port.err" &
 	rpid=$!
 	wait_for 5 "receiver on $port" grep -q listening "$NT_TMP/recv.$port.err"
 	ip netns exec "$sns" "$TOOL" send --to "$dst" --port $port --size $SIZE --count "$COUNT" \
-		--gso "$gso" --flow 1 --pps "$pps" --sniff "$sif" >"$NT_TMP/send1.$port" &
+		"${mode[@]}" --flow 1 --pps "$pps" --sniff "$sif" >"$NT_TMP/send1.$port" &
 	s1=$!
 	ip netns exec "$sns" "$TOOL" send --to "$dst" --port $port --size $SIZE --count "$COUNT" \
-		--gso "$gso" --flow 2 --pps "$pps" >"$NT_TMP/send2.$port"
+		"${mode[@]}" --flow 2 --pps "$pps" >"$NT_TMP/send2.$port"
 	wait "$s1"
 	wait "$rpid" || true
 	out=$(cat "$NT_TMP/recv.$port")
@@ -113,6 +118,7 @@ for dir in ab ba; do
 	else set -- "$NSB" "$IFB" "$NSA" "$IFA" 10.0.0.1 fd00::1; fi
 	for dst in "$5" "$6"; do
 		run "$1" "$2" "$3" "$4" "$dst" 0
+		run "$1" "$2" "$3" "$4" "$dst" m32
 		run "$1" "$2" "$3" "$4" "$dst" 32
 		run "$1" "$2" "$3" "$4" "$dst" 32 --gro
 	done

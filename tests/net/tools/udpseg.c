@@ -1,31 +1,42 @@
 /* udpseg: UDP through a tunnel with checked payloads, plain datagrams or UDP_SEGMENT sends
  * as QUIC stacks make them; for tests/net/udp-offload.sh and bench/udpseg.
  *
- *   udpseg send --to ADDR --port N [--size S] [--count C | --seconds T] [--gso K]
+ *   udpseg send --to ADDR --port N [--size S] [--count C | --seconds T] [--gso K | --mmsg K]
  *               [--flow F] [--pps R] [--sniff IF]
  *       Datagrams of S bytes (default 1392, at least 16) to ADDR:N, numbered 0, 1, ...;
  *       each carries its number, the flow number F (default 0) and bytes derived from
  *       both. --gso K: K datagrams per sendmsg with UDP_SEGMENT (at most 64 and 65,000
- *       bytes); otherwise one per send, as iperf3 does. --pps R paces to R datagrams a
+ *       bytes); --mmsg K: K separate datagrams per sendmmsg (at most 256), each its own
+ *       UDP packet on the wire as from a busy server's batch (one syscall, K ordinary
+ *       sends in the kernel: no super-datagram anywhere); a call the kernel refuses loses
+ *       the datagram it stopped at (counted in errors), one that stops short is resumed.
+ *       Otherwise one per send, as iperf3 does. --pps R paces to R datagrams a
  *       second. --sniff IF: the longest packet seen leaving on IF (an AF_PACKET tap: a
  *       USO super-datagram shows whole). --no-verify: only number and flow are written
  *       (for a receiver with --no-verify: a benchmark's sender, cheaper).
  *       Prints: send datagrams=N sends=N errors=N seconds=S kpps=X gbps=Y maxlen=M
+ *       (datagrams: numbers used, those lost to errors included; sends: syscalls)
  *
  *   udpseg recv --port N [--size S] [--expect C] [--timeout SECS] [--idle MS] [--gro]
- *               [--sniff IF]
+ *               [--sniff IF] [--drops]
  *       Receives on [::]:N (v4 and v6) until C datagrams came, or MS (default 1000) ms
  *       without one after the first, or SECS (default 30) in all. Every datagram is
  *       checked: length S, its bytes those its number and flow give (else corrupt), not
  *       seen before (else dup), not older than one already seen of its flow (else
  *       reordered). --gro: UDP_GRO on the socket, super-datagrams cut by their segment
  *       size. --sniff IF: the longest packet seen arriving on IF. --no-verify: number
- *       and flow only, not the bytes (a benchmark's receiver, cheaper).
+ *       and flow only, not the bytes (a benchmark's receiver, cheaper). A sink that is
+ *       not the bottleneck: recvmmsg batches of 64, a 32 MiB receive buffer
+ *       (SO_RCVBUFFORCE as root), and with --no-verify only counting. --drops: also
+ *       prints drops=N, the datagrams the kernel dropped at this socket for a full
+ *       receive buffer (SO_RXQ_OVFL): loss there is the sink's, not the path's.
  *       Prints: recv datagrams=N corrupt=N dup=N reordered=N lost=N flows=N seconds=S
- *               kpps=X gbps=Y maxlen=M
+ *               kpps=X gbps=Y maxlen=M [drops=N]
  *
  * Exit 0 (the counts tell the result), 2 on bad usage or setup failure. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -55,6 +66,8 @@
 #define SEEN_BITS (1u << 22) /* numbers tracked per flow for duplicates */
 #define RX_BATCH 64
 #define RX_BUF 65536
+#define MMSG_MAX 256
+#define TX_BUF (1 << 20)
 
 static void die(const char *what)
 {
@@ -64,10 +77,10 @@ static void die(const char *what)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: udpseg send --to ADDR --port N [--size S] [--count C | --seconds T] [--gso K]"
-			" [--flow F] [--pps R] [--sniff IF] [--no-verify]\n"
+	fprintf(stderr, "usage: udpseg send --to ADDR --port N [--size S] [--count C | --seconds T]"
+			" [--gso K | --mmsg K] [--flow F] [--pps R] [--sniff IF] [--no-verify]\n"
 			"       udpseg recv --port N [--size S] [--expect C] [--timeout SECS] [--idle MS] [--gro]"
-			" [--sniff IF] [--no-verify]\n");
+			" [--sniff IF] [--no-verify] [--drops]\n");
 	exit(2);
 }
 
@@ -153,13 +166,82 @@ static bool no_verify; /* --no-verify: number and flow only (send: the rest left
 
 struct opts {
 	const char *to, *sniff;
-	unsigned port, gso, flow;
+	unsigned port, gso, mmsg, flow;
 	size_t size;
 	uint64_t count, expect;
 	double seconds, pps, timeout;
 	unsigned idle_ms;
-	bool gro;
+	bool gro, drops;
 };
+
+static void pace(const struct opts *o, double start, uint64_t seq)
+{
+	double due = start + (double)seq / o->pps, t = now_s();
+
+	if (due > t) {
+		struct timespec ts = { (time_t)(due - t), (long)((due - t - (double)(time_t)(due - t)) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* --mmsg K: K datagrams a sendmmsg, each its own message (and packet). */
+static int do_send_mmsg(const struct opts *o, int fd, const struct sockaddr_storage *to, socklen_t tolen,
+			int sniff)
+{
+	static uint8_t buf[TX_BUF];
+	static struct mmsghdr msgs[MMSG_MAX];
+	static struct iovec iov[MMSG_MAX];
+	unsigned k = o->mmsg;
+	uint64_t seq = 0, sends = 0, errors = 0, limit = o->count ? o->count : UINT64_MAX;
+	size_t maxlen = 0;
+	double start, end;
+
+	if (k > MMSG_MAX)
+		k = MMSG_MAX;
+	if (k * o->size > TX_BUF)
+		k = (unsigned)(TX_BUF / o->size);
+	/* Connected, as iperf3's: the route is looked up once, not once a datagram. */
+	if (connect(fd, (const struct sockaddr *)to, tolen) < 0)
+		die("connect");
+	for (unsigned i = 0; i < k; i++) {
+		iov[i] = (struct iovec){ .iov_base = buf + i * o->size, .iov_len = o->size };
+		msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1 };
+	}
+	/* Without --no-verify every byte is written each time; with it, only number and
+	 * flow: the rest of the buffer is written once here. */
+	for (unsigned i = 0; i < k; i++)
+		fill(buf + i * o->size, o->size, i, o->flow);
+	start = now_s();
+	end = o->seconds > 0 ? start + o->seconds : 0;
+	while (seq < limit && (!end || now_s() < end)) {
+		unsigned n = k;
+		int r;
+
+		if (limit - seq < n)
+			n = (unsigned)(limit - seq);
+		for (unsigned i = 0; i < n; i++)
+			fill(buf + i * o->size, no_verify ? 12 : o->size, seq + i, o->flow);
+		r = sendmmsg(fd, msgs, n, 0);
+		sends++;
+		if (r < 0) {
+			if (errno != ECONNREFUSED && errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+				die("sendmmsg");
+			errors++; /* the datagram it stopped at is lost, as on a link */
+			r = 1;
+		}
+		seq += (unsigned)r; /* a short count: the rest go in the next call */
+		sniff_drain(sniff, &maxlen);
+		if (o->pps > 0)
+			pace(o, start, seq);
+	}
+	double secs = now_s() - start;
+	usleep(100 * 1000);
+	sniff_drain(sniff, &maxlen);
+	printf("send datagrams=%llu sends=%llu errors=%llu seconds=%.3f kpps=%.1f gbps=%.3f maxlen=%zu\n",
+	       (unsigned long long)seq, (unsigned long long)sends, (unsigned long long)errors, secs,
+	       (double)seq / secs / 1e3, (double)seq * (double)o->size * 8 / secs / 1e9, maxlen);
+	return 0;
+}
 
 static int do_send(const struct opts *o)
 {
@@ -185,6 +267,8 @@ static int do_send(const struct opts *o)
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	if (o->sniff)
 		sniff = sniff_open(o->sniff);
+	if (o->mmsg)
+		return do_send_mmsg(o, fd, &to, tolen, sniff);
 	start = now_s();
 	end = o->seconds > 0 ? start + o->seconds : 0;
 	while (seq < limit && (!end || now_s() < end)) {
@@ -223,13 +307,8 @@ static int do_send(const struct opts *o)
 		sends++;
 		seq += n;
 		sniff_drain(sniff, &maxlen);
-		if (o->pps > 0) {
-			double due = start + (double)seq / o->pps, t = now_s();
-			if (due > t) {
-				struct timespec ts = { (time_t)(due - t), (long)((due - t - (double)(time_t)(due - t)) * 1e9) };
-				nanosleep(&ts, NULL);
-			}
-		}
+		if (o->pps > 0)
+			pace(o, start, seq);
 	}
 	double secs = now_s() - start;
 	usleep(100 * 1000);
@@ -306,13 +385,14 @@ static int do_recv(const struct opts *o)
 	static struct mmsghdr msgs[RX_BATCH];
 	static struct iovec iov[RX_BATCH];
 	static union {
-		char b[CMSG_SPACE(sizeof(int))];
+		char b[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t))]; /* UDP_GRO, SO_RXQ_OVFL */
 		struct cmsghdr align;
 	} ctrl[RX_BATCH];
 	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)o->port), .sin6_addr = in6addr_any };
 	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), off = 0, on = 1, sz = 32 << 20, sniff = -1;
 	double start = now_s(), first = 0, last = 0;
 	uint64_t total = 0;
+	uint32_t drops = 0;
 	size_t maxlen = 0;
 
 	if (fd < 0)
@@ -323,6 +403,8 @@ static int do_recv(const struct opts *o)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (o->gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)) < 0)
 		die("UDP_GRO");
+	if (o->drops && setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on)) < 0)
+		die("SO_RXQ_OVFL");
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		die("bind");
 	if (o->sniff)
@@ -358,6 +440,8 @@ static int do_recv(const struct opts *o)
 						memcpy(&s, CMSG_DATA(c), sizeof(s));
 						if (s > 0)
 							seg = (size_t)s;
+					} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+						memcpy(&drops, CMSG_DATA(c), sizeof(drops)); /* cumulative */
 					}
 				for (size_t at = 0; at < len; at += seg, total++)
 					check_datagram(bufs[i] + at, len - at < seg ? len - at : seg, o->size);
@@ -377,10 +461,13 @@ static int do_recv(const struct opts *o)
 			lost += flows[i].max_seen + 1 - flows[i].count;
 		}
 	printf("recv datagrams=%llu corrupt=%llu dup=%llu reordered=%llu lost=%llu flows=%llu seconds=%.3f kpps=%.1f "
-	       "gbps=%.3f maxlen=%zu\n",
+	       "gbps=%.3f maxlen=%zu",
 	       (unsigned long long)n_ok, (unsigned long long)n_corrupt, (unsigned long long)n_dup,
 	       (unsigned long long)n_reord, (unsigned long long)lost, (unsigned long long)nflows, secs,
 	       (double)n_ok / secs / 1e3, (double)n_ok * (double)o->size * 8 / secs / 1e9, maxlen);
+	if (o->drops)
+		printf(" drops=%lu", (unsigned long)drops);
+	printf("\n");
 	return 0;
 }
 
@@ -394,6 +481,7 @@ int main(int argc, char **argv)
 		{ "sniff", required_argument, NULL, 'S' },   { "expect", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 'o' }, { "idle", required_argument, NULL, 'i' },
 		{ "gro", no_argument, NULL, 'G' },           { "no-verify", no_argument, NULL, 'N' },
+		{ "mmsg", required_argument, NULL, 'm' },    { "drops", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o = { .size = 1392, .timeout = 30, .idle_ms = 1000 };
@@ -417,6 +505,8 @@ int main(int argc, char **argv)
 		case 'o': o.timeout = strtod(optarg, NULL); break;
 		case 'i': o.idle_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'G': o.gro = true; break;
+		case 'm': o.mmsg = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'D': o.drops = true; break;
 		case 'N': no_verify = true; break;
 		default: usage();
 		}
@@ -424,7 +514,7 @@ int main(int argc, char **argv)
 	if (!o.port || o.port > 65535 || o.size < 16 || o.size > 65000)
 		usage();
 	if (!strcmp(argv[1], "send")) {
-		if (!o.to || (!o.count && o.seconds <= 0))
+		if (!o.to || (!o.count && o.seconds <= 0) || (o.gso && o.mmsg))
 			usage();
 		return do_send(&o);
 	}
