@@ -167,7 +167,7 @@ static void out_flush(void *ctx, struct nt_engine_out *out)
 		/* a retry: the last initiation went unanswered, so endpoint failover (watch.c)
 		 * hears of it, in the monitor when the daemon is split */
 		if (ev->type == NT_EV_INITIATION_SENT && ev->value)
-			privsep_is_worker() ? privsep_handshake_failed(ev->peer->public_key)
+			dev->role == ROLE_WORKER ? privsep_handshake_failed(ev->peer->public_key)
 					    : watch_handshake_failed(ev->peer->public_key);
 	}
 	send_out(dev, out->sends, out->sends_len);

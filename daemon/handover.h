@@ -47,7 +47,7 @@ int config_handover_set(char **text, size_t *len);      /* setup.c: keys and pee
 uint64_t notify_watchdog_usec(void);                    /* notify.c: the monitor's interval */
 int notify_worker_handover(int epoll, uint64_t watchdog_tag, uint64_t usec);
 int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_fd);
-void privsep_worker_adopt(int chan, int save_fd);
+void privsep_worker_adopt(struct device *dev, int chan, int save_fd);
 bool privsep_is_handover(void);                         /* the monitor or worker of one */
 bool privsep_stop_asked(void);                          /* a worker unit: 'T' came, or the end */
 void privsep_worker_channel(void);                      /* a worker unit: its channel woke the loop */

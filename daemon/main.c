@@ -298,7 +298,7 @@ static int worker_setup(struct device *dev, const char *ifname, const char **wha
 	dev->udp6 = w.udp6;
 	w.tun = w.udp4 = w.udp6 = -1;
 	chan = w.chan;
-	privsep_worker_adopt(w.chan, w.save);
+	privsep_worker_adopt(dev, w.chan, w.save);
 	w.chan = w.save = -1;
 
 	*what = "epoll";

@@ -156,6 +156,9 @@ struct device {
 	int inotify;
 	int signalfd;
 	bool stopping;
+	/* Which process of the daemon this is, set where it becomes one (privsep.c): the
+	 * code that acts differently in the worker asks the device, not a global. */
+	enum dev_role { ROLE_ALONE, ROLE_MONITOR, ROLE_WORKER } role;
 };
 
 /* device.c */

@@ -166,19 +166,9 @@ bool privsep_enabled(void)
 	return ps.split;
 }
 
-bool privsep_is_worker(void)
-{
-	return ps.worker;
-}
-
 bool privsep_is_handover(void)
 {
 	return ps.handover;
-}
-
-bool privsep_is_monitor(void)
-{
-	return ps.monitor;
 }
 
 /* The monitor's view of the worker's control socket and channel, for ctlclient.c. */
@@ -212,6 +202,7 @@ pid_t privsep_fork(struct device *dev, int ready_fd)
 		goto fail;
 	if (pid == 0) {
 		ps.worker = true;
+		dev->role = ROLE_WORKER;
 		ps.chan = sv[1];
 		close(sv[0]);
 		if (ready_fd >= 0)
@@ -221,6 +212,7 @@ pid_t privsep_fork(struct device *dev, int ready_fd)
 		return 0;
 	}
 	ps.monitor = true;
+	dev->role = ROLE_MONITOR;
 	ps.chan = sv[0];
 	close(sv[1]);
 	snprintf(ps.uapi_path, sizeof(ps.uapi_path), "%s", dev->uapi_path);
@@ -249,6 +241,7 @@ int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_f
 	}
 	ps.worker_pidfd = pidfd;
 	ps.monitor = true;
+	dev->role = ROLE_MONITOR;
 	ps.chan = chan;
 	ps.monitor_pid = getpid();
 	snprintf(ps.uapi_path, sizeof(ps.uapi_path), "%s", dev->uapi_path);
@@ -256,8 +249,9 @@ int privsep_monitor_adopt(struct device *dev, int chan, pid_t worker, int save_f
 }
 
 /* The worker unit (handover.c), handed its channel and SaveConfig's memfd. */
-void privsep_worker_adopt(int chan, int save_fd)
+void privsep_worker_adopt(struct device *dev, int chan, int save_fd)
 {
+	dev->role = ROLE_WORKER;
 	ps.split = ps.worker = ps.handover = true;
 	ps.chan = chan;
 	ps.save_fd = save_fd;

@@ -20,8 +20,6 @@ union nt_endpoint;
  * printed why. user NULL: nobody; "root": one process, no drop. */
 int privsep_init(const char *user, const char *group);
 bool privsep_enabled(void);
-bool privsep_is_worker(void);
-bool privsep_is_monitor(void);
 /* Worker: is pid the monitor's (its set is a config-mode reload)? */
 bool privsep_is_monitor_pid(pid_t pid);
 /* Worker: tell the monitor a hook's event happened (it runs the config's hooks, if any;

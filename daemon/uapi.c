@@ -201,7 +201,7 @@ void uapi_close(struct device *dev)
 	bool listening = uapi.set.listen_fd >= 0;
 
 	uapi_shed(dev);
-	if (listening && !privsep_is_worker()) /* the monitor removes it: the directory is root's */
+	if (listening && dev->role != ROLE_WORKER) /* the monitor removes it: the directory is root's */
 		unlink(dev->uapi_path);
 }
 
@@ -275,9 +275,10 @@ void uapi_tick(struct device *dev)
 /* Look a link up by index (name NULL) or by name; its index and name. 0 or -errno.
  * The sandboxed worker may open no socket (if_nametoindex needs one): the monitor
  * answers for it. */
-static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, char name_out[IF_NAMESIZE])
+static int link_lookup(const struct device *dev, uint32_t index, const char *name, uint32_t *index_out,
+		       char name_out[IF_NAMESIZE])
 {
-	if (privsep_is_worker())
+	if (dev->role == ROLE_WORKER)
 		return privsep_link_lookup(index, name, index_out, name_out);
 	if (name) {
 		if (!(index = if_nametoindex(name)))
@@ -290,7 +291,7 @@ static int link_lookup(uint32_t index, const char *name, uint32_t *index_out, ch
 }
 
 /* Scope names of a parsed set, to indices; an unknown interface is -EINVAL. */
-static int resolve_scopes(struct nt_uapi_set *set)
+static int resolve_scopes(const struct device *dev, struct nt_uapi_set *set)
 {
 	for (size_t i = 0; i < set->peers_count; i++) {
 		struct nt_uapi_endpoint *ep = &set->peers[i].endpoint;
@@ -300,7 +301,7 @@ static int resolve_scopes(struct nt_uapi_set *set)
 
 		if (!set->peers[i].has_endpoint || !ep->scope_name[0])
 			continue;
-		err = link_lookup(0, ep->scope_name, &index, name);
+		err = link_lookup(dev, 0, ep->scope_name, &index, name);
 		if (err) {
 			log_verbose("control: endpoint scope %s: %s", ep->scope_name, strerror(-err));
 			return -EINVAL;
@@ -369,6 +370,7 @@ static int out_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t ci
 }
 
 struct scope_cache {
+	const struct device *dev;
 	uint32_t index;
 	char name[IF_NAMESIZE];
 };
@@ -387,7 +389,7 @@ static void format_endpoint(char *buf, size_t size, const union nt_endpoint *ep,
 	}
 	if (cache->index != scope) {
 		cache->index = scope;
-		if (link_lookup(scope, NULL, &index, cache->name) || index != scope)
+		if (link_lookup(cache->dev, scope, NULL, &index, cache->name) || index != scope)
 			cache->name[0] = '\0';
 	}
 	u.port = ntohs(ep->in6.sin6_port);
@@ -456,7 +458,7 @@ static void reply_get_lifecycle(struct conn *c, const struct peer *p)
 static void reply_get(struct device *dev, struct conn *c, bool noisetun)
 {
 	const struct nt_noise_static *id = dev->static_identity;
-	struct scope_cache scope_cache = { 0 };
+	struct scope_cache scope_cache = { .dev = dev };
 	uint64_t now = noisetun ? proto_now_ns() : 0;
 
 	if (id->has_key)
@@ -678,7 +680,7 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 	}
 	err = nt_uapi_parse_set(&set, body, len);
 	if (!err) {
-		err = resolve_scopes(&set);
+		err = resolve_scopes(dev, &set);
 		if (!err)
 			err = uapi_apply_set(dev, &set);
 		nt_uapi_set_free(&set);
@@ -687,7 +689,7 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 		log_verbose("control: set request failed: %s", strerror(-err));
 	/* The monitor's own set is a reload's (config mode, SIGHUP); hooks' `wg set` come
 	 * from other processes. */
-	if (privsep_is_worker() && privsep_is_monitor_pid(c->pid))
+	if (dev->role == ROLE_WORKER && privsep_is_monitor_pid(c->pid))
 		events_reload(dev, err, dev->peer_count);
 	out_printf(c, "errno=%d\n\n", err);
 }

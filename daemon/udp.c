@@ -105,7 +105,7 @@ int udp_bind(struct device *dev, uint16_t port)
 	int v4 = -1, v6 = -1, err;
 
 	/* The worker holds no capability: the monitor opens, marks and binds for it. */
-	err = privsep_is_worker() ? privsep_udp_open(port, dev->fwmark, &v4, &v6)
+	err = dev->role == ROLE_WORKER ? privsep_udp_open(port, dev->fwmark, &v4, &v6)
 				  : udp_open_pair(port, dev->fwmark, &v4, &v6);
 	if (err)
 		return err;
@@ -141,7 +141,7 @@ int udp_set_fwmark(struct device *dev, uint32_t mark)
 {
 	int fds[2] = { dev->udp4, dev->udp6 }, err;
 
-	if (privsep_is_worker()) { /* SO_MARK needs CAP_NET_ADMIN: the monitor's */
+	if (dev->role == ROLE_WORKER) { /* SO_MARK needs CAP_NET_ADMIN: the monitor's */
 		if ((err = privsep_udp_mark(fds[0], fds[1], mark)))
 			return err;
 		dev->fwmark = mark;

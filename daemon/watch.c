@@ -119,7 +119,7 @@ static int set_one(struct device *dev, const struct nt_uapi_peer *peer)
 {
 	struct nt_uapi_set set = { .peers = (struct nt_uapi_peer *)peer, .peers_count = 1 };
 
-	return privsep_is_monitor() ? privsep_send_set(&set) : uapi_apply_set(dev, &set);
+	return dev->role == ROLE_MONITOR ? privsep_send_set(&set) : uapi_apply_set(dev, &set);
 }
 
 int psk_file_read(const char *path, uint8_t key[NT_KEY_LEN], const char **why)
