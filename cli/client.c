@@ -45,6 +45,7 @@
 
 #include "cli.h"
 #include "common/file.h"
+#include "noisetun/text.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 
@@ -59,86 +60,12 @@
 
 /* ------------------------------------------------------------------ growing text, wiped */
 
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_free(struct sbuf *b)
-{
-	if (b->s) {
-		nt_wipe(b->s, b->cap);
-		free(b->s);
-	}
-	memset(b, 0, sizeof(*b));
-}
-
-/* Grown by nt_wiped_realloc, so that no stray copy of a key is left behind. */
-static void sb_reserve(struct sbuf *b, size_t more)
-{
-	size_t cap = b->cap ? b->cap : 1024;
-	char *bigger;
-
-	if (b->oom)
-		return;
-	if (more > SIZE_MAX / 4 - b->len) {
-		b->oom = true;
-		return;
-	}
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	if (cap == b->cap)
-		return;
-	bigger = nt_wiped_realloc(b->s, b->cap, cap); /* the text holds keys */
-	if (!bigger) {
-		b->oom = true;
-		return;
-	}
-	b->s = bigger;
-	b->cap = cap;
-	b->s[b->len] = '\0';
-}
-
-static void sb_add(struct sbuf *b, const char *s, size_t len)
-{
-	sb_reserve(b, len);
-	if (b->oom)
-		return;
-	memcpy(b->s + b->len, s, len);
-	b->len += len;
-	b->s[b->len] = '\0';
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	sb_reserve(b, (size_t)n);
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-static void sb_key(struct sbuf *b, const char *name, const uint8_t key[static NT_KEY_LEN])
+static void text_key(struct nt_text *b, const char *name, const uint8_t key[static NT_KEY_LEN])
 {
 	char b64[NT_KEY_B64_LEN + 1];
 
 	nt_key_to_base64(b64, key);
-	sb_printf(b, "%s = %s\n", name, b64);
+	nt_text_printf(b, "%s = %s\n", name, b64);
 	nt_wipe(b64, sizeof(b64));
 }
 
@@ -656,38 +583,38 @@ struct client {
 };
 
 /* The client's config, as printed. */
-static void client_config(struct sbuf *b, const struct server *srv, const struct client *c, const uint8_t server_pub[32],
+static void client_config(struct nt_text *b, const struct server *srv, const struct client *c, const uint8_t server_pub[32],
 			  const char *endpoint, const struct add_args *a)
 {
 	char text[INET6_ADDRSTRLEN + 8];
 	bool first = true;
 
-	sb_printf(b, "[Interface]\n");
-	sb_key(b, "PrivateKey", c->private_key);
-	sb_printf(b, "Address = ");
+	nt_text_printf(b, "[Interface]\n");
+	text_key(b, "PrivateKey", c->private_key);
+	nt_text_printf(b, "Address = ");
 	for (size_t i = 0; i < c->ips_count; i++) {
 		prefix_text(text, sizeof(text), c->ips[i].family, c->ips[i].addr, c->ips[i].cidr);
-		sb_printf(b, "%s%s", i ? ", " : "", text);
+		nt_text_printf(b, "%s%s", i ? ", " : "", text);
 	}
-	sb_printf(b, "\n");
+	nt_text_printf(b, "\n");
 	if (a->dns) {
-		sb_printf(b, "DNS = ");
+		nt_text_printf(b, "DNS = ");
 		for (const char *s = a->dns; *s;) {
 			size_t n = strcspn(s, ",");
 
-			sb_printf(b, "%s%.*s", first ? "" : ", ", (int)n, s);
+			nt_text_printf(b, "%s%.*s", first ? "" : ", ", (int)n, s);
 			first = false;
 			s += n + (s[n] == ',');
 		}
-		sb_printf(b, "\n");
+		nt_text_printf(b, "\n");
 	}
-	sb_printf(b, "\n[Peer]\n");
-	sb_key(b, "PublicKey", server_pub);
-	sb_key(b, "PresharedKey", c->psk);
-	sb_printf(b, "Endpoint = %s\n", endpoint);
-	sb_printf(b, "AllowedIPs = ");
+	nt_text_printf(b, "\n[Peer]\n");
+	text_key(b, "PublicKey", server_pub);
+	text_key(b, "PresharedKey", c->psk);
+	nt_text_printf(b, "Endpoint = %s\n", endpoint);
+	nt_text_printf(b, "AllowedIPs = ");
 	if (a->full_tunnel) {
-		sb_printf(b, "0.0.0.0/0, ::/0");
+		nt_text_printf(b, "0.0.0.0/0, ::/0");
 	} else {
 		first = true;
 		for (size_t i = 0; i < srv->cfg.addresses_count; i++) {
@@ -698,11 +625,11 @@ static void client_config(struct sbuf *b, const struct server *srv, const struct
 				continue;
 			mask(net.addr, alen, net.cidr);
 			prefix_text(text, sizeof(text), net.family, net.addr, net.cidr);
-			sb_printf(b, "%s%s", first ? "" : ", ", text);
+			nt_text_printf(b, "%s%s", first ? "" : ", ", text);
 			first = false;
 		}
 	}
-	sb_printf(b, "\nPersistentKeepalive = %u\n", KEEPALIVE);
+	nt_text_printf(b, "\nPersistentKeepalive = %u\n", KEEPALIVE);
 }
 
 static bool check_dns(const char *dns)
@@ -731,7 +658,7 @@ static int cmd_client_add(int argc, char *argv[])
 	struct add_args a;
 	struct server srv;
 	struct client *c = NULL;
-	struct sbuf conf = { 0 }, file = { 0 };
+	struct nt_text conf = { 0 }, file = { 0 };
 	struct nt_config check;
 	uint8_t server_pub[NT_KEY_LEN];
 	char endpoint[MAX_HOSTPORT + 1], text[INET6_ADDRSTRLEN + 8];
@@ -818,11 +745,11 @@ static int cmd_client_add(int argc, char *argv[])
 
 	/* The client's config, checked as any config is read. */
 	client_config(&conf, &srv, c, server_pub, endpoint, &a);
-	if (conf.oom) {
+	if (conf.failed) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text("the client's config (check --endpoint and --dns)", conf.s, conf.len, &check))
+	if (check_new_text("the client's config (check --endpoint and --dns)", conf.buf, conf.len, &check))
 		goto out;
 	nt_config_free(&check);
 
@@ -849,28 +776,28 @@ static int cmd_client_add(int argc, char *argv[])
 			fprintf(stderr, "%s: cannot find the end of the [Interface] line to record the endpoint\n", srv.path);
 			goto out;
 		}
-		sb_add(&file, srv.text, at);
-		sb_printf(&file, "# " ENDPOINT_KEY " = %s\n", endpoint);
-		sb_add(&file, srv.text + at, srv.len - at);
+		nt_text_add(&file, srv.text, at);
+		nt_text_printf(&file, "# " ENDPOINT_KEY " = %s\n", endpoint);
+		nt_text_add(&file, srv.text + at, srv.len - at);
 	} else {
-		sb_add(&file, srv.text, srv.len);
+		nt_text_add(&file, srv.text, srv.len);
 	}
-	if (file.len && file.s[file.len - 1] != '\n')
-		sb_add(&file, "\n", 1);
-	sb_printf(&file, "\n[Peer]\n# friendly_name = %s\n", a.name);
-	sb_key(&file, "PublicKey", c->public_key);
-	sb_key(&file, "PresharedKey", c->psk);
-	sb_printf(&file, "AllowedIPs = ");
+	if (file.len && file.buf[file.len - 1] != '\n')
+		nt_text_add(&file, "\n", 1);
+	nt_text_printf(&file, "\n[Peer]\n# friendly_name = %s\n", a.name);
+	text_key(&file, "PublicKey", c->public_key);
+	text_key(&file, "PresharedKey", c->psk);
+	nt_text_printf(&file, "AllowedIPs = ");
 	for (size_t i = 0; i < c->ips_count; i++) {
 		prefix_text(text, sizeof(text), c->ips[i].family, c->ips[i].addr, c->ips[i].cidr);
-		sb_printf(&file, "%s%s", i ? ", " : "", text);
+		nt_text_printf(&file, "%s%s", i ? ", " : "", text);
 	}
-	sb_printf(&file, "\n");
-	if (file.oom) {
+	nt_text_printf(&file, "\n");
+	if (file.failed) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text(srv.path, file.s, file.len, &check))
+	if (check_new_text(srv.path, file.buf, file.len, &check))
 		goto out;
 	if (!peer_by_name(&check, a.name)) {
 		nt_config_free(&check);
@@ -880,11 +807,11 @@ static int cmd_client_add(int argc, char *argv[])
 	nt_config_free(&check);
 
 	if (a.qr_path) {
-		qr = qr_encode(conf.s, conf.len);
+		qr = qr_encode(conf.buf, conf.len);
 		if (!qr || qr_write_png(qr, a.qr_path))
 			goto out;
 	}
-	err = server_write(&srv, file.s, file.len);
+	err = server_write(&srv, file.buf, file.len);
 	if (err) {
 		fprintf(stderr, "%s: cannot write: %s\n", srv.path, strerror(-err));
 		if (a.qr_path && unlink(a.qr_path) < 0)
@@ -916,10 +843,10 @@ static int cmd_client_add(int argc, char *argv[])
 			live = true;
 		}
 	}
-	fwrite(conf.s, 1, conf.len, stdout);
+	fwrite(conf.buf, 1, conf.len, stdout);
 	if (isatty(STDOUT_FILENO)) {
 		if (!qr)
-			qr = qr_encode(conf.s, conf.len);
+			qr = qr_encode(conf.buf, conf.len);
 		if (qr) {
 			putchar('\n');
 			qr_print_terminal(qr, stdout);
@@ -937,8 +864,8 @@ static int cmd_client_add(int argc, char *argv[])
 	fprintf(stderr, "%s\n", live ? " (and to the running interface)" : "");
 out:
 	qr_free(qr);
-	sb_free(&conf);
-	sb_free(&file);
+	nt_text_free(&conf);
+	nt_text_free(&file);
 	if (c)
 		sodium_free(c);
 	nt_wipe(endpoint, sizeof(endpoint));
@@ -1005,7 +932,7 @@ static int cmd_client_remove(int argc, char *argv[])
 {
 	struct server srv;
 	const struct nt_config_peer *peer;
-	struct sbuf file = { 0 };
+	struct nt_text file = { 0 };
 	struct nt_config check;
 	size_t first, last, next_section, len;
 	const char *line;
@@ -1055,13 +982,13 @@ static int cmd_client_remove(int argc, char *argv[])
 		if (line_kind(line, len) == LINE_BLANK && (!after || line_kind(after, after_len) == LINE_BLANK))
 			first--;
 	}
-	sb_add(&file, srv.text, srv.starts[first - 1]);
-	sb_add(&file, srv.text + srv.starts[last], srv.len - srv.starts[last]);
-	if (file.oom) {
+	nt_text_add(&file, srv.text, srv.starts[first - 1]);
+	nt_text_add(&file, srv.text + srv.starts[last], srv.len - srv.starts[last]);
+	if (file.failed) {
 		fprintf(stderr, "%s: out of memory\n", prog_name);
 		goto out;
 	}
-	if (check_new_text(srv.path, file.s ? file.s : "", file.len, &check))
+	if (check_new_text(srv.path, file.buf ? file.buf : "", file.len, &check))
 		goto out;
 	if (check.peers_count + 1 != srv.cfg.peers_count || peer_by_name(&check, argv[1])) {
 		nt_config_free(&check);
@@ -1070,7 +997,7 @@ static int cmd_client_remove(int argc, char *argv[])
 		goto out;
 	}
 	nt_config_free(&check);
-	err = server_write(&srv, file.s ? file.s : "", file.len);
+	err = server_write(&srv, file.buf ? file.buf : "", file.len);
 	if (err) {
 		fprintf(stderr, "%s: cannot write: %s\n", srv.path, strerror(-err));
 		goto out;
@@ -1091,7 +1018,7 @@ static int cmd_client_remove(int argc, char *argv[])
 	if (!ret)
 		fprintf(stderr, "%s: client \"%s\" removed from %s\n", prog_name, argv[1], srv.path);
 out:
-	sb_free(&file);
+	nt_text_free(&file);
 	server_close(&srv);
 	return ret;
 }

@@ -23,6 +23,7 @@
 
 #include "noisetun/encoding.h"
 #include "noisetun/metrics.h"
+#include "noisetun/text.h"
 #include "noisetun/uapi.h"
 #include "noisetund.h"
 #include "privsep.h"
@@ -61,12 +62,11 @@ struct conn {
 	struct conn_base base;          /* first: the set's (fd, list, epoll mask) */
 	char *in; /* unhandled bytes: in[in_off, in_len); "\n\n" is not in [in_off, in_scan) */
 	size_t in_off, in_len, in_cap, in_scan;
-	char *out;
-	size_t out_len, out_off, out_cap;
+	struct nt_text out;             /* replies, or event lines: bounded by MAX_OUTPUT */
+	size_t out_off;
 	uint64_t last_active;
 	bool eof;        /* the client will send no more */
 	bool closing;    /* an unknown operation: close once the replies before it are out */
-	bool oom;
 	bool may_set;
 	bool refusal_logged;
 	bool subscribed;   /* events=1: a stream of event lines; nothing more is read */
@@ -176,11 +176,9 @@ static void conn_release(struct conn_base *base)
 		uapi.unauth_subscribers--;
 	if (c->in)
 		explicit_bzero(c->in, c->in_cap);
-	if (c->out)
-		explicit_bzero(c->out, c->out_cap);
 	uapi.in_total -= c->in_cap;
 	free(c->in);
-	free(c->out);
+	nt_text_free(&c->out);
 }
 
 static void conn_free(struct conn *c)
@@ -244,6 +242,7 @@ void uapi_accept(struct device *dev)
 
 	(void)dev;
 	while ((c = (struct conn *)connset_accept(&uapi.set))) {
+		c->out.max = MAX_OUTPUT;
 		c->uid = (uid_t)-1;
 		c->may_set = peer_may_set(c->base.fd, &c->uid, &c->pid);
 		c->last_active = now_ns();
@@ -313,43 +312,7 @@ static int resolve_scopes(const struct device *dev, struct nt_uapi_set *set)
 
 /* ---- replies ---- */
 
-static bool out_reserve(struct conn *c, size_t more)
-{
-	if (c->out_len + more <= c->out_cap)
-		return true;
-	size_t cap = c->out_cap ? c->out_cap : 4096;
-	if (more > MAX_OUTPUT || c->out_len + more > MAX_OUTPUT) {
-		c->oom = true;
-		return false;
-	}
-	while (cap < c->out_len + more)
-		cap *= 2;
-	char *p = nt_wiped_realloc(c->out, c->out_cap, cap); /* a get reply holds keys */
-	if (!p) {
-		c->oom = true;
-		return false;
-	}
-	c->out = p;
-	c->out_cap = cap;
-	return true;
-}
-
-static void out_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(struct conn *c, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !out_reserve(c, (size_t)n + 1))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(c->out + c->out_len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	c->out_len += (size_t)n;
-}
+#define out_printf(c, ...) nt_text_printf(&(c)->out, __VA_ARGS__)
 
 static void out_key(struct conn *c, const char *name, const uint8_t key[NT_KEY_LEN])
 {
@@ -365,7 +328,7 @@ static int out_allowed_ip(void *ctx, int family, const uint8_t *addr, uint8_t ci
 	char buf[INET6_ADDRSTRLEN];
 
 	inet_ntop(family, addr, buf, sizeof(buf));
-	out_printf(ctx, "allowed_ip=%s/%u\n", buf, cidr);
+	out_printf((struct conn *)ctx, "allowed_ip=%s/%u\n", buf, cidr);
 	return 0;
 }
 
@@ -699,17 +662,16 @@ static void handle_set(struct device *dev, struct conn *c, const char *body, siz
 static void events_append(struct conn *c, const char *line, size_t len)
 {
 	if (c->out_off) { /* a partial write: what is left goes to the front, the room after it */
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
+		memmove(c->out.buf, c->out.buf + c->out_off, c->out.len - c->out_off);
+		c->out.len -= c->out_off;
 		c->out_off = 0;
 	}
-	if (c->out_len + len > EVENTS_BUFFER || !out_reserve(c, len)) {
-		c->oom = false; /* a full buffer loses lines, it does not end the stream */
+	if (c->out.len + len > EVENTS_BUFFER || !nt_text_reserve(&c->out, len)) {
+		c->out.failed = false; /* a full buffer loses lines, it does not end the stream */
 		c->lost++;
 		return;
 	}
-	memcpy(c->out + c->out_len, line, len);
-	c->out_len += len;
+	nt_text_add(&c->out, line, len);
 }
 
 /* After a write made room: the count of what was lost, before anything newer. */
@@ -718,7 +680,7 @@ static void lost_line(struct device *dev, struct conn *c)
 	char line[256];
 	size_t n;
 
-	if (!c->lost || c->out_len + sizeof(line) > EVENTS_BUFFER)
+	if (!c->lost || c->out.len + sizeof(line) > EVENTS_BUFFER)
 		return;
 	n = events_lost_line(dev, line, sizeof(line), c->lost);
 	c->lost = 0;
@@ -778,7 +740,7 @@ void uapi_events_broadcast(struct device *dev, const char *line, size_t len, boo
 		if (!c->subscribed || (unauth && !c->unauth))
 			continue;
 		events_append(c, line, len);
-		if (c->out_len - c->out_off >= EVENTS_WRITE_AT && !flush_out(c))
+		if (c->out.len - c->out_off >= EVENTS_WRITE_AT && !flush_out(c))
 			c->eof = true; /* gone: closed on its turn */
 		connset_want(&uapi.set, &c->base, EPOLLIN | EPOLLOUT);
 	}
@@ -807,7 +769,7 @@ static bool subscriber_event(struct device *dev, struct conn *c)
 				return false;
 		}
 	}
-	return connset_want(&uapi.set, &c->base, c->out_off < c->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	return connset_want(&uapi.set, &c->base, c->out_off < c->out.len ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 /* The end of the first unhandled request (just past its "\n\n"), or 0 while it has not
@@ -935,8 +897,8 @@ static bool read_some(struct conn *c)
 /* Write what the socket takes. false: the client is gone. */
 static bool flush_out(struct conn *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->base.fd, c->out + c->out_off, c->out_len - c->out_off);
+	while (c->out_off < c->out.len) {
+		ssize_t n = write(c->base.fd, c->out.buf + c->out_off, c->out.len - c->out_off);
 		if (n < 0) {
 			if (errno == EAGAIN)
 				return true;
@@ -947,14 +909,9 @@ static bool flush_out(struct conn *c)
 		c->out_off += (size_t)n;
 		c->last_active = now_ns();
 	}
-	if (c->out_len) {
-		explicit_bzero(c->out, c->out_len);
-		c->out_len = c->out_off = 0;
-		if (c->out_cap > (1u << 20)) { /* a big reply is out: give its memory back */
-			free(c->out);
-			c->out = NULL;
-			c->out_cap = 0;
-		}
+	if (c->out.len) {
+		nt_text_clear(&c->out, 1u << 20); /* a big reply is out: give its memory back */
+		c->out_off = 0;
 	}
 	return true;
 }
@@ -980,7 +937,7 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 
 		if (!flush_out(c))
 			goto close;
-		if (c->out_off < c->out_len) {
+		if (c->out_off < c->out.len) {
 			want = EPOLLOUT;
 			break;
 		}
@@ -992,7 +949,7 @@ void uapi_event(struct device *dev, void *ptr, uint32_t events)
 				break;
 			}
 			handle_request(dev, c, end);
-			if (c->oom)
+			if (c->out.failed)
 				goto close;
 			if (c->subscribed) { /* a stream from now on: what follows the request is ignored */
 				want = EPOLLIN;
