@@ -21,41 +21,12 @@
 #include "routes.h"
 #include "savecfg.h"
 
-/* SaveConfig's device part, from a worker that may be compromised (issue 20).
- *
- * Two designs were open: parse what the worker leaves in the memfd, or ask it for a get=1
- * over the control socket; either way the monitor formats the file itself from parsed
- * values and no byte of the worker's text reaches it. The memfd is the one that trusts the
- * worker less: it is read once the worker is dead (waitpid has returned), so the worker
- * chooses neither when nor how slowly the monitor reads, cannot stall the stop (a get
- * would wait on a socket the worker serves, 5 s per read), and there is no window between
- * the last `wg set` and the save; it also serves a worker that stopped on its own (link
- * deleted), when nobody is left to answer a get. The text is copied once and parsed by the
- * fuzzed config parser in its `wg setconf` mode, so the worker can only pick values of the
- * device keys, which it could set at run time anyway; a hook, any other wg-quick key, a
- * second [Interface], a NUL or an endpoint that is not numeric refuses it all.
- *
- * The text: "MTU = N\n" (decimal, 68-65535, nothing else on the line), then "[Interface]"
- * with PrivateKey, ListenPort, FwMark, and [Peer]s with PublicKey, PresharedKey,
- * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
- * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
- * NULL with why filled ("" when the worker left nothing at all). */
 static int add_allowed_ip(struct nt_uapi_device_peer *mp, int family, const uint8_t *addr, uint8_t cidr)
 {
-	if (!(mp->allowed_ips_count & (mp->allowed_ips_count - 1))) {
-		size_t cap = mp->allowed_ips_count ? mp->allowed_ips_count * 2 : 4;
-		struct nt_uapi_allowed_ip *grown = realloc(mp->allowed_ips, cap * sizeof(*grown));
+	struct nt_uapi_allowed_ip ip = { .family = (uint8_t)family, .cidr = cidr };
 
-		if (!grown)
-			return -ENOMEM;
-		mp->allowed_ips = grown;
-	}
-	struct nt_uapi_allowed_ip *ip = &mp->allowed_ips[mp->allowed_ips_count++];
-	memset(ip, 0, sizeof(*ip));
-	ip->family = (uint8_t)family;
-	ip->cidr = cidr;
-	memcpy(ip->addr, addr, family == AF_INET6 ? 16 : 4);
-	return 0;
+	memcpy(ip.addr, addr, family == AF_INET6 ? 16 : 4);
+	return nt_uapi_device_peer_add_allowed_ip(mp, &ip);
 }
 
 /* The device part from cfg (the worker's text, parsed), endpoints already checked, as
@@ -141,6 +112,25 @@ static void log_dropped_names(const char *text, size_t len)
 			  count == 1 ? "" : "s", count == 1 ? "is" : "are", first);
 }
 
+/* SaveConfig's device part, from a worker that may be compromised (issue 20).
+ *
+ * Two designs were open: parse what the worker leaves in the memfd, or ask it for a get=1
+ * over the control socket; either way the monitor formats the file itself from parsed
+ * values and no byte of the worker's text reaches it. The memfd is the one that trusts the
+ * worker less: it is read once the worker is dead (waitpid has returned), so the worker
+ * chooses neither when nor how slowly the monitor reads, cannot stall the stop (a get
+ * would wait on a socket the worker serves, 5 s per read), and there is no window between
+ * the last `wg set` and the save; it also serves a worker that stopped on its own (link
+ * deleted), when nobody is left to answer a get. The text is copied once and parsed by the
+ * fuzzed config parser in its `wg setconf` mode, so the worker can only pick values of the
+ * device keys, which it could set at run time anyway; a hook, any other wg-quick key, a
+ * second [Interface], a NUL or an endpoint that is not numeric refuses it all.
+ *
+ * The text: "MTU = N\n" (decimal, 68-65535, nothing else on the line), then "[Interface]"
+ * with PrivateKey, ListenPort, FwMark, and [Peer]s with PublicKey, PresharedKey,
+ * AllowedIPs, Endpoint, PersistentKeepalive. What comes back: the same keys in the order
+ * config_write_device() writes them, malloc'd (*size bytes: the caller wipes them), or
+ * NULL with why filled ("" when the worker left nothing at all). */
 char *saved_device_text(int save_fd, unsigned *mtu, size_t *size, char *why, size_t why_size)
 {
 	struct nt_config cfg = { 0 };

@@ -653,22 +653,29 @@ static int get_add_peer(struct nt_uapi_device *dev)
 	return 0;
 }
 
-static int get_add_allowed_ip(struct nt_uapi_device_peer *peer, const char *s, size_t len)
+int nt_uapi_device_peer_add_allowed_ip(struct nt_uapi_device_peer *peer, const struct nt_uapi_allowed_ip *ip)
 {
-	struct nt_uapi_allowed_ip ip, *bigger;
+	size_t n = peer->allowed_ips_count;
+	struct nt_uapi_allowed_ip *bigger;
 
-	if (nt_uapi_parse_allowed_ip(&ip, s, len))
-		return -EPROTO;
-	/* Doubling: a peer may hold thousands. */
-	if (!(peer->allowed_ips_count & (peer->allowed_ips_count - 1))) {
-		size_t cap = peer->allowed_ips_count ? peer->allowed_ips_count * 2 : 4;
-
-		if (!(bigger = realloc(peer->allowed_ips, cap * sizeof(*bigger))))
+	/* Doubling: a peer may hold thousands. Room for 4 first, then twice as much each time
+	 * it is full. */
+	if (!n || (n >= 4 && !(n & (n - 1)))) {
+		if (!(bigger = realloc(peer->allowed_ips, (n ? n * 2 : 4) * sizeof(*bigger))))
 			return -ENOMEM;
 		peer->allowed_ips = bigger;
 	}
-	peer->allowed_ips[peer->allowed_ips_count++] = ip;
+	peer->allowed_ips[peer->allowed_ips_count++] = *ip;
 	return 0;
+}
+
+static int get_add_allowed_ip(struct nt_uapi_device_peer *peer, const char *s, size_t len)
+{
+	struct nt_uapi_allowed_ip ip;
+
+	if (nt_uapi_parse_allowed_ip(&ip, s, len))
+		return -EPROTO;
+	return nt_uapi_device_peer_add_allowed_ip(peer, &ip);
 }
 
 #define KEY_IS(k) (klen == sizeof(k) - 1 && !memcmp(key, k, klen))

@@ -247,6 +247,8 @@ int nt_config_to_set(struct nt_uapi_set *set, const struct nt_config *cfg, const
 void nt_config_set_free(struct nt_uapi_set *set);
 
 /* Wipe (keys!) and free a parsed device, leaving *dev zeroed. Safe on a zeroed struct. */
+/* Append ip to peer's allowed IPs (the model's one way to grow them). 0 or -ENOMEM. */
+int nt_uapi_device_peer_add_allowed_ip(struct nt_uapi_device_peer *peer, const struct nt_uapi_allowed_ip *ip);
 void nt_uapi_device_free(struct nt_uapi_device *dev);
 
 #endif
