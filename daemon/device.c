@@ -42,7 +42,8 @@ int device_init(struct device *dev, const char *ifname)
 {
 	struct nt_engine_host host = { .rng = &sys_rng, .keypairs_alloc = keypairs_alloc,
 				       .keypairs_free = keypairs_free, .submit = hspool_submit,
-				       .barrier = hspool_barrier, .secrets_alloc = secrets_alloc,
+				       .barrier = hspool_barrier, .parallel = datapool_parallel,
+				       .parallel_threads = datapool_threads(), .secrets_alloc = secrets_alloc,
 				       .secrets_free = secrets_free, .ctx = dev };
 	struct nt_noise_static *id = sodium_malloc(sizeof(*id));
 	int err;

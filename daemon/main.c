@@ -135,6 +135,7 @@ static int add_fd(struct device *dev, int fd, uint64_t tag)
 static int start_handshakes(struct device *dev)
 {
 	hspool_start();
+	datapool_start();
 	return hspool_fd() >= 0 ? add_fd(dev, hspool_fd(), EV_HANDSHAKES) : 0;
 }
 
@@ -552,6 +553,7 @@ static void run(struct device *dev)
 static void teardown(struct device *dev)
 {
 	hspool_stop();
+	datapool_stop();
 	uapi_close(dev);
 	metrics_shed(dev);
 	udp_close(dev);

@@ -187,6 +187,12 @@ void hspool_barrier(void *ctx);
 void hspool_stop(void);       /* at exit: the queue drained, the threads joined */
 struct nt_now device_now(void);
 
+/* datapool.c: the data threads, the engine's host.parallel (transport AEAD in chunks) */
+unsigned datapool_threads(void); /* in all, the loop's included: NOISETUN_DATA_THREADS */
+unsigned datapool_start(void);   /* before the sandbox; returns datapool_threads() started */
+void datapool_parallel(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
+void datapool_stop(void);        /* at exit: the threads joined */
+
 /* tun.c */
 int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet, bool *uso);
 int tun_set_mtu(const char *ifname, unsigned mtu);

@@ -173,6 +173,11 @@ struct nt_cipher *nt_cipher_new(const uint8_t key[static NT_KEY_LEN])
 	return (struct nt_cipher *)ctx;
 }
 
+int nt_cipher_rekey(struct nt_cipher *c, const uint8_t key[static NT_KEY_LEN])
+{
+	return EVP_EncryptInit_ex((EVP_CIPHER_CTX *)c, NULL, NULL, key, NULL) == 1 ? 0 : -1;
+}
+
 void nt_cipher_free(struct nt_cipher *c)
 {
 	EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)c); /* cleanses the key */

@@ -61,8 +61,16 @@ void nt_endpoint_normalize(union nt_endpoint *ep)
 
 /* ---- the output queues ---- */
 
+static void crypto_run(struct nt_engine *e);
+
 void nt_engine_flush(struct nt_engine_out *out)
 {
+	if (out->sealing) {
+		struct nt_engine *e = out->sealing;
+
+		out->sealing = NULL;
+		crypto_run(e);
+	}
 	if (out->sends_len || out->tun_len || out->events_len)
 		out->flush(out->ctx, out);
 	out->sends_len = out->tun_len = out->events_len = out->bytes_used = 0;
@@ -111,6 +119,168 @@ static void out_send(struct nt_engine_out *out, struct nt_peer *peer, const unio
 	s->data = data;
 	s->len = len;
 	s->count_tx = count_tx;
+}
+
+/* ---- transport crypto in batches ---- */
+
+/* One message's AEAD, in place. The key is a copy: the op outlives nothing it points to
+ * but the host's buffer. */
+struct nt_crypto_op {
+	uint8_t *body;                  /* the padded text (seal) or the text with its tag (open) */
+	size_t len;                     /* padded length (seal), or with the tag (open) */
+	uint64_t counter;
+	uint8_t key[NT_KEY_LEN];
+	bool open, ok;
+};
+
+/* What nt_engine_receive needs after a message opened. */
+struct nt_rx_data {
+	uint8_t *msg;
+	size_t len;
+	const struct nt_datagram *d;
+};
+
+/* A chunk's ciphers, kept between runs (one key each; rekeyed when an op's differs). */
+struct nt_crypto_lane {
+	struct nt_cipher *c[2];         /* seal, open */
+	uint8_t key[2][NT_KEY_LEN];
+	bool keyed[2];
+};
+
+/* Messages of at least this many bytes in a run are worth the host's threads. Below, the
+ * handoff (a wakeup: microseconds) costs more than it saves. */
+#define PARALLEL_MIN_BYTES (16u << 10)
+#define CHUNK_MIN_BYTES    (8u << 10)
+
+static void *secrets_alloc(struct nt_engine *e, size_t len)
+{
+	void *p = e->host.secrets_alloc ? e->host.secrets_alloc(e->host.ctx, len) : calloc(1, len);
+
+	if (p)
+		memset(p, 0, len);
+	return p;
+}
+
+static void secrets_free(struct nt_engine *e, void *p, size_t len)
+{
+	if (!p)
+		return;
+	nt_wipe(p, len);
+	if (e->host.secrets_free)
+		e->host.secrets_free(e->host.ctx, p);
+	else
+		free(p);
+}
+
+static void op_run(struct nt_crypto_lane *lane, struct nt_crypto_op *op)
+{
+	int dir = op->open;
+	struct nt_cipher **c = &lane->c[dir];
+
+	/* The chunk's cipher on this op's key: a compare per message, a rekey per change. */
+	if (!lane->keyed[dir] || !nt_equal(lane->key[dir], op->key, NT_KEY_LEN)) {
+		if (*c && nt_cipher_rekey(*c, op->key)) {
+			nt_cipher_free(*c);
+			*c = NULL; /* made again from op->key below */
+		}
+		memcpy(lane->key[dir], op->key, NT_KEY_LEN);
+		lane->keyed[dir] = true;
+	}
+	if (op->open)
+		op->ok = !nt_transport_open(c, op->key, op->body, op->body, op->len, op->counter);
+	else if (nt_transport_seal(c, op->key, op->body, op->len, op->counter))
+		nt_aead_seal(op->body, op->body, op->len, NULL, 0, op->counter, op->key); /* OpenSSL failed */
+}
+
+static void chunk_run(void *arg, size_t k)
+{
+	struct nt_engine *e = arg;
+
+	for (size_t i = e->chunk_start[k]; i < e->chunk_start[k + 1]; i++)
+		op_run(&e->lanes[k], &e->ops[i]);
+}
+
+/* Run every queued op: over the host's threads in chunks of about equal bytes when the
+ * run is large, else here. Then the key copies are wiped. */
+static void crypto_run(struct nt_engine *e)
+{
+	size_t n = e->ops_len, chunks = 1;
+
+	if (!n)
+		return;
+	if (e->lanes_len > 1 && e->ops_bytes >= PARALLEL_MIN_BYTES) {
+		chunks = e->ops_bytes / CHUNK_MIN_BYTES;
+		chunks = chunks > e->lanes_len ? e->lanes_len : chunks > n ? n : chunks;
+	}
+	e->chunk_start[0] = 0;
+	if (chunks == 1) {
+		e->chunk_start[1] = n;
+		chunk_run(e, 0);
+	} else {
+		size_t k = 1, bytes = 0;
+
+		for (size_t i = 0; i < n && k < chunks; i++) {
+			bytes += e->ops[i].len;
+			if (bytes * chunks >= e->ops_bytes * k)
+				e->chunk_start[k++] = i + 1;
+		}
+		while (k < chunks) /* (only when rounding left the last ones empty) */
+			e->chunk_start[k++] = n;
+		e->chunk_start[chunks] = n;
+		e->host.parallel(e->host.ctx, chunk_run, e, chunks);
+	}
+	for (size_t i = 0; i < n; i++)
+		nt_wipe(e->ops[i].key, NT_KEY_LEN);
+	e->ops_len = e->ops_bytes = 0;
+}
+
+static void lanes_forget(struct nt_engine *e)
+{
+	for (unsigned i = 0; e->lanes && i < e->lanes_len; i++) {
+		struct nt_crypto_lane *l = &e->lanes[i];
+
+		nt_cipher_free(l->c[0]);
+		nt_cipher_free(l->c[1]);
+		nt_wipe(l, sizeof(*l));
+	}
+}
+
+static struct nt_crypto_op *op_add(struct nt_engine *e, uint8_t *body, size_t len, uint64_t counter,
+				   const uint8_t key[NT_KEY_LEN], bool open)
+{
+	struct nt_crypto_op *op = &e->ops[e->ops_len++];
+
+	op->body = body;
+	op->len = len;
+	op->counter = counter;
+	op->open = open;
+	op->ok = false;
+	memcpy(op->key, key, NT_KEY_LEN);
+	e->ops_bytes += len;
+	return op;
+}
+
+static int crypto_init(struct nt_engine *e)
+{
+	unsigned threads = e->host.parallel ? e->host.parallel_threads : 0;
+
+	e->lanes_len = threads > 1 ? (threads * 4 > NT_ENGINE_CRYPTO_LANES ? NT_ENGINE_CRYPTO_LANES : threads * 4) : 1;
+	e->ops = secrets_alloc(e, NT_ENGINE_CRYPTO_OPS * sizeof(*e->ops));
+	e->lanes = secrets_alloc(e, e->lanes_len * sizeof(*e->lanes));
+	e->rx = calloc(NT_ENGINE_CRYPTO_OPS, sizeof(*e->rx));
+	return e->ops && e->lanes && e->rx ? 0 : -ENOMEM;
+}
+
+static void crypto_destroy(struct nt_engine *e)
+{
+	lanes_forget(e);
+	secrets_free(e, e->ops, NT_ENGINE_CRYPTO_OPS * sizeof(*e->ops));
+	secrets_free(e, e->lanes, e->lanes_len * sizeof(*e->lanes));
+	free(e->rx);
+	e->ops = NULL;
+	e->lanes = NULL;
+	e->rx = NULL;
+	e->ops_len = e->ops_bytes = 0;
 }
 
 static uint64_t jitter(struct nt_engine *e)
@@ -239,8 +409,12 @@ static void index_release(struct nt_engine *e, struct nt_peer *p, uint32_t index
 	nt_index_release(&e->indices, index, p);
 }
 
+static void lanes_forget(struct nt_engine *e);
+
 static void index_release_drops(struct nt_engine *e, struct nt_peer *p, const struct nt_keypair_drops *drops)
 {
+	if (drops->count)
+		lanes_forget(e); /* no copy of a dropped key outlives it in a chunk's cipher */
 	for (unsigned i = 0; i < drops->count; i++)
 		index_release(e, p, drops->index[i]);
 }
@@ -587,6 +761,8 @@ int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const 
 		return -EINVAL;
 	if (!host->submit != !host->barrier || !host->secrets_alloc != !host->secrets_free)
 		return -EINVAL;
+	if (crypto_init(e))
+		return -ENOMEM;
 	if (host->submit) {
 		size_t len = NT_ENGINE_JOBS_MAX * sizeof(*e->jobs);
 
@@ -609,6 +785,7 @@ void nt_engine_destroy(struct nt_engine *e)
 			free(e->jobs);
 		e->jobs = NULL;
 	}
+	crypto_destroy(e);
 	nt_allowedips_free(e->aips);
 	nt_ratelimiter_free(&e->ratelimiter);
 	nt_ratelimiter_free(&e->cookie_ratelimiter);
@@ -795,7 +972,8 @@ void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct 
 	uint8_t *buf = pkt - NT_DATA_HEADER_LEN;
 	struct nt_keypair *kp;
 	struct nt_peer *p;
-	size_t iplen, wire_len;
+	size_t iplen, wire_len, padded;
+	uint64_t counter;
 
 	p = route(e, pkt, len, &iplen);
 	if (!p) {
@@ -816,8 +994,13 @@ void nt_engine_tun_packet(struct nt_engine *e, uint8_t *pkt, size_t len, struct 
 		send_initiation(e, p, false, now, out);
 		return;
 	}
-	if (nt_keypair_seal(kp, buf, &wire_len, pkt, iplen, e->mtu, now.mono) != NT_OK)
+	if (e->ops_len == NT_ENGINE_CRYPTO_OPS)
+		crypto_run(e);
+	if (nt_keypair_seal_prepare(kp, buf, &wire_len, pkt, iplen, e->mtu, now.mono, &counter, &padded) != NT_OK)
 		return;
+	/* sealed with the batch, before its sends leave (nt_engine_flush) */
+	op_add(e, buf + NT_DATA_OFF_PACKET, padded, counter, kp->send_key, false);
+	out->sealing = e;
 	out_send(out, p, &p->endpoint, NULL, buf, wire_len, false);
 	after_data_sent(e, p, kp, wire_len, true, iplen, now, out);
 }
@@ -1018,15 +1201,18 @@ static bool source_allowed(struct nt_engine *e, struct nt_peer *p, const uint8_t
 	return owner == &p->aips;
 }
 
+/* A type-4 message, before its AEAD: the checks that need no key (size, index, the
+ * peer's state, age, count, the replay window), then queued to be opened with the rest of
+ * the batch (data_opened). */
+static void receive_opened(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
+
 static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const struct nt_datagram *d,
 			struct nt_now now, struct nt_engine_out *out)
 {
-	struct nt_keypair_drops drops = { .count = 0 };
-	uint8_t *plain = msg + NT_DATA_HEADER_LEN;
 	struct nt_keypair *kp;
 	struct nt_peer *p;
-	size_t plainlen, iplen;
 	enum nt_status st;
+	uint64_t counter;
 
 	if (len < NT_DATA_MIN_LEN) {
 		e->drops[NT_DROP_SIZE]++;
@@ -1042,12 +1228,46 @@ static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const str
 		e->drops_blocked++;
 		return;
 	}
-	st = nt_keypair_open(kp, plain, &plainlen, msg, len, now.mono);
+	st = nt_keypair_open_check(kp, msg, len, now.mono, &counter);
 	if (st != NT_OK) {
 		e->drops[st]++;
 		return;
 	}
-	authenticated_received(p, d, len, now.mono, out);
+	if (e->ops_len == NT_ENGINE_CRYPTO_OPS)
+		receive_opened(e, now, out);
+	e->rx[e->ops_len] = (struct nt_rx_data){ .msg = msg, .len = len, .d = d };
+	op_add(e, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, counter, kp->recv_key, true);
+}
+
+/* A type-4 message after its AEAD, in arrival order: the replay window marked, the
+ * session confirmed, timers, cryptokey routing, then the TUN queue. The keypair is looked
+ * up again: an earlier message of the batch may have rotated it away. */
+static void data_opened(struct nt_engine *e, const struct nt_rx_data *rx, const struct nt_crypto_op *op,
+			struct nt_now now, struct nt_engine_out *out)
+{
+	struct nt_keypair_drops drops = { .count = 0 };
+	uint32_t index = nt_load_le32(rx->msg + NT_DATA_OFF_RECEIVER);
+	uint8_t *plain = rx->msg + NT_DATA_HEADER_LEN;
+	size_t plainlen = rx->len - NT_DATA_MIN_LEN, iplen;
+	const struct nt_datagram *d = rx->d;
+	struct nt_keypair *kp;
+	struct nt_peer *p;
+
+	p = nt_index_lookup(&e->indices, index);
+	kp = p && p->kps ? nt_keypairs_find(p->kps, index) : NULL;
+	if (!kp) {
+		e->drops[NT_DROP_INDEX]++;
+		return;
+	}
+	if (!op->ok) {
+		e->drops[NT_DROP_DECRYPT]++;
+		return;
+	}
+	if (!nt_replay_update(&kp->replay, op->counter)) {
+		e->drops[NT_DROP_REPLAY]++;
+		return;
+	}
+	authenticated_received(p, d, rx->len, now.mono, out);
 	if (nt_keypairs_confirm(p->kps, kp, &drops)) {
 		index_release_drops(e, p, &drops);
 		nt_timers_handshake_complete(&p->timers);
@@ -1080,6 +1300,16 @@ static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const str
 		nt_engine_flush(out); /* full: write what is queued (its buffers stay valid), then go on */
 	out->tun[out->tun_len++] =
 		(struct nt_gro_packet){ .data = plain, .len = iplen, .cap = (size_t)(d->data + d->cap - plain) };
+}
+
+/* Open the queued messages (over the host's threads when many), then finish each in order. */
+static void receive_opened(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out)
+{
+	size_t n = e->ops_len;
+
+	crypto_run(e); /* every op queued is one of this batch's: nt_engine_receive ran the rest first */
+	for (size_t i = 0; i < n; i++)
+		data_opened(e, &e->rx[i], &e->ops[i], now, out);
 }
 
 /* A handshake message of exactly its size: what counts as handshake load. Only
@@ -1314,6 +1544,7 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 
 	if (!e->up)
 		return; /* the link's state gates the peers: nothing is processed while down */
+	crypto_run(e); /* seals still queued: so that every op below is one to open */
 	/* The load is counted per segment: a GRO super-datagram (the kernel's, or a sender's
 	 * GSO handed over unchanged) of 64 initiations is 64 handshakes, not none. */
 	for (size_t i = 0; i < n; i++) {
@@ -1391,6 +1622,7 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 			}
 		}
 	}
+	receive_opened(e, now, out);
 	if (held_len)
 		receive_held(e, held, held_len, under_load, now, out);
 	if (e->jobs_count)

@@ -124,54 +124,87 @@ size_t nt_keypair_sealed_len(size_t len, size_t mtu)
  * Same bytes on the wire either way (RFC 8439). */
 #define NT_SMALL_AEAD_MAX 112
 
-enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
-			       size_t len, size_t mtu, uint64_t now)
+int nt_transport_seal(struct nt_cipher **c, const uint8_t key[static NT_KEY_LEN], uint8_t *body, size_t padded,
+		      uint64_t counter)
 {
-	size_t padded = padded_len(len, mtu);
-	uint8_t *body = out + NT_DATA_OFF_PACKET;
-	uint64_t counter = kp->send_counter;
+	if (padded <= NT_SMALL_AEAD_MAX || (!*c && !(*c = nt_cipher_new(key)))) {
+		nt_aead_seal(body, body, padded, NULL, 0, counter, key);
+		return 0;
+	}
+	return nt_cipher_seal(*c, body, body, padded, counter);
+}
 
-	if (!nt_keypair_usable(kp, now, counter))
+int nt_transport_open(struct nt_cipher **c, const uint8_t key[static NT_KEY_LEN], uint8_t *dst, const uint8_t *src,
+		      size_t len, uint64_t counter)
+{
+	if (len - NT_AEAD_TAG_LEN <= NT_SMALL_AEAD_MAX || (!*c && !(*c = nt_cipher_new(key))))
+		return nt_aead_open(dst, src, len, NULL, 0, counter, key);
+	return nt_cipher_open(*c, dst, src, len, counter);
+}
+
+enum nt_status nt_keypair_seal_prepare(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
+				       size_t len, size_t mtu, uint64_t now, uint64_t *counter, size_t *padded)
+{
+	uint8_t *body = out + NT_DATA_OFF_PACKET;
+
+	*padded = padded_len(len, mtu);
+	*counter = kp->send_counter;
+	if (!nt_keypair_usable(kp, now, *counter))
 		return NT_DROP_EXPIRED;
 	kp->send_counter++;
 
 	if (len && pkt != body)
 		memmove(body, pkt, len);
-	memset(body + len, 0, padded - len);
+	memset(body + len, 0, *padded - len);
 	out[0] = NT_MSG_DATA;
 	out[1] = out[2] = out[3] = 0;
 	nt_store_le32(out + NT_DATA_OFF_RECEIVER, kp->remote_index);
-	nt_store_le64(out + NT_DATA_OFF_COUNTER, counter);
-	if (padded <= NT_SMALL_AEAD_MAX)
-		nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
-	else if (!kp->send_cipher && !(kp->send_cipher = nt_cipher_new(kp->send_key)))
-		nt_aead_seal(body, body, padded, NULL, 0, counter, kp->send_key);
-	else if (nt_cipher_seal(kp->send_cipher, body, body, padded, counter))
+	nt_store_le64(out + NT_DATA_OFF_COUNTER, *counter);
+	*outlen = NT_DATA_HEADER_LEN + *padded + NT_AEAD_TAG_LEN;
+	return NT_OK;
+}
+
+enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
+			       size_t len, size_t mtu, uint64_t now)
+{
+	enum nt_status st;
+	uint64_t counter;
+	size_t padded;
+
+	st = nt_keypair_seal_prepare(kp, out, outlen, pkt, len, mtu, now, &counter, &padded);
+	if (st != NT_OK)
+		return st;
+	if (nt_transport_seal(&kp->send_cipher, kp->send_key, out + NT_DATA_OFF_PACKET, padded, counter))
 		return NT_DROP_NO_KEY; /* OpenSSL failed mid-way: the body is not ours to resend */
-	*outlen = NT_DATA_HEADER_LEN + padded + NT_AEAD_TAG_LEN;
+	return NT_OK;
+}
+
+enum nt_status nt_keypair_open_check(const struct nt_keypair *kp, const uint8_t *msg, size_t len, uint64_t now,
+				     uint64_t *counter)
+{
+	if (len < NT_DATA_MIN_LEN || nt_message_type(msg, len) != NT_MSG_DATA)
+		return NT_DROP_SIZE;
+	if (nt_load_le32(msg + NT_DATA_OFF_RECEIVER) != kp->local_index)
+		return NT_DROP_INDEX;
+	*counter = nt_data_counter(msg);
+	if (!nt_keypair_usable(kp, now, *counter))
+		return NT_DROP_EXPIRED;
+	if (!nt_replay_check(&kp->replay, *counter))
+		return NT_DROP_REPLAY;
 	return NT_OK;
 }
 
 enum nt_status nt_keypair_open(struct nt_keypair *kp, uint8_t *plain, size_t *plainlen, const uint8_t *msg,
 			       size_t len, uint64_t now)
 {
+	enum nt_status st;
 	uint64_t counter;
 
-	if (len < NT_DATA_MIN_LEN || nt_message_type(msg, len) != NT_MSG_DATA)
-		return NT_DROP_SIZE;
-	if (nt_load_le32(msg + NT_DATA_OFF_RECEIVER) != kp->local_index)
-		return NT_DROP_INDEX;
-	counter = nt_data_counter(msg);
-	if (!nt_keypair_usable(kp, now, counter))
-		return NT_DROP_EXPIRED;
-	if (!nt_replay_check(&kp->replay, counter))
-		return NT_DROP_REPLAY;
-	bool small = len - NT_DATA_MIN_LEN <= NT_SMALL_AEAD_MAX;
-	if (!small && !kp->recv_cipher)
-		kp->recv_cipher = nt_cipher_new(kp->recv_key);
-	if (!small && kp->recv_cipher ? nt_cipher_open(kp->recv_cipher, plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, counter)
-				       : nt_aead_open(plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN, NULL, 0, counter,
-						      kp->recv_key))
+	st = nt_keypair_open_check(kp, msg, len, now, &counter);
+	if (st != NT_OK)
+		return st;
+	if (nt_transport_open(&kp->recv_cipher, kp->recv_key, plain, msg + NT_DATA_OFF_PACKET, len - NT_DATA_HEADER_LEN,
+			      counter))
 		return NT_DROP_DECRYPT;
 	if (!nt_replay_update(&kp->replay, counter))
 		return NT_DROP_REPLAY;

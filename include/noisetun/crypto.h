@@ -45,6 +45,8 @@ int nt_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const void *ad, s
 struct nt_cipher;
 struct nt_cipher *nt_cipher_new(const uint8_t key[static NT_KEY_LEN]);
 void nt_cipher_free(struct nt_cipher *c);
+/* The same cipher on another key (a worker's, reused across keypairs); 0 or -1. */
+int nt_cipher_rekey(struct nt_cipher *c, const uint8_t key[static NT_KEY_LEN]) NT_WARN_UNUSED;
 /* 0, or -1 when OpenSSL failed (dst then holds nothing usable; seal again with nt_aead_seal). */
 int nt_cipher_seal(struct nt_cipher *c, uint8_t *dst, const uint8_t *src, size_t len, uint64_t counter) NT_WARN_UNUSED;
 /* 0 when the tag verified and dst holds len - 16 bytes, -1 otherwise. */

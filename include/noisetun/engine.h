@@ -167,6 +167,12 @@ struct nt_engine_host {
 	 * engine, which changes nothing until parallel returns. With it, rng->fill must be
 	 * safe to call from any of those threads. */
 	void (*parallel)(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
+	/* The threads parallel spreads over, the caller's included (0 or 1: none). With 2 or
+	 * more, a batch's transport data is sealed and opened over them too (issue 19): its
+	 * counters and replay checks stay on the calling thread, in order (protocol.md), and
+	 * only the AEAD of a large enough batch is split, in chunks of whole messages, each
+	 * with a cipher of its own. */
+	unsigned parallel_threads;
 	/* Optional, both or neither (NULL: the synchronous path above): asynchronous
 	 * handshakes (issue 16), so that the data path never waits for one.
 	 *
@@ -210,6 +216,14 @@ struct nt_engine_host {
 	void *ctx;
 };
 
+/* Transport messages sealed or opened in one run of the AEAD, at most; a batch with more
+ * runs it again. Chunks of one run (and ciphers kept per chunk), at most. */
+#define NT_ENGINE_CRYPTO_OPS  1024
+#define NT_ENGINE_CRYPTO_LANES 32
+struct nt_crypto_op;
+struct nt_crypto_lane;
+struct nt_rx_data;
+
 /* Admitted initiations waiting for (or done by) host.submit, at most. */
 #define NT_ENGINE_JOBS_MAX 256
 struct nt_engine_job;
@@ -250,7 +264,16 @@ struct nt_engine_job;
 	struct nt_engine_job *jobs;       /* NT_ENGINE_JOBS_MAX, from host.secrets_alloc */        \
 	unsigned jobs_head, jobs_count;   /* submitted and not yet collected */                    \
 	uint64_t config_epoch;            /* raised before a barrier; atomic for the workers */    \
-	uint64_t hs_jobs_discarded;       /* results a configuration change made stale */
+	uint64_t hs_jobs_discarded;       /* results a configuration change made stale */        \
+	/* Transport AEAD in batches: sealing (from nt_engine_tun_packet, run before the sends \
+	 * leave: nt_engine_flush) and opening (within nt_engine_receive) are queued as ops,  \
+	 * with a copy of the key each, and run together, split over host.parallel when large. */ \
+	struct nt_crypto_op *ops;         /* NT_ENGINE_CRYPTO_OPS, from host.secrets_alloc */     \
+	struct nt_rx_data *rx;            /* per op being opened: the message, for afterwards */  \
+	size_t ops_len, ops_bytes;                                                                 \
+	struct nt_crypto_lane *lanes;     /* ciphers per chunk, from host.secrets_alloc */        \
+	unsigned lanes_len;               /* 1 + (threads > 1 ? chunks : 0) */                     \
+	size_t chunk_start[NT_ENGINE_CRYPTO_LANES + 1];
 
 struct nt_engine {
 	NT_ENGINE_FIELDS
@@ -323,6 +346,8 @@ struct nt_engine_out {
 	/* Carry out everything queued; the engine empties the queues after it returns. */
 	void (*flush)(void *ctx, struct nt_engine_out *out);
 	void *ctx;
+	/* The engine's: one whose sends wait for their seal (run by nt_engine_flush). */
+	struct nt_engine *sealing;
 };
 /* A staged packet sealed: the largest message the engine writes into out->bytes. */
 #define NT_ENGINE_MIN_BYTES (65535 + NT_DATA_MIN_LEN + NT_DATA_PAD + 16)

@@ -74,6 +74,22 @@ size_t nt_keypair_sealed_len(size_t len, size_t mtu);
 enum nt_status nt_keypair_seal(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
 			       size_t len, size_t mtu, uint64_t now) NT_WARN_UNUSED;
 
+/* The seal in two steps, for sealing in batches (lib/engine.c): prepare does all but the
+ * AEAD (the limits, the counter taken, header, text moved and padded; *outlen as above)
+ * and gives the counter and padded length; nt_transport_seal then seals the padded body
+ * at out + 16 in place, on any thread, with the key the keypair had. */
+enum nt_status nt_keypair_seal_prepare(struct nt_keypair *kp, uint8_t *out, size_t *outlen, const uint8_t *pkt,
+				       size_t len, size_t mtu, uint64_t now, uint64_t *counter,
+				       size_t *padded) NT_WARN_UNUSED;
+/* The transport AEAD (no associated data): with *c, made from key at first use and kept by
+ * the caller (a keypair's, a worker's: one key per cipher), or libsodium's one-shot for
+ * bodies of a few blocks and when OpenSSL fails. Seal is in place (tag after the body);
+ * open takes the body with its tag (len >= 16) and writes len - 16 bytes to dst. 0 or -1. */
+int nt_transport_seal(struct nt_cipher **c, const uint8_t key[static NT_KEY_LEN], uint8_t *body, size_t padded,
+		      uint64_t counter) NT_WARN_UNUSED;
+int nt_transport_open(struct nt_cipher **c, const uint8_t key[static NT_KEY_LEN], uint8_t *dst, const uint8_t *src,
+		      size_t len, uint64_t counter) NT_WARN_UNUSED;
+
 /* The counter of a type-4 message, for the replay pre-check. */
 static inline uint64_t nt_data_counter(const uint8_t *msg)
 {
@@ -85,6 +101,11 @@ static inline uint64_t nt_data_counter(const uint8_t *msg)
  * len - 32 bytes (may be msg + 16: opened in place); *plainlen the padded length. */
 enum nt_status nt_keypair_open(struct nt_keypair *kp, uint8_t *plain, size_t *plainlen, const uint8_t *msg,
 			       size_t len, uint64_t now) NT_WARN_UNUSED;
+/* The open in steps, for opening in batches: the checks before decrypting (size, index,
+ * age, count, the replay window; *counter the message's), then nt_transport_open on any
+ * thread, then nt_replay_update(&kp->replay, counter) once it authenticated. */
+enum nt_status nt_keypair_open_check(const struct nt_keypair *kp, const uint8_t *msg, size_t len, uint64_t now,
+				     uint64_t *counter) NT_WARN_UNUSED;
 
 /* The length an inner IP packet claims for itself (IPv4 total length or IPv6 payload + 40),
  * checked against the len bytes we have; 0 when it is not a well-formed IP header. */

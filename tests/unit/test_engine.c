@@ -8,6 +8,7 @@
  * same instant are handed over as one batch, as one recvmmsg would. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +39,7 @@ struct node {
 	struct test_rng rng_state;
 	struct nt_rng rng;
 	/* the engine's output queues */
-	struct nt_send sends[64];
+	struct nt_send sends[1024];     /* a batch of TUN reads: enough to split its sealing */
 	struct nt_gro_packet tunq[64];
 	struct nt_event evq[16];
 	uint8_t bytes[NT_ENGINE_MIN_BYTES * 2];
@@ -236,7 +237,40 @@ static void deferred_barrier(void *ctx)
 	deferred_run_all();
 }
 
+/* host.parallel on real threads, one per task: the transport AEAD split over them. */
+static unsigned threaded_calls;
+struct task {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t i;
+};
+
+static void *task_main(void *a)
+{
+	struct task *t = a;
+
+	t->fn(t->arg, t->i);
+	return NULL;
+}
+
+static void parallel_threaded(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n)
+{
+	pthread_t th[NT_ENGINE_CRYPTO_LANES];
+	struct task t[NT_ENGINE_CRYPTO_LANES];
+
+	(void)ctx;
+	SIM_CHECK(n >= 2 && n <= NT_ENGINE_CRYPTO_LANES);
+	threaded_calls++;
+	for (size_t i = 0; i < n; i++) {
+		t[i] = (struct task){ .fn = fn, .arg = arg, .i = i };
+		SIM_CHECK(pthread_create(&th[i], NULL, task_main, &t[i]) == 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 static bool node_async; /* node_init: the next node gets the deferred host */
+static bool node_threaded; /* ... or the threaded host.parallel, for data */
 
 static void node_init(struct node *n, const char *name, uint8_t key_byte, const char *ip, uint16_t port)
 {
@@ -244,6 +278,10 @@ static void node_init(struct node *n, const char *name, uint8_t key_byte, const 
 				       .parallel = parallel_reversed, .ctx = n };
 	uint8_t key[NT_KEY_LEN];
 
+	if (node_threaded) {
+		host.parallel = parallel_threaded;
+		host.parallel_threads = 4;
+	}
 	if (node_async) {
 		host.parallel = NULL;
 		host.submit = deferred_submit;
@@ -261,7 +299,7 @@ static void node_init(struct node *n, const char *name, uint8_t key_byte, const 
 	n->addr.in4.sin_family = AF_INET;
 	n->addr.in4.sin_port = htons(port);
 	ck_assert_int_eq(inet_pton(AF_INET, ip, &n->addr.in4.sin_addr), 1);
-	n->out = (struct nt_engine_out){ .sends = n->sends, .sends_cap = 64, .tun = n->tunq, .tun_cap = 64,
+	n->out = (struct nt_engine_out){ .sends = n->sends, .sends_cap = 1024, .tun = n->tunq, .tun_cap = 64,
 					 .events = n->evq, .events_cap = 16, .bytes = n->bytes,
 					 .bytes_cap = sizeof(n->bytes), .flush = host_flush, .ctx = n };
 }
@@ -282,6 +320,8 @@ static void peer_init(struct node *n, const struct node *other, const char *othe
 /* b_async: B's engine with the deferred host (asynchronous handshakes). */
 static void sim_setup_with(bool b_async)
 {
+	bool threaded = node_threaded;
+
 	ck_assert_int_eq(nt_crypto_init(), 0);
 	memset(&S, 0, sizeof(S));
 	memset(&D, 0, sizeof(D));
@@ -290,8 +330,9 @@ static void sim_setup_with(bool b_async)
 	S.rng.s = 12345;
 	node_init(&S.a, "A", 0x11, "192.0.2.1", 51820);
 	node_async = b_async;
+	node_threaded = threaded && !b_async;
 	node_init(&S.b, "B", 0x22, "192.0.2.2", 51820);
-	node_async = false;
+	node_async = node_threaded = false;
 	peer_init(&S.a, &S.b, "10.0.0.2", true);
 	peer_init(&S.b, &S.a, "10.0.0.1", true);
 }
@@ -318,10 +359,8 @@ static void sim_teardown(void)
 
 /* An IPv4 UDP packet from n's tunnel address to the other's, carrying id; handed to
  * n's engine as a TUN read. */
-static void app_send(struct node *n)
+static void app_packet(struct node *n, uint8_t *pkt)
 {
-	static uint8_t buf[NT_DATA_HEADER_LEN + PKT_LEN + NT_ENGINE_TAIL_ROOM];
-	uint8_t *pkt = buf + NT_DATA_HEADER_LEN;
 	uint32_t id = ++n->tx_ids;
 
 	memset(pkt, 0, PKT_LEN);
@@ -333,6 +372,14 @@ static void app_send(struct node *n)
 	SIM_CHECK(inet_pton(AF_INET, n == &S.a ? "10.0.0.1" : "10.0.0.2", pkt + 12) == 1);
 	SIM_CHECK(inet_pton(AF_INET, n == &S.a ? "10.0.0.2" : "10.0.0.1", pkt + 16) == 1);
 	memcpy(pkt + 28, &id, sizeof(id));
+}
+
+static void app_send(struct node *n)
+{
+	static uint8_t buf[NT_DATA_HEADER_LEN + PKT_LEN + NT_ENGINE_TAIL_ROOM];
+	uint8_t *pkt = buf + NT_DATA_HEADER_LEN;
+
+	app_packet(n, pkt);
 	nt_engine_tun_packet(&n->eng, pkt, PKT_LEN, now_of(), &n->out);
 	nt_engine_flush(&n->out);
 }
@@ -1383,6 +1430,44 @@ START_TEST(test_async_ring_bound)
 }
 END_TEST
 
+/* A batch's transport AEAD split over threads (issue 19 part 4): 600 TUN reads sealed as
+ * one batch, every datagram duplicated on the link (some copies in the same batch as the
+ * original), all opened by a receiver whose batches are split too (more than
+ * NT_ENGINE_CRYPTO_OPS at once: the ops run twice). Counters and the replay window stay in
+ * order: every packet arrives exactly once, nothing fails to open. Under ASan this is also
+ * the check that no chunk touches another's memory. */
+START_TEST(test_data_batches_split_over_threads)
+{
+	static uint8_t bufs[600][NT_DATA_HEADER_LEN + PKT_LEN + NT_ENGINE_TAIL_ROOM];
+	unsigned calls;
+
+	node_threaded = true;
+	sim_setup();
+	app_send(&S.a);
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert(received(&S.b, 1));
+	S.dup = 1000;
+	calls = threaded_calls;
+	for (size_t k = 0; k < 600; k++) {
+		app_packet(&S.a, bufs[k] + NT_DATA_HEADER_LEN);
+		nt_engine_tun_packet(&S.a.eng, bufs[k] + NT_DATA_HEADER_LEN, PKT_LEN, now_of(), &S.a.out);
+	}
+	nt_engine_flush(&S.a.out);
+	ck_assert_uint_gt(threaded_calls, calls); /* sealing was split */
+	calls = threaded_calls;
+	run(S.now + SEC(1), NULL, 0, NULL);
+	ck_assert_uint_gt(threaded_calls, calls); /* and opening */
+	for (uint32_t id = 1; id <= 601; id++)
+		ck_assert_msg(received(&S.b, id), "packet %u lost", id);
+	assert_no_duplicates(&S.b);
+	ck_assert_uint_eq(S.b.rx_len, 601);
+	ck_assert_uint_eq(S.b.eng.drops[NT_DROP_DECRYPT], 0);
+	ck_assert_uint_ge(S.b.eng.drops[NT_DROP_REPLAY], 600); /* each copy, in or after its batch */
+	ck_assert_uint_ge(S.b.peer.rx_packets, 601);
+	sim_teardown();
+}
+END_TEST
+
 START_TEST(test_speed_protocol_hours)
 {
 	struct timespec t0, t1, c0, c1;
@@ -1434,6 +1519,7 @@ int main(void)
 	tcase_add_test(tc, test_async_config_change_discards_results);
 	tcase_add_test(tc, test_async_pending_jobs_count_as_load);
 	tcase_add_test(tc, test_async_ring_bound);
+	tcase_add_test(tc, test_data_batches_split_over_threads);
 	tcase_add_test(tc, test_speed_protocol_hours);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

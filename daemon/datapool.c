@@ -1,0 +1,168 @@
+/* The data threads (issue 19 part 4): the engine's host.parallel. A batch's transport
+ * AEAD (the TUN reads of one wakeup sealed, or the datagrams of one recvmmsg opened) is
+ * split by the engine into chunks of whole messages; the loop thread hands them out here
+ * and takes chunks itself, so a helper that wakes late costs parallelism, never time: the
+ * loop only waits for chunks a helper has already started. Counters, the replay window
+ * and every other piece of state stay with the loop thread (lib/engine.c), so per-peer
+ * order is the batch's order whatever thread sealed a message.
+ *
+ * NOISETUN_DATA_THREADS sets the threads in all, the loop's included (default: one per
+ * online CPU; 1: none, the single-threaded path). Started before the sandbox, like the
+ * handshake threads (hspool.c has why that is enough for seccomp and the uid drop). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "noisetund.h"
+
+#define DATAPOOL_MAX 16
+/* How long the loop spins for a helper's last chunk before it sleeps on it: a chunk is
+ * 8 KiB or more of AEAD, a few microseconds. */
+#define SPIN_NS 200000
+
+static struct {
+	pthread_t th[DATAPOOL_MAX];
+	unsigned want;                 /* threads in all (the loop's included), from the env */
+	unsigned helpers;              /* started */
+	pthread_mutex_t mu;
+	pthread_cond_t work, idle;
+	/* the run: written under mu while no helper is in it */
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n;
+	uint64_t gen;                  /* +1 per run */
+	bool open;                     /* helpers may still join the run */
+	_Atomic unsigned active;       /* helpers in the run (changed under mu) */
+	_Atomic size_t next;           /* next chunk to claim */
+	bool stop;
+} dp = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void claim_all(void (*fn)(void *, size_t), void *arg, size_t n)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add_explicit(&dp.next, 1, memory_order_relaxed)) < n)
+		fn(arg, i);
+}
+
+static void *thread_main(void *unused)
+{
+	uint64_t seen = 0;
+
+	(void)unused;
+	pthread_mutex_lock(&dp.mu);
+	for (;;) {
+		while (!dp.stop && (dp.gen == seen || !dp.open))
+			pthread_cond_wait(&dp.work, &dp.mu);
+		if (dp.stop)
+			break;
+		seen = dp.gen;
+		void (*fn)(void *, size_t) = dp.fn;
+		void *arg = dp.arg;
+		size_t n = dp.n;
+		dp.active++;
+		pthread_mutex_unlock(&dp.mu);
+		claim_all(fn, arg, n);
+		pthread_mutex_lock(&dp.mu);
+		if (!--dp.active)
+			pthread_cond_signal(&dp.idle);
+	}
+	pthread_mutex_unlock(&dp.mu);
+	return NULL;
+}
+
+unsigned datapool_threads(void)
+{
+	const char *env = getenv("NOISETUN_DATA_THREADS");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!dp.want) {
+		dp.want = env && *env ? (unsigned)strtoul(env, NULL, 10) : cpus > 0 ? (unsigned)cpus : 1;
+		dp.want = dp.want < 1 ? 1 : dp.want > DATAPOOL_MAX ? DATAPOOL_MAX : dp.want;
+	}
+	return dp.want;
+}
+
+unsigned datapool_start(void)
+{
+	sigset_t all, old;
+	int err;
+
+	if (dp.helpers)
+		return dp.helpers + 1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	while (dp.helpers + 1 < datapool_threads()) {
+		if ((err = pthread_create(&dp.th[dp.helpers], NULL, thread_main, NULL))) {
+			log_error("data threads: %s (%u started)", strerror(err), dp.helpers);
+			break;
+		}
+		dp.helpers++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	log_verbose("transport crypto on %u thread(s)", dp.helpers + 1);
+	return dp.helpers + 1;
+}
+
+void datapool_parallel(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n)
+{
+	(void)ctx;
+	if (!dp.helpers || n < 2) {
+		for (size_t i = 0; i < n; i++)
+			fn(arg, i);
+		return;
+	}
+	pthread_mutex_lock(&dp.mu);
+	dp.fn = fn;
+	dp.arg = arg;
+	dp.n = n;
+	atomic_store_explicit(&dp.next, 0, memory_order_relaxed);
+	dp.gen++;
+	dp.open = true;
+	pthread_cond_broadcast(&dp.work);
+	pthread_mutex_unlock(&dp.mu);
+
+	claim_all(fn, arg, n);
+
+	/* Every chunk is claimed. Close the run to late helpers (they would find nothing, but
+	 * must not be inside it when the next one is set up), then wait for the chunks the
+	 * helpers hold: spinning first, since one is microseconds of work. */
+	pthread_mutex_lock(&dp.mu);
+	dp.open = false;
+	pthread_mutex_unlock(&dp.mu);
+	if (atomic_load(&dp.active)) {
+		uint64_t until = now_ns() + SPIN_NS;
+
+		while (atomic_load(&dp.active) && now_ns() < until)
+			for (int k = 0; k < 64; k++)
+				cpu_relax();
+		pthread_mutex_lock(&dp.mu);
+		while (atomic_load(&dp.active))
+			pthread_cond_wait(&dp.idle, &dp.mu);
+		pthread_mutex_unlock(&dp.mu);
+	}
+}
+
+void datapool_stop(void)
+{
+	if (!dp.helpers)
+		return;
+	pthread_mutex_lock(&dp.mu);
+	dp.stop = true;
+	pthread_cond_broadcast(&dp.work);
+	pthread_mutex_unlock(&dp.mu);
+	for (unsigned i = 0; i < dp.helpers; i++)
+		pthread_join(dp.th[i], NULL);
+	dp.helpers = 0;
+}
