@@ -1555,12 +1555,17 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 		for (size_t off = 0; off < len; off += seg)
 			handshakes += is_handshake(dgrams[i].data + off, len - off < seg ? len - off : seg);
 	}
-	under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
-	/* The job ring is a queue too, as the kernel's: 1/8 full is load, so a flood that the
-	 * batches spread thin still turns cookies on. (Not added to the batch's count: 8 jobs
-	 * are a millisecond of work for a few threads, a few peers reconnecting at once.) */
-	if (e->jobs && nt_cookie_under_load(e->jobs_count, NT_ENGINE_JOBS_MAX, now.mono, &e->last_under_load))
-		under_load = true;
+	/* Load is a handshake queue 1/8 full, as the kernel's rule. With host.submit the queue
+	 * is the job ring, and each handshake of the batch sees the jobs before it (the
+	 * ring's plus the batch's earlier ones): more than NT_ENGINE_JOBS_MAX / 8 waiting is
+	 * load, so a flood's first batch of that many turns cookies on, and a legitimate
+	 * burst below it (peers reconnecting after a restart) never does. Without the ring
+	 * the batch is the queue. */
+	if (e->jobs)
+		under_load = nt_cookie_under_load(e->jobs_count + handshakes - (handshakes > 0), NT_ENGINE_JOBS_MAX,
+						  now.mono, &e->last_under_load);
+	else
+		under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
 	if (e->jobs_count > handshakes)
 		handshakes = e->jobs_count; /* for the event's value */
 	if (under_load && !e->was_under_load)
