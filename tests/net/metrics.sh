@@ -158,7 +158,7 @@ md=$(metric noisetun_handshake_jobs_discarded_total "$IFA" <"$NT_TMP/a.prom")
 grep -q '^# HELP noisetun_handshake_jobs_pending [A-Z].*\.$' "$NT_TMP/a.prom" &&
 	grep -q '^# HELP noisetun_handshake_jobs_discarded_total [A-Z].*\.$' "$NT_TMP/a.prom" ||
 	fail "the handshake job families lack their HELP"
-grep -E '^noisetun_handshake_jobs_(pending|discarded_total)\{' "$NT_TMP/a.prom" | sed 's/^/  /'
+grep -E '^(# (HELP|TYPE) )?noisetun_handshake_jobs_' "$NT_TMP/a.prom" | sed 's/^/  /'
 log "handshake jobs: pending $mp, discarded $md (= the control socket's get; read $try time(s))"
 
 # Test that the byte counters are wg show dump's transfer figures (read while idle: the
