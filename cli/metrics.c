@@ -46,6 +46,8 @@ static int to_snapshot(const struct nt_uapi_device *dev, bool plain, struct nt_m
 	d->up = plain ? true : dev->metrics.up;
 	d->under_load = dev->metrics.under_load;
 	d->cookie_replies_sent = dev->metrics.cookie_replies_sent;
+	d->handshake_jobs_pending = dev->metrics.handshake_jobs_pending;
+	d->handshake_jobs_discarded = dev->metrics.handshake_jobs_discarded;
 	for (size_t i = 0; i < dev->metrics.drops_count && i < NT_METRICS_MAX_DROPS; i++)
 		d->drops[i] = (struct nt_metrics_drop){ dev->metrics.drop_reasons[i], dev->metrics.drops[i] };
 	d->drops_count = dev->metrics.drops_count;

@@ -188,6 +188,8 @@ static int snapshot(struct device *dev, struct nt_metrics_device *d, struct nt_m
 	d->up = dev->up;
 	d->under_load = nt_engine_under_load(&dev->eng, now);
 	d->cookie_replies_sent = dev->cookie_replies_sent;
+	d->handshake_jobs_pending = nt_engine_jobs_pending(&dev->eng);
+	d->handshake_jobs_discarded = dev->hs_jobs_discarded;
 	nt_metrics_engine_drops(&dev->eng, d);
 	for (struct peer *p = dev->peers_first; p && i < dev->peer_count; p = p->next, i++) {
 		struct nt_metrics_peer *q = &peers[i];

@@ -370,6 +370,9 @@ static void reply_get_metrics_device(struct device *dev, struct conn *c, uint64_
 
 	out_printf(c, "noisetun_up=%d\nnoisetun_under_load=%d\nnoisetun_cookie_replies_sent=%llu\n", dev->up,
 		   nt_engine_under_load(&dev->eng, now), (unsigned long long)dev->cookie_replies_sent);
+	out_printf(c, "noisetun_handshake_jobs_pending=%llu\nnoisetun_handshake_jobs_discarded=%llu\n",
+		   (unsigned long long)nt_engine_jobs_pending(&dev->eng),
+		   (unsigned long long)dev->hs_jobs_discarded);
 	nt_metrics_engine_drops(&dev->eng, &d);
 	for (size_t i = 0; i < d.drops_count; i++)
 		out_printf(c, "noisetun_drops_%s=%llu\n", d.drops[i].reason, (unsigned long long)d.drops[i].count);

@@ -222,6 +222,16 @@ size_t nt_metrics_format(char *buf, size_t size, const struct nt_metrics_device 
 	for (size_t i = 0; i < n; i++)
 		sample_start(&w, "noisetun_cookie_replies_sent_total", &devs[i], NULL),
 			sample_u64(&w, devs[i].cookie_replies_sent);
+	family(&w, "noisetun_handshake_jobs_pending", "gauge",
+	       "Responder handshakes handed to the handshake threads and not yet applied.");
+	for (size_t i = 0; i < n; i++)
+		sample_start(&w, "noisetun_handshake_jobs_pending", &devs[i], NULL),
+			sample_u64(&w, devs[i].handshake_jobs_pending);
+	family(&w, "noisetun_handshake_jobs_discarded_total", "counter",
+	       "Responder handshakes whose result was discarded: a configuration change (peer removed, new private key, link down) made it stale.");
+	for (size_t i = 0; i < n; i++)
+		sample_start(&w, "noisetun_handshake_jobs_discarded_total", &devs[i], NULL),
+			sample_u64(&w, devs[i].handshake_jobs_discarded);
 	family(&w, "noisetun_drops_total", "counter", "Datagrams and TUN packets dropped, by reason.");
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < devs[i].drops_count && k < NT_METRICS_MAX_DROPS; k++) {

@@ -734,6 +734,10 @@ static int get_line_noisetun(struct nt_uapi_device *dev, struct nt_uapi_device_p
 		dm->under_load = v != 0;
 	} else if (KEY_IS("noisetun_cookie_replies_sent")) {
 		dm->cookie_replies_sent = v;
+	} else if (KEY_IS("noisetun_handshake_jobs_pending")) {
+		dm->handshake_jobs_pending = v;
+	} else if (KEY_IS("noisetun_handshake_jobs_discarded")) {
+		dm->handshake_jobs_discarded = v;
 	} else if (klen >= 15 && !memcmp(key, "noisetun_drops_", 15)) {
 		const char *reason = key + 15;
 		size_t rlen = klen - 15;

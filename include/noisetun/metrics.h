@@ -42,6 +42,10 @@ struct nt_metrics_device {
 	const char *ifname;
 	bool up, under_load;
 	uint64_t cookie_replies_sent;
+	/* The asynchronous responder handshakes (NOISETUN_HS_THREADS): jobs submitted and not
+	 * yet collected (nt_engine_jobs_pending, at most NT_ENGINE_JOBS_MAX), and results a
+	 * configuration change made stale (the engine's hs_jobs_discarded). */
+	uint64_t handshake_jobs_pending, handshake_jobs_discarded;
 	struct nt_metrics_drop drops[NT_METRICS_MAX_DROPS];
 	size_t drops_count;
 	const struct nt_metrics_peer *peers;

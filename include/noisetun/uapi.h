@@ -179,6 +179,7 @@ struct nt_uapi_device {
 	struct nt_uapi_device_metrics {    /* noisetun_ device lines */
 		bool up, under_load;
 		uint64_t cookie_replies_sent;
+		uint64_t handshake_jobs_pending, handshake_jobs_discarded;
 		char drop_reasons[NT_UAPI_MAX_DROPS][NT_UAPI_DROP_REASON_MAX + 1];
 		uint64_t drops[NT_UAPI_MAX_DROPS];
 		size_t drops_count;

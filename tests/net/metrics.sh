@@ -98,7 +98,8 @@ dump_field() {
 "$NT" metrics "$IFA" >"$NT_TMP/a.prom" || fail "noisetun metrics $IFA failed"
 promtool check metrics <"$NT_TMP/a.prom" >"$NT_TMP/promtool.out" 2>&1 ||
 	{ cat "$NT_TMP/promtool.out"; fail "promtool check metrics refused noisetun metrics"; }
-for f in noisetun_up noisetun_peers noisetun_under_load noisetun_cookie_replies_sent_total noisetun_drops_total \
+for f in noisetun_up noisetun_peers noisetun_under_load noisetun_cookie_replies_sent_total \
+	noisetun_handshake_jobs_pending noisetun_handshake_jobs_discarded_total noisetun_drops_total \
 	noisetun_peer_info noisetun_peer_receive_bytes_total noisetun_peer_transmit_bytes_total \
 	noisetun_peer_receive_packets_total noisetun_peer_transmit_packets_total noisetun_peer_handshakes_total \
 	noisetun_peer_handshake_attempts_total noisetun_peer_handshake_failures_total \
@@ -116,6 +117,49 @@ rxp=$(metric noisetun_peer_receive_packets_total "$IFA" "$PUBB" <"$NT_TMP/a.prom
 [ "$hs" -ge 1 ] && [ "$att" -ge 1 ] && [ "$rxp" -ge 6 ] ||
 	fail "A's counters for B: handshakes $hs, attempts $att, packets received $rxp"
 log "noisetun metrics: promtool ok, handshakes $hs, attempts $att, packets received $rxp"
+
+# rawget IFACE REQUEST: the daemon's reply to REQUEST (printf escapes) on IFACE's socket.
+rawget() {
+	python3 - "$NT_SOCK_DIR/$1.sock" "$2" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
+data = b""
+while not data.endswith(b"\n\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.buffer.write(data)
+EOF
+}
+# Test that the asynchronous handshake figures are the control socket's (get=1 with
+# noisetun=1, the only get that carries them: a plain get=1 stays what stock wg reads),
+# and that no job is left pending once the handshakes are done.
+rawget "$IFA" 'get=1\n\n' >"$NT_TMP/get.plain"
+! grep -q '^noisetun_' "$NT_TMP/get.plain" || fail "a plain get=1 carries noisetun_ lines"
+for try in 1 2 3 4 5; do
+	rawget "$IFA" 'get=1\nnoisetun=1\n\n' >"$NT_TMP/get.ext"
+	"$NT" metrics "$IFA" >"$NT_TMP/a.prom"
+	rawget "$IFA" 'get=1\nnoisetun=1\n\n' >"$NT_TMP/get.ext2"
+	cmp -s <(grep '^noisetun_handshake_jobs_' "$NT_TMP/get.ext") \
+		<(grep '^noisetun_handshake_jobs_' "$NT_TMP/get.ext2") && break
+	sleep 0.3
+done
+gp=$(sed -n 's/^noisetun_handshake_jobs_pending=//p' "$NT_TMP/get.ext")
+gd=$(sed -n 's/^noisetun_handshake_jobs_discarded=//p' "$NT_TMP/get.ext")
+mp=$(metric noisetun_handshake_jobs_pending "$IFA" <"$NT_TMP/a.prom")
+md=$(metric noisetun_handshake_jobs_discarded_total "$IFA" <"$NT_TMP/a.prom")
+[ -n "$gp" ] && [ -n "$gd" ] || fail "get=1 + noisetun=1 lacks the handshake job lines: $(cat "$NT_TMP/get.ext")"
+[ "$mp" = "$gp" ] && [ "$md" = "$gd" ] ||
+	fail "metrics jobs pending/discarded $mp/$md, the control socket says $gp/$gd"
+[ "$gp" = 0 ] || fail "$gp handshake jobs still pending after the handshake"
+grep -q '^# HELP noisetun_handshake_jobs_pending [A-Z].*\.$' "$NT_TMP/a.prom" &&
+	grep -q '^# HELP noisetun_handshake_jobs_discarded_total [A-Z].*\.$' "$NT_TMP/a.prom" ||
+	fail "the handshake job families lack their HELP"
+grep -E '^(# (HELP|TYPE) )?noisetun_handshake_jobs_' "$NT_TMP/a.prom" | sed 's/^/  /'
+log "handshake jobs: pending $mp, discarded $md (= the control socket's get; read $try time(s))"
 
 # Test that the byte counters are wg show dump's transfer figures (read while idle: the
 # metrics before and after the dump agree).
@@ -174,6 +218,9 @@ ip netns exec "$NSB" curl -sf --max-time 5 -o "$NT_TMP/b.http" "http://[2001:db8
 	fail "B (NOISETUN_METRICS_LISTEN, IPv6, unsplit): GET /metrics failed"
 grep -q "^noisetun_peer_receive_bytes_total{interface=\"$IFB\",public_key=\"$PUBA\",name=\"\"} [1-9]" "$NT_TMP/b.http" ||
 	fail "B's metrics lack A's received bytes"
+for f in noisetun_handshake_jobs_pending noisetun_handshake_jobs_discarded_total; do
+	grep -q "^$f{interface=\"$IFB\"} [0-9][0-9]*$" "$NT_TMP/b.http" || fail "B's GET /metrics lacks $f"
+done
 
 # Test that anything but GET /metrics is refused.
 [ "$(http "$NSA" POST "http://$MA/metrics")" = 405 ] || fail "POST /metrics not refused with 405"

@@ -40,7 +40,9 @@ static struct nt_metrics_peer peer(uint8_t key_byte, const char *name, const cha
 START_TEST(test_names_types_and_values)
 {
 	struct nt_metrics_peer p = peer(0, "laptop", "192.0.2.1:51820");
-	struct nt_metrics_device d = { .ifname = "wg0", .up = true, .cookie_replies_sent = 7, .peers = &p, .peers_count = 1 };
+	struct nt_metrics_device d = { .ifname = "wg0", .up = true, .cookie_replies_sent = 7,
+				       .handshake_jobs_pending = 11, .handshake_jobs_discarded = 12,
+				       .peers = &p, .peers_count = 1 };
 	struct nt_engine e = { 0 };
 	char *text;
 
@@ -67,6 +69,12 @@ START_TEST(test_names_types_and_values)
 	ck_assert_ptr_nonnull(strstr(text, "noisetun_under_load{interface=\"wg0\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "# TYPE noisetun_cookie_replies_sent_total counter\n"
 					   "noisetun_cookie_replies_sent_total{interface=\"wg0\"} 7\n"));
+	ck_assert_ptr_nonnull(strstr(text, "# HELP noisetun_handshake_jobs_pending "));
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE noisetun_handshake_jobs_pending gauge\n"
+					   "noisetun_handshake_jobs_pending{interface=\"wg0\"} 11\n"));
+	ck_assert_ptr_nonnull(strstr(text, "# HELP noisetun_handshake_jobs_discarded_total "));
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE noisetun_handshake_jobs_discarded_total counter\n"
+					   "noisetun_handshake_jobs_discarded_total{interface=\"wg0\"} 12\n"));
 	ck_assert_ptr_nonnull(strstr(text, "noisetun_drops_total{interface=\"wg0\",reason=\"decrypt\"} 5\n"));
 	ck_assert_ptr_nonnull(strstr(text, "noisetun_drops_total{interface=\"wg0\",reason=\"no_route\"} 6\n"));
 	ck_assert_ptr_nonnull(strstr(text, "noisetun_drops_total{interface=\"wg0\",reason=\"replay\"} 0\n"));
@@ -92,7 +100,7 @@ START_TEST(test_names_types_and_values)
 		}
 	}
 	ck_assert_uint_eq(count(text, "# HELP "), count(text, "# TYPE "));
-	ck_assert_uint_eq(count(text, "# HELP "), 15);
+	ck_assert_uint_eq(count(text, "# HELP "), 17);
 	ck_assert_uint_eq(text[strlen(text) - 1], '\n');
 	free(text);
 #undef PK
@@ -131,8 +139,8 @@ START_TEST(test_families_grouped_across_interfaces)
 {
 	struct nt_metrics_peer pa[2] = { peer(1, "x", ""), peer(2, "", "") }, pb = peer(3, "y", "");
 	struct nt_metrics_device d[2] = {
-		{ .ifname = "wg0", .peers = pa, .peers_count = 2 },
-		{ .ifname = "wg1", .up = true, .peers = &pb, .peers_count = 1 },
+		{ .ifname = "wg0", .handshake_jobs_pending = 3, .peers = pa, .peers_count = 2 },
+		{ .ifname = "wg1", .up = true, .handshake_jobs_discarded = 4, .peers = &pb, .peers_count = 1 },
 	};
 	const char *a, *b, *next;
 	char *text = format(d, 2);
@@ -143,6 +151,15 @@ START_TEST(test_families_grouped_across_interfaces)
 	a = strstr(text, "noisetun_up{interface=\"wg0\"} 0\n");
 	b = strstr(text, "noisetun_up{interface=\"wg1\"} 1\n");
 	next = strstr(text, "# HELP noisetun_peers ");
+	ck_assert(a && b && next && a < b && b < next);
+	ck_assert_uint_eq(count(text, "# HELP noisetun_handshake_jobs_pending "), 1);
+	a = strstr(text, "noisetun_handshake_jobs_pending{interface=\"wg0\"} 3\n");
+	b = strstr(text, "noisetun_handshake_jobs_pending{interface=\"wg1\"} 0\n");
+	next = strstr(text, "# HELP noisetun_handshake_jobs_discarded_total ");
+	ck_assert(a && b && next && a < b && b < next);
+	a = strstr(text, "noisetun_handshake_jobs_discarded_total{interface=\"wg0\"} 0\n");
+	b = strstr(text, "noisetun_handshake_jobs_discarded_total{interface=\"wg1\"} 4\n");
+	next = strstr(text, "# HELP noisetun_drops_total ");
 	ck_assert(a && b && next && a < b && b < next);
 	/* without a session, no session age sample (the family stays declared) */
 	ck_assert_uint_eq(count(text, "noisetun_peer_session_age_seconds{"), 0);

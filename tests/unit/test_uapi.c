@@ -978,6 +978,8 @@ static const char get_reply[] =
 	"listen_port=51820\n"
 	"fwmark=4660\n"
 	"noisetun_up=1\n"
+	"noisetun_handshake_jobs_pending=256\n"
+	"noisetun_handshake_jobs_discarded=18446744073709551615\n"
 	"noisetun_drops_replay=7\n"
 	"public_key=" HEX_B "\n"
 	"preshared_key=" HEX_0 "\n"
@@ -996,6 +998,7 @@ static const char get_reply[] =
 	"public_key=" HEX_C "\n"
 	"preshared_key=" HEX_B "\n"
 	"noisetun_name=bad\x01name\n"
+	"noisetun_handshake_jobs_pending=9\n" /* a device key in a peer's block: not the device's */
 	"errno=0\n"
 	"\n";
 
@@ -1011,6 +1014,8 @@ START_TEST(test_get_reply)
 	ck_assert_uint_eq(dev.listen_port, 51820);
 	ck_assert_uint_eq(dev.fwmark, 4660);
 	ck_assert(dev.metrics.up);
+	ck_assert_uint_eq(dev.metrics.handshake_jobs_pending, 256);
+	ck_assert(dev.metrics.handshake_jobs_discarded == UINT64_MAX);
 	ck_assert_uint_eq(dev.metrics.drops_count, 1);
 	ck_assert_str_eq(dev.metrics.drop_reasons[0], "replay");
 	ck_assert_uint_eq(dev.metrics.drops[0], 7);
@@ -1070,6 +1075,8 @@ static const struct {
 	{ "noisetun_drops_Bad=1\nerrno=0\n\n", -EPROTO },
 	{ "noisetun_drops_a_label_longer_than_thirty_one_x=1\nerrno=0\n\n", -EPROTO },
 	{ "noisetun_up=yes\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_handshake_jobs_pending=-1\nerrno=0\n\n", -EPROTO },
+	{ "noisetun_handshake_jobs_discarded=18446744073709551616\nerrno=0\n\n", -EPROTO },
 };
 
 START_TEST(test_get_bad_replies)
