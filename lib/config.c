@@ -519,8 +519,8 @@ static int split_endpoint(const char *value, size_t len, char **host_out, uint16
 		port = colon + 1;
 	}
 	if (!host_len || memchr(host, '[', host_len) || memchr(host, ']', host_len) ||
-	    parse_number(&v, port, len - (size_t)(port - value), 10, UINT16_MAX) || !v)
-		return -EINVAL;
+	    parse_number(&v, port, len - (size_t)(port - value), 10, UINT16_MAX))
+		return -EINVAL; /* (port 0 passes, as wg's: its showconf writes what a device has) */
 	if (!(*host_out = strndup(host, host_len)))
 		return -ENOMEM;
 	*port_out = (uint16_t)v;
@@ -537,7 +537,7 @@ static int parse_endpoint(struct parser *p, const char *value, size_t len)
 	if (err == -ENOMEM)
 		return err;
 	if (err)
-		return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+		return fail(p, "Endpoint: \"%s\" is not host:port or [IPv6 address]:port (port 0-65535)",
 			    quote(q, value, len));
 	free(peer->endpoint_host);
 	peer->endpoint_host = copy;
@@ -874,7 +874,7 @@ static int parse_peer_noisetun_comment(struct parser *p, const char *line, size_
 		if (err == -ENOMEM)
 			return err;
 		if (err)
-			return fail(p, "%s: \"%s\" is not host:port or [IPv6 address]:port (port 1-65535)",
+			return fail(p, "%s: \"%s\" is not host:port or [IPv6 address]:port (port 0-65535)",
 				    NT_CONFIG_FALLBACK_KEY, quote(q, v, n));
 		peer->fallbacks_count++;
 		return 1;

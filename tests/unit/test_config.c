@@ -315,6 +315,7 @@ START_TEST(value_forms)
 		{ "2001:db8::1:51820", "2001:db8::1", 51820 }, /* bare IPv6: the port is after the last ':' */
 		{ "vpn.example.com:443", "vpn.example.com", 443 },
 		{ "localhost:0051820", "localhost", 51820 },
+		{ "192.0.2.1:0", "192.0.2.1", 0 }, /* as wg: what its showconf writes of a device that has it */
 	};
 	struct nt_config cfg;
 	struct nt_config_error err;
@@ -349,7 +350,7 @@ END_TEST
 
 /* Each bad config: the line reported and the exact message. */
 #define PEER_B "[Peer]\nPublicKey = " PUB_B "\n"
-#define EP_BAD " is not host:port or [IPv6 address]:port (port 1-65535)"
+#define EP_BAD " is not host:port or [IPv6 address]:port (port 0-65535)"
 #define KA_BAD " is not \"off\" or a number of seconds (0-65535)"
 #define FWMARK_BAD " is not \"off\" or a number (0-0xffffffff)"
 #define ADDR_BAD " is not an IP address with an optional /prefix"
@@ -400,7 +401,7 @@ static const struct {
 	/* 40 */ { PEER_B "Endpoint = [::1]\n", 3, "Endpoint: \"[::1]\"" EP_BAD },
 	/* 41 */ { PEER_B "Endpoint = [::1]:\n", 3, "Endpoint: \"[::1]:\"" EP_BAD },
 	/* 42 */ { PEER_B "Endpoint = 1.2.3.4:99999\n", 3, "Endpoint: \"1.2.3.4:99999\"" EP_BAD },
-	/* 43 */ { PEER_B "Endpoint = 1.2.3.4:0\n", 3, "Endpoint: \"1.2.3.4:0\"" EP_BAD },
+	/* 43 */ { PEER_B "Endpoint = 1.2.3.4:65536\n", 3, "Endpoint: \"1.2.3.4:65536\"" EP_BAD },
 	/* 44 */ { PEER_B "Endpoint = :51820\n", 3, "Endpoint: \":51820\"" EP_BAD },
 	/* 45 */ { PEER_B "Endpoint = []:51820\n", 3, "Endpoint: \"[]:51820\"" EP_BAD },
 	/* 46 */ { PEER_B "Endpoint = h:http\n", 3, "Endpoint: \"h:http\"" EP_BAD },
