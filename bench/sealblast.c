@@ -79,6 +79,8 @@
 #define MAX_THREADS 16
 #define SAMPLES_MAX (1u << 20)
 #define INNER_SPORT 4242
+#define WINDOW_MIN 8       /* messages: the adaptive window's floor */
+#define WINDOW_STEP 8      /* messages: its growth per window's worth delivered */
 #define UDP_SEND_MAX 65507 /* the largest UDP payload one send may carry (IPv4) */
 
 /* The file both processes map. Fields are read and written with __atomic builtins. */
@@ -460,7 +462,7 @@ static int cmd_send(int argc, char **argv)
 {
 	const char *keyfile = NULL, *peer = NULL, *to = NULL, *src = NULL, *dst = NULL, *shmpath = NULL;
 	uint64_t bytes = 1536ULL << 20, window = 4ULL << 20, gso = 0, size = 1392, mtu = 1420;
-	double seconds = 0, stall_ms = 10;
+	double seconds = 0, stall_ms = 25;
 	unsigned poll_us = 200;
 	struct sockaddr_in to_sa, dst_sa;
 	struct flow f = { 0 };
@@ -585,9 +587,11 @@ static int cmd_send(int argc, char **argv)
 	uint64_t next = 0, written_off = 0, stalls = 0, sendcalls = 0, enobufs = 0, waits = 0;
 	uint64_t last_frontier = 0, resolved = 0, last_progress, t0, now, end_by, base;
 	/* The window adapts below --window as TCP's does (AIMD): halved when the sink's count
-	 * shows a new gap (at most once per window's worth of messages), grown by one send per
-	 * window's worth delivered without one. A receiver with a small socket buffer (Debian's
-	 * wireguard-go keeps the 208 KiB default) would otherwise drop most of a fixed window. */
+	 * shows a new gap (at most once per window's worth of messages), grown by WINDOW_STEP
+	 * messages per window's worth delivered without one. A receiver with a small socket
+	 * buffer (Debian's wireguard-go keeps the 208 KiB default, about 80 messages once the
+	 * kernel has split our super-datagrams for it) would otherwise drop most of a fixed
+	 * window. Below one full send, sends carry what the window allows. */
 	uint64_t cwnd = window_msgs, gaps_seen = 0, recover_until = 0, grow_from = 0, cuts = 0, cwnd_min = window_msgs;
 	double cwnd_sum = 0;
 	uint64_t cwnd_samples = 0;
@@ -621,26 +625,27 @@ static int cmd_send(int argc, char **argv)
 		if (gaps > gaps_seen) {
 			gaps_seen = gaps;
 			if (frontier >= recover_until) {
-				cwnd = cwnd / 2 > gso ? cwnd / 2 : gso;
+				cwnd = cwnd / 2 > WINDOW_MIN ? cwnd / 2 : WINDOW_MIN;
 				cuts++;
 				recover_until = next;
 				grow_from = frontier;
 			}
 		} else if (frontier >= grow_from + cwnd && cwnd < window_msgs) {
-			cwnd = cwnd + gso < window_msgs ? cwnd + gso : window_msgs;
+			cwnd = cwnd + WINDOW_STEP < window_msgs ? cwnd + WINDOW_STEP : window_msgs;
 			grow_from = frontier;
 		}
 		if (cwnd < cwnd_min)
 			cwnd_min = cwnd;
 		uint64_t seen = frontier > resolved ? frontier : resolved;
 		uint64_t inflight = next > seen ? next - seen : 0;
-		if (inflight + gso > cwnd) {
+		uint64_t want = cwnd < gso ? cwnd : gso; /* the smallest send worth making */
+		if (inflight + want > cwnd) {
 			if ((double)(now - last_progress) > stall_ms * 1e6) {
 				/* Nothing arrived for a while with messages outstanding: lost. */
 				written_off += inflight;
 				resolved = next;
 				stalls++;
-				cwnd = cwnd / 2 > gso ? cwnd / 2 : gso;
+				cwnd = cwnd / 2 > WINDOW_MIN ? cwnd / 2 : WINDOW_MIN;
 				cuts++;
 				recover_until = next;
 				grow_from = frontier;
@@ -654,11 +659,14 @@ static int cmd_send(int argc, char **argv)
 		uint64_t room = cwnd - inflight, k = 0;
 		cwnd_sum += (double)cwnd;
 		cwnd_samples++;
-		while (k < SEND_BATCH && next + k * gso < n && (k + 1) * gso <= room) {
-			uint64_t first = next + k * gso, cnt = n - first < gso ? n - first : gso;
+		for (uint64_t first = next; k < SEND_BATCH && first < n && room; k++) {
+			uint64_t cnt = n - first < gso ? n - first : gso;
+			if (cnt > room)
+				cnt = room;
 			iov[k] = (struct iovec){ .iov_base = buf + first * msglen, .iov_len = cnt * msglen };
 			msgs[k] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[k], .msg_iovlen = 1 } };
-			k++;
+			first += cnt;
+			room -= cnt;
 		}
 		int r = sendmmsg(sk, msgs, (unsigned)k, 0);
 		sendcalls++;
@@ -892,8 +900,12 @@ static int cmd_sink(int argc, char **argv)
 		}
 	}
 	double cpu = first_t ? cpu_seconds() - cpu_first : 0;
-	if (first_t && (nsamples == 0 || samples[nsamples - 1].count != count))
-		samples[nsamples++ < SAMPLES_MAX ? nsamples - 1 : SAMPLES_MAX - 1] = (struct sample){ last_t, count };
+	if (first_t && (nsamples == 0 || samples[nsamples - 1].count != count)) {
+		/* The last batch, when the sampling stride skipped it. */
+		if (nsamples == SAMPLES_MAX)
+			nsamples--;
+		samples[nsamples++] = (struct sample){ last_t, count };
+	}
 
 	/* The steady state: from 10% to 90% of the final count. */
 	double kpps = 0, all_kpps = 0, span = 0;
