@@ -77,7 +77,9 @@
 #define RECV_BUF 65536     /* one GRO datagram at most */
 #define PEEK_BYTES 64      /* what the sink copies of a datagram when it only counts */
 #define MAX_THREADS 16
-#define SAMPLES_MAX (1u << 20)
+#ifndef SAMPLES_MAX
+#define SAMPLES_MAX (1u << 20) /* the sink's (time, count) samples; decimated when full */
+#endif
 #define INNER_SPORT 4242
 #define WINDOW_MIN 8       /* messages: the adaptive window's floor */
 #define WINDOW_STEP 8      /* messages: its growth per window's worth delivered */
