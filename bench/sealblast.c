@@ -18,8 +18,9 @@
  *       responder's socket never overflows. When the sink's count does not move for --stall
  *       ms while messages are outstanding, those are written off as lost and sending goes
  *       on. Stops when every message is sent (or after --seconds), waits for the tail, marks
- *       the run done in the shm file and prints one JSON object.
- *   sealblast sink --bind IP:PORT --shm FILE [--timeout S] [--verify]
+ *       the run done in the shm file and prints one JSON object. --cpu N: send from CPU N only
+ *       (the sealing before still uses every core).
+ *   sealblast sink --bind IP:PORT --shm FILE [--timeout S] [--verify] [--cpu N]
  *       A UDP socket with UDP_GRO and a 32 MiB receive buffer (SO_RCVBUFFORCE), recvmmsg
  *       batches; counts segments (datagram length / the UDP_GRO segment size) and bytes and
  *       publishes the count in FILE (created, 4 KiB, mmap'd; a u64 stored atomically after
@@ -43,6 +44,7 @@
 #include <netinet/udp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -132,6 +134,21 @@ static double cpu_seconds(void)
 		die("getrusage: %s", strerror(errno));
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
 	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Run the calling thread on CPU cpu only (-1: leave it where the scheduler puts it). */
+static void pin_to(long cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	if (cpu >= CPU_SETSIZE)
+		die("--cpu %ld: out of range", cpu);
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		die("sched_setaffinity(CPU %ld): %s", cpu, strerror(errno));
 }
 
 static void sleep_us(unsigned us)
@@ -466,6 +483,7 @@ static int cmd_send(int argc, char **argv)
 	uint64_t bytes = 1536ULL << 20, window = 4ULL << 20, gso = 0, size = 1392, mtu = 1420;
 	double seconds = 0, stall_ms = 25;
 	unsigned poll_us = 200;
+	long cpu = -1;
 	struct sockaddr_in to_sa, dst_sa;
 	struct flow f = { 0 };
 
@@ -503,13 +521,15 @@ static int cmd_send(int argc, char **argv)
 			stall_ms = parse_double(v, "stall ms");
 		else if (!strcmp(o, "--poll-us"))
 			poll_us = (unsigned)parse_u64(v, "poll us");
+		else if (!strcmp(o, "--cpu"))
+			cpu = (long)parse_u64(v, "cpu");
 		else
 			die("unknown option %s", o);
 	}
 	if (!keyfile || !peer || !to || !src || !dst || !shmpath)
 		die("usage: sealblast send --key FILE --peer PUB --to IP:PORT --src IP --dst IP:PORT --shm FILE "
 		    "[--size 1392] [--mtu 1420] [--bytes N | --mib N] [--window BYTES] [--gso K] [--seconds S] "
-		    "[--stall MS] [--poll-us US]");
+		    "[--stall MS] [--poll-us US] [--cpu N]");
 	parse_ipport(&to_sa, to);
 	parse_ipport(&dst_sa, dst);
 	if (inet_pton(AF_INET, src, &f.src) != 1)
@@ -579,6 +599,7 @@ static int cmd_send(int argc, char **argv)
 	nt_cookie_maker_wipe(&s->maker);
 	sodium_free(s);
 
+	pin_to(cpu); /* after the sealing, which uses every core */
 	int g = (int)msglen; /* the segment size: one message */
 	if (setsockopt(sk, IPPROTO_UDP, UDP_SEGMENT, &g, sizeof(g)) < 0)
 		die("UDP_SEGMENT: %s", strerror(errno));
@@ -740,6 +761,7 @@ static int cmd_sink(int argc, char **argv)
 	const char *bind_to = NULL, *shmpath = NULL;
 	double timeout = 120;
 	bool verify = false;
+	long pin_cpu = -1;
 	struct sockaddr_in sa;
 
 	for (int i = 0; i < argc; i++) {
@@ -756,11 +778,14 @@ static int cmd_sink(int argc, char **argv)
 			shmpath = v;
 		else if (!strcmp(o, "--timeout"))
 			timeout = parse_double(v, "timeout");
+		else if (!strcmp(o, "--cpu"))
+			pin_cpu = (long)parse_u64(v, "cpu");
 		else
 			die("unknown option %s", o);
 	}
 	if (!bind_to || !shmpath)
-		die("usage: sealblast sink --bind IP:PORT --shm FILE [--timeout S] [--verify]");
+		die("usage: sealblast sink --bind IP:PORT --shm FILE [--timeout S] [--verify] [--cpu N]");
+	pin_to(pin_cpu);
 	parse_ipport(&sa, bind_to);
 
 	int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1, sz = 32 << 20;
