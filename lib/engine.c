@@ -1558,12 +1558,14 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 	/* Load is a handshake queue 1/8 full, as the kernel's rule. With host.submit the queue
 	 * is the job ring, and each handshake of the batch sees the jobs before it (the
 	 * ring's plus the batch's earlier ones): more than NT_ENGINE_JOBS_MAX / 8 waiting is
-	 * load, so a flood's first batch of that many turns cookies on, and a legitimate
-	 * burst below it (peers reconnecting after a restart) never does. Without the ring
-	 * the batch is the queue. */
+	 * load. A batch alone is load from half that: a burst of 16 initiations in one read
+	 * is a flood's shape (a legitimate burst, peers reconnecting after a restart, spreads
+	 * over reads), and the threads would otherwise burn through it before the ring filled.
+	 * Without the ring the batch is the queue. */
 	if (e->jobs)
 		under_load = nt_cookie_under_load(e->jobs_count + handshakes - (handshakes > 0), NT_ENGINE_JOBS_MAX,
-						  now.mono, &e->last_under_load);
+						  now.mono, &e->last_under_load) |
+			     nt_cookie_under_load(handshakes, NT_ENGINE_JOBS_MAX / 2, now.mono, &e->last_under_load);
 	else
 		under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
 	if (e->jobs_count > handshakes)

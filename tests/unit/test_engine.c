@@ -1337,8 +1337,8 @@ END_TEST
 
 /* With the ring, the ring is the handshake queue, load at 1/8 of it (NT_ENGINE_JOBS_MAX /
  * 8), as the kernel's queue is: batches of 12 (load at 8 a batch for a host without the
- * ring) pile up jobs without load; once 1/8 of the ring waits, one more initiation gets a
- * cookie reply. */
+ * ring, at 16 with it) pile up jobs without load; once 1/8 of the ring waits, one more
+ * initiation gets a cookie reply. */
 START_TEST(test_async_pending_jobs_count_as_load)
 {
 	static struct nt_datagram dg[12];
@@ -1382,6 +1382,34 @@ END_TEST
 /* The ring's bound: under load, batches of mac2-valid initiations from distinct sources
  * fill NT_ENGINE_JOBS_MAX jobs; the rest are dropped as flood. A data message in the same
  * batch as a full ring still reaches the TUN at once. */
+/* ... and one batch of NT_ENGINE_JOBS_MAX / 16 initiations is load at once (a flood's
+ * burst), one fewer is not. */
+START_TEST(test_async_burst_is_load)
+{
+	static struct nt_datagram dg[NT_ENGINE_JOBS_MAX / 16];
+	static uint8_t bufs[NT_ENGINE_JOBS_MAX / 16][256];
+	const unsigned burst = NT_ENGINE_JOBS_MAX / 16;
+
+	sim_setup_with(true);
+	for (unsigned round = 0; round < 2; round++) {
+		unsigned n = round ? burst : burst - 1;
+
+		for (unsigned k = 0; k < n; k++) {
+			dg[k] = (struct nt_datagram){ .data = bufs[k], .len = NT_INIT_LEN, .cap = sizeof(bufs[0]),
+						      .from = source(round * 100 + k) };
+			junk_initiation(bufs[k], round * 100 + k, &dg[k].from, false);
+		}
+		nt_engine_receive(&S.b.eng, dg, n, now_of(), &S.b.out);
+		nt_engine_flush(&S.b.out);
+		ck_assert_uint_eq(S.b.ev_count[NT_EV_UNDER_LOAD], round);
+		deferred_run_all();
+		b_collect();
+		ck_assert_uint_eq(nt_engine_jobs_pending(&S.b.eng), 0);
+	}
+	sim_teardown();
+}
+END_TEST
+
 START_TEST(test_async_ring_bound)
 {
 	static struct nt_datagram dg[NT_ENGINE_ADMITTED_MAX + 1];
@@ -1519,6 +1547,7 @@ int main(void)
 	tcase_add_test(tc, test_async_out_of_order_results_in_order);
 	tcase_add_test(tc, test_async_config_change_discards_results);
 	tcase_add_test(tc, test_async_pending_jobs_count_as_load);
+	tcase_add_test(tc, test_async_burst_is_load);
 	tcase_add_test(tc, test_async_ring_bound);
 	tcase_add_test(tc, test_data_batches_split_over_threads);
 	tcase_add_test(tc, test_speed_protocol_hours);
