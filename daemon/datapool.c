@@ -50,6 +50,8 @@ static struct {
 	_Atomic unsigned active;       /* helpers in the run (changed under mu) */
 	_Atomic size_t next;           /* next chunk to claim */
 	bool stop;
+	uint64_t runs, chunks;         /* runs split, and their chunks (the loop's counts) */
+	_Atomic uint64_t helped;       /* chunks the helpers ran */
 } dp = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
 
 static inline void cpu_relax(void)
@@ -59,12 +61,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void claim_all(void (*fn)(void *, size_t), void *arg, size_t n)
+/* Run chunks until none is left; returns how many this thread ran. */
+static uint64_t claim_all(void (*fn)(void *, size_t), void *arg, size_t n)
 {
+	uint64_t ran = 0;
 	size_t i;
 
-	while ((i = atomic_fetch_add_explicit(&dp.next, 1, memory_order_relaxed)) < n)
+	while ((i = atomic_fetch_add_explicit(&dp.next, 1, memory_order_relaxed)) < n) {
 		fn(arg, i);
+		ran++;
+	}
+	return ran;
 }
 
 static void *thread_main(void *unused)
@@ -96,7 +103,7 @@ static void *thread_main(void *unused)
 		size_t n = dp.n;
 		dp.active++;
 		pthread_mutex_unlock(&dp.mu);
-		claim_all(fn, arg, n);
+		atomic_fetch_add_explicit(&dp.helped, claim_all(fn, arg, n), memory_order_relaxed);
 		pthread_mutex_lock(&dp.mu);
 		if (!--dp.active)
 			pthread_cond_signal(&dp.idle);
@@ -153,6 +160,8 @@ void datapool_parallel(void *ctx, void (*fn)(void *arg, size_t i), void *arg, si
 	atomic_store_explicit(&dp.next, 0, memory_order_relaxed);
 	dp.gen++;
 	dp.open = true;
+	dp.runs++;
+	dp.chunks += n;
 	if (dp.sleepers)
 		pthread_cond_broadcast(&dp.work);
 	pthread_mutex_unlock(&dp.mu);
@@ -189,5 +198,8 @@ void datapool_stop(void)
 	pthread_mutex_unlock(&dp.mu);
 	for (unsigned i = 0; i < dp.helpers; i++)
 		pthread_join(dp.th[i], NULL);
+	log_verbose("transport crypto: %llu batches split over %u threads, %llu of their %llu chunks by the helpers",
+		    (unsigned long long)dp.runs, dp.helpers + 1, (unsigned long long)atomic_load(&dp.helped),
+		    (unsigned long long)dp.chunks);
 	dp.helpers = 0;
 }
