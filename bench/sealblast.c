@@ -66,13 +66,6 @@
 #define TOOL_NAME "sealblast"
 #include "tool.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define SHM_MAGIC 0x5345414c424c5354ULL /* "SEALBLST" */
 #define SHM_SIZE 4096
 #define SEND_BATCH 16      /* super-datagrams per sendmmsg */
