@@ -32,28 +32,26 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "noisetun/cookie.h"
 #include "noisetun/crypto.h"
 #include "noisetun/encoding.h"
 #include "noisetun/noise.h"
 
+#define TOOL_NAME "hsgen"
+#include "tool.h"
+
 #define POOL_MAGIC "NTHSPOOL"
 #define POOL_VERSION 1
-#define MAX_THREADS 16
 #define SEND_BATCH 64
 #define RECV_BATCH 64
 #define CLOSED_TIMEOUT_NS (250 * 1000000ULL)
@@ -80,50 +78,6 @@ struct peer {
 	struct nt_noise_static st;
 	struct nt_handshake hs; /* base state: static-static DH and initiator hash precomputed */
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("hsgen: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NT_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * NT_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static void rng_fill(void *ctx, void *buf, size_t len)
-{
-	(void)ctx;
-	randombytes_buf(buf, len);
-}
-
-static const struct nt_rng rng = { .fill = rng_fill, .ctx = NULL };
-
-static unsigned nthreads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
-}
 
 /* Peer i's private key: BLAKE2s("noisetun bench hsgen" || seed || i). */
 static void peer_private(uint8_t out[NT_KEY_LEN], uint64_t seed, uint32_t i)
@@ -155,28 +109,6 @@ static struct peer *peers_make(uint64_t seed, uint32_t npeers, const uint8_t *re
 	}
 	nt_wipe(priv, sizeof(priv));
 	return peers;
-}
-
-static uint64_t parse_u64(const char *s, const char *what)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s)
-		die("bad %s: %s", what, s);
-	return v;
-}
-
-static double parse_double(const char *s, const char *what)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*end || end == s || v < 0)
-		die("bad %s: %s", what, s);
-	return v;
 }
 
 static void parse_key(uint8_t key[NT_KEY_LEN], const char *s)
@@ -501,15 +433,6 @@ static void *verify_worker(void *arg)
 	}
 	nt_wipe(&hs, sizeof(hs));
 	return NULL;
-}
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
 }
 
 static int cmd_run(int argc, char **argv)

@@ -45,13 +45,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -65,12 +63,8 @@
 #include "noisetun/keypair.h"
 #include "noisetun/noise.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
+#define TOOL_NAME "sealblast"
+#include "tool.h"
 
 #define SHM_MAGIC 0x5345414c424c5354ULL /* "SEALBLST" */
 #define SHM_SIZE 4096
@@ -78,7 +72,6 @@
 #define RECV_BATCH 16      /* datagrams per recvmmsg */
 #define RECV_BUF 65536     /* one GRO datagram at most */
 #define PEEK_BYTES 64      /* what the sink copies of a datagram when it only counts */
-#define MAX_THREADS 16
 #ifndef SAMPLES_MAX
 #define SAMPLES_MAX (1u << 20) /* the sink's (time, count) samples; decimated when full */
 #endif
@@ -96,45 +89,6 @@ struct shared {
 	uint64_t sent;            /* sender: messages sent */
 	uint64_t frontier;        /* sink: 1 + the highest sequence number counted */
 };
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("sealblast: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NT_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * NT_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		die("getrusage: %s", strerror(errno));
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
 
 /* Run the calling thread on CPU cpu only (-1: leave it where the scheduler puts it). */
 static void pin_to(long cpu)
@@ -157,43 +111,6 @@ static void sleep_us(unsigned us)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static void rng_fill(void *ctx, void *buf, size_t len)
-{
-	(void)ctx;
-	randombytes_buf(buf, len);
-}
-
-static const struct nt_rng rng = { .fill = rng_fill, .ctx = NULL };
-
-static unsigned nthreads(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (unsigned)n;
-}
-
-static uint64_t parse_u64(const char *s, const char *what)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s)
-		die("bad %s: %s", what, s);
-	return v;
-}
-
-static double parse_double(const char *s, const char *what)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (*end || end == s || v < 0)
-		die("bad %s: %s", what, s);
-	return v;
 }
 
 /* "IP:PORT" (IPv4) into sa. */

@@ -445,6 +445,26 @@ ping_ok() {
 	fi
 }
 
+# rawget IFACE REQUEST: the daemon's reply to REQUEST (printf escapes: 'get=1\n\n') on
+# IFACE's control socket, byte for byte, up to the blank line that ends it: for what stock
+# wg neither sends nor shows (noisetun=1, names). A daemon silent for 10 s fails it.
+rawget() {
+	python3 - "$NT_SOCK_DIR/$1.sock" "$2" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
+data = b""
+while not data.endswith(b"\n\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.buffer.write(data)
+EOF
+}
+
 # A snapshot of the configuration and the state a peer cannot change behind our back:
 # showconf with its peer sections sorted (daemons promise no peer order), then sorted
 # endpoints and handshakes (volatile transfer counters left out).

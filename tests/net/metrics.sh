@@ -118,22 +118,6 @@ rxp=$(metric noisetun_peer_receive_packets_total "$IFA" "$PUBB" <"$NT_TMP/a.prom
 	fail "A's counters for B: handshakes $hs, attempts $att, packets received $rxp"
 log "noisetun metrics: promtool ok, handshakes $hs, attempts $att, packets received $rxp"
 
-# rawget IFACE REQUEST: the daemon's reply to REQUEST (printf escapes) on IFACE's socket.
-rawget() {
-	python3 - "$NT_SOCK_DIR/$1.sock" "$2" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
-data = b""
-while not data.endswith(b"\n\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.buffer.write(data)
-EOF
-}
 # Test that the asynchronous handshake figures are the control socket's (get=1 with
 # noisetun=1, the only get that carries them: a plain get=1 stays what stock wg reads),
 # and that no job is left pending once the handshakes are done.

@@ -74,23 +74,6 @@ start_conf() {
 	echo "${PID[$r]}" >"$NT_TMP/${IF[$r]}.pid"
 }
 
-# rawget REQUEST: the daemon's reply, byte for byte, to REQUEST (printf escapes).
-rawget() {
-	python3 - "$NT_SOCK_DIR/$S.sock" "$1" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
-data = b""
-while not data.endswith(b"\n\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-sys.stdout.buffer.write(data)
-EOF
-}
-
 # What stock wg shows (the relative "latest handshake: N seconds ago" left out).
 stock_views() {
 	WG_COLOR_MODE=never wgn "${NS[srv]}" show "$S" | grep -v 'latest handshake'
@@ -145,8 +128,8 @@ log "names from the file: show, --json and showconf have them"
 
 # Test that a plain get=1 and stock wg are the same with and without names, and that only
 # get=1 + noisetun=1 carries them.
-rawget 'get=1\n\n' >"$NT_TMP/get.named"
-rawget 'get=1\nnoisetun=1\n\n' >"$NT_TMP/get.ext"
+rawget "$S" 'get=1\n\n' >"$NT_TMP/get.named"
+rawget "$S" 'get=1\nnoisetun=1\n\n' >"$NT_TMP/get.ext"
 stock_views >"$NT_TMP/wg.named"
 ! grep -q noisetun "$NT_TMP/get.named" || fail "a plain get carries noisetun lines"
 [ "$(grep -c '^noisetun_name=' "$NT_TMP/get.ext")" = 2 ] && grep -qxF 'noisetun_name=laptop b' "$NT_TMP/get.ext" &&
@@ -154,11 +137,11 @@ stock_views >"$NT_TMP/wg.named"
 [ "$(grep -v '^noisetun_' "$NT_TMP/get.ext")" = "$(cat "$NT_TMP/get.named")" ] ||
 	fail "get=1 + noisetun=1 differs from get=1 by more than noisetun_ lines"
 "$NT" set "$S" peer "$B" name "" peer "$C" name "" || fail "noisetun set ... name \"\" failed"
-rawget 'get=1\n\n' >"$NT_TMP/get.plain"
+rawget "$S" 'get=1\n\n' >"$NT_TMP/get.plain"
 stock_views >"$NT_TMP/wg.plain"
 cmp "$NT_TMP/get.named" "$NT_TMP/get.plain" || fail "a plain get=1 differs with and without names"
 diff "$NT_TMP/wg.plain" "$NT_TMP/wg.named" || fail "stock wg show/showconf/dump differ with and without names"
-! grep -q '^noisetun_name=' <(rawget 'get=1\nnoisetun=1\n\n') || fail "name \"\" did not remove the names"
+! grep -q '^noisetun_name=' <(rawget "$S" 'get=1\nnoisetun=1\n\n') || fail "name \"\" did not remove the names"
 expect_json None None
 log "plain get=1 ($(wc -c <"$NT_TMP/get.plain") bytes) and stock wg identical with and without names"
 

@@ -31,10 +31,6 @@
 
 #include "toolkit.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-
 #define MAX_SENDS 64
 #define MAX_SEGS 128
 #define DATA_PLAIN 32 /* IPv4 20 + UDP 8 + 4 bytes: seals to a 64-byte message */

@@ -55,13 +55,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define MAX_FLOWS 16
 #define SEEN_BITS (1u << 22) /* numbers tracked per flow for duplicates */
 #define RX_BATCH 64
