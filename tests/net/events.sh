@@ -244,13 +244,18 @@ stream_has psk_changed peer="$(key_pub d)" || fail "no psk_changed"
 stream_has peer_removed peer="$(key_pub d)" || fail "no peer_removed"
 
 # Test --unauthenticated: a burst of 3000 junk initiations (bad mac1) from C's namespace
-# is a few summed lines for s2, none for s1; under_load and load_ended for both.
-ip netns exec "$NSC" python3 - <<'EOF'
+# is a few summed lines for s2, none for s1; under_load and load_ended for both. A's data
+# path is stopped while they queue up, so that it reads them as the burst they are (in
+# batches of 64, where 16 are load) however fast it would keep up with one sender.
+WORKERA=$(daemon_worker_pid "$IFA")
+kill -STOP "$WORKERA"
+ip netns exec "$NSC" python3 - <<'EOF' || { kill -CONT "$WORKERA"; fail "the junk burst failed"; }
 import os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(3000):
     s.sendto(b"\x01\x00\x00\x00" + os.urandom(144), ("192.0.2.1", 51820))
 EOF
+kill -CONT "$WORKERA"
 wait_for 5 "load_ended" stream_has load_ended
 stream_has under_load || fail "no under_load"
 sleep 2.5 # the per-second sum
