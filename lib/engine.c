@@ -1562,11 +1562,14 @@ void nt_engine_receive(struct nt_engine *e, struct nt_datagram *dgrams, size_t n
 	 * is a flood's shape (a legitimate burst, peers reconnecting after a restart, spreads
 	 * over reads), and the threads would otherwise burn through it before the ring filled.
 	 * Without the ring the batch is the queue. */
-	if (e->jobs)
-		under_load = nt_cookie_under_load(e->jobs_count + handshakes - (handshakes > 0), NT_ENGINE_JOBS_MAX,
-						  now.mono, &e->last_under_load) |
-			     nt_cookie_under_load(handshakes, NT_ENGINE_JOBS_MAX / 2, now.mono, &e->last_under_load);
-	else
+	if (e->jobs) {
+		/* both evaluated: either refreshes the hold */
+		bool queued = nt_cookie_under_load(e->jobs_count + handshakes - (handshakes > 0), NT_ENGINE_JOBS_MAX,
+						   now.mono, &e->last_under_load);
+		bool burst = nt_cookie_under_load(handshakes, NT_ENGINE_JOBS_MAX / 2, now.mono, &e->last_under_load);
+
+		under_load = queued || burst;
+	} else
 		under_load = nt_cookie_under_load(handshakes, NT_ENGINE_HANDSHAKE_QUEUE, now.mono, &e->last_under_load);
 	if (e->jobs_count > handshakes)
 		handshakes = e->jobs_count; /* for the event's value */
