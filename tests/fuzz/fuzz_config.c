@@ -84,7 +84,7 @@ static void check_config(const struct nt_config *cfg, size_t text_len)
 			check_prefix(p->allowed_ips[k].family, p->allowed_ips[k].cidr, p->allowed_ips[k].addr, "AllowedIPs");
 		if (p->has_endpoint != (p->endpoint_host != NULL))
 			FAIL("peer %zu: has_endpoint %d with host %p", i, p->has_endpoint, (void *)p->endpoint_host);
-		if (p->has_endpoint && (!p->endpoint_host[0] || strlen(p->endpoint_host) > text_len || !p->endpoint_port))
+		if (p->has_endpoint && (!p->endpoint_host[0] || strlen(p->endpoint_host) > text_len))
 			FAIL("peer %zu: endpoint \"%s\" port %u", i, p->endpoint_host, p->endpoint_port);
 		for (size_t k = 0; k < i; k++)
 			if (!memcmp(cfg->peers[k].public_key, p->public_key, sizeof(p->public_key)))
