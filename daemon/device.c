@@ -77,7 +77,6 @@ void device_destroy(struct device *dev)
 
 /* ---- the engine's outputs ---- */
 
-#define TUNQ_MAX   (BATCH * MAX_SEGMENTS) /* a wakeup's decrypted packets, whatever the GRO */
 #define SENDS_MAX  1024                   /* sealed messages per sendmmsg batch */
 #define EVENTS_MAX 256
 #define BYTES_MAX  (4 * NT_ENGINE_MIN_BYTES)

@@ -36,6 +36,10 @@
  * (3.55 -> 4.1 Gbit/s) and shorter queues (ping under load 2.3 -> 1.0 ms). */
 #define TX_BUDGET        (64u << 10)
 #define RX_BUDGET        (128u << 10)
+/* Receive buffer sets with data threads: one being read and opened, one being written to
+ * the TUN, one of slack (receive.c). Without, only set 0 is used, so only its pages are touched. */
+#define RX_SETS          3
+#define TUNQ_MAX         (BATCH * MAX_SEGMENTS) /* a wakeup's decrypted packets, whatever the GRO */
 
 /* ---- log.c ---- */
 enum log_level { LOG_SILENT, LOG_ERROR, LOG_VERBOSE };
@@ -191,7 +195,13 @@ struct nt_now device_now(void);
 unsigned datapool_threads(void); /* in all, the loop's included: NOISETUN_DATA_THREADS */
 unsigned datapool_start(void);   /* before the sandbox; returns datapool_threads() started */
 void datapool_parallel(void *ctx, void (*fn)(void *arg, size_t i), void *arg, size_t n);
-void datapool_stop(void);        /* at exit: the threads joined */
+void datapool_stop(void);        /* at exit: the TUN writes done, the threads joined */
+unsigned datapool_helpers(void); /* started, besides the loop */
+/* The TUN writer stage: queue a batch's TUN packets (they lie in receive set `set`) for a
+ * helper to write, in order; false: no helpers, write them yourself. */
+struct tun_params;
+bool datapool_write_tun(const struct tun_params *t, const struct nt_gro_packet *q, size_t n, unsigned set);
+void datapool_wait_written(unsigned set); /* until set's queued writes are done */
 
 /* tun.c */
 int tun_open(const char *ifname, char out_name[IFNAMSIZ], bool *vnet, bool *uso);
@@ -221,6 +231,14 @@ void send_out(struct device *dev, struct nt_send *sends, size_t n);
 void receive_udp(struct device *dev, int fd);
 /* The engine's TUN queue: coalesced (with offloads), then written. */
 void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n);
+/* What a TUN write needs, copied from the device when a batch is queued, so the writer
+ * thread reads nothing the loop may change. */
+struct tun_params {
+	int fd;
+	unsigned mtu;
+	bool vnet, uso, mss_clamp;
+};
+void tun_write_batch(const struct tun_params *t, struct nt_gro_packet *q, size_t n);
 
 /* uapi.c */
 int uapi_listen(struct device *dev, const char *dir, uint64_t listen_tag, uint64_t timer_tag);

@@ -1,6 +1,10 @@
 /* The receive half: UDP recvmmsg (a batch) -> the engine (lib/engine.c decides what each
  * datagram is and does) -> its sends and the TUN queue, written together at the end of the
- * batch (coalesced with offloads), or earlier when the queue is full. */
+ * batch (coalesced with offloads), or earlier when the queue is full.
+ *
+ * With data threads (datapool.c), the TUN writes of a batch are a stage of their own: a
+ * helper clamps, coalesces and writes them while the loop reads and opens the next batch
+ * into another set of buffers. A set is only read into again once its writes are done. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,35 +15,56 @@
 #include "noisetun/offload.h"
 #include "noisetund.h"
 
-static uint8_t rx_bufs[BATCH][BUF_SIZE];
+static uint8_t rx_bufs[RX_SETS][BATCH][BUF_SIZE];
+static unsigned rx_set;        /* the set of the batch being handled */
+static bool rx_batch_done;     /* its final flush: the engine is done with the buffers */
+static bool in_receive;
 
-static void write_tun(struct device *dev, uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h)
+static void write_tun(const struct tun_params *t, uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h)
 {
 	ssize_t n;
 
-	if (dev->vnet) {
+	if (t->vnet) {
 		/* every packet has room before it: it sat behind a 16-byte transport header */
 		pkt -= NT_VNET_HDR_LEN;
 		nt_vnet_hdr_store(pkt, h);
 		len += NT_VNET_HDR_LEN;
 	}
-	n = write(dev->tun, pkt, len);
+	n = write(t->fd, pkt, len);
 	if (n < 0 && errno != EAGAIN && errno != EIO)
 		log_verbose("TUN write: %s", strerror(errno));
 }
 
-void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n)
+void tun_write_batch(const struct tun_params *t, struct nt_gro_packet *q, size_t n)
 {
 	static const struct nt_vnet_hdr none;
 
-	if (!dev->no_mss_clamp) /* the peer's SYNs to hosts behind us */
+	if (t->mss_clamp) /* the peer's SYNs to hosts behind us */
 		for (size_t i = 0; i < n; i++)
-			nt_mss_clamp(q[i].data, q[i].len, dev->mtu);
-	if (dev->vnet)
-		nt_offload_coalesce_flags(q, n, NT_GRO_ADJACENT | (dev->tun_uso ? NT_GRO_UDP : 0));
+			nt_mss_clamp(q[i].data, q[i].len, t->mtu);
+	if (t->vnet)
+		nt_offload_coalesce_flags(q, n, NT_GRO_ADJACENT | (t->uso ? NT_GRO_UDP : 0));
 	for (size_t i = 0; i < n; i++)
 		if (q[i].len)
-			write_tun(dev, q[i].data, q[i].len, dev->vnet ? &q[i].hdr : &none);
+			write_tun(t, q[i].data, q[i].len, t->vnet ? &q[i].hdr : &none);
+}
+
+void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n)
+{
+	struct tun_params t = { .fd = dev->tun, .mtu = dev->mtu, .vnet = dev->vnet, .uso = dev->tun_uso,
+				.mss_clamp = !dev->no_mss_clamp };
+
+	if (!n)
+		return;
+	/* Only a batch's packets go to the writer: they lie in its set. A flush before the
+	 * batch's end waits for its writes, since the engine goes on reading that set (and
+	 * coalescing moves bytes within it). */
+	if (in_receive && datapool_write_tun(&t, q, n, rx_set)) {
+		if (!rx_batch_done)
+			datapool_wait_written(rx_set);
+		return;
+	}
+	tun_write_batch(&t, q, n);
 }
 
 /* The UDP_GRO segment size of a received datagram of len bytes; len itself when the
@@ -69,10 +94,12 @@ void receive_udp(struct device *dev, int fd)
 		struct cmsghdr align;
 	} ctrl[BATCH];
 	struct nt_engine_out *out;
+	unsigned set = datapool_helpers() ? (rx_set + 1) % RX_SETS : 0;
 	int n;
 
+	datapool_wait_written(set); /* its last batch's TUN writes */
 	for (unsigned i = 0; i < BATCH; i++) {
-		iov[i] = (struct iovec){ .iov_base = rx_bufs[i], .iov_len = BUF_SIZE };
+		iov[i] = (struct iovec){ .iov_base = rx_bufs[set][i], .iov_len = BUF_SIZE };
 		msgs[i] = (struct mmsghdr){ .msg_hdr = {
 			.msg_name = &dg[i].from, .msg_namelen = sizeof(dg[i].from), .msg_iov = &iov[i], .msg_iovlen = 1,
 			.msg_control = ctrl[i].buf, .msg_controllen = sizeof(ctrl[i].buf) } };
@@ -99,7 +126,7 @@ void receive_udp(struct device *dev, int fd)
 	for (int i = 0; i < n; i++) {
 		struct nt_datagram *d = &dg[i];
 
-		d->data = rx_bufs[i];
+		d->data = rx_bufs[set][i];
 		d->len = msgs[i].msg_len;
 		d->cap = BUF_SIZE;
 		d->segment = gro_segment(&msgs[i].msg_hdr, d->len);
@@ -111,6 +138,11 @@ void receive_udp(struct device *dev, int fd)
 			udp_cmsg_src(&msgs[i].msg_hdr, &d->local);
 	}
 	out = device_out(dev);
+	rx_set = set;
+	in_receive = true;
+	rx_batch_done = false;
 	nt_engine_receive(&dev->eng, dg, (size_t)n, device_now(), out);
+	rx_batch_done = true;
 	nt_engine_flush(out);
+	in_receive = false;
 }

@@ -8,7 +8,8 @@
 # Checks: UDP_SEGMENT flows both ways (tools/udpseg: numbered datagrams, every byte
 # checked at the receiver) arrive with nothing corrupt, duplicated or out of order within
 # a flow; TCP both ways; no message failed to open or was refused as a replay; and each
-# daemon, stopped, reports that it did split batches and that its helpers ran chunks.
+# daemon, stopped, reports that it did split batches, that its helpers ran chunks, and that
+# they wrote received batches to the TUN (the writer stage: order is what the flows check).
 set -eu
 # shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -112,7 +113,9 @@ for i in "$IFA" "$IFB"; do
 	runs=$(sed -n 's/.*transport crypto: \([0-9]*\) batches split.*/\1/p' <<<"$line")
 	helped=$(sed -n 's/.*threads, \([0-9]*\) of their.*/\1/p' <<<"$line")
 	[ "${runs:-0}" -gt 0 ] || failures+=("$i: no batch was split over the threads")
+	written=$(sed -n 's/.*; \([0-9]*\) TUN write batches by the helpers.*/\1/p' <<<"$line")
 	[ "${helped:-0}" -gt 0 ] || failures+=("$i: the helper threads ran no chunk")
+	[ "${written:-0}" -gt 0 ] || failures+=("$i: the helper threads wrote no received batch to the TUN")
 done
 
 [ ${#failures[@]} = 0 ] || fail "${failures[*]}"
