@@ -277,6 +277,19 @@ START_TEST(compare_and_wipe)
 	ck_assert(nt_equal(a, b, 32));
 	b[31] = 1;
 	ck_assert(!nt_equal(a, b, 32));
+	/* every size nt_equal has a path for (16, 32, any other), a difference in each byte */
+	for (size_t len = 1; len <= 32; len++) {
+		uint8_t x[32], y[32];
+
+		for (size_t i = 0; i < len; i++)
+			x[i] = y[i] = (uint8_t)(i * 7 + len);
+		ck_assert(nt_equal(x, y, len));
+		for (size_t i = 0; i < len; i++) {
+			y[i] ^= 0x80;
+			ck_assert_msg(!nt_equal(x, y, len), "len %zu: byte %zu differs", len, i);
+			y[i] ^= 0x80;
+		}
+	}
 	ck_assert(nt_is_zero(z, 32));
 	ck_assert(!nt_is_zero(a, 32));
 	nt_wipe(a, 32);
