@@ -245,8 +245,8 @@ static void lanes_forget(struct nt_engine *e)
 	}
 }
 
-static struct nt_crypto_op *op_add(struct nt_engine *e, uint8_t *body, size_t len, uint64_t counter,
-				   const uint8_t key[NT_KEY_LEN], bool open)
+static void op_add(struct nt_engine *e, uint8_t *body, size_t len, uint64_t counter, const uint8_t key[NT_KEY_LEN],
+		   bool open)
 {
 	struct nt_crypto_op *op = &e->ops[e->ops_len++];
 
@@ -257,7 +257,6 @@ static struct nt_crypto_op *op_add(struct nt_engine *e, uint8_t *body, size_t le
 	op->ok = false;
 	memcpy(op->key, key, NT_KEY_LEN);
 	e->ops_bytes += len;
-	return op;
 }
 
 static int crypto_init(struct nt_engine *e)
@@ -763,28 +762,16 @@ int nt_engine_init(struct nt_engine *e, struct nt_noise_static *identity, const 
 		return -EINVAL;
 	if (crypto_init(e))
 		return -ENOMEM;
-	if (host->submit) {
-		size_t len = NT_ENGINE_JOBS_MAX * sizeof(*e->jobs);
-
-		e->jobs = host->secrets_alloc ? host->secrets_alloc(host->ctx, len) : calloc(1, len);
-		if (!e->jobs)
-			return -ENOMEM;
-		memset(e->jobs, 0, len);
-	}
+	if (host->submit && !(e->jobs = secrets_alloc(e, NT_ENGINE_JOBS_MAX * sizeof(*e->jobs))))
+		return -ENOMEM;
 	return 0;
 }
 
 void nt_engine_destroy(struct nt_engine *e)
 {
 	jobs_quiesce(e, NULL, true);
-	if (e->jobs) {
-		nt_wipe(e->jobs, NT_ENGINE_JOBS_MAX * sizeof(*e->jobs));
-		if (e->host.secrets_free)
-			e->host.secrets_free(e->host.ctx, e->jobs);
-		else
-			free(e->jobs);
-		e->jobs = NULL;
-	}
+	secrets_free(e, e->jobs, NT_ENGINE_JOBS_MAX * sizeof(*e->jobs));
+	e->jobs = NULL;
 	crypto_destroy(e);
 	nt_allowedips_free(e->aips);
 	nt_ratelimiter_free(&e->ratelimiter);
@@ -1201,11 +1188,11 @@ static bool source_allowed(struct nt_engine *e, struct nt_peer *p, const uint8_t
 	return owner == &p->aips;
 }
 
+static void receive_opened(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
+
 /* A type-4 message, before its AEAD: the checks that need no key (size, index, the
  * peer's state, age, count, the replay window), then queued to be opened with the rest of
  * the batch (data_opened). */
-static void receive_opened(struct nt_engine *e, struct nt_now now, struct nt_engine_out *out);
-
 static void handle_data(struct nt_engine *e, uint8_t *msg, size_t len, const struct nt_datagram *d,
 			struct nt_now now, struct nt_engine_out *out)
 {
