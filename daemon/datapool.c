@@ -22,7 +22,6 @@
  * before queued writes, since the loop waits for those. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,9 +184,6 @@ unsigned datapool_threads(void)
 
 unsigned datapool_start(void)
 {
-	sigset_t all, old;
-	int err;
-
 	if (dp.helpers)
 		return dp.helpers + 1;
 	for (unsigned i = 0; i < WQ_MAX && datapool_threads() > 1; i++) {
@@ -197,16 +193,7 @@ unsigned datapool_start(void)
 			return 1; /* the single-threaded path */
 		}
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	while (dp.helpers + 1 < datapool_threads()) {
-		if ((err = pthread_create(&dp.th[dp.helpers], NULL, thread_main, NULL))) {
-			log_error("data threads: %s (%u started)", strerror(err), dp.helpers);
-			break;
-		}
-		dp.helpers++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	dp.helpers = threads_start(dp.th, datapool_threads() - 1, thread_main, "data threads");
 	log_verbose("transport crypto on %u thread(s)", dp.helpers + 1);
 	return dp.helpers + 1;
 }

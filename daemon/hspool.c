@@ -18,7 +18,6 @@
  * it. They take no signal: all are blocked in them (signalfd gets them). */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -82,8 +81,6 @@ unsigned hspool_start(void)
 	const char *env = getenv("NOISETUN_HS_THREADS");
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned want = env && *env ? (unsigned)strtoul(env, NULL, 10) : cpus > 0 ? (unsigned)cpus : 1;
-	sigset_t all, old;
-	int err;
 
 	if (hp.threads || hp.efd >= 0)
 		return hp.threads;
@@ -92,16 +89,7 @@ unsigned hspool_start(void)
 		log_error("handshake threads: eventfd: %s; handshakes on the event loop", strerror(errno));
 		return 0;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	while (hp.threads < want) {
-		if ((err = pthread_create(&hp.th[hp.threads], NULL, thread_main, NULL))) {
-			log_error("handshake threads: %s (%u started)", strerror(err), hp.threads);
-			break;
-		}
-		hp.threads++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	hp.threads = threads_start(hp.th, want, thread_main, "handshake threads");
 	log_verbose("handshakes on %u worker thread(s)%s", hp.threads, hp.threads ? "" : ": on the event loop");
 	return hp.threads;
 }

@@ -5,6 +5,7 @@
 
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -85,6 +86,11 @@ uint64_t wall_ns(void);      /* CLOCK_REALTIME */
 uint64_t proto_now_ns(void);
 uint64_t proto_to_real_ns(uint64_t t);
 extern const struct nt_rng sys_rng;
+
+/* ---- threads ---- */
+/* Start up to want threads running fn, with every signal blocked (the loop's signalfd
+ * takes them); returns how many started, each failure logged as what's. */
+unsigned threads_start(pthread_t *th, unsigned want, void *(*fn)(void *), const char *what);
 
 /* ---- endpoints: union nt_endpoint, struct nt_endpoint_src (noisetun/engine.h) ---- */
 socklen_t endpoint_len(const union nt_endpoint *ep);

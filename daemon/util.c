@@ -1,6 +1,8 @@
 /* Time, randomness and endpoint helpers: the daemon's side of what the core takes as
  * parameters. */
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,4 +118,22 @@ size_t endpoint_format(char *buf, size_t size, const union nt_endpoint *ep)
 
 	endpoint_to_uapi(&u, ep);
 	return nt_uapi_format_endpoint(buf, size, &u);
+}
+
+unsigned threads_start(pthread_t *th, unsigned want, void *(*fn)(void *), const char *what)
+{
+	sigset_t all, old;
+	unsigned n = 0;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; n < want; n++) {
+		if ((err = pthread_create(&th[n], NULL, fn, NULL))) {
+			log_error("%s: %s (%u started)", what, strerror(err), n);
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return n;
 }
