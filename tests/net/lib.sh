@@ -346,7 +346,7 @@ nt_cleanup() {
 	# Say so if anything of ours survived (after a skip the last line must stay the reason).
 	local left=""
 	for ns in "${NT_NETNS[@]}"; do
-		ip netns list | grep -q "^$ns\b" && left="$left netns:$ns"
+		ip netns list 2>/dev/null | grep -q "^$ns\b" && left="$left netns:$ns"
 	done
 	for i in "${NT_IFACES[@]}"; do
 		[ -e "$NT_SOCK_DIR/$i.sock" ] && left="$left sock:$i"
