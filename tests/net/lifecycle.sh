@@ -69,21 +69,7 @@ for r in a b; do
 done
 
 # The control socket, raw: stock wg neither sends nor shows noisetun_ keys.
-ctl() {
-	python3 - "$NT_SOCK_DIR/${IF[b]}.sock" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode().decode("unicode_escape").encode())
-out = b""
-while not out.endswith(b"\n\n"):
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
-sys.stdout.write(out.decode())
-PY
-}
+ctl() { rawget "${IF[b]}" "$1"; }
 apub_hex=$(key_pub a | base64 -d | od -An -tx1 | tr -d ' \n')
 reload_b() {
 	local n
