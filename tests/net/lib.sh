@@ -388,6 +388,24 @@ tun_up() {
 	ip -n "$ns" link set "$ifc" up
 }
 
+# The usual tunnel between namespaces $NSA and $NSB, already linked as 192.0.2.1 and .2
+# (link_pair or lan_create): keys a and b; implementation $1 on $IFA and $2 on $IFB, each
+# the other's peer at its endpoint (ports 51820 and 51821); the TUNs up as 10.0.0.1-2/24
+# and fd00::1-2/64. Variables set on the call reach both daemons' environments.
+tunnel_up() {
+	local impl_a=$1 impl_b=$2
+	key_new a
+	key_new b
+	start_wg "$impl_a" "$NSA" "$IFA"
+	start_wg "$impl_b" "$NSB" "$IFB"
+	wgn "$NSA" set "$IFA" private-key "$(key_file a)" listen-port 51820 \
+		peer "$(key_pub b)" endpoint 192.0.2.2:51821 allowed-ips 10.0.0.2/32,fd00::2/128
+	wgn "$NSB" set "$IFB" private-key "$(key_file b)" listen-port 51821 \
+		peer "$(key_pub a)" endpoint 192.0.2.1:51820 allowed-ips 10.0.0.1/32,fd00::1/128
+	tun_up "$NSA" "$IFA" 10.0.0.1/24 fd00::1/64
+	tun_up "$NSB" "$IFB" 10.0.0.2/24 fd00::2/64
+}
+
 # wait_for SECS DESC CMD...: poll CMD every 0.1 s until it succeeds; fail after SECS.
 wait_for() {
 	local secs=$1 desc=$2 end

@@ -26,16 +26,7 @@ IFA=$(if_name a) IFB=$(if_name b)
 ns_create "$NSA"
 ns_create "$NSB"
 link_pair "$NSA" 1 "$NSB" 2
-key_new a
-key_new b
-start_wg "$NT_IMPL_A" "$NSA" "$IFA"
-start_wg "$NT_IMPL_B" "$NSB" "$IFB"
-wgn "$NSA" set "$IFA" private-key "$(key_file a)" listen-port 51820 \
-	peer "$(key_pub b)" endpoint 192.0.2.2:51821 allowed-ips 10.0.0.2/32,fd00::2/128
-wgn "$NSB" set "$IFB" private-key "$(key_file b)" listen-port 51821 \
-	peer "$(key_pub a)" endpoint 192.0.2.1:51820 allowed-ips 10.0.0.1/32,fd00::1/128
-tun_up "$NSA" "$IFA" 10.0.0.1/24 fd00::1/64
-tun_up "$NSB" "$IFB" 10.0.0.2/24 fd00::2/64
+tunnel_up "$NT_IMPL_A" "$NT_IMPL_B"
 
 # Test that the tunnel is up on the original path.
 ping_ok "$NSA" 10.0.0.2
