@@ -252,7 +252,6 @@ unsigned datapool_helpers(void)
 bool datapool_write_tun(const struct tun_params *t, const struct nt_gro_packet *q, size_t n, unsigned set)
 {
 	struct wjob *j;
-
 	size_t bytes = 0;
 
 	if (!dp.helpers || n > TUNQ_MAX || set >= RX_SETS)
@@ -301,10 +300,20 @@ void datapool_wait_written(unsigned set)
 	pthread_mutex_unlock(&dp.mu);
 }
 
+static void queue_free(void)
+{
+	for (unsigned i = 0; i < WQ_MAX; i++) {
+		free(dp.wq[i].q);
+		dp.wq[i].q = NULL;
+	}
+}
+
 void datapool_stop(void)
 {
-	if (!dp.helpers)
+	if (!dp.helpers) {
+		queue_free(); /* made at start, but no helper came */
 		return;
+	}
 	pthread_mutex_lock(&dp.mu);
 	dp.stop = true;
 	dp.gen++; /* ends a spin */
@@ -317,8 +326,5 @@ void datapool_stop(void)
 		    (unsigned long long)dp.runs, dp.helpers + 1, (unsigned long long)atomic_load(&dp.helped),
 		    (unsigned long long)dp.chunks, (unsigned long long)dp.batches_written);
 	dp.helpers = 0;
-	for (unsigned i = 0; i < WQ_MAX; i++) {
-		free(dp.wq[i].q);
-		dp.wq[i].q = NULL;
-	}
+	queue_free();
 }

@@ -17,8 +17,9 @@
 
 static uint8_t rx_bufs[RX_SETS][BATCH][BUF_SIZE];
 static unsigned rx_set;        /* the set of the batch being handled */
-static bool rx_batch_done;     /* its final flush: the engine is done with the buffers */
-static bool in_receive;
+/* Where receive_udp is: TUN packets only come from a batch, and only its final flush
+ * finds the engine done with the set's buffers. */
+static enum { RX_IDLE, RX_OPENING, RX_FLUSHING } rx_stage;
 
 static void write_tun(const struct tun_params *t, uint8_t *pkt, size_t len, const struct nt_vnet_hdr *h)
 {
@@ -59,8 +60,8 @@ void receive_write_tun(struct device *dev, struct nt_gro_packet *q, size_t n)
 	/* Only a batch's packets go to the writer: they lie in its set. A flush before the
 	 * batch's end waits for its writes, since the engine goes on reading that set (and
 	 * coalescing moves bytes within it). */
-	if (in_receive && datapool_write_tun(&t, q, n, rx_set)) {
-		if (!rx_batch_done)
+	if (rx_stage != RX_IDLE && datapool_write_tun(&t, q, n, rx_set)) {
+		if (rx_stage == RX_OPENING)
 			datapool_wait_written(rx_set);
 		return;
 	}
@@ -139,10 +140,9 @@ void receive_udp(struct device *dev, int fd)
 	}
 	out = device_out(dev);
 	rx_set = set;
-	in_receive = true;
-	rx_batch_done = false;
+	rx_stage = RX_OPENING;
 	nt_engine_receive(&dev->eng, dg, (size_t)n, device_now(), out);
-	rx_batch_done = true;
+	rx_stage = RX_FLUSHING;
 	nt_engine_flush(out);
-	in_receive = false;
+	rx_stage = RX_IDLE;
 }
